@@ -1,0 +1,129 @@
+package dnsd
+
+import (
+	"net/netip"
+	"strings"
+
+	"github.com/miekg/dns"
+
+	"github.com/airgapd/airgapd/internal/conf"
+)
+
+// Config is the `dns:` section. Keys follow named.conf options: allow-query,
+// allow-recursion, allow-transfer, forwarders, forward first|only, and zones.
+type Config struct {
+	Enabled        *bool         `yaml:"enabled,omitempty"`
+	Listen         []string      `yaml:"listen"`
+	AllowQuery     []string      `yaml:"allow_query"`
+	AllowRecursion []string      `yaml:"allow_recursion"`
+	AllowTransfer  []string      `yaml:"allow_transfer"`
+	Forwarders     []string      `yaml:"forwarders"`
+	Forward        string        `yaml:"forward"`
+	ForwardZones   []ForwardZone `yaml:"forward_zones"`
+	RootHints      string        `yaml:"root_hints"`
+	Cache          CacheConfig   `yaml:"cache"`
+	QueryLog       bool          `yaml:"query_log"`
+	Zones          []Zone        `yaml:"zones"`
+}
+
+// ForwardZone is BIND's `zone "x" { type forward; forwarders { … }; }`.
+type ForwardZone struct {
+	Name       string   `yaml:"name"`
+	Forwarders []string `yaml:"forwarders"`
+}
+
+// CacheConfig sizes the answer cache.
+type CacheConfig struct {
+	MaxEntries int           `yaml:"max_entries"`
+	ServeStale conf.Duration `yaml:"serve_stale"`
+	Prefetch   bool          `yaml:"prefetch"`
+}
+
+// Zone is a local authoritative zone: records written inline as RFC 1035
+// lines, from a zone file, or both.
+type Zone struct {
+	Name    string   `yaml:"name"`
+	Records []string `yaml:"records"`
+	File    string   `yaml:"file"`
+}
+
+// DefaultConfig is what an empty `dns: {}` section means. Both ACLs default
+// to loopback only: airgapd is never an open resolver by accident.
+func DefaultConfig() Config {
+	return Config{
+		Listen:         []string{"0.0.0.0:53"},
+		AllowQuery:     []string{"127.0.0.0/8", "::1"},
+		AllowRecursion: []string{"127.0.0.0/8", "::1"},
+		Forward:        "first",
+		Cache:          CacheConfig{MaxEntries: 100000, ServeStale: conf.Duration(86400e9), Prefetch: true},
+		QueryLog:       true,
+	}
+}
+
+// Validate reports every problem in the section.
+func (c Config) Validate() error {
+	var ps conf.Problems
+	if len(c.Listen) == 0 {
+		ps.Add("listen", "add e.g. listen: [\"0.0.0.0:53\"]", "no listen address")
+	}
+	for i, l := range c.Listen {
+		conf.CheckListen(&ps, conf.Index("listen", i), l)
+	}
+	conf.CheckCIDRs(&ps, "allow_query", c.AllowQuery)
+	conf.CheckCIDRs(&ps, "allow_recursion", c.AllowRecursion)
+	conf.CheckCIDRs(&ps, "allow_transfer", c.AllowTransfer)
+	checkServers(&ps, "forwarders", c.Forwarders)
+	if c.Forward != "first" && c.Forward != "only" {
+		ps.Add("forward", "use first or only, as in named.conf", "forward is %q", c.Forward)
+	}
+	for i, fz := range c.ForwardZones {
+		p := conf.Index("forward_zones", i)
+		checkDomain(&ps, conf.Join(p, "name"), fz.Name)
+		if len(fz.Forwarders) == 0 {
+			ps.Add(conf.Join(p, "forwarders"), "list at least one server", "forward zone %q has no forwarders", fz.Name)
+		}
+		checkServers(&ps, conf.Join(p, "forwarders"), fz.Forwarders)
+	}
+	conf.CheckFile(&ps, "root_hints", c.RootHints)
+	if c.Cache.MaxEntries < 0 {
+		ps.Add("cache.max_entries", "use 0 to turn the cache off", "max_entries is negative")
+	}
+	if c.Cache.ServeStale < 0 {
+		ps.Add("cache.serve_stale", "", "serve_stale is negative")
+	}
+	seen := map[string]bool{}
+	for i, z := range c.Zones {
+		p := conf.Index("zones", i)
+		checkDomain(&ps, conf.Join(p, "name"), z.Name)
+		key := strings.ToLower(strings.TrimSuffix(z.Name, "."))
+		if seen[key] {
+			ps.Add(conf.Join(p, "name"), "merge the two entries", "zone %q is defined twice", z.Name)
+		}
+		seen[key] = true
+		conf.CheckFile(&ps, conf.Join(p, "file"), z.File)
+	}
+	return ps.Err()
+}
+
+// checkServers checks upstream DNS servers written as IP or IP:port.
+func checkServers(ps *conf.Problems, path string, list []string) {
+	for i, s := range list {
+		if _, err := netip.ParseAddr(s); err == nil {
+			continue
+		}
+		if ap, err := netip.ParseAddrPort(s); err == nil && ap.Port() != 0 {
+			continue
+		}
+		ps.Add(conf.Index(path, i), "write an IP address, or IP:port for a non-standard port", "%q is not a server address", s)
+	}
+}
+
+func checkDomain(ps *conf.Problems, path, name string) {
+	if name == "" {
+		ps.Add(path, "", "name is empty")
+		return
+	}
+	if _, ok := dns.IsDomainName(name); !ok {
+		ps.Add(path, "", "%q is not a domain name", name)
+	}
+}

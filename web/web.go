@@ -1,0 +1,209 @@
+// Package web builds every HTTP listener's router: the admin UI and JSON
+// API (web.listen), the mirror's plain-HTTP listener (/repos/, /files/,
+// /bootstrap/, /ca.crt), the registry's /v2/, and the local control socket
+// that `airgapd status` and the long-running commands use.
+//
+// web reaches the rest of airgapd only through the interfaces declared here;
+// server satisfies them.
+package web
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/airgapd/airgapd/internal/conf"
+)
+
+// Instance is what web needs from the running airgapd.
+type Instance interface {
+	// Status returns every service's status as JSON-encodable plain data.
+	Status() any
+	// Ready reports whether every enabled service has started.
+	Ready() bool
+	// CACertPEM returns the appliance CA certificate, or nil when there is
+	// none (every listener has tls: off or its own files).
+	CACertPEM() []byte
+}
+
+// Deps is what server hands web: the sockets it opened (nil for a listener
+// that is not configured), their TLS settings, and the services' handlers.
+type Deps struct {
+	Logger   *slog.Logger
+	Metrics  prometheus.Gatherer
+	Instance Instance
+
+	UI       net.Listener // web.listen; nil when web is disabled
+	UITLS    *tls.Config  // nil = plain HTTP
+	Control  net.Listener // runtime_dir/api.sock; always present
+	Mirror   net.Listener // mirror.listen; nil when the mirror is disabled
+	Registry net.Listener // registry.listen; nil when the registry is disabled
+	// RegistryTLS is nil for plain HTTP.
+	RegistryTLS *tls.Config
+
+	MirrorHandler   http.Handler // serves /repos/ and /files/
+	RegistryHandler http.Handler // serves /v2/
+}
+
+// Status is web's state for the UI, API and metrics.
+type Status struct {
+	State     string   `json:"state"`
+	Summary   string   `json:"summary"`
+	Listeners []string `json:"listeners"`
+}
+
+// Server serves every HTTP listener.
+type Server struct {
+	cfg  Config
+	deps Deps
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	running bool
+}
+
+// shutdownGrace bounds how long in-flight requests may finish after stop:
+// systemd expects airgapd gone within 5 s of SIGTERM.
+const shutdownGrace = 3 * time.Second
+
+// New validates cfg and returns a server for deps' listeners. It opens nothing.
+func New(cfg Config, deps Deps) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Control == nil {
+		return nil, errors.New("web: no control socket")
+	}
+	if deps.Instance == nil {
+		return nil, errors.New("web: no instance to report on")
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Server{cfg: cfg, deps: deps, log: deps.Logger}, nil
+}
+
+// Reload applies a new config. The listeners' routers are built at start,
+// so any change asks server to build a new instance on the same sockets.
+func (s *Server) Reload(cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	return conf.ErrRestartNeeded
+}
+
+// Status reports web's listeners.
+func (s *Server) Status() Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := Status{State: "down"}
+	if s.running {
+		st.State = "up"
+	}
+	for _, l := range s.listeners() {
+		st.Listeners = append(st.Listeners, l.name+" "+l.url())
+	}
+	st.Summary = fmt.Sprintf("%d HTTP listeners", len(st.Listeners))
+	return st
+}
+
+type listener struct {
+	name    string
+	ln      net.Listener
+	tls     *tls.Config
+	handler http.Handler
+}
+
+func (l listener) url() string {
+	if _, ok := l.ln.(*net.UnixListener); ok {
+		return "unix:" + l.ln.Addr().String()
+	}
+	scheme := "http"
+	if l.tls != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + l.ln.Addr().String()
+}
+
+func (s *Server) listeners() []listener {
+	var ls []listener
+	if s.deps.UI != nil {
+		ls = append(ls, listener{"ui", s.deps.UI, s.deps.UITLS, s.uiRouter()})
+	}
+	ls = append(ls, listener{"control", s.deps.Control, nil, s.controlRouter()})
+	if s.deps.Mirror != nil {
+		ls = append(ls, listener{"mirror", s.deps.Mirror, nil, s.mirrorRouter()})
+	}
+	if s.deps.Registry != nil {
+		ls = append(ls, listener{"registry", s.deps.Registry, s.deps.RegistryTLS, s.registryRouter()})
+	}
+	return ls
+}
+
+// Run serves every listener until ctx ends, then lets in-flight requests
+// finish (bounded by shutdownGrace) and returns nil. It closes the listeners
+// it was handed; server hands each instance its own duplicate, so the
+// sockets themselves stay open for the next instance.
+func (s *Server) Run(ctx context.Context) error {
+	ls := s.listeners()
+	servers := make([]*http.Server, len(ls))
+	errc := make(chan error, len(ls))
+	for i, l := range ls {
+		hs := &http.Server{
+			Handler:           l.handler,
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		}
+		if _, ok := l.ln.(*net.UnixListener); ok {
+			hs.ConnContext = withPeerCred
+		}
+		servers[i] = hs
+		ln := l.ln
+		if l.tls != nil {
+			ln = tls.NewListener(ln, l.tls)
+		}
+		go func(name string) {
+			err := hs.Serve(ln)
+			if errors.Is(err, http.ErrServerClosed) {
+				err = nil
+			}
+			if err != nil {
+				err = fmt.Errorf("web: %s listener: %w", name, err)
+			}
+			errc <- err
+		}(l.name)
+		s.log.Info("serving HTTP", "listener", l.name, "url", l.url())
+	}
+	s.mu.Lock()
+	s.running = true
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.running = false
+		s.mu.Unlock()
+	}()
+
+	var firstErr error
+	select {
+	case <-ctx.Done():
+	case firstErr = <-errc:
+		// One listener failed: stop the others and report it.
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	for _, hs := range servers {
+		if err := hs.Shutdown(shutdownCtx); err != nil {
+			hs.Close()
+		}
+	}
+	return firstErr
+}
