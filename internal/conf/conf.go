@@ -209,9 +209,9 @@ func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(),
 // from the appliance CA, "off" serves plain HTTP, and {cert, key} uses files
 // the operator supplies.
 type TLS struct {
-	Mode string // "auto", "off" or "files"
-	Cert string
-	Key  string
+	Mode string `yaml:"-"` // "auto", "off" or "files"
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
 }
 
 // TLS modes.

@@ -1,0 +1,444 @@
+// Package server loads and validates airgapd.yaml, owns every listening
+// socket and the appliance CA, builds every service, and runs them together:
+// ordered start, reverse stop, reload on SIGHUP that builds the new service
+// before the old one stops, and systemd notify/watchdog.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/airgapd/airgapd/internal/conf"
+	"github.com/airgapd/airgapd/server/pki"
+	"github.com/airgapd/airgapd/web"
+)
+
+// Options configure a Server beyond its config file.
+type Options struct {
+	// ConfigPath is reread on Reload; empty means the built-in dev defaults.
+	ConfigPath string
+	Version    string
+	// Logger, when nil, is built from the config's log section.
+	Logger *slog.Logger
+	// Notify reports state to systemd; nil uses NOTIFY_SOCKET when set.
+	Notify Notifier
+}
+
+// Notifier tells the service manager what airgapd is doing.
+type Notifier interface {
+	Notify(state string) error
+	// WatchdogInterval is zero when no watchdog is expected.
+	WatchdogInterval() time.Duration
+}
+
+// Server runs every configured service.
+type Server struct {
+	opts    Options
+	log     *slog.Logger
+	notify  Notifier
+	metrics *prometheus.Registry // server's own metrics; services get their own
+
+	sockets    *socketSet
+	controlKey socketKey
+	ca         *pki.Authority
+
+	mirrorHandler   swappableHandler
+	registryHandler swappableHandler
+
+	mu        sync.Mutex // guards cfg, instances and loadedAt
+	cfg       *Config
+	instances []*instance // in start order
+	loadedAt  time.Time
+
+	startedAt time.Time
+	ready     atomic.Bool
+	failed    chan error // a service's Run returned an error
+	reloads   *prometheus.CounterVec
+}
+
+var _ web.Instance = (*Server)(nil)
+
+// stopBudget bounds a whole stop: systemd (and users) expect SIGTERM to end
+// airgapd within 5 s.
+const stopBudget = 4500 * time.Millisecond
+
+// New prepares a server for cfg. It opens nothing.
+func New(cfg *Config, opts Options) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := opts.Logger
+	if log == nil {
+		log = NewLogger(cfg.Log, os.Stderr)
+	}
+	n := opts.Notify
+	if n == nil {
+		n = systemdNotifier{}
+	}
+	s := &Server{
+		opts:    opts,
+		log:     log,
+		notify:  n,
+		metrics: prometheus.NewRegistry(),
+		sockets: newSocketSet(),
+		cfg:     cfg,
+		failed:  make(chan error, 16),
+	}
+	s.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "airgapd_build_info", Help: "airgapd's version; always 1."}, []string{"version"})
+	build.WithLabelValues(opts.Version).Set(1)
+	s.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "airgapd_config_reloads_total", Help: "Config reloads, by result."}, []string{"result"})
+	s.metrics.MustRegister(build, s.reloads, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "airgapd_ready", Help: "1 when every enabled service has started.",
+	}, func() float64 {
+		if s.ready.Load() {
+			return 1
+		}
+		return 0
+	}))
+	return s, nil
+}
+
+// Logger returns the server's logger.
+func (s *Server) Logger() *slog.Logger { return s.log }
+
+// Run opens the sockets, starts every enabled service in order and serves
+// until ctx ends or a service fails. reload delivers SIGHUPs. On a clean stop
+// it returns nil.
+func (s *Server) Run(ctx context.Context, reload <-chan os.Signal) error {
+	s.startedAt = time.Now()
+	if err := s.start(); err != nil {
+		return err
+	}
+	s.ready.Store(true)
+	s.notify.Notify("READY=1\nSTATUS=" + s.oneLine())
+	s.log.Info("airgapd ready", "version", s.opts.Version, "config", s.cfg.Source)
+
+	var watchdog <-chan time.Time
+	if iv := s.notify.WatchdogInterval(); iv > 0 {
+		t := time.NewTicker(iv / 2)
+		defer t.Stop()
+		watchdog = t.C
+	}
+	caCtx, stopCA := context.WithCancel(context.Background())
+	caDone := make(chan struct{})
+	go func() { defer close(caDone); s.ca.Run(caCtx) }()
+
+	var runErr error
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-reload:
+			s.Reload()
+		case <-watchdog:
+			s.notify.Notify("WATCHDOG=1")
+		case err := <-s.failed:
+			runErr = err
+			s.log.Error("a service failed; stopping", "err", err)
+			break loop
+		}
+	}
+	s.ready.Store(false)
+	s.notify.Notify("STOPPING=1")
+	s.log.Info("stopping")
+	stopCA()
+	<-caDone
+	s.stopAll()
+	return runErr
+}
+
+// start opens the data and runtime folders, the CA, every socket, and
+// starts the services in order. When one fails, the started ones stop in
+// reverse order and the error says which failed and why.
+func (s *Server) start() error {
+	c := s.cfg
+	if err := os.MkdirAll(c.DataDir, 0o750); err != nil {
+		return fmt.Errorf("create data_dir: %w", err)
+	}
+	ca, err := pki.Open(pki.Options{Dir: filepath.Join(c.DataDir, "pki"), Names: certNames(c), Addresses: certAddrs(c), Logger: s.log.With("component", "pki")})
+	if err != nil {
+		return fmt.Errorf("appliance CA: %w", err)
+	}
+	s.ca = ca
+	if s.controlKey, err = s.sockets.openControlSocket(c.RuntimeDir); err != nil {
+		return err
+	}
+	if _, err := s.sockets.open(c.listens()); err != nil {
+		s.sockets.closeAll()
+		return err
+	}
+	for _, sp := range s.specs() {
+		if sp.section(c) == nil { // absent or disabled
+			continue
+		}
+		in, err := s.build(sp, c)
+		if err == nil {
+			s.launch(in)
+			s.instances = append(s.instances, in)
+			continue
+		}
+		s.log.Error("service failed to start; stopping the others", "service", sp.name, "err", err)
+		s.stopAll()
+		return fmt.Errorf("%s failed to start: %w", sp.name, err)
+	}
+	s.loadedAt = time.Now()
+	return nil
+}
+
+// build makes an instance without starting it.
+func (s *Server) build(sp spec, c *Config) (*instance, error) {
+	in := s.newInstance(sp, c)
+	if err := sp.build(s, c, in); err != nil {
+		in.closeFDs()
+		return nil, err
+	}
+	return in, nil
+}
+
+// launch runs an instance in its own goroutine. An error from Run while it
+// is meant to be running stops airgapd (systemd restarts it).
+func (s *Server) launch(in *instance) {
+	ctx, cancel := context.WithCancel(context.Background())
+	in.cancel = cancel
+	in.done = make(chan error, 1)
+	go func() {
+		err := in.run(ctx)
+		in.closeFDs()
+		if err != nil && ctx.Err() == nil {
+			s.failed <- fmt.Errorf("%s: %w", in.name, err)
+		}
+		in.done <- err
+	}()
+}
+
+// stop cancels an instance and waits for it, at most until deadline.
+func (s *Server) stop(in *instance, deadline time.Time) {
+	in.cancel()
+	select {
+	case <-in.done:
+	case <-time.After(time.Until(deadline)):
+		s.log.Warn("service did not stop in time", "service", in.name)
+	}
+}
+
+// stopAll stops every instance in reverse start order, then closes the
+// sockets and removes the control socket.
+func (s *Server) stopAll() {
+	deadline := time.Now().Add(stopBudget)
+	s.mu.Lock()
+	ins := slices.Clone(s.instances)
+	s.instances = nil
+	s.mu.Unlock()
+	for _, in := range slices.Backward(ins) {
+		s.stop(in, deadline)
+	}
+	s.sockets.closeAll()
+}
+
+// Reload rereads the config file and applies it. An invalid config, or one
+// whose new sockets cannot be opened, leaves everything as it was and logs
+// why. Unchanged services keep running untouched; a changed one is reloaded
+// in place, or rebuilt on the same sockets and swapped in before the old one
+// stops.
+func (s *Server) Reload() error {
+	s.notify.Notify("RELOADING=1\nMONOTONIC_USEC=" + monotonicUsec())
+	defer s.notify.Notify("READY=1\nSTATUS=" + s.oneLine())
+	err := s.reload()
+	if err != nil {
+		s.reloads.WithLabelValues("failed").Inc()
+		s.log.Error("reload failed; keeping the running config", "err", err)
+		return err
+	}
+	s.reloads.WithLabelValues("ok").Inc()
+	s.log.Info("config reloaded", "config", s.cfg.Source)
+	return nil
+}
+
+func (s *Server) reload() error {
+	var next *Config
+	var err error
+	if s.opts.ConfigPath == "" {
+		next, err = LoadDev()
+	} else {
+		next, err = LoadFile(s.opts.ConfigPath)
+	}
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur := s.cfg
+	if next.DataDir != cur.DataDir || next.RuntimeDir != cur.RuntimeDir {
+		return errors.New("data_dir or runtime_dir changed: restart airgapd to apply that (systemctl restart airgapd)")
+	}
+	opened, err := s.sockets.open(next.listens())
+	if err != nil {
+		return err
+	}
+	if err := s.ca.Update(certNames(next), certAddrs(next)); err != nil {
+		s.sockets.close(opened)
+		return fmt.Errorf("appliance CA: %w", err)
+	}
+
+	type change struct {
+		old, new *instance
+	}
+	var changes []change
+	var kept []*instance
+	discard := func() {
+		for _, ch := range changes {
+			if ch.new != nil {
+				ch.new.closeFDs()
+			}
+		}
+		s.sockets.close(opened)
+	}
+	byName := map[string]*instance{}
+	for _, in := range s.instances {
+		byName[in.name] = in
+	}
+	// Build every new instance before touching a running one.
+	for _, sp := range s.specs() {
+		old := byName[sp.name]
+		want := sp.section(next)
+		if want == nil {
+			if old != nil {
+				changes = append(changes, change{old: old})
+			}
+			continue
+		}
+		if old != nil && slices.Equal(old.sockets, s.newInstance(sp, next).sockets) {
+			if sameSection(old.section, want) {
+				kept = append(kept, old)
+				continue
+			}
+			err := old.reload(next)
+			if err == nil {
+				old.section = want
+				kept = append(kept, old)
+				s.log.Info("service reloaded in place", "service", sp.name)
+				continue
+			}
+			if !errors.Is(err, conf.ErrRestartNeeded) {
+				discard()
+				return fmt.Errorf("%s: %w", sp.name, err)
+			}
+		}
+		in, err := s.build(sp, next)
+		if err != nil {
+			discard()
+			return fmt.Errorf("%s: %w", sp.name, err)
+		}
+		changes = append(changes, change{old: old, new: in})
+	}
+
+	// Swap: start each new instance, then stop the one it replaces.
+	deadline := time.Now().Add(stopBudget)
+	for _, ch := range changes {
+		if ch.new != nil {
+			s.launch(ch.new)
+			s.log.Info("service rebuilt", "service", ch.new.name)
+		}
+		if ch.old != nil {
+			s.stop(ch.old, deadline)
+			if ch.new == nil {
+				s.log.Info("service stopped: section removed or disabled", "service", ch.old.name)
+			}
+		}
+	}
+	var ins []*instance
+	for _, sp := range s.specs() {
+		for _, in := range kept {
+			if in.name == sp.name {
+				ins = append(ins, in)
+			}
+		}
+		for _, ch := range changes {
+			if ch.new != nil && ch.new.name == sp.name {
+				ins = append(ins, ch.new)
+			}
+		}
+	}
+	s.instances = ins
+	wantSockets := map[socketKey]bool{s.controlKey: true}
+	for _, l := range next.listens() {
+		wantSockets[keyFor(l)] = true
+	}
+	s.sockets.keepOnly(wantSockets)
+	s.cfg = next
+	s.loadedAt = time.Now()
+	return nil
+}
+
+// certNames are the DNS names the server certificate covers.
+func certNames(c *Config) []string {
+	names := []string{"localhost"}
+	if c.Advertise.Name != "" && c.Advertise.Name != "localhost" {
+		names = append(names, c.Advertise.Name)
+	}
+	return names
+}
+
+// certAddrs are the IPs it covers: loopback, the advertised addresses and
+// every specific listen address.
+func certAddrs(c *Config) []netip.Addr {
+	seen := map[netip.Addr]bool{}
+	var out []netip.Addr
+	add := func(a netip.Addr) {
+		if a.IsValid() && !a.IsUnspecified() && !seen[a] {
+			seen[a] = true
+			out = append(out, a)
+		}
+	}
+	add(netip.MustParseAddr("127.0.0.1"))
+	add(netip.MustParseAddr("::1"))
+	for _, s := range c.Advertise.Addresses {
+		a, _ := netip.ParseAddr(s)
+		add(a)
+	}
+	for _, l := range c.listens() {
+		if ap, err := netip.ParseAddrPort(l.addr); err == nil {
+			add(ap.Addr())
+		}
+	}
+	return out
+}
+
+// gatherer collects server's metrics and every running instance's.
+func (s *Server) gatherer() prometheus.Gatherer {
+	return prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
+		s.mu.Lock()
+		gs := prometheus.Gatherers{s.metrics}
+		for _, in := range s.instances {
+			gs = append(gs, in.metrics)
+		}
+		s.mu.Unlock()
+		return gs.Gather()
+	})
+}
+
+// CACertPEM implements web.Instance.
+func (s *Server) CACertPEM() []byte {
+	if s.ca == nil {
+		return nil
+	}
+	return s.ca.CACertPEM()
+}
+
+// Ready implements web.Instance.
+func (s *Server) Ready() bool { return s.ready.Load() }

@@ -1,0 +1,213 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"syscall"
+)
+
+// socketKey names one listening socket. Port-0 addresses (tests) are made
+// unique by the config path that asked for them.
+type socketKey struct {
+	network string // tcp | udp | unix
+	addr    string
+	owner   string // config path, only for port 0
+}
+
+func (k socketKey) String() string { return k.network + " " + k.addr }
+
+func keyFor(l listenAddr) socketKey {
+	k := socketKey{network: l.network, addr: l.addr}
+	if _, port, _ := net.SplitHostPort(l.addr); port == "0" {
+		k.owner = l.path
+	}
+	return k
+}
+
+// socketSet holds every socket server opened. Each socket is kept as a file
+// descriptor of server's own; a service instance gets a duplicate, so when
+// an old instance closes its listener on stop, the socket stays open and the
+// next instance keeps accepting on it (build, then swap, without a gap).
+type socketSet struct {
+	files map[socketKey]*os.File
+	bound map[socketKey]string // actual address (port 0 resolved)
+}
+
+func newSocketSet() *socketSet {
+	return &socketSet{files: map[socketKey]*os.File{}, bound: map[socketKey]string{}}
+}
+
+// open opens every wanted socket not yet open. On failure it closes the
+// ones it opened in this call and returns an error naming the address and,
+// when it can tell, the process holding it.
+func (s *socketSet) open(want []listenAddr) (opened []socketKey, err error) {
+	defer func() {
+		if err != nil {
+			s.close(opened)
+			opened = nil
+		}
+	}()
+	for _, l := range want {
+		k := keyFor(l)
+		if _, ok := s.files[k]; ok {
+			continue
+		}
+		addr := l.addr
+		// DNS wants UDP and TCP on one port: when the TCP side took a
+		// random port, the UDP side takes the same one.
+		if k.owner != "" && l.network == "udp" {
+			if tcp, ok := s.bound[socketKey{"tcp", l.addr, k.owner}]; ok {
+				host, _, _ := net.SplitHostPort(l.addr)
+				_, port, _ := net.SplitHostPort(tcp)
+				addr = net.JoinHostPort(host, port)
+			}
+		}
+		f, bound, err := listenFile(l.network, addr)
+		if err != nil {
+			return opened, fmt.Errorf("%s (%s): %w", l.path, l.network, err)
+		}
+		s.files[k] = f
+		s.bound[k] = bound
+		opened = append(opened, k)
+	}
+	return opened, nil
+}
+
+// listenFile opens a socket and returns server's descriptor for it.
+func listenFile(network, addr string) (*os.File, string, error) {
+	switch network {
+	case "udp":
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return nil, "", explainListenError(network, addr, err)
+		}
+		defer pc.Close() // the File below is a duplicate that stays open
+		f, err := pc.(*net.UDPConn).File()
+		return f, pc.LocalAddr().String(), err
+	case "tcp", "unix":
+		ln, err := net.Listen(network, addr)
+		if err != nil {
+			return nil, "", explainListenError(network, addr, err)
+		}
+		if ul, ok := ln.(*net.UnixListener); ok {
+			// server removes the socket file itself, at stop.
+			ul.SetUnlinkOnClose(false)
+		}
+		defer ln.Close()
+		var f *os.File
+		switch l := ln.(type) {
+		case *net.TCPListener:
+			f, err = l.File()
+		case *net.UnixListener:
+			f, err = l.File()
+		}
+		return f, ln.Addr().String(), err
+	}
+	return nil, "", fmt.Errorf("unknown network %q", network)
+}
+
+// explainListenError names the process that holds a taken port when
+// /proc tells, and says what to do.
+func explainListenError(network, addr string, err error) error {
+	if !errors.Is(err, syscall.EADDRINUSE) {
+		if errors.Is(err, syscall.EACCES) {
+			return fmt.Errorf("cannot listen on %s %s: %w (ports below 1024 need root or CAP_NET_BIND_SERVICE)", network, addr, err)
+		}
+		return fmt.Errorf("cannot listen on %s %s: %w", network, addr, err)
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	if holders := portHolders(network, port); len(holders) > 0 {
+		return fmt.Errorf("%s %s is already in use by %s; stop it (e.g. systemctl disable --now %s) or change the listen address: %w",
+			network, addr, holders[0], holders[0].Name, err)
+	}
+	return fmt.Errorf("%s %s is already in use; find the holder with `ss -lnp sport = :%s` and stop it, or change the listen address: %w",
+		network, addr, port, err)
+}
+
+func (s *socketSet) listener(k socketKey) (net.Listener, error) {
+	f, ok := s.files[k]
+	if !ok {
+		return nil, fmt.Errorf("socket %s is not open (a bug)", k)
+	}
+	return net.FileListener(f) // duplicates the descriptor
+}
+
+func (s *socketSet) packetConn(k socketKey) (net.PacketConn, error) {
+	f, ok := s.files[k]
+	if !ok {
+		return nil, fmt.Errorf("socket %s is not open (a bug)", k)
+	}
+	return net.FilePacketConn(f) // duplicates the descriptor
+}
+
+// boundAddr is the address a socket really got (port 0 resolved).
+func (s *socketSet) boundAddr(k socketKey) string { return s.bound[k] }
+
+// close closes server's descriptors for keys; a unix socket's file is
+// removed too.
+func (s *socketSet) close(keys []socketKey) {
+	for _, k := range keys {
+		if f, ok := s.files[k]; ok {
+			f.Close()
+			delete(s.files, k)
+			delete(s.bound, k)
+			if k.network == "unix" {
+				os.Remove(k.addr)
+			}
+		}
+	}
+}
+
+// keep closes every socket not in want.
+func (s *socketSet) keepOnly(want map[socketKey]bool) {
+	var drop []socketKey
+	for k := range s.files {
+		if !want[k] {
+			drop = append(drop, k)
+		}
+	}
+	s.close(drop)
+}
+
+func (s *socketSet) closeAll() {
+	var all []socketKey
+	for k := range s.files {
+		all = append(all, k)
+	}
+	s.close(all)
+}
+
+// openControlSocket opens runtime_dir/api.sock for root only. A socket file
+// left behind by a killed instance is removed; a live one means another
+// airgapd uses this runtime_dir.
+func (s *socketSet) openControlSocket(runtimeDir string) (socketKey, error) {
+	path := filepath.Join(runtimeDir, "api.sock")
+	k := socketKey{network: "unix", addr: path}
+	if _, ok := s.files[k]; ok {
+		return k, nil
+	}
+	if err := os.MkdirAll(runtimeDir, 0o755); err != nil {
+		return k, fmt.Errorf("create runtime_dir: %w", err)
+	}
+	if c, err := net.Dial("unix", path); err == nil {
+		c.Close()
+		return k, fmt.Errorf("another airgapd is running with runtime_dir %s (its control socket %s answers); stop it or give this one its own runtime_dir", runtimeDir, path)
+	}
+	os.Remove(path) // stale, from an instance that was killed
+	f, bound, err := listenFile("unix", path)
+	if err != nil {
+		return k, fmt.Errorf("control socket: %w", err)
+	}
+	// SO_PEERCRED checks every caller too; the mode keeps others from even
+	// connecting.
+	if err := os.Chmod(path, 0o600); err != nil {
+		f.Close()
+		return k, fmt.Errorf("control socket: %w", err)
+	}
+	s.files[k] = f
+	s.bound[k] = bound
+	return k, nil
+}
