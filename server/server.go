@@ -231,6 +231,7 @@ func (s *Server) stop(in *instance, deadline time.Time) {
 	in.cancel()
 	select {
 	case <-in.done:
+		s.log.Info("service stopped", "service", in.name)
 	case <-time.After(time.Until(deadline)):
 		s.log.Warn("service did not stop in time", "service", in.name)
 	}
@@ -356,9 +357,6 @@ func (s *Server) reload() error {
 		}
 		if ch.old != nil {
 			s.stop(ch.old, deadline)
-			if ch.new == nil {
-				s.log.Info("service stopped: section removed or disabled", "service", ch.old.name)
-			}
 		}
 	}
 	var ins []*instance

@@ -1,0 +1,280 @@
+// Package e2e runs the airgapd binary as users do — a process with a config
+// file, signals, the control socket, real clients and real peers — and checks
+// what a user would check. Every test binds port 0 on loopback and keeps its
+// data and runtime folders in its own temp dir, so tests run side by side.
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// airgapdBin is the binary under test, built once in TestMain.
+var airgapdBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "airgapd-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	// Other uids run this binary too (the control-socket test), so the
+	// folder must be readable by all.
+	os.Chmod(dir, 0o755)
+	airgapdBin = filepath.Join(dir, "airgapd")
+	build := exec.Command("go", "build", "-o", airgapdBin, "../../cmd/airgapd")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build airgapd:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// instance is one airgapd process under test.
+type instance struct {
+	t      *testing.T
+	dir    string
+	config string
+	cmd    *exec.Cmd
+	log    *logBuffer
+	exited chan struct{}
+	err    error // Wait's result, valid once exited is closed
+}
+
+// writeConfig writes a config into dir with data_dir and runtime_dir inside
+// it; body holds the service sections.
+func writeConfig(t *testing.T, dir, body string) string {
+	t.Helper()
+	path := filepath.Join(dir, "airgapd.yaml")
+	head := fmt.Sprintf("data_dir: %s\nruntime_dir: %s\nlog: { level: debug }\n", filepath.Join(dir, "data"), filepath.Join(dir, "run"))
+	if err := os.WriteFile(path, []byte(head+body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// start runs `airgapd serve --config` and waits until it logs that it is
+// ready, or fails the test with its output.
+func start(t *testing.T, dir, body string, env ...string) *instance {
+	t.Helper()
+	in := launch(t, dir, body, env...)
+	in.waitLog("airgapd ready", 10*time.Second)
+	return in
+}
+
+// launch starts the process without waiting for readiness.
+func launch(t *testing.T, dir, body string, env ...string) *instance {
+	t.Helper()
+	in := &instance{t: t, dir: dir, config: writeConfig(t, dir, body), log: newLogBuffer(), exited: make(chan struct{})}
+	in.cmd = exec.Command(airgapdBin, "serve", "--config", in.config)
+	in.cmd.Env = append(os.Environ(), env...)
+	in.cmd.Stdout = in.log
+	in.cmd.Stderr = in.log
+	if err := in.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		in.err = in.cmd.Wait()
+		close(in.exited)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-in.exited:
+		default:
+			in.cmd.Process.Kill()
+			<-in.exited
+		}
+		if t.Failed() {
+			t.Logf("airgapd output:\n%s", in.log.String())
+		}
+	})
+	return in
+}
+
+// rewrite replaces the config file's service sections.
+func (in *instance) rewrite(body string) { writeConfig(in.t, in.dir, body) }
+
+func (in *instance) signal(sig syscall.Signal) {
+	in.t.Helper()
+	if err := in.cmd.Process.Signal(sig); err != nil {
+		in.t.Fatal(err)
+	}
+}
+
+// waitExit waits for the process to end and returns its exit code.
+func (in *instance) waitExit(limit time.Duration) int {
+	in.t.Helper()
+	select {
+	case <-in.exited:
+	case <-time.After(limit):
+		in.t.Fatalf("airgapd still running after %s", limit)
+	}
+	if in.err == nil {
+		return 0
+	}
+	if ee, ok := in.err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	}
+	in.t.Fatal(in.err)
+	return -1
+}
+
+// waitLog waits until the log has a line containing s (counting from the
+// start of the process), failing the test on timeout or exit.
+func (in *instance) waitLog(s string, limit time.Duration) string {
+	in.t.Helper()
+	return in.waitLogN(s, 1, limit)
+}
+
+// waitLogN waits for the n-th line containing s.
+func (in *instance) waitLogN(s string, n int, limit time.Duration) string {
+	in.t.Helper()
+	deadline := time.After(limit)
+	for {
+		if lines := in.log.linesWith(s); len(lines) >= n {
+			return lines[n-1]
+		}
+		select {
+		case <-in.log.changed():
+		case <-in.exited:
+			if lines := in.log.linesWith(s); len(lines) >= n {
+				return lines[n-1]
+			}
+			in.t.Fatalf("airgapd exited (%v) before logging %q", in.err, s)
+		case <-deadline:
+			in.t.Fatalf("airgapd did not log %q within %s", s, limit)
+		}
+	}
+}
+
+// status runs `airgapd status --json` as root against this instance.
+func (in *instance) status() statusReport {
+	in.t.Helper()
+	out, err := exec.Command(airgapdBin, "status", "--json", "--socket", filepath.Join(in.dir, "run", "api.sock")).CombinedOutput()
+	if err != nil {
+		in.t.Fatalf("airgapd status: %v\n%s", err, out)
+	}
+	var r statusReport
+	if err := json.Unmarshal(out, &r); err != nil {
+		in.t.Fatalf("decode status: %v\n%s", err, out)
+	}
+	return r
+}
+
+// statusReport is the part of /api/v1/status the tests read; decoded here
+// from JSON as any client would.
+type statusReport struct {
+	Config   string `json:"config"`
+	Ready    bool   `json:"ready"`
+	Services []struct {
+		Name    string `json:"name"`
+		Enabled bool   `json:"enabled"`
+		State   string `json:"state"`
+		Detail  struct {
+			Listeners []string `json:"listeners"`
+		} `json:"detail"`
+	} `json:"services"`
+}
+
+// listener returns the URL web reports for a listener name (ui, mirror,
+// registry, control), or "".
+func (r statusReport) listener(name string) string {
+	for _, s := range r.Services {
+		if s.Name != "web" {
+			continue
+		}
+		for _, l := range s.Detail.Listeners {
+			if n, url, ok := strings.Cut(l, " "); ok && n == name {
+				return url
+			}
+		}
+	}
+	return ""
+}
+
+func (r statusReport) service(name string) (enabled bool, state string) {
+	for _, s := range r.Services {
+		if s.Name == name {
+			return s.Enabled, s.State
+		}
+	}
+	return false, ""
+}
+
+// logBuffer collects a process's output and wakes waiters on each write.
+type logBuffer struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	wake chan struct{}
+}
+
+func newLogBuffer() *logBuffer { return &logBuffer{wake: make(chan struct{})} }
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf.Write(p)
+	close(l.wake)
+	l.wake = make(chan struct{})
+	return len(p), nil
+}
+
+func (l *logBuffer) changed() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.wake
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+func (l *logBuffer) linesWith(s string) []string {
+	var out []string
+	sc := bufio.NewScanner(strings.NewReader(l.String()))
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), s) {
+			out = append(out, sc.Text())
+		}
+	}
+	return out
+}
+
+// run runs a command with a time limit and returns its combined output.
+func run(t *testing.T, limit time.Duration, name string, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+	return string(out), err
+}
+
+// need skips a test when a peer program is missing and we are not in CI;
+// in CI (`make test` installs the peers) a missing peer fails the test.
+func need(t *testing.T, programs ...string) {
+	t.Helper()
+	for _, p := range programs {
+		if _, err := exec.LookPath(p); err != nil {
+			if os.Getenv("CI") != "" {
+				t.Fatalf("%s is not installed; `make test` installs it (scripts/install-test-deps.sh)", p)
+			}
+			t.Skipf("%s is not installed; run `make test`, which installs it", p)
+		}
+	}
+}
