@@ -6,7 +6,7 @@ BIN     := bin/airgapd
 # Every test run is bounded; see README for how long `make test` takes.
 TEST_TIMEOUT ?= 30m
 
-.PHONY: all build run test test-deps check vet fmt clean rpm bench
+.PHONY: all build run test test-deps check vet fmt clean rpm
 
 all: build
 

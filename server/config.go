@@ -170,14 +170,19 @@ func Parse(source string, data []byte) (*Config, error) {
 		var ps conf.Problems
 		if errors.As(err, &ps) {
 			for _, p := range ps {
-				w.diags = append(w.diags, w.at(root, p))
+				if !w.alreadyReported(p.Path) {
+					w.diags = append(w.diags, w.at(root, p))
+				}
 			}
 		} else {
 			w.diags = append(w.diags, Diagnostic{File: source, Msg: err.Error()})
 		}
 	}
 	if len(w.diags) > 0 {
-		sort.SliceStable(w.diags, func(i, j int) bool { return w.diags[i].Line < w.diags[j].Line })
+		sort.SliceStable(w.diags, func(i, j int) bool {
+			a, b := w.diags[i], w.diags[j]
+			return a.Line < b.Line || (a.Line == b.Line && a.Col < b.Col)
+		})
 		return nil, &CheckError{Diagnostics: w.diags}
 	}
 	return cfg, nil
@@ -257,8 +262,10 @@ func (c *Config) Validate() error {
 			ps.Add(conf.Index("advertise.addresses", i), "write the address nodes use to reach this host, e.g. 192.168.10.10", "%q is not an IP address", a)
 		}
 	}
+	// Disabled sections are checked too, as named-checkconf checks every
+	// zone: turning one on later should not reveal old mistakes.
 	for _, s := range c.sections() {
-		if s.enabled {
+		if s.present {
 			ps.Nest(s.key, s.validate())
 		}
 	}
@@ -273,20 +280,22 @@ func validHostname(s string) bool { return len(s) <= 253 && hostnameRE.MatchStri
 // section is one service section, seen generically.
 type section struct {
 	key      string
-	enabled  bool
+	present  bool // the section is in the file
+	enabled  bool // present and not enabled: false
 	validate func() error
 }
 
 func (c *Config) sections() []section {
-	on := func(present bool, flag *bool) bool { return present && conf.Enabled(flag) }
 	var ss []section
-	add := func(key string, enabled bool, v func() error) { ss = append(ss, section{key, enabled, v}) }
-	add("web", on(c.Web != nil, enabledFlag(c.Web)), func() error { return c.Web.Validate() })
-	add("dns", on(c.DNS != nil, enabledFlag(c.DNS)), func() error { return c.DNS.Validate() })
-	add("ntp", on(c.NTP != nil, enabledFlag(c.NTP)), func() error { return c.NTP.Validate() })
-	add("gateway", on(c.Gateway != nil, enabledFlag(c.Gateway)), func() error { return c.Gateway.Validate() })
-	add("mirror", on(c.Mirror != nil, enabledFlag(c.Mirror)), func() error { return c.Mirror.Validate() })
-	add("registry", on(c.Registry != nil, enabledFlag(c.Registry)), func() error { return c.Registry.Validate() })
+	add := func(key string, present bool, flag *bool, v func() error) {
+		ss = append(ss, section{key, present, present && conf.Enabled(flag), v})
+	}
+	add("web", c.Web != nil, enabledFlag(c.Web), func() error { return c.Web.Validate() })
+	add("dns", c.DNS != nil, enabledFlag(c.DNS), func() error { return c.DNS.Validate() })
+	add("ntp", c.NTP != nil, enabledFlag(c.NTP), func() error { return c.NTP.Validate() })
+	add("gateway", c.Gateway != nil, enabledFlag(c.Gateway), func() error { return c.Gateway.Validate() })
+	add("mirror", c.Mirror != nil, enabledFlag(c.Mirror), func() error { return c.Mirror.Validate() })
+	add("registry", c.Registry != nil, enabledFlag(c.Registry), func() error { return c.Registry.Validate() })
 	return ss
 }
 
@@ -374,19 +383,40 @@ func clash(a, b string) bool {
 // walker checks a YAML node tree against a Go type, collecting unknown keys
 // and malformed values with their positions.
 type walker struct {
-	source string
-	diags  []Diagnostic
+	source   string
+	diags    []Diagnostic
+	reported []string // paths already reported, so validation does not pile on
+}
+
+// alreadyReported reports whether path, or a parent or child of it, has a
+// diagnostic: a value the walker threw out would otherwise come back from
+// Validate as "missing".
+func (w *walker) alreadyReported(path string) bool {
+	for _, r := range w.reported {
+		if r == path || strings.HasPrefix(path, r+".") || strings.HasPrefix(path, r+"[") ||
+			strings.HasPrefix(r, path+".") || strings.HasPrefix(r, path+"[") {
+			return true
+		}
+	}
+	return false
 }
 
 var unmarshalerType = reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()
 
 func (w *walker) add(n *yaml.Node, path, hint, format string, args ...any) {
+	w.reported = append(w.reported, path)
 	w.diags = append(w.diags, Diagnostic{File: w.source, Line: n.Line, Col: n.Column, Path: path, Msg: fmt.Sprintf(format, args...), Hint: hint})
 }
 
 // nullify replaces a bad node so the decode that follows leaves the default.
 func nullify(n *yaml.Node) {
 	*n = yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Line: n.Line, Column: n.Column}
+}
+
+// hide renames a reported key so the decode that follows ignores it; the
+// name is unique so yaml.v3 does not see duplicates either.
+func hide(k *yaml.Node) {
+	k.Value = fmt.Sprintf("\x00reported-%d-%d", k.Line, k.Column)
 }
 
 func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
@@ -422,13 +452,14 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
 			p := conf.Join(path, k.Value)
 			if seen[k.Value] {
 				w.add(k, p, "remove one of them", "key %q appears twice", k.Value)
+				hide(k)
+				continue
 			}
 			seen[k.Value] = true
 			f, ok := fields[k.Value]
 			if !ok {
 				w.add(k, p, suggest(k.Value, fields), "unknown key %q", k.Value)
-				// Rename it away so the decode below ignores it.
-				k.Value = "\x00unknown"
+				hide(k)
 				continue
 			}
 			w.walk(v, f, p)

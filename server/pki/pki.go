@@ -56,7 +56,7 @@ type Options struct {
 	// Dir holds the CA and server certificate, normally data_dir/pki.
 	Dir string
 	// Names are the DNS names the server certificate covers: advertise.name
-	// and every listen host that is a name.
+	// and "localhost"; listen hosts are always IPs and go in Addresses.
 	Names []string
 	// Addresses are the IP addresses the server certificate covers:
 	// advertise.addresses and every configured listen IP (127.0.0.1 and ::1

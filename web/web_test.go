@@ -1,0 +1,150 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// fakeInstance answers with what its fields say.
+type fakeInstance struct {
+	status func() any
+	ready  func() bool
+	ca     func() []byte
+}
+
+func (f fakeInstance) Status() any       { return f.status() }
+func (f fakeInstance) Ready() bool       { return f.ready() }
+func (f fakeInstance) CACertPEM() []byte { return f.ca() }
+
+var _ Instance = fakeInstance{}
+
+func listen(t *testing.T, network, addr string) net.Listener {
+	t.Helper()
+	ln, err := net.Listen(network, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
+
+// startWeb runs a web server on fresh loopback listeners and stops it when
+// the test ends.
+func startWeb(t *testing.T, inst fakeInstance) (deps Deps) {
+	t.Helper()
+	deps = Deps{
+		Metrics:         prometheus.NewRegistry(),
+		Instance:        inst,
+		UI:              listen(t, "tcp", "127.0.0.1:0"),
+		Control:         listen(t, "unix", filepath.Join(t.TempDir(), "api.sock")),
+		Mirror:          listen(t, "tcp", "127.0.0.1:0"),
+		Registry:        listen(t, "tcp", "127.0.0.1:0"),
+		MirrorHandler:   http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "mirror "+r.URL.Path) }),
+		RegistryHandler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "registry "+r.URL.Path) }),
+	}
+	s, err := New(DefaultConfig(), deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- s.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-errc:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Error("Run did not return within 5s of cancel")
+		}
+	})
+	return deps
+}
+
+func get(t *testing.T, c *http.Client, url string) (int, string) {
+	t.Helper()
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestRoutes(t *testing.T) {
+	ready := false
+	deps := startWeb(t, fakeInstance{
+		status: func() any { return map[string]string{"hello": "world"} },
+		ready:  func() bool { return ready },
+		ca:     func() []byte { return nil },
+	})
+	ui := "http://" + deps.UI.Addr().String()
+	mirror := "http://" + deps.Mirror.Addr().String()
+	registry := "http://" + deps.Registry.Addr().String()
+	c := &http.Client{Timeout: 5 * time.Second}
+
+	cases := []struct {
+		name     string
+		url      string
+		wantCode int
+		wantBody string
+	}{
+		{"ui healthz", ui + "/healthz", 200, "ok"},
+		{"ui readyz while starting", ui + "/readyz", 503, "starting"},
+		{"ui api needs login", ui + "/api/v1/status", 401, "authentication required"},
+		{"ui unknown api", ui + "/api/v1/nope", 401, "authentication required"},
+		{"ui no CA", ui + "/ca.crt", 404, "no appliance CA"},
+		{"mirror repos mounted", mirror + "/repos/x/repodata/repomd.xml", 200, "mirror /repos/x/repodata/repomd.xml"},
+		{"mirror files mounted", mirror + "/files/a.tgz", 200, "mirror /files/a.tgz"},
+		{"mirror has no API", mirror + "/api/v1/status", 404, ""},
+		{"registry v2 mounted", registry + "/v2/", 200, "registry /v2/"},
+		{"registry has no UI", registry + "/", 404, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			code, body := get(t, c, tc.url)
+			if code != tc.wantCode || !strings.Contains(body, tc.wantBody) {
+				t.Errorf("GET %s = %d %q, want %d with %q", tc.url, code, body, tc.wantCode, tc.wantBody)
+			}
+		})
+	}
+	ready = true
+	if code, _ := get(t, c, ui+"/readyz"); code != 200 {
+		t.Errorf("readyz when ready = %d", code)
+	}
+}
+
+func TestControlSocketServesAPIToRoot(t *testing.T) {
+	deps := startWeb(t, fakeInstance{
+		status: func() any { return map[string]string{"hello": "world"} },
+		ready:  func() bool { return true },
+		ca:     func() []byte { return []byte("PEM") },
+	})
+	sock := deps.Control.Addr().String()
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+		},
+	}}
+	code, body := get(t, c, "http://airgapd/api/v1/status")
+	if os.Getuid() == 0 {
+		var got map[string]string
+		if code != 200 || json.Unmarshal([]byte(body), &got) != nil || got["hello"] != "world" {
+			t.Errorf("status over control socket as root = %d %q", code, body)
+		}
+	} else if code != http.StatusForbidden || !strings.Contains(body, "root only") {
+		t.Errorf("status over control socket as non-root = %d %q, want 403", code, body)
+	}
+}
