@@ -3,6 +3,8 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 BIN     := bin/airgapd
+# Peers such as named live in /usr/sbin, which a non-login PATH may lack.
+export PATH := $(PATH):/usr/sbin:/sbin
 # Every test run is bounded; see README for how long `make test` takes.
 TEST_TIMEOUT ?= 30m
 

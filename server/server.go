@@ -58,7 +58,9 @@ type Server struct {
 	mirrorHandler   swappableHandler
 	registryHandler swappableHandler
 
-	mu        sync.Mutex // guards cfg, instances and loadedAt
+	// mu guards cfg, instances and loadedAt for readers on other goroutines
+	// (status, metrics); only the Run goroutine writes them.
+	mu        sync.Mutex
 	cfg       *Config
 	instances []*instance // in start order
 	loadedAt  time.Time
@@ -144,7 +146,7 @@ loop:
 		case <-ctx.Done():
 			break loop
 		case <-reload:
-			s.Reload()
+			s.applyReload()
 		case <-watchdog:
 			s.notify.Notify("WATCHDOG=1")
 		case err := <-s.failed:
@@ -189,14 +191,18 @@ func (s *Server) start() error {
 		in, err := s.build(sp, c)
 		if err == nil {
 			s.launch(in)
+			s.mu.Lock()
 			s.instances = append(s.instances, in)
+			s.mu.Unlock()
 			continue
 		}
 		s.log.Error("service failed to start; stopping the others", "service", sp.name, "err", err)
 		s.stopAll()
 		return fmt.Errorf("%s failed to start: %w", sp.name, err)
 	}
+	s.mu.Lock()
 	s.loadedAt = time.Now()
+	s.mu.Unlock()
 	return nil
 }
 
@@ -251,12 +257,13 @@ func (s *Server) stopAll() {
 	s.sockets.closeAll()
 }
 
-// Reload rereads the config file and applies it. An invalid config, or one
+// applyReload rereads the config file and applies it. Only the Run
+// goroutine calls it. An invalid config, or one
 // whose new sockets cannot be opened, leaves everything as it was and logs
 // why. Unchanged services keep running untouched; a changed one is reloaded
 // in place, or rebuilt on the same sockets and swapped in before the old one
 // stops.
-func (s *Server) Reload() error {
+func (s *Server) applyReload() error {
 	s.notify.Notify("RELOADING=1\nMONOTONIC_USEC=" + monotonicUsec())
 	defer s.notify.Notify("READY=1\nSTATUS=" + s.oneLine())
 	err := s.reload()
@@ -281,9 +288,14 @@ func (s *Server) reload() error {
 	if err != nil {
 		return err
 	}
+	// Only the Run goroutine reloads, so s.cfg, s.instances and the sockets
+	// change under no one's feet here; s.mu is taken just to publish the
+	// result. Holding it through the swap would block status requests that
+	// the old web instance is still draining.
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	cur := s.cfg
+	current := slices.Clone(s.instances)
+	s.mu.Unlock()
 	if next.DataDir != cur.DataDir || next.RuntimeDir != cur.RuntimeDir {
 		return errors.New("data_dir or runtime_dir changed: restart airgapd to apply that (systemctl restart airgapd)")
 	}
@@ -310,7 +322,7 @@ func (s *Server) reload() error {
 		s.sockets.close(opened)
 	}
 	byName := map[string]*instance{}
-	for _, in := range s.instances {
+	for _, in := range current {
 		byName[in.name] = in
 	}
 	// Build every new instance before touching a running one.
@@ -372,14 +384,16 @@ func (s *Server) reload() error {
 			}
 		}
 	}
-	s.instances = ins
 	wantSockets := map[socketKey]bool{s.controlKey: true}
 	for _, l := range next.listens() {
 		wantSockets[keyFor(l)] = true
 	}
 	s.sockets.keepOnly(wantSockets)
+	s.mu.Lock()
+	s.instances = ins
 	s.cfg = next
 	s.loadedAt = time.Now()
+	s.mu.Unlock()
 	return nil
 }
 

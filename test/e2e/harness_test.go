@@ -33,7 +33,11 @@ func TestMain(m *testing.M) {
 	// folder must be readable by all.
 	os.Chmod(dir, 0o755)
 	airgapdBin = filepath.Join(dir, "airgapd")
-	build := exec.Command("go", "build", "-o", airgapdBin, "../../cmd/airgapd")
+	args := []string{"build", "-o", airgapdBin}
+	if os.Getenv("E2E_RACE") != "" { // E2E_RACE=1: run airgapd under the race detector
+		args = append(args, "-race")
+	}
+	build := exec.Command("go", append(args, "../../cmd/airgapd")...)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build airgapd:", err)
@@ -145,11 +149,14 @@ func (in *instance) waitLogN(s string, n int, limit time.Duration) string {
 	in.t.Helper()
 	deadline := time.After(limit)
 	for {
+		// Take the wake-up channel before looking, so a line written in
+		// between still wakes us.
+		changed := in.log.changed()
 		if lines := in.log.linesWith(s); len(lines) >= n {
 			return lines[n-1]
 		}
 		select {
-		case <-in.log.changed():
+		case <-changed:
 		case <-in.exited:
 			if lines := in.log.linesWith(s); len(lines) >= n {
 				return lines[n-1]
