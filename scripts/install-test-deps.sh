@@ -13,8 +13,15 @@ declare -A want=(
 	[dig]=dnsutils
 	[rpm]=rpm
 	[systemd-analyze]=systemd
+	[dnsperf]=dnsperf
+	[unbound]=unbound
+	[chronyd]=chrony
+	[iptables]=iptables
+	[nft]=nftables
 )
 
+# Daemons live in /usr/sbin, which a non-login PATH may lack.
+PATH="$PATH:/usr/sbin:/sbin"
 missing=()
 for cmd in "${!want[@]}"; do
 	command -v "$cmd" >/dev/null 2>&1 || missing+=("${want[$cmd]}")
