@@ -199,30 +199,22 @@ func (c *Config) setSectionDefaults(root *yaml.Node) {
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		present[root.Content[i].Value] = true
 	}
-	if present["web"] {
-		d := web.DefaultConfig()
-		c.Web = &d
+	c.Web = defaulted(present["web"], web.DefaultConfig)
+	c.DNS = defaulted(present["dns"], dnsd.DefaultConfig)
+	c.NTP = defaulted(present["ntp"], ntpd.DefaultConfig)
+	c.Gateway = defaulted(present["gateway"], gateway.DefaultConfig)
+	c.Mirror = defaulted(present["mirror"], mirror.DefaultConfig)
+	c.Registry = defaulted(present["registry"], registry.DefaultConfig)
+}
+
+// defaulted returns a fresh copy of a section's defaults, or nil when the
+// section is absent.
+func defaulted[T any](present bool, defaults func() T) *T {
+	if !present {
+		return nil
 	}
-	if present["dns"] {
-		d := dnsd.DefaultConfig()
-		c.DNS = &d
-	}
-	if present["ntp"] {
-		d := ntpd.DefaultConfig()
-		c.NTP = &d
-	}
-	if present["gateway"] {
-		d := gateway.DefaultConfig()
-		c.Gateway = &d
-	}
-	if present["mirror"] {
-		d := mirror.DefaultConfig()
-		c.Mirror = &d
-	}
-	if present["registry"] {
-		d := registry.DefaultConfig()
-		c.Registry = &d
-	}
+	d := defaults()
+	return &d
 }
 
 func (c *Config) applyTopDefaults() {

@@ -194,14 +194,21 @@ registry:
 	}
 }
 
-func TestSystemdNotify(t *testing.T) {
-	dir := t.TempDir()
-	sockPath := filepath.Join(dir, "notify.sock")
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sockPath, Net: "unixgram"})
+// listenNotify stands in for systemd's notify socket.
+func listenNotify(t *testing.T, dir string) (string, *net.UnixConn) {
+	t.Helper()
+	path := filepath.Join(dir, "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	t.Cleanup(func() { conn.Close() })
+	return path, conn
+}
+
+func TestSystemdNotify(t *testing.T) {
+	dir := t.TempDir()
+	sockPath, conn := listenNotify(t, dir)
 	msgs := make(chan string, 32)
 	go func() {
 		buf := make([]byte, 4096)
@@ -250,12 +257,7 @@ func TestSystemdNotify(t *testing.T) {
 
 func TestWatchdogPings(t *testing.T) {
 	dir := t.TempDir()
-	sockPath := filepath.Join(dir, "notify.sock")
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sockPath, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	sockPath, conn := listenNotify(t, dir)
 	// WatchdogSec=1s: airgapd must ping at least twice within 2 s.
 	launch(t, dir, base, "NOTIFY_SOCKET="+sockPath, "WATCHDOG_USEC=1000000")
 	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
