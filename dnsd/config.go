@@ -1,8 +1,11 @@
 package dnsd
 
 import (
+	"errors"
+	"io/fs"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/miekg/dns"
 
@@ -17,6 +20,7 @@ type Config struct {
 	AllowQuery     []string      `yaml:"allow_query"`
 	AllowRecursion []string      `yaml:"allow_recursion"`
 	AllowTransfer  []string      `yaml:"allow_transfer"`
+	AlsoNotify     []string      `yaml:"also_notify"` // secondaries to NOTIFY on zone changes
 	Forwarders     []string      `yaml:"forwarders"`
 	Forward        string        `yaml:"forward"`
 	ForwardZones   []ForwardZone `yaml:"forward_zones"`
@@ -37,6 +41,10 @@ type CacheConfig struct {
 	MaxEntries int           `yaml:"max_entries"`
 	ServeStale conf.Duration `yaml:"serve_stale"`
 	Prefetch   bool          `yaml:"prefetch"`
+	// TTL clamps, as BIND's min-cache-ttl, max-cache-ttl and max-ncache-ttl.
+	MinTTL         conf.Duration `yaml:"min_ttl"`
+	MaxTTL         conf.Duration `yaml:"max_ttl"`
+	MaxNegativeTTL conf.Duration `yaml:"max_negative_ttl"`
 }
 
 // Zone is a local authoritative zone: records written inline as RFC 1035
@@ -45,6 +53,8 @@ type Zone struct {
 	Name    string   `yaml:"name"`
 	Records []string `yaml:"records"`
 	File    string   `yaml:"file"`
+	// PTR answers reverse lookups for the zone's A and AAAA records.
+	PTR bool `yaml:"ptr"`
 }
 
 // DefaultConfig is what an empty `dns: {}` section means. Both ACLs default
@@ -55,8 +65,11 @@ func DefaultConfig() Config {
 		AllowQuery:     []string{"127.0.0.0/8", "::1"},
 		AllowRecursion: []string{"127.0.0.0/8", "::1"},
 		Forward:        "first",
-		Cache:          CacheConfig{MaxEntries: 100000, ServeStale: conf.Duration(86400e9), Prefetch: true},
-		QueryLog:       true,
+		Cache: CacheConfig{
+			MaxEntries: 100000, ServeStale: conf.Duration(24 * time.Hour), Prefetch: true,
+			MaxTTL: conf.Duration(7 * 24 * time.Hour), MaxNegativeTTL: conf.Duration(3 * time.Hour),
+		},
+		QueryLog: true,
 	}
 }
 
@@ -73,6 +86,7 @@ func (c Config) Validate() error {
 	conf.CheckCIDRs(&ps, "allow_recursion", c.AllowRecursion)
 	conf.CheckCIDRs(&ps, "allow_transfer", c.AllowTransfer)
 	checkServers(&ps, "forwarders", c.Forwarders)
+	checkServers(&ps, "also_notify", c.AlsoNotify)
 	if c.Forward != "first" && c.Forward != "only" {
 		ps.Add("forward", "use first or only, as in named.conf", "forward is %q", c.Forward)
 	}
@@ -88,8 +102,13 @@ func (c Config) Validate() error {
 	if c.Cache.MaxEntries < 0 {
 		ps.Add("cache.max_entries", "use 0 to turn the cache off", "max_entries is negative")
 	}
-	if c.Cache.ServeStale < 0 {
-		ps.Add("cache.serve_stale", "", "serve_stale is negative")
+	for _, d := range []struct {
+		key string
+		v   conf.Duration
+	}{{"serve_stale", c.Cache.ServeStale}, {"min_ttl", c.Cache.MinTTL}, {"max_ttl", c.Cache.MaxTTL}, {"max_negative_ttl", c.Cache.MaxNegativeTTL}} {
+		if d.v < 0 {
+			ps.Add("cache."+d.key, "", "%s is negative", d.key)
+		}
 	}
 	seen := map[string]bool{}
 	for i, z := range c.Zones {
@@ -101,6 +120,20 @@ func (c Config) Validate() error {
 		}
 		seen[key] = true
 		conf.CheckFile(&ps, conf.Join(p, "file"), z.File)
+		if _, ok := dns.IsDomainName(z.Name); !ok || z.Name == "" {
+			continue
+		}
+		origin := dns.CanonicalName(z.Name)
+		for j, line := range z.Records {
+			if _, err := parseRecord(origin, line); err != nil {
+				ps.Add(conf.Index(conf.Join(p, "records"), j), "write an RFC 1035 line: NAME [TTL] TYPE DATA, e.g. \"admin 300 A 192.168.10.10\"", "%v", err)
+			}
+		}
+		if z.File != "" {
+			if _, err := parseZone(Zone{Name: z.Name, File: z.File}); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				ps.Add(conf.Join(p, "file"), "check it with named-checkzone", "%v", err)
+			}
+		}
 	}
 	return ps.Err()
 }

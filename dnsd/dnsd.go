@@ -1,17 +1,28 @@
 // Package dnsd is airgapd's DNS server, the BIND replacement on the admin
-// host: ACL → local zones → cache → forwarders or iteration from root hints.
+// host. A query goes through a pipeline of small handlers:
 //
-// Until its own issue lands it validates its config and holds the sockets
-// server opened for it, but answers no queries; Status says so.
+//	ACL (REFUSED) → local zones (AA) → refuse non-recursive clients →
+//	cache (fresh / prefetch / stale) → forward zones, forwarders
+//	(health-ranked, failover) or iteration from root hints
+//
+// Sockets come from server. UDP is read by this package's own loop with a
+// bound on in-flight queries; TCP goes through miekg/dns's server, which
+// handles pipelining and timeouts. miekg/dns v1 stays behind dnsd's own
+// types, so moving to another DNS library is this package's work alone.
 package dnsd
 
 import (
+	"context"
+	"fmt"
 	"log/slog"
 	"net"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
 
+	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/airgapd/airgapd/internal/placeholder"
 )
 
 // Deps is what server hands the DNS service.
@@ -20,28 +31,281 @@ type Deps struct {
 	Metrics prometheus.Registerer
 	UDP     []net.PacketConn // one per listen address
 	TCP     []net.Listener   // one per listen address
-}
-
-// Status is the DNS service's state for the UI, API and metrics.
-type Status struct {
-	State   string `json:"state"`
-	Summary string `json:"summary"`
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
 }
 
 // Server is the DNS service.
 type Server struct {
-	placeholder.Service[Config]
+	deps     Deps
+	log      *slog.Logger
+	now      func() time.Time
+	cache    *cache
+	stats    *stats
+	inflight chan struct{}
+
+	mu  sync.Mutex // serialises Reload
+	cfg Config
+
+	pipe    atomic.Pointer[pipeline]
+	bg      atomic.Pointer[context.Context] // Run's context, for background work
+	running atomic.Bool
 }
 
-// New validates cfg and returns a server that will use deps' sockets.
+// pipeline is one config's worth of handlers, swapped whole on reload so a
+// query sees either the old config or the new one, never a mix.
+type pipeline struct {
+	handler Handler
+	zones   *zoneSet
+	fwd     *forwarder
+}
+
+// New validates cfg and returns a server for deps' sockets. It opens nothing.
 func New(cfg Config, deps Deps) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Server{Service: placeholder.New(cfg)}, nil
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	s := &Server{
+		deps:     deps,
+		log:      deps.Logger,
+		now:      deps.Now,
+		stats:    newStats(cfg.QueryLog),
+		inflight: make(chan struct{}, maxInFlight),
+		cfg:      cfg,
+	}
+	s.cache = newCache(limitsFrom(cfg.Cache), s.now)
+	bg := context.Background()
+	s.bg.Store(&bg)
+	p, err := s.build(cfg, nil)
+	if err != nil {
+		return nil, err
+	}
+	s.pipe.Store(p)
+	if deps.Metrics != nil {
+		if err := deps.Metrics.Register(newCollector(s)); err != nil {
+			return nil, fmt.Errorf("dns metrics: %w", err)
+		}
+	}
+	return s, nil
 }
 
-// Status reports that DNS is not built yet.
+// build assembles the pipeline for cfg; prev lends zone serials and
+// upstream health so a reload does not forget them.
+func (s *Server) build(cfg Config, prev *pipeline) (*pipeline, error) {
+	a, err := newACL(cfg)
+	if err != nil {
+		return nil, err
+	}
+	var prevZones *zoneSet
+	var prevFwd *forwarder
+	if prev != nil {
+		prevZones, prevFwd = prev.zones, prev.fwd
+	}
+	zs, err := newZoneSet(cfg.Zones, prevZones)
+	if err != nil {
+		return nil, err
+	}
+	var iterate Handler
+	if cfg.Forward == "first" {
+		if iterate, err = newIterator(cfg.RootHints, s.log); err != nil {
+			return nil, err
+		}
+	}
+	fwd, err := newForwarder(cfg, s.log, iterate, prevFwd)
+	if err != nil {
+		return nil, err
+	}
+	ch := cacheHandler{c: s.cache, bg: func() context.Context { return *s.bg.Load() }}
+	h := chain(fwd, a.middleware, zs.middleware, refuseRecursion, ch.middleware)
+	return &pipeline{handler: h, zones: zs, fwd: fwd}, nil
+}
+
+// Run serves DNS on the sockets until ctx ends, then returns nil.
+func (s *Server) Run(ctx context.Context) error {
+	s.bg.Store(&ctx)
+	s.running.Store(true)
+	defer s.running.Store(false)
+
+	var wg sync.WaitGroup
+	for _, pc := range s.deps.UDP {
+		for range udpReaders {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s.serveUDP(ctx, pc)
+			}()
+		}
+	}
+	var tcpServers []*dns.Server
+	for _, ln := range s.deps.TCP {
+		srv := &dns.Server{
+			Listener: ln, Handler: s.tcpHandler(ctx),
+			ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second, MaxTCPQueries: -1,
+		}
+		tcpServers = append(tcpServers, srv)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := srv.ActivateAndServe(); err != nil && ctx.Err() == nil {
+				s.log.Error("dns tcp listener stopped", "addr", ln.Addr(), "err", err)
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.runProbes(ctx)
+	}()
+	s.log.Info("serving DNS", "udp", len(s.deps.UDP), "tcp", len(s.deps.TCP))
+
+	<-ctx.Done()
+	for _, pc := range s.deps.UDP {
+		pc.Close()
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for _, srv := range tcpServers {
+		srv.ShutdownContext(shutdown)
+	}
+	wg.Wait()
+	return nil
+}
+
+// runProbes re-probes dead forwarders of whichever pipeline is current.
+func (s *Server) runProbes(ctx context.Context) {
+	t := time.NewTicker(probeInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			for _, p := range s.pipe.Load().fwd.pools() {
+				p.probe(ctx)
+			}
+		}
+	}
+}
+
+// Reload applies a new config in place: zones, ACLs, forwarders and cache
+// limits change without closing the sockets or dropping queries. (A new
+// listen address makes server rebuild the service on new sockets.)
+func (s *Server) Reload(cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, err := s.build(cfg, s.pipe.Load())
+	if err != nil {
+		return err
+	}
+	s.cache.setLimits(limitsFrom(cfg.Cache))
+	s.stats.mu.Lock()
+	s.stats.logOn = cfg.QueryLog
+	s.stats.mu.Unlock()
+	old := s.pipe.Swap(p)
+	s.cfg = cfg
+	s.notifyChangedZones(old.zones, p.zones)
+	return nil
+}
+
+// FlushCache removes name (all types) from the cache, or everything when
+// name is empty; it returns how many entries went.
+func (s *Server) FlushCache(name string) int { return s.cache.flush(name) }
+
+// Status is the DNS service's state for the UI, API and metrics.
+type Status struct {
+	State      string           `json:"state"`
+	Summary    string           `json:"summary"`
+	QPS        float64          `json:"qps"`
+	Queries    int64            `json:"queries"`
+	AvgMs      float64          `json:"avg_latency_ms"`
+	Dropped    int64            `json:"dropped"`
+	Malformed  int64            `json:"malformed"`
+	Sources    map[string]int64 `json:"sources"`
+	Rcodes     map[string]int64 `json:"rcodes"`
+	Cache      CacheStatus      `json:"cache"`
+	Upstreams  []UpstreamStatus `json:"upstreams"`
+	Zones      []ZoneStatus     `json:"zones"`
+	TopClients []Count          `json:"top_clients"`
+	TopNames   []Count          `json:"top_names"`
+	Recent     []LogEntry       `json:"recent"`
+}
+
+// CacheStatus summarises the cache.
+type CacheStatus struct {
+	Entries    int     `json:"entries"`
+	Max        int     `json:"max"`
+	Hits       int64   `json:"hits"`
+	Misses     int64   `json:"misses"`
+	HitRatio   float64 `json:"hit_ratio"`
+	Stale      int64   `json:"stale_served"`
+	Prefetches int64   `json:"prefetches"`
+}
+
+// ZoneStatus is one local zone.
+type ZoneStatus struct {
+	Name    string `json:"name"`
+	Serial  uint32 `json:"serial"`
+	Records int    `json:"records"`
+}
+
+// Status reports counters, cache, upstreams and zones.
 func (s *Server) Status() Status {
-	return Status{State: placeholder.NotBuilt, Summary: "DNS answering arrives with the dnsd issue"}
+	st := s.stats
+	p := s.pipe.Load()
+	out := Status{
+		State:     "down",
+		QPS:       st.qps(s.now()),
+		Queries:   st.queries.Load(),
+		Dropped:   st.dropped.Load(),
+		Malformed: st.malformed.Load(),
+		Sources:   map[string]int64{},
+		Rcodes:    map[string]int64{},
+		Upstreams: p.fwd.status(),
+		Recent:    st.recent(50),
+	}
+	if s.running.Load() {
+		out.State = "up"
+	}
+	if out.Queries > 0 {
+		out.AvgMs = float64(st.latencyNs.Load()) / float64(out.Queries) / 1e6
+	}
+	for i, src := range sources {
+		out.Sources[src] = st.bySource[i].Load()
+	}
+	for rc := range maxRcode {
+		if v := st.byRcode[rc].Load(); v > 0 {
+			out.Rcodes[dns.RcodeToString[rc]] = v
+		}
+	}
+	c := s.cache
+	out.Cache = CacheStatus{Entries: c.len(), Max: c.limits.maxEntries, Hits: c.hits.Load(), Misses: c.misses.Load(),
+		Stale: c.staleServed.Load(), Prefetches: c.prefetches.Load()}
+	if n := out.Cache.Hits + out.Cache.Misses; n > 0 {
+		out.Cache.HitRatio = float64(out.Cache.Hits) / float64(n)
+	}
+	for _, z := range p.zones.zones {
+		out.Zones = append(out.Zones, ZoneStatus{Name: z.origin, Serial: z.soa.Serial, Records: len(z.records)})
+	}
+	sort.Slice(out.Zones, func(i, j int) bool { return out.Zones[i].Name < out.Zones[j].Name })
+	st.mu.Lock()
+	out.TopClients, out.TopNames = st.top.lastC, st.top.lastN
+	st.mu.Unlock()
+	healthy := 0
+	for _, u := range out.Upstreams {
+		if u.Healthy {
+			healthy++
+		}
+	}
+	out.Summary = fmt.Sprintf("%.0f q/s, %d queries, cache %d entries (%.0f%% hits), %d/%d forwarders healthy, %d local zones",
+		out.QPS, out.Queries, out.Cache.Entries, 100*out.Cache.HitRatio, healthy, len(out.Upstreams), len(out.Zones))
+	return out
 }

@@ -1,0 +1,230 @@
+package dnsd
+
+import (
+	"net/netip"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// sources are who answered a query, in the order the status shows them.
+var sources = []string{"local", "cache", "stale", "upstream", "refused", "error"}
+
+func sourceIndex(s string) int {
+	for i, v := range sources {
+		if v == s {
+			return i
+		}
+	}
+	return len(sources) - 1 // "error"
+}
+
+// maxRcode bounds the per-rcode counters; anything above lands in the last.
+const maxRcode = 24
+
+// stats counts queries with atomics (cheap on the hot path) and keeps a
+// bounded ring of recent queries and per-minute top lists for the UI.
+type stats struct {
+	queries   atomic.Int64
+	bySource  [8]atomic.Int64
+	byRcode   [maxRcode]atomic.Int64
+	dropped   atomic.Int64 // over maxInFlight
+	malformed atomic.Int64
+	latencyNs atomic.Int64 // sum, for the average
+
+	mu      sync.Mutex
+	log     []LogEntry // ring
+	logNext int
+	logOn   bool
+	top     topCounter
+
+	qpsMu      sync.Mutex
+	qpsAt      time.Time
+	qpsCount   int64
+	qpsCurrent float64
+}
+
+// LogEntry is one query in the query log.
+type LogEntry struct {
+	Time      time.Time `json:"time"`
+	Client    string    `json:"client"`
+	Name      string    `json:"name"`
+	Type      string    `json:"type"`
+	Rcode     string    `json:"rcode"`
+	Source    string    `json:"source"`
+	LatencyMs float64   `json:"latency_ms"`
+}
+
+// queryLogSize bounds the ring the UI reads.
+const queryLogSize = 1000
+
+func newStats(logOn bool) *stats {
+	return &stats{log: make([]LogEntry, 0, queryLogSize), logOn: logOn, top: newTopCounter()}
+}
+
+func (st *stats) record(s *Server, client netip.Addr, req, resp *dns.Msg, source string, began time.Time) {
+	lat := time.Since(began)
+	st.queries.Add(1)
+	st.latencyNs.Add(int64(lat))
+	st.bySource[sourceIndex(source)].Add(1)
+	st.byRcode[min(resp.Rcode, maxRcode-1)].Add(1)
+	name := ""
+	if len(req.Question) > 0 {
+		name = req.Question[0].Name
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.top.add(client, name, s.now())
+	if !st.logOn {
+		return
+	}
+	e := LogEntry{Time: s.now(), Client: client.String(), Name: name, Rcode: dns.RcodeToString[resp.Rcode], Source: source,
+		LatencyMs: float64(lat.Microseconds()) / 1000}
+	if len(req.Question) > 0 {
+		e.Type = dns.TypeToString[req.Question[0].Qtype]
+	}
+	if len(st.log) < queryLogSize {
+		st.log = append(st.log, e)
+	} else {
+		st.log[st.logNext] = e
+	}
+	st.logNext = (st.logNext + 1) % queryLogSize
+}
+
+// recent returns up to n newest entries, newest first.
+func (st *stats) recent(n int) []LogEntry {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	out := make([]LogEntry, 0, min(n, len(st.log)))
+	for i := 1; i <= len(st.log) && len(out) < n; i++ {
+		out = append(out, st.log[(st.logNext-i+len(st.log))%len(st.log)])
+	}
+	return out
+}
+
+// qps is the query rate since the previous call (at least a second apart).
+func (st *stats) qps(now time.Time) float64 {
+	st.qpsMu.Lock()
+	defer st.qpsMu.Unlock()
+	n := st.queries.Load()
+	if dt := now.Sub(st.qpsAt); dt >= time.Second {
+		if !st.qpsAt.IsZero() {
+			st.qpsCurrent = float64(n-st.qpsCount) / dt.Seconds()
+		}
+		st.qpsAt, st.qpsCount = now, n
+	}
+	return st.qpsCurrent
+}
+
+// topCounter counts clients and names per minute; the status shows the
+// last full minute's leaders. Each map is bounded: past topMax distinct
+// keys, new ones are not counted.
+type topCounter struct {
+	minute         time.Time
+	clients, names map[string]int64
+	lastC, lastN   []Count
+}
+
+// Count is one top-list row.
+type Count struct {
+	Key   string `json:"key"`
+	Count int64  `json:"count"`
+}
+
+const topMax = 10000
+
+func newTopCounter() topCounter {
+	return topCounter{clients: map[string]int64{}, names: map[string]int64{}}
+}
+
+func (t *topCounter) add(client netip.Addr, name string, now time.Time) {
+	m := now.Truncate(time.Minute)
+	if !m.Equal(t.minute) {
+		t.lastC, t.lastN = leaders(t.clients, 10), leaders(t.names, 10)
+		t.clients, t.names = map[string]int64{}, map[string]int64{}
+		t.minute = m
+	}
+	bump(t.clients, client.String())
+	bump(t.names, dns.CanonicalName(name))
+}
+
+func bump(m map[string]int64, k string) {
+	if _, ok := m[k]; ok || len(m) < topMax {
+		m[k]++
+	}
+}
+
+func leaders(m map[string]int64, n int) []Count {
+	out := make([]Count, 0, len(m))
+	for k, v := range m {
+		out = append(out, Count{k, v})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].Count > out[j].Count || (out[i].Count == out[j].Count && out[i].Key < out[j].Key)
+	})
+	if len(out) > n {
+		out = out[:n]
+	}
+	return out
+}
+
+// collector exports the counters to Prometheus at scrape time, so the hot
+// path pays for atomics only.
+type collector struct {
+	s *Server
+
+	queries, cacheOps, cacheEntries, dropped, malformed, upstreamRTT, upstreamUp *prometheus.Desc
+}
+
+func newCollector(s *Server) *collector {
+	return &collector{
+		s:            s,
+		queries:      prometheus.NewDesc("airgapd_dns_queries_total", "DNS queries answered, by who answered and rcode.", []string{"source", "rcode"}, nil),
+		cacheOps:     prometheus.NewDesc("airgapd_dns_cache_operations_total", "Cache lookups by result (hit, miss, stale) and prefetches.", []string{"op"}, nil),
+		cacheEntries: prometheus.NewDesc("airgapd_dns_cache_entries", "Entries in the answer cache.", nil, nil),
+		dropped:      prometheus.NewDesc("airgapd_dns_dropped_total", "Queries dropped because too many were in flight.", nil, nil),
+		malformed:    prometheus.NewDesc("airgapd_dns_malformed_total", "Packets that were not valid DNS queries.", nil, nil),
+		upstreamRTT:  prometheus.NewDesc("airgapd_dns_upstream_srtt_seconds", "Smoothed round-trip time per forwarder.", []string{"upstream", "zone"}, nil),
+		upstreamUp:   prometheus.NewDesc("airgapd_dns_upstream_healthy", "1 when the forwarder is in use, 0 when marked dead.", []string{"upstream", "zone"}, nil),
+	}
+}
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.queries, c.cacheOps, c.cacheEntries, c.dropped, c.malformed, c.upstreamRTT, c.upstreamUp} {
+		ch <- d
+	}
+}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	st := c.s.stats
+	// Per source and rcode would need a 2-D table; sources and rcodes are
+	// exported as two label sets of one family, the other set to "all".
+	for i, src := range sources {
+		ch <- prometheus.MustNewConstMetric(c.queries, prometheus.CounterValue, float64(st.bySource[i].Load()), src, "all")
+	}
+	for rc := 0; rc < maxRcode; rc++ {
+		if v := st.byRcode[rc].Load(); v > 0 {
+			ch <- prometheus.MustNewConstMetric(c.queries, prometheus.CounterValue, float64(v), "all", dns.RcodeToString[rc])
+		}
+	}
+	ca := c.s.cache
+	ch <- prometheus.MustNewConstMetric(c.cacheOps, prometheus.CounterValue, float64(ca.hits.Load()), "hit")
+	ch <- prometheus.MustNewConstMetric(c.cacheOps, prometheus.CounterValue, float64(ca.misses.Load()), "miss")
+	ch <- prometheus.MustNewConstMetric(c.cacheOps, prometheus.CounterValue, float64(ca.staleServed.Load()), "stale")
+	ch <- prometheus.MustNewConstMetric(c.cacheOps, prometheus.CounterValue, float64(ca.prefetches.Load()), "prefetch")
+	ch <- prometheus.MustNewConstMetric(c.cacheEntries, prometheus.GaugeValue, float64(ca.len()))
+	ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(st.dropped.Load()))
+	ch <- prometheus.MustNewConstMetric(c.malformed, prometheus.CounterValue, float64(st.malformed.Load()))
+	for _, u := range c.s.pipe.Load().fwd.status() {
+		ch <- prometheus.MustNewConstMetric(c.upstreamRTT, prometheus.GaugeValue, u.SRTTms/1000, u.Address, u.Zone)
+		up := 0.0
+		if u.Healthy {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.upstreamUp, prometheus.GaugeValue, up, u.Address, u.Zone)
+	}
+}
