@@ -164,7 +164,20 @@ func (s *Server) buildGateway(c *Config, in *instance) error {
 	if err != nil {
 		return err
 	}
-	in.run = g.Run
+	in.run = func(ctx context.Context) error {
+		if err := g.Run(ctx); err != nil {
+			return err
+		}
+		// Run leaves the rules in place: on SIGTERM the nodes' way out must
+		// survive a restart. The gateway's Reload never asks for a rebuild,
+		// so while the server is still running (ready) the only reason this
+		// instance stops is that a reload removed its section or set
+		// enabled: false, and then its rules go too.
+		if s.ready.Load() {
+			g.Disable()
+		}
+		return nil
+	}
 	in.status = func() ServiceStatus {
 		st := g.Status()
 		return ServiceStatus{State: st.State, Summary: st.Summary, Detail: st}
