@@ -130,7 +130,7 @@ func (c Config) Validate() error {
 			}
 		}
 		if z.File != "" {
-			if _, err := parseZone(Zone{Name: z.Name, File: z.File}); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			if _, err := parseZone(Zone{Name: z.Name, File: z.File}, ""); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				ps.Add(conf.Join(p, "file"), "check it with named-checkzone", "%v", err)
 			}
 		}

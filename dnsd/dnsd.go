@@ -33,6 +33,9 @@ type Deps struct {
 	TCP     []net.Listener   // one per listen address
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// NameServer is this host's name (advertise.name): the NS and SOA
+	// made up for local zones that have none.
+	NameServer string
 }
 
 // Server is the DNS service.
@@ -107,7 +110,7 @@ func (s *Server) build(cfg Config, prev *pipeline) (*pipeline, error) {
 	if prev != nil {
 		prevZones, prevFwd = prev.zones, prev.fwd
 	}
-	zs, err := newZoneSet(cfg.Zones, prevZones)
+	zs, err := newZoneSet(cfg.Zones, prevZones, s.deps.NameServer)
 	if err != nil {
 		return nil, err
 	}
@@ -163,6 +166,10 @@ func (s *Server) Run(ctx context.Context) error {
 		s.runProbes(ctx)
 	}()
 	s.log.Info("serving DNS", "udp", len(s.deps.UDP), "tcp", len(s.deps.TCP))
+	// Like BIND at start: tell secondaries every zone may have changed.
+	s.mu.Lock()
+	s.notifyChangedZones(&zoneSet{}, s.pipe.Load().zones, s.cfg.AlsoNotify)
+	s.mu.Unlock()
 
 	<-ctx.Done()
 	for _, pc := range s.deps.UDP {
@@ -170,7 +177,10 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	shutdown, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	for _, srv := range tcpServers {
+	for i, srv := range tcpServers {
+		// A server that has not got as far as serving yet would not notice
+		// a shutdown; closing its listener stops it either way.
+		s.deps.TCP[i].Close()
 		srv.ShutdownContext(shutdown)
 	}
 	wg.Wait()
@@ -212,7 +222,7 @@ func (s *Server) Reload(cfg Config) error {
 	s.stats.mu.Unlock()
 	old := s.pipe.Swap(p)
 	s.cfg = cfg
-	s.notifyChangedZones(old.zones, p.zones)
+	s.notifyChangedZones(old.zones, p.zones, cfg.AlsoNotify)
 	return nil
 }
 
@@ -224,6 +234,7 @@ func (s *Server) FlushCache(name string) int { return s.cache.flush(name) }
 type Status struct {
 	State      string           `json:"state"`
 	Summary    string           `json:"summary"`
+	Listen     []string         `json:"listen"` // udp/ADDR and tcp/ADDR actually bound
 	QPS        float64          `json:"qps"`
 	Queries    int64            `json:"queries"`
 	AvgMs      float64          `json:"avg_latency_ms"`
@@ -274,6 +285,12 @@ func (s *Server) Status() Status {
 	}
 	if s.running.Load() {
 		out.State = "up"
+	}
+	for _, pc := range s.deps.UDP {
+		out.Listen = append(out.Listen, "udp/"+pc.LocalAddr().String())
+	}
+	for _, ln := range s.deps.TCP {
+		out.Listen = append(out.Listen, "tcp/"+ln.Addr().String())
 	}
 	if out.Queries > 0 {
 		out.AvgMs = float64(st.latencyNs.Load()) / float64(out.Queries) / 1e6

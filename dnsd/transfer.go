@@ -48,10 +48,7 @@ func (s *Server) transfer(w dns.ResponseWriter, req *dns.Msg, client netip.Addr)
 // notifyChangedZones sends NOTIFY for every zone whose serial changed (or
 // that is new) to the also_notify servers, in the background, retrying a
 // few times as BIND does.
-func (s *Server) notifyChangedZones(old, cur *zoneSet) {
-	s.mu.Lock()
-	targets := s.cfg.AlsoNotify
-	s.mu.Unlock()
+func (s *Server) notifyChangedZones(old, cur *zoneSet, targets []string) {
 	if len(targets) == 0 {
 		return
 	}

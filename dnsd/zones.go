@@ -31,8 +31,9 @@ type zone struct {
 	content string
 }
 
-// parseZone reads a zone's inline records and optional file.
-func parseZone(z Zone) (*zone, error) {
+// parseZone reads a zone's inline records and optional file. nameServer
+// (this host's name) goes into a made-up SOA and NS when the zone has none.
+func parseZone(z Zone, nameServer string) (*zone, error) {
 	origin := dns.CanonicalName(z.Name)
 	var rrs []dns.RR
 	for i, line := range z.Records {
@@ -54,7 +55,7 @@ func parseZone(z Zone) (*zone, error) {
 		}
 		rrs = append(rrs, fileRRs...)
 	}
-	return buildZone(origin, rrs)
+	return buildZone(origin, rrs, nameServer)
 }
 
 // parseRecord parses one RFC 1035 line relative to origin ("admin 300 A …").
@@ -83,9 +84,11 @@ func parseZoneText(r io.Reader, origin, file string) ([]dns.RR, error) {
 	return rrs, nil
 }
 
-// buildZone indexes records and makes sure the zone has an SOA: without one
-// there is nothing to put in negative answers, so a default is made.
-func buildZone(origin string, rrs []dns.RR) (*zone, error) {
+// buildZone indexes records and makes sure the zone has an SOA (without one
+// there is nothing to put in negative answers) and an apex NS (without one
+// a secondary refuses the zone); missing ones are made, naming nameServer,
+// or the apex when that is empty.
+func buildZone(origin string, rrs []dns.RR, nameServer string) (*zone, error) {
 	z := &zone{origin: origin, names: map[string]map[uint16][]dns.RR{}}
 	var body []string
 	for _, rr := range rrs {
@@ -107,10 +110,20 @@ func buildZone(origin string, rrs []dns.RR) (*zone, error) {
 		z.add(rr)
 		body = append(body, rr.String())
 	}
+	ns := origin
+	if nameServer != "" {
+		ns = dns.CanonicalName(nameServer)
+	}
+	if len(z.names[origin][dns.TypeNS]) == 0 {
+		nsRR := &dns.NS{Hdr: dns.RR_Header{Name: origin, Rrtype: dns.TypeNS, Class: dns.ClassINET, Ttl: defaultZoneTTL}, Ns: ns}
+		z.add(nsRR)
+		rrs = append(rrs, nsRR)
+		body = append(body, nsRR.String())
+	}
 	if z.soa == nil {
 		z.soa = &dns.SOA{
 			Hdr:     dns.RR_Header{Name: origin, Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: defaultZoneTTL},
-			Ns:      origin,
+			Ns:      ns,
 			Mbox:    "hostmaster." + origin,
 			Serial:  uint32(time.Now().Unix()),
 			Refresh: 3600, Retry: 600, Expire: 86400, Minttl: 300,
@@ -180,10 +193,10 @@ type zoneSet struct {
 	ptr map[string][]dns.RR
 }
 
-func newZoneSet(cfg []Zone, prev *zoneSet) (*zoneSet, error) {
+func newZoneSet(cfg []Zone, prev *zoneSet, nameServer string) (*zoneSet, error) {
 	zs := &zoneSet{zones: map[string]*zone{}, ptr: map[string][]dns.RR{}}
 	for i, zc := range cfg {
-		z, err := parseZone(zc)
+		z, err := parseZone(zc, nameServer)
 		if err != nil {
 			return nil, fmt.Errorf("zones[%d] %s: %w", i, zc.Name, err)
 		}

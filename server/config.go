@@ -326,7 +326,7 @@ func (c *Config) listens() []listenAddr {
 	if c.Enabled("dns") {
 		for i, a := range c.DNS.Listen {
 			p := conf.Index("dns.listen", i)
-			ls = append(ls, listenAddr{"udp", a, p}, listenAddr{"tcp", a, p})
+			ls = append(ls, listenAddr{"tcp", a, p}, listenAddr{"udp", a, p})
 		}
 	}
 	if c.Enabled("ntp") {

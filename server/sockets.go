@@ -56,7 +56,8 @@ func (s *socketSet) open(want []listenAddr) (opened []socketKey, err error) {
 			continue
 		}
 		addr := l.addr
-		// DNS wants UDP and TCP on one port: when the TCP side took a
+		// DNS wants UDP and TCP on one port: when the TCP side (opened first,
+		// see Config.listens) took a
 		// random port, the UDP side takes the same one.
 		if k.owner != "" && l.network == "udp" {
 			if tcp, ok := s.bound[socketKey{"tcp", l.addr, k.owner}]; ok {

@@ -191,23 +191,38 @@ type statusReport struct {
 		Name    string `json:"name"`
 		Enabled bool   `json:"enabled"`
 		State   string `json:"state"`
-		Detail  struct {
-			Listeners []string `json:"listeners"`
-		} `json:"detail"`
+		Detail  json.RawMessage `json:"detail"`
 	} `json:"services"`
+}
+
+// detail decodes one service's own status into v.
+func (r statusReport) detail(t *testing.T, name string, v any) {
+	t.Helper()
+	for _, s := range r.Services {
+		if s.Name == name {
+			if err := json.Unmarshal(s.Detail, v); err != nil {
+				t.Fatalf("decode %s status: %v", name, err)
+			}
+			return
+		}
+	}
+	t.Fatalf("no %s in status", name)
 }
 
 // listener returns the URL web reports for a listener name (ui, mirror,
 // registry, control), or "".
 func (r statusReport) listener(name string) string {
+	var web struct {
+		Listeners []string `json:"listeners"`
+	}
 	for _, s := range r.Services {
-		if s.Name != "web" {
-			continue
+		if s.Name == "web" {
+			json.Unmarshal(s.Detail, &web)
 		}
-		for _, l := range s.Detail.Listeners {
-			if n, url, ok := strings.Cut(l, " "); ok && n == name {
-				return url
-			}
+	}
+	for _, l := range web.Listeners {
+		if n, url, ok := strings.Cut(l, " "); ok && n == name {
+			return url
 		}
 	}
 	return ""
@@ -283,5 +298,12 @@ func need(t *testing.T, programs ...string) {
 			}
 			t.Skipf("%s is not installed; run `make test`, which installs it", p)
 		}
+	}
+}
+
+func writeFile(t *testing.T, path, body string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
