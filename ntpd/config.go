@@ -3,12 +3,13 @@ package ntpd
 import (
 	"net"
 	"strconv"
+	"time"
 
 	"github.com/airgapd/airgapd/internal/conf"
 )
 
 // Config is the `ntp:` section. Keys follow chrony.conf directives: server,
-// allow, minpoll/maxpoll and `local stratum N`.
+// allow, minpoll/maxpoll, `local stratum N`, ratelimit and makestep.
 type Config struct {
 	Enabled       *bool         `yaml:"enabled,omitempty"`
 	Listen        []string      `yaml:"listen"`
@@ -19,6 +20,26 @@ type Config struct {
 	LocalStratum  int           `yaml:"local_stratum"`
 	FallbackAfter conf.Duration `yaml:"fallback_after"`
 	Discipline    bool          `yaml:"discipline"`
+	RateLimit     RateLimit     `yaml:"ratelimit"`
+	MakeStep      MakeStep      `yaml:"makestep"`
+}
+
+// RateLimit is chrony's `ratelimit interval I burst B`, on by default here:
+// each client earns one response every 2^Interval seconds and may save up
+// Burst of them. A client over its limit gets a KoD RATE at most once per
+// interval; its other requests are dropped.
+type RateLimit struct {
+	Enabled  bool `yaml:"enabled"`
+	Interval int  `yaml:"interval"` // log2 seconds, -19 to 12; 3 = 8 s
+	Burst    int  `yaml:"burst"`    // 1 to 255
+}
+
+// MakeStep is chrony's `makestep THRESHOLD LIMIT`: with discipline: true,
+// an offset above Threshold during the first Limit clock updates steps the
+// host clock instead of slewing it.
+type MakeStep struct {
+	Threshold conf.Duration `yaml:"threshold"`
+	Limit     int           `yaml:"limit"`
 }
 
 // DefaultConfig is what an empty `ntp: {}` section means: like chrony, serve
@@ -29,7 +50,9 @@ func DefaultConfig() Config {
 		MinPoll:       6,
 		MaxPoll:       10,
 		LocalStratum:  10,
-		FallbackAfter: conf.Duration(15 * 60e9),
+		FallbackAfter: conf.Duration(15 * time.Minute),
+		RateLimit:     RateLimit{Enabled: true, Interval: 3, Burst: 8},
+		MakeStep:      MakeStep{Threshold: conf.Duration(time.Second), Limit: 3},
 	}
 }
 
@@ -63,6 +86,18 @@ func (c Config) Validate() error {
 	}
 	if c.FallbackAfter < 0 {
 		ps.Add("fallback_after", "", "fallback_after is negative")
+	}
+	if c.RateLimit.Interval < -19 || c.RateLimit.Interval > 12 {
+		ps.Add("ratelimit.interval", "chrony's range is -19 to 12 (3 = one response per 8 s)", "interval %d is out of range", c.RateLimit.Interval)
+	}
+	if c.RateLimit.Burst < 1 || c.RateLimit.Burst > 255 {
+		ps.Add("ratelimit.burst", "use 1 to 255 (chrony's default is 8)", "burst %d is out of range", c.RateLimit.Burst)
+	}
+	if c.MakeStep.Threshold < 0 {
+		ps.Add("makestep.threshold", "", "threshold is negative")
+	}
+	if c.MakeStep.Limit < 0 {
+		ps.Add("makestep.limit", "use 0 for never, or the number of first updates that may step", "limit is negative")
 	}
 	return ps.Err()
 }

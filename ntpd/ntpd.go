@@ -2,17 +2,39 @@
 // host: upstream sources → selection → clock model → responder, falling back
 // to a local stratum when the upstream is gone.
 //
-// Until its own issue lands it validates its config and holds the sockets
-// server opened for it, but answers no requests; Status says so.
+// The packet path: socket (kernel RX timestamp) → allow ACL (others are
+// silently ignored) → per-client rate limit (KoD RATE) → the responder, which
+// reads the clock model and takes the transmit timestamp last. Sources are
+// polled with github.com/beevik/ntp on their own schedule (iburst, then an
+// interval adapting between minpoll and maxpoll), go through an 8-sample
+// clock filter and chrony-like selection (interval intersection, combining),
+// and feed the model. Packets are parsed and built with
+// github.com/facebook/time's ntp/protocol, kernel timestamps come through its
+// timestamp package.
+//
+// Everything that touches the host clock sits behind Clock; only
+// `discipline: true` steers it.
 package ntpd
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/airgapd/airgapd/internal/placeholder"
+	"github.com/airgapd/airgapd/internal/conf"
 )
 
 // Deps is what server hands the NTP service.
@@ -20,28 +42,350 @@ type Deps struct {
 	Logger  *slog.Logger
 	Metrics prometheus.Registerer
 	UDP     []net.PacketConn // one per listen address
-}
+	// DataDir is data_dir: the drift file and pending settime requests live
+	// in DataDir/ntp. Empty: neither.
+	DataDir string
 
-// Status is the NTP service's state for the UI, API and metrics.
-type Status struct {
-	State   string `json:"state"`
-	Summary string `json:"summary"`
+	// Clock is the host clock; nil means SystemClock. Tests pass a fake.
+	Clock Clock
+	// Query asks an upstream server; nil means github.com/beevik/ntp.
+	Query Querier
+	// Resolve resolves servers: names; nil means the system resolver.
+	Resolve Resolver
+	// LookupAddr names clients by reverse DNS; nil means the system resolver.
+	LookupAddr func(ctx context.Context, addr string) ([]string, error)
 }
 
 // Server is the NTP service.
 type Server struct {
-	placeholder.Service[Config]
+	deps    Deps
+	log     *slog.Logger
+	clock   Clock
+	model   *model
+	sources *sourceSet
+	clients *clientTable
+	resp    *responder
+	metrics *metrics
+	pol     atomic.Pointer[policy]
+	names   chan netip.Addr
+
+	mu      sync.Mutex
+	cfg     Config
+	running bool
 }
 
-// New validates cfg and returns a server that will use deps' sockets.
+// New validates cfg and returns a server that will use deps' sockets. It
+// opens nothing.
 func New(cfg Config, deps Deps) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Server{Service: placeholder.New(cfg)}, nil
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	if deps.Clock == nil {
+		deps.Clock = SystemClock{}
+	}
+	if deps.Query == nil {
+		deps.Query = defaultQuerier(deps.Clock)
+	}
+	if deps.Resolve == nil {
+		deps.Resolve = defaultResolver
+	}
+	if deps.LookupAddr == nil {
+		deps.LookupAddr = net.DefaultResolver.LookupAddr
+	}
+	for i, pc := range deps.UDP {
+		if _, ok := pc.(*net.UDPConn); !ok {
+			return nil, fmt.Errorf("ntp: socket %d is a %T, not UDP", i, pc)
+		}
+	}
+	s := &Server{deps: deps, log: deps.Logger, clock: deps.Clock, cfg: cfg, names: make(chan netip.Addr, 256)}
+	s.model = newModel(s.clock, s.log, modelConfigOf(cfg), s.clock.Now().Add(time.Hour))
+	s.clients = newClientTable(maxClients, s.newClient)
+	s.pol.Store(policyOf(cfg))
+	prec := measurePrecision(s.clock)
+	s.resp = &responder{clock: s.clock, model: s.model, clients: s.clients, precision: prec, policy: s.pol.Load}
+	s.sources = &sourceSet{clock: s.clock, log: s.log, query: deps.Query, resolve: deps.Resolve, model: s.model,
+		precision: time.Duration(pow2(int(prec)) * float64(time.Second))}
+	s.sources.configure(cfg.Servers, cfg.MinPoll, cfg.MaxPoll, cfg.FallbackAfter.D())
+	s.metrics = newMetrics(s)
+	s.sources.onSample = s.metrics.sample
+	if deps.Metrics != nil {
+		if err := s.metrics.register(deps.Metrics); err != nil {
+			return nil, fmt.Errorf("ntp metrics: %w", err)
+		}
+	}
+	return s, nil
 }
 
-// Status reports that NTP is not built yet.
-func (s *Server) Status() Status {
-	return Status{State: placeholder.NotBuilt, Summary: "time service arrives with the ntpd issue"}
+func modelConfigOf(c Config) modelConfig {
+	return modelConfig{localStratum: c.LocalStratum, fallbackAfter: c.FallbackAfter.D(), discipline: c.Discipline, makeStep: c.MakeStep}
+}
+
+func policyOf(c Config) *policy {
+	p := &policy{rate: newRateParams(c.RateLimit)}
+	for _, a := range c.Allow {
+		if pr, err := conf.ParsePrefix(a); err == nil { // validated already
+			p.allow = append(p.allow, pr)
+		}
+	}
+	return p
+}
+
+// startupWindow is how long the start-up iburst may take before the
+// server gives up waiting for an upstream and serves local_stratum.
+func startupWindow(c Config) time.Duration {
+	if len(c.Servers) == 0 {
+		return 0
+	}
+	return iburstCount*min(2*time.Second, pollDuration(c.MinPoll)) + 3*time.Second
+}
+
+// Run serves NTP on deps' sockets and polls the sources until ctx ends,
+// then returns nil.
+func (s *Server) Run(ctx context.Context) error {
+	s.mu.Lock()
+	cfg := s.cfg
+	s.running = true
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.running = false
+		s.mu.Unlock()
+	}()
+
+	s.model.mu.Lock()
+	s.model.startupUntil = s.clock.Now().Add(startupWindow(cfg))
+	s.model.mu.Unlock()
+	s.model.refresh()
+	s.loadFiles()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	conns, err := s.readers()
+	if err != nil {
+		return err
+	}
+	for _, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.serve(c.conn, c.kernelTS)
+		}()
+	}
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		s.sources.run(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		s.nameClients(ctx)
+	}()
+	for _, pc := range s.deps.UDP {
+		s.log.Info("serving NTP", "listen", pc.LocalAddr().String(), "allow", strings.Join(cfg.Allow, ","), "servers", strings.Join(cfg.Servers, ","))
+	}
+
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	lastDrift := s.clock.Now()
+	for done := false; !done; {
+		select {
+		case <-ctx.Done():
+			done = true
+		case <-tick.C:
+			s.model.refresh()
+			s.applySetTime()
+			if now := s.clock.Now(); now.Sub(lastDrift) >= time.Hour {
+				s.saveDrift()
+				lastDrift = now
+			}
+		}
+	}
+	for _, c := range conns {
+		c.conn.SetReadDeadline(time.Now())
+	}
+	wg.Wait()
+	for _, c := range conns {
+		if c.extra {
+			c.conn.Close()
+		}
+	}
+	s.saveDrift()
+	return nil
+}
+
+type reader struct {
+	conn     *net.UDPConn
+	kernelTS bool
+	extra    bool // a duplicate Run opened and closes
+}
+
+// readers returns the connections to read from: each socket server handed
+// in, plus duplicates of it so that up to GOMAXPROCS goroutines read it in
+// parallel (Go serialises reads on one descriptor).
+func (s *Server) readers() ([]reader, error) {
+	_, system := s.clock.(SystemClock)
+	n := max(1, min(4, runtime.GOMAXPROCS(0)))
+	var out []reader
+	for _, pc := range s.deps.UDP {
+		uc := pc.(*net.UDPConn)
+		kts := false
+		if system {
+			if err := enableRXTimestamps(uc); err != nil {
+				s.log.Warn("no kernel receive timestamps; reading the clock on receipt", "listen", uc.LocalAddr().String(), "err", err)
+			} else {
+				kts = true
+			}
+		}
+		out = append(out, reader{conn: uc, kernelTS: kts})
+		for range n - 1 {
+			f, err := uc.File()
+			if err != nil {
+				return nil, fmt.Errorf("ntp: duplicate %s: %w", uc.LocalAddr(), err)
+			}
+			dup, err := net.FilePacketConn(f)
+			f.Close()
+			if err != nil {
+				return nil, fmt.Errorf("ntp: duplicate %s: %w", uc.LocalAddr(), err)
+			}
+			out = append(out, reader{conn: dup.(*net.UDPConn), kernelTS: kts, extra: true})
+		}
+	}
+	return out, nil
+}
+
+// serve is one reader: read, respond, send, until the read deadline is
+// set at stop or the socket is closed.
+func (s *Server) serve(conn *net.UDPConn, kernelTS bool) {
+	buf := make([]byte, 1500)
+	oob := make([]byte, oobSize)
+	out := make([]byte, 48)
+	errs := 0
+	for {
+		n, oobn, _, from, err := conn.ReadMsgUDPAddrPort(buf, oob)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) || errors.Is(err, os.ErrDeadlineExceeded) {
+				return
+			}
+			s.metrics.readErrors.Inc()
+			if errs++; errs > 100 {
+				time.Sleep(10 * time.Millisecond)
+			}
+			continue
+		}
+		errs = 0
+		rx, ok := time.Time{}, false
+		if kernelTS {
+			rx, ok = rxTimestamp(oob[:oobn])
+		}
+		if !ok {
+			rx = s.clock.Now()
+		}
+		m, res := s.resp.respond(buf[:n], rx, from.Addr(), out)
+		s.metrics.results[res].Inc()
+		if m > 0 {
+			conn.WriteToUDPAddrPort(out[:m], from)
+		}
+	}
+}
+
+// newClient queues a new client address for a reverse-DNS name.
+func (s *Server) newClient(a netip.Addr) {
+	select {
+	case s.names <- a:
+	default: // busy: the name stays unknown
+	}
+}
+
+func (s *Server) nameClients(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case a := <-s.names:
+			lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			names, err := s.deps.LookupAddr(lctx, a.String())
+			cancel()
+			if err == nil && len(names) > 0 {
+				s.clients.setName(a, strings.TrimSuffix(names[0], "."))
+			}
+		}
+	}
+}
+
+// loadFiles reads the drift file and a settime request left while the
+// server was down.
+func (s *Server) loadFiles() {
+	if s.deps.DataDir == "" {
+		return
+	}
+	path := filepath.Join(Dir(s.deps.DataDir), driftFile)
+	ppm, skew, err := readDrift(path)
+	switch {
+	case err == nil:
+		s.model.setDrift(ppm, skew)
+		s.log.Info("frequency from the drift file", "file", path, "ppm", ppm, "skew_ppm", skew)
+	case !errors.Is(err, os.ErrNotExist):
+		s.log.Warn("ignoring the drift file", "err", err)
+	}
+	s.applySetTime()
+}
+
+func (s *Server) saveDrift() {
+	if s.deps.DataDir == "" {
+		return
+	}
+	ppm, skew, ok := s.model.drift()
+	if !ok {
+		return
+	}
+	path := filepath.Join(Dir(s.deps.DataDir), driftFile)
+	if err := writeDrift(path, ppm, skew); err != nil {
+		s.log.Warn("cannot write the drift file", "file", path, "err", err)
+	}
+}
+
+func (s *Server) applySetTime() {
+	if s.deps.DataDir == "" {
+		return
+	}
+	r, ok, err := takeSetTime(Dir(s.deps.DataDir))
+	if err != nil {
+		s.log.Warn("settime", "err", err)
+	}
+	if ok {
+		off := s.model.setTime(r.Time, r.WrittenAt)
+		s.log.Warn("time set by the operator (airgapd ntp settime)", "time", r.Time, "offset_from_system_clock", off)
+	}
+}
+
+// SetTime makes the served time `to` as of now, as `chronyc settime` does:
+// for an admin host with no upstream at all. With discipline: true the host
+// clock is stepped. It returns the resulting offset from the system clock.
+func (s *Server) SetTime(to time.Time) time.Duration {
+	off := s.model.setTime(to, s.clock.Now())
+	s.log.Warn("time set by the operator", "time", to, "offset_from_system_clock", off)
+	return off
+}
+
+// Reload applies a new config in place: allow, ratelimit, servers, polls,
+// local_stratum, fallback_after and makestep. Listen addresses and
+// discipline need a new instance.
+func (s *Server) Reload(cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !slices.Equal(cfg.Listen, s.cfg.Listen) || cfg.Discipline != s.cfg.Discipline {
+		return conf.ErrRestartNeeded
+	}
+	s.cfg = cfg
+	s.pol.Store(policyOf(cfg))
+	s.model.reconfigure(modelConfigOf(cfg))
+	s.sources.configure(cfg.Servers, cfg.MinPoll, cfg.MaxPoll, cfg.FallbackAfter.D())
+	return nil
 }
