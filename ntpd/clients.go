@@ -39,10 +39,10 @@ func pow2(n int) float64 {
 // client is one row of the clients table (chronyc clients).
 type client struct {
 	packets, answered, drops, kods uint64
-	first, last                     time.Time
-	tokens                          float64
-	lastKoD                         time.Time
-	name                            string
+	first, last                    time.Time
+	tokens                         float64
+	lastKoD                        time.Time
+	name                           string
 }
 
 // clientTable counts requests per client address and applies the rate

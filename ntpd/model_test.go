@@ -133,7 +133,6 @@ func TestSetTime(t *testing.T) {
 	}
 }
 
-
 // TestDiscipline: with discipline the clock is stepped for a large offset
 // during the first makestep.limit updates and slewed otherwise, and the
 // served time is the system clock.
@@ -141,7 +140,7 @@ func TestDiscipline(t *testing.T) {
 	m, clk := testModel(t, modelConfig{localStratum: 10, fallbackAfter: time.Minute, discipline: true,
 		makeStep: MakeStep{Threshold: conf.Duration(time.Second), Limit: 3}}, 0)
 	clk.steer = true
-	m.apply(upd(clk, 5*time.Second))     // 1st update, large: step
+	m.apply(upd(clk, 5*time.Second))      // 1st update, large: step
 	m.apply(upd(clk, 2*time.Millisecond)) // small: slew
 	m.apply(upd(clk, time.Millisecond))
 	m.apply(upd(clk, 3*time.Second)) // 4th: past the limit, slew even if large
