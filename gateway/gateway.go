@@ -311,7 +311,9 @@ func (g *Gateway) reconcile(cause string) {
 	if rerr == nil || !errors.Is(rerr, errIPTables) {
 		left = diff(want, have, g.kernel.DropinPath())
 	}
-	synced := err == nil && rerr == nil && left.Empty()
+	// In sync means the apply went through. What the read-back shows is
+	// for Status: another tool may change things again at any moment.
+	synced := err == nil
 
 	var drift *DriftEvent
 	switch {
@@ -326,12 +328,16 @@ func (g *Gateway) reconcile(cause string) {
 	default:
 		g.log.Info("gateway reconciled", "cause", cause, "changes", len(p.Steps), "applied", p.Changes(), "backend", have.Backend)
 	}
-	if err == nil && !left.Empty() {
-		g.log.Error("gateway rules did not converge after apply (a bug: please report it with this line)", "left", left.Changes())
+	if err == nil && rerr == nil && !left.Empty() {
+		g.log.Warn("gateway: the kernel differs from the config right after apply; either another tool changed it meanwhile, or a rule reads back differently than airgapd wrote it (then please report this line)", "left", left.Changes())
 	}
-	for _, n := range p.Notes {
-		if cause != causeTimer {
-			g.log.Warn("gateway note", "note", n)
+	if cause != causeTimer {
+		for _, n := range p.Notes {
+			level := slog.LevelInfo
+			if strings.HasPrefix(n, "firewalld is active") {
+				level = slog.LevelWarn
+			}
+			g.log.Log(context.Background(), level, "gateway note", "note", n)
 		}
 	}
 

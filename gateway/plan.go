@@ -63,7 +63,7 @@ func (s Step) String() string {
 	case OpSysctl:
 		line := fmt.Sprintf("sysctl -w %s=%s", sysctlName(s.Path), s.Value)
 		if s.Was != "" {
-			line += "   # now " + s.Was
+			line += "   # from " + s.Was
 		}
 		return line
 	case OpRouteReplace:

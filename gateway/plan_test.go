@@ -240,7 +240,7 @@ COMMIT
 -A AIRGAPD-FORWARD -s 192.168.10.0/24 -o enp0s8 -j ACCEPT
 -I FORWARD 1 -j AIRGAPD-FORWARD
 COMMIT
-sysctl -w net.ipv4.ip_forward=1   # now 0
+sysctl -w net.ipv4.ip_forward=1   # from 0
 `
 	if got != wantText {
 		t.Errorf("plan:\n%s\nwant:\n%s", got, wantText)
