@@ -59,7 +59,7 @@ func TestDesiredState(t *testing.T) {
 				},
 			},
 			sysctls: []sysctl{{ipForwardPath, "1"}, {"net/ipv4/conf/all/rp_filter", "2"}, {"net/ipv4/conf/enp0s9/rp_filter", "1"}},
-			dropin: []string{"net.ipv4.ip_forward = 1", "net.ipv4.conf.all.rp_filter = 2", "net.ipv4.conf.enp0s9.rp_filter = 1"},
+			dropin:  []string{"net.ipv4.ip_forward = 1", "net.ipv4.conf.all.rp_filter = 2", "net.ipv4.conf.enp0s9.rp_filter = 1"},
 		},
 		{
 			name: "ip_forward false leaves it alone",
