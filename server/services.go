@@ -214,7 +214,7 @@ func (s *Server) buildNTP(c *Config, in *instance) error {
 	if err != nil {
 		return err
 	}
-	n, err := ntpd.New(*c.NTP, ntpd.Deps{Logger: s.log.With("service", "ntp"), Metrics: in.metrics, UDP: udp})
+	n, err := ntpd.New(*c.NTP, ntpd.Deps{Logger: s.log.With("service", "ntp"), Metrics: in.metrics, UDP: udp, DataDir: c.DataDir})
 	if err != nil {
 		return err
 	}
