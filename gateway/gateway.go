@@ -111,9 +111,13 @@ func (g *Gateway) Run(ctx context.Context) error {
 	var ticker *time.Ticker
 	if every > 0 {
 		ticker = time.NewTicker(every)
-		defer ticker.Stop()
 		tick = ticker.C
 	}
+	defer func() {
+		if ticker != nil {
+			ticker.Stop()
+		}
+	}()
 	for {
 		select {
 		case <-ctx.Done():
@@ -122,14 +126,15 @@ func (g *Gateway) Run(ctx context.Context) error {
 		case <-tick:
 			g.reconcile(causeTimer)
 		case <-g.kick:
-			if e := g.Config().ReconcileEvery.D(); e != every && e > 0 {
+			if e := g.Config().ReconcileEvery.D(); e != every {
 				every = e
-				if ticker == nil {
+				if ticker != nil {
+					ticker.Stop()
+					ticker, tick = nil, nil
+				}
+				if every > 0 {
 					ticker = time.NewTicker(every)
-					defer ticker.Stop()
 					tick = ticker.C
-				} else {
-					ticker.Reset(every)
 				}
 			}
 			g.reconcile(causeReload)

@@ -4,12 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/airgapd/airgapd/internal/conf"
 )
 
 // fullConfig uses every kind of rule and setting.
@@ -485,4 +489,69 @@ func TestStatusCountersAndNotes(t *testing.T) {
 	if v := metricValue(t, reg, "airgapd_gateway_ip_forward", nil); v != 1 {
 		t.Errorf("ip_forward gauge = %v", v)
 	}
+}
+
+func TestReloadChangesTheInterval(t *testing.T) {
+	m := newMemNet()
+	ft, fk := m.fakes(t)
+	cfg := labConfig()
+	cfg.ReconcileEvery = 0
+	logs := &logRecorder{}
+	reg := prometheus.NewRegistry()
+	g, err := New(cfg, Deps{Metrics: reg, Tables: ft, Kernel: fk, Logger: slog.New(logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runGateway(t, g)
+	waitFor(t, "the first apply", func() bool { return g.Status().State == StateApplied })
+	passes := func() float64 {
+		return metricValue(t, reg, "airgapd_gateway_reconciles_total", map[string]string{"result": "ok"})
+	}
+	cfg.ReconcileEvery = conf.Duration(5 * time.Millisecond)
+	g.Reload(cfg)
+	waitFor(t, "timer passes", func() bool { return passes() >= 5 })
+	cfg.ReconcileEvery = 0
+	g.Reload(cfg)
+	// Run stops the ticker before the reload's own pass.
+	waitFor(t, "the second reload's pass", func() bool { return logs.count("gateway reconciled cause=reload") == 2 })
+	n := passes()
+	time.Sleep(50 * time.Millisecond) // ten would-be ticks
+	if got := passes(); got != n {
+		t.Errorf("%v passes after reconcile_every went to 0", got-n)
+	}
+}
+
+// logRecorder keeps "message cause=…" of every log record.
+type logRecorder struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
+func (l *logRecorder) WithAttrs([]slog.Attr) slog.Handler       { return l }
+func (l *logRecorder) WithGroup(string) slog.Handler            { return l }
+func (l *logRecorder) Handle(_ context.Context, r slog.Record) error {
+	line := r.Message
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "cause" {
+			line += " cause=" + a.Value.String()
+		}
+		return true
+	})
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, line)
+	return nil
+}
+
+func (l *logRecorder) count(s string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, line := range l.lines {
+		if line == s {
+			n++
+		}
+	}
+	return n
 }
