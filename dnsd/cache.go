@@ -2,6 +2,7 @@ package dnsd
 
 import (
 	"context"
+	"encoding/binary"
 	"hash/maphash"
 	"sync"
 	"sync/atomic"
@@ -24,7 +25,12 @@ type cacheKey struct {
 }
 
 type cacheEntry struct {
-	msg      *dns.Msg
+	msg *dns.Msg
+	// wire is msg packed (no OPT, ID 0) for the fast path, with where each
+	// TTL sits and what it was; nil when packing failed.
+	wire     []byte
+	ttlOffs  []uint16
+	ttls     []uint32
 	stored   time.Time
 	ttl      time.Duration // how long it is fresh
 	origTTL  time.Duration
@@ -140,6 +146,7 @@ func (c *cache) set(k cacheKey, m *dns.Msg) {
 		return
 	}
 	e := &cacheEntry{msg: m.Copy(), stored: c.now(), ttl: ttl, origTTL: ttl}
+	e.pack()
 	sh := c.shard(k)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -177,6 +184,28 @@ func (c *cache) ttlOf(m *dns.Msg) (time.Duration, bool) {
 		}
 	}
 	return 0, false
+}
+
+// pack prepares the entry's wire form; on any failure the entry is served
+// by the slow path only.
+func (e *cacheEntry) pack() {
+	w := e.msg.Copy()
+	w.Id = 0
+	w.Extra = removeOPT(w.Extra)
+	w.Compress = true
+	wire, err := w.Pack()
+	if err != nil {
+		return
+	}
+	offs, err := ttlOffsets(wire)
+	if err != nil {
+		return
+	}
+	e.ttls = make([]uint32, len(offs))
+	for i, off := range offs {
+		e.ttls[i] = binary.BigEndian.Uint32(wire[off:])
+	}
+	e.wire, e.ttlOffs = wire, offs
 }
 
 func minTTL(rrs []dns.RR) uint32 {

@@ -58,6 +58,7 @@ type Server struct {
 // pipeline is one config's worth of handlers, swapped whole on reload so a
 // query sees either the old config or the new one, never a mix.
 type pipeline struct {
+	acl     acl
 	handler Handler
 	zones   *zoneSet
 	fwd     *forwarder
@@ -126,7 +127,7 @@ func (s *Server) build(cfg Config, prev *pipeline) (*pipeline, error) {
 	}
 	ch := cacheHandler{c: s.cache, bg: func() context.Context { return *s.bg.Load() }}
 	h := chain(fwd, a.middleware, zs.middleware, refuseRecursion, ch.middleware)
-	return &pipeline{handler: h, zones: zs, fwd: fwd}, nil
+	return &pipeline{acl: a, handler: h, zones: zs, fwd: fwd}, nil
 }
 
 // Run serves DNS on the sockets until ctx ends, then returns nil.

@@ -2,12 +2,15 @@ package dnsd
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"net"
 	"net/netip"
 	"time"
 
 	"github.com/miekg/dns"
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
 )
 
 // ednsSize is the UDP payload size airgapd advertises and uses upstream:
@@ -23,11 +26,19 @@ const maxInFlight = 4096
 // take packets off it.
 const udpReaders = 2
 
-// serveUDP reads packets until the socket is closed.
+// serveUDP reads packets until the socket is closed. Cache hits are
+// answered right here from the entry's wire form, a batch of packets per
+// system call each way (recvmmsg/sendmmsg) when the platform has them;
+// everything else goes to a goroutine of its own, within the in-flight
+// bound.
 func (s *Server) serveUDP(ctx context.Context, pc net.PacketConn) error {
+	uc, _ := pc.(*net.UDPConn)
+	if bc := newBatchConn(uc); bc != nil {
+		return s.serveUDPBatch(ctx, pc, uc, bc)
+	}
 	buf := make([]byte, 65535)
 	for {
-		n, from, err := pc.ReadFrom(buf)
+		n, a, err := pc.ReadFrom(buf)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) || ctx.Err() != nil {
 				return nil
@@ -35,31 +46,205 @@ func (s *Server) serveUDP(ctx context.Context, pc net.PacketConn) error {
 			s.log.Debug("udp read", "err", err)
 			continue
 		}
-		if n < 12 { // shorter than a header: not DNS
-			s.stats.malformed.Add(1)
-			continue
-		}
-		pkt := make([]byte, n)
-		copy(pkt, buf[:n])
-		select {
-		case s.inflight <- struct{}{}:
-			go func() {
-				defer func() { <-s.inflight }()
-				s.handleUDP(ctx, pc, from, pkt)
-			}()
-		default:
-			s.stats.dropped.Add(1)
+		from, _ := netip.ParseAddrPort(a.String())
+		if out := s.udpPacket(ctx, pc, uc, buf[:n], from); out != nil {
+			writeUDP(pc, uc, out, from)
 		}
 	}
 }
 
-func (s *Server) handleUDP(ctx context.Context, pc net.PacketConn, from net.Addr, pkt []byte) {
-	client := addrOf(from)
+// udpBatch is how many packets one system call reads or writes.
+const udpBatch = 32
+
+// udpMaxQuery is the largest query read in batch mode; a longer one is
+// not a query anyone sends and is dropped as malformed.
+const udpMaxQuery = 4096
+
+func (s *Server) serveUDPBatch(ctx context.Context, pc net.PacketConn, uc *net.UDPConn, bc batchConn) error {
+	in := make([]ipv4.Message, udpBatch)
+	for i := range in {
+		in[i].Buffers = [][]byte{make([]byte, udpMaxQuery)}
+	}
+	out := make([]ipv4.Message, 0, udpBatch)
+	for {
+		n, err := bc.ReadBatch(in, 0)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) || ctx.Err() != nil {
+				return nil
+			}
+			s.log.Debug("udp read", "err", err)
+			continue
+		}
+		out = out[:0]
+		for i := range n {
+			m := &in[i]
+			ua, ok := m.Addr.(*net.UDPAddr)
+			if !ok || m.N == udpMaxQuery {
+				s.stats.malformed.Add(1)
+				continue
+			}
+			from := ua.AddrPort()
+			if resp := s.udpPacket(ctx, pc, uc, m.Buffers[0][:m.N], from); resp != nil {
+				out = append(out, ipv4.Message{Buffers: [][]byte{resp}, Addr: m.Addr})
+			}
+		}
+		for len(out) > 0 {
+			sent, err := bc.WriteBatch(out, 0)
+			if err != nil {
+				s.log.Debug("udp write", "err", err)
+				break
+			}
+			out = out[sent:]
+		}
+	}
+}
+
+// udpPacket returns the fast-path answer for pkt, or hands pkt to a
+// goroutine (copied, since pkt is the reader's buffer) and returns nil.
+func (s *Server) udpPacket(ctx context.Context, pc net.PacketConn, uc *net.UDPConn, pkt []byte, from netip.AddrPort) []byte {
+	if len(pkt) < 12 { // shorter than a header: not DNS
+		s.stats.malformed.Add(1)
+		return nil
+	}
+	client := from.Addr().Unmap()
+	if out := s.fastAnswer(pkt, client); out != nil {
+		return out
+	}
+	own := make([]byte, len(pkt))
+	copy(own, pkt)
+	select {
+	case s.inflight <- struct{}{}:
+		go func() {
+			defer func() { <-s.inflight }()
+			s.handleUDP(ctx, pc, uc, from, own)
+		}()
+	default:
+		s.stats.dropped.Add(1)
+	}
+	return nil
+}
+
+// batchConn reads and writes several datagrams per system call.
+type batchConn interface {
+	ReadBatch(ms []ipv4.Message, flags int) (int, error)
+	WriteBatch(ms []ipv4.Message, flags int) (int, error)
+}
+
+// newBatchConn wraps a UDP socket for batch I/O, by address family; nil
+// when there is no socket to wrap.
+func newBatchConn(uc *net.UDPConn) batchConn {
+	if uc == nil {
+		return nil
+	}
+	// An IPv6 socket, including a dual-stack [::] one, needs the IPv6
+	// flavour of the same calls.
+	if a, ok := uc.LocalAddr().(*net.UDPAddr); ok && a.IP.To4() == nil {
+		return ipv6.NewPacketConn(uc)
+	}
+	return ipv4.NewPacketConn(uc)
+}
+
+func writeUDP(pc net.PacketConn, uc *net.UDPConn, b []byte, to netip.AddrPort) {
+	if uc != nil {
+		uc.WriteToUDPAddrPort(b, to)
+		return
+	}
+	pc.WriteTo(b, net.UDPAddrFromAddrPort(to))
+}
+
+// fastAnswer answers a plain query from a fresh cache entry's wire form,
+// or returns nil to leave it to the pipeline: anything a later stage of
+// the pipeline would treat differently (ACL, local zones, prefetch, stale,
+// truncation) declines.
+func (s *Server) fastAnswer(pkt []byte, client netip.Addr) []byte {
+	began := time.Now()
+	q, err := parsePlainQuery(pkt)
+	if err != nil || q.qclass != dns.ClassINET {
+		return nil
+	}
+	p := s.pipe.Load()
+	if !contains(p.acl.allowQuery, client) || !contains(p.acl.allowRecursion, client) || p.zones.covers(q.name) {
+		return nil
+	}
+	c := s.cache
+	e, state := c.get(cacheKey{name: q.name, qtype: q.qtype, qclass: q.qclass, do: q.do, cd: q.cd})
+	if state != cacheFresh || e.wire == nil || (c.limits.prefetch && (cacheHandler{c: c}).shouldPrefetch(e)) {
+		return nil
+	}
+	size, need := dns.MinMsgSize, len(e.wire)
+	if q.edns {
+		size = int(max(min(q.udpSize, ednsSize), dns.MinMsgSize))
+		need += 11
+	}
+	end := 12 + len(q.nameWire)
+	if need > size || end > len(e.wire) || !equalFoldASCII(e.wire[12:end], q.nameWire) {
+		return nil
+	}
+	out := make([]byte, need)
+	copy(out, e.wire)
+	binary.BigEndian.PutUint16(out, q.id)
+	copy(out[12:end], q.nameWire) // the client's case (0x20)
+	out[2] &^= 0x01
+	if q.rd {
+		out[2] |= 0x01
+	}
+	out[3] &^= 0x10
+	if q.cd {
+		out[3] |= 0x10
+	}
+	age := uint32(s.now().Sub(e.stored) / time.Second)
+	for i, off := range e.ttlOffs {
+		ttl := e.ttls[i]
+		if ttl > age {
+			ttl -= age
+		} else {
+			ttl = 0
+		}
+		binary.BigEndian.PutUint32(out[off:], ttl)
+	}
+	if q.edns {
+		opt := out[len(e.wire):]
+		opt[0] = 0                                    // root
+		binary.BigEndian.PutUint16(opt[1:], 41)       // OPT
+		binary.BigEndian.PutUint16(opt[3:], ednsSize) // our UDP size
+		opt[5], opt[6], opt[7], opt[8] = 0, 0, 0, 0
+		if q.do {
+			opt[7] = 0x80
+		}
+		opt[9], opt[10] = 0, 0 // no options
+		binary.BigEndian.PutUint16(out[10:], binary.BigEndian.Uint16(out[10:])+1)
+	}
+	c.hits.Add(1)
+	s.stats.record(s, client, q.name, q.qtype, int(out[3]&0x0F), "cache", began)
+	return out
+}
+
+func equalFoldASCII(a, b []byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		x, y := a[i], b[i]
+		if x >= 'A' && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if y >= 'A' && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Server) handleUDP(ctx context.Context, pc net.PacketConn, uc *net.UDPConn, from netip.AddrPort, pkt []byte) {
+	client := from.Addr().Unmap()
 	req := new(dns.Msg)
 	if err := req.Unpack(pkt); err != nil {
 		s.stats.malformed.Add(1)
 		if resp := formErr(pkt); resp != nil {
-			pc.WriteTo(resp, from)
+			writeUDP(pc, uc, resp, from)
 		}
 		return
 	}
@@ -72,7 +257,7 @@ func (s *Server) handleUDP(ctx context.Context, pc net.PacketConn, from net.Addr
 		s.log.Warn("pack reply", "err", err, "name", req.Question[0].Name)
 		return
 	}
-	pc.WriteTo(out, from)
+	writeUDP(pc, uc, out, from)
 }
 
 // tcpHandler adapts the pipeline to miekg/dns's TCP server, which handles
@@ -108,20 +293,20 @@ func (s *Server) serve(ctx context.Context, req *dns.Msg, client netip.Addr, tcp
 	if req.Opcode != dns.OpcodeQuery {
 		m := new(dns.Msg)
 		m.SetRcode(req, dns.RcodeNotImplemented)
-		s.stats.record(s, client, req, m, "error", began)
+		s.stats.recordMsg(s, client, req, m, "error", began)
 		return m
 	}
 	if len(req.Question) != 1 {
 		m := new(dns.Msg)
 		m.SetRcode(req, dns.RcodeFormatError)
-		s.stats.record(s, client, req, m, "error", began)
+		s.stats.recordMsg(s, client, req, m, "error", began)
 		return m
 	}
 	if opt := req.IsEdns0(); opt != nil && opt.Version() != 0 {
 		m := new(dns.Msg)
 		m.SetRcode(req, dns.RcodeBadVers)
 		m.SetEdns0(ednsSize, opt.Do())
-		s.stats.record(s, client, req, m, "error", began)
+		s.stats.recordMsg(s, client, req, m, "error", began)
 		return m
 	}
 	q := &Query{Msg: req, Client: client, TCP: tcp}
@@ -134,7 +319,7 @@ func (s *Server) serve(ctx context.Context, req *dns.Msg, client netip.Addr, tcp
 		resp = reply(req, dns.RcodeServerFailure)
 		q.Source = "error"
 	}
-	s.stats.record(s, client, req, resp, q.Source, began)
+	s.stats.recordMsg(s, client, req, resp, q.Source, began)
 	return resp
 }
 

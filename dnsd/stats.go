@@ -66,27 +66,29 @@ func newStats(logOn bool) *stats {
 	return &stats{log: make([]LogEntry, 0, queryLogSize), logOn: logOn, top: newTopCounter()}
 }
 
-func (st *stats) record(s *Server, client netip.Addr, req, resp *dns.Msg, source string, began time.Time) {
-	lat := time.Since(began)
+func (st *stats) recordMsg(s *Server, client netip.Addr, req, resp *dns.Msg, source string, began time.Time) {
+	name, qtype := "", uint16(0)
+	if len(req.Question) > 0 {
+		name, qtype = req.Question[0].Name, req.Question[0].Qtype
+	}
+	st.record(s, client, name, qtype, resp.Rcode, source, began)
+}
+
+func (st *stats) record(s *Server, client netip.Addr, name string, qtype uint16, rcode int, source string, began time.Time) {
+	now := s.now()
+	lat := now.Sub(began)
 	st.queries.Add(1)
 	st.latencyNs.Add(int64(lat))
 	st.bySource[sourceIndex(source)].Add(1)
-	st.byRcode[min(resp.Rcode, maxRcode-1)].Add(1)
-	name := ""
-	if len(req.Question) > 0 {
-		name = req.Question[0].Name
-	}
+	st.byRcode[min(rcode, maxRcode-1)].Add(1)
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	st.top.add(client, name, s.now())
+	st.top.add(client, name, now)
 	if !st.logOn {
 		return
 	}
-	e := LogEntry{Time: s.now(), Client: client.String(), Name: name, Rcode: dns.RcodeToString[resp.Rcode], Source: source,
-		LatencyMs: float64(lat.Microseconds()) / 1000}
-	if len(req.Question) > 0 {
-		e.Type = dns.TypeToString[req.Question[0].Qtype]
-	}
+	e := LogEntry{Time: now, Client: client.String(), Name: name, Type: dns.TypeToString[qtype], Rcode: dns.RcodeToString[rcode],
+		Source: source, LatencyMs: float64(lat.Microseconds()) / 1000}
 	if len(st.log) < queryLogSize {
 		st.log = append(st.log, e)
 	} else {

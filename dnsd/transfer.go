@@ -23,7 +23,7 @@ func (s *Server) transfer(w dns.ResponseWriter, req *dns.Msg, client netip.Addr)
 		if z == nil && contains(allowed, client) {
 			m.Rcode = dns.RcodeNotAuth
 		}
-		s.stats.record(s, client, req, m, "refused", began)
+		s.stats.recordMsg(s, client, req, m, "refused", began)
 		w.WriteMsg(m)
 		return
 	}
@@ -42,7 +42,7 @@ func (s *Server) transfer(w dns.ResponseWriter, req *dns.Msg, client netip.Addr)
 		s.log.Warn("zone transfer failed", "zone", name, "client", client, "err", err)
 	}
 	s.log.Info("zone transferred", "zone", name, "client", client, "serial", z.soa.Serial, "records", len(z.records))
-	s.stats.record(s, client, req, reply(req, dns.RcodeSuccess), "local", began)
+	s.stats.recordMsg(s, client, req, reply(req, dns.RcodeSuccess), "local", began)
 }
 
 // notifyChangedZones sends NOTIFY for every zone whose serial changed (or

@@ -245,6 +245,15 @@ func (zs *zoneSet) find(name string) *zone {
 	return nil
 }
 
+// covers reports whether the local zones answer for name (the cache must
+// not).
+func (zs *zoneSet) covers(name string) bool {
+	if _, ok := zs.ptr[name]; ok {
+		return true
+	}
+	return zs.find(name) != nil
+}
+
 // maxCNAMEChain bounds CNAME chasing, inside zones and out.
 const maxCNAMEChain = 8
 
