@@ -165,4 +165,3 @@ func newNTPClientsCmd() *cobra.Command {
 	cmd.Flags().StringVar(&socket, "socket", "", "control socket path (overrides --config)")
 	return cmd
 }
-
