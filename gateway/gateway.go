@@ -179,7 +179,7 @@ func (g *Gateway) Plan() (Plan, error) {
 func (g *Gateway) Apply() (Plan, error) {
 	g.op.Lock()
 	defer g.op.Unlock()
-	p, err := g.applyLocked(g.Config())
+	p, _, err := g.applyLocked(g.Config())
 	g.metrics.changes.WithLabelValues(causeCLI).Add(float64(len(p.Steps)))
 	return p, err
 }
@@ -218,18 +218,19 @@ func (g *Gateway) Disable() error {
 	return nil
 }
 
-// applyLocked plans and applies; g.op must be held.
-func (g *Gateway) applyLocked(cfg Config) (Plan, error) {
+// applyLocked plans and applies; g.op must be held. It returns the plan,
+// the kernel as read before the plan, and what went wrong.
+func (g *Gateway) applyLocked(cfg Config) (Plan, observed, error) {
 	want := desiredState(cfg)
 	have, err := observe(g.tables, g.kernel, want)
 	if err != nil && errors.Is(err, errIPTables) {
-		return Plan{}, err
+		return Plan{}, have, err
 	}
 	p := diff(want, have, g.kernel.DropinPath())
 	if errs := g.execute(p); errs != nil {
 		err = errors.Join(err, errs)
 	}
-	return p, err
+	return p, have, err
 }
 
 // execute runs every step and collects the failures; a step that fails
@@ -297,7 +298,8 @@ func (g *Gateway) reconcile(cause string) {
 		g.reconcilePlan(cfg, cause)
 		return
 	}
-	p, err := g.applyLocked(cfg)
+	start := time.Now()
+	p, have, err := g.applyLocked(cfg)
 	result := "ok"
 	if err != nil {
 		result = "error"
@@ -308,17 +310,7 @@ func (g *Gateway) reconcile(cause string) {
 		label = causeDrift
 	}
 	g.metrics.changes.WithLabelValues(label).Add(float64(len(p.Steps)))
-
-	// Read back, for the counters in Status and to prove the change took.
-	want := desiredState(cfg)
-	have, rerr := observe(g.tables, g.kernel, want)
-	left := Plan{}
-	if rerr == nil || !errors.Is(rerr, errIPTables) {
-		left = diff(want, have, g.kernel.DropinPath())
-	}
-	// In sync means the apply went through. What the read-back shows is
-	// for Status: another tool may change things again at any moment.
-	synced := err == nil
+	took := time.Since(start).Round(time.Millisecond)
 
 	var drift *DriftEvent
 	switch {
@@ -327,15 +319,31 @@ func (g *Gateway) reconcile(cause string) {
 	case label == causeDrift:
 		drift = &DriftEvent{Time: g.now(), Changes: p.Changes()}
 		g.metrics.drift.Inc()
-		g.log.Warn("gateway drift repaired", "changes", len(p.Steps), "repaired", p.Changes())
+		g.log.Warn("gateway drift repaired", "changes", len(p.Steps), "repaired", p.Changes(), "took", took)
 	case cause == causeTimer && p.Empty():
-		g.log.Debug("gateway in sync")
+		g.log.Debug("gateway in sync", "took", took)
 	default:
-		g.log.Info("gateway reconciled", "cause", cause, "changes", len(p.Steps), "applied", p.Changes(), "backend", have.Backend)
+		g.log.Info("gateway reconciled", "cause", cause, "changes", len(p.Steps), "applied", p.Changes(), "backend", have.Backend, "took", took)
 	}
-	if err == nil && rerr == nil && !left.Empty() {
-		g.log.Warn("gateway: the kernel differs from the config right after apply; either another tool changed it meanwhile, or a rule reads back differently than airgapd wrote it (then please report this line)", "left", left.Changes())
+
+	// After a change, read back: for the counters in Status and to see
+	// that the change took. Without one, the first read is current.
+	left := Plan{Notes: p.Notes}
+	var rerr error
+	if !p.Empty() || err != nil {
+		want := desiredState(cfg)
+		have, rerr = observe(g.tables, g.kernel, want)
+		if rerr == nil || !errors.Is(rerr, errIPTables) {
+			left = diff(want, have, g.kernel.DropinPath())
+		}
+		if err == nil && rerr == nil && !left.Empty() {
+			g.log.Warn("gateway: the kernel differs from the config right after apply; either another tool changed it meanwhile, or a rule reads back differently than airgapd wrote it (then please report this line)", "left", left.Changes())
+		}
 	}
+	// In sync means the apply went through. What the read-back shows is
+	// for Status: another tool may change things again at any moment.
+	synced := err == nil
+
 	if cause != causeTimer {
 		for _, n := range p.Notes {
 			level := slog.LevelInfo
