@@ -3,6 +3,9 @@ package e2e
 import (
 	"fmt"
 	"net"
+	"os"
+	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -303,5 +306,155 @@ zone "lab.internal" { type secondary; primaries { 127.0.0.1 port %[3]s; }; file 
 	// Not in allow_transfer: refused.
 	if d := dig(t, primary, "lab.internal", "AXFR", "-b", "127.0.0.9"); !strings.Contains(d.out, "Transfer failed") && d.status != "REFUSED" {
 		t.Errorf("AXFR from 127.0.0.9 was not refused:\n%s", d.out)
+	}
+}
+
+// dnsperfRun runs dnsperf at a capped rate and returns sent and lost.
+func dnsperfRun(t *testing.T, server, queries string, secs, qps int) (sent, lost int) {
+	t.Helper()
+	host, port, _ := net.SplitHostPort(server)
+	out, err := run(t, time.Duration(secs+20)*time.Second, "dnsperf", "-s", host, "-p", port, "-d", queries,
+		"-l", fmt.Sprint(secs), "-Q", fmt.Sprint(qps), "-t", "2")
+	if err != nil {
+		t.Fatalf("dnsperf: %v\n%s", err, out)
+	}
+	for _, l := range strings.Split(out, "\n") {
+		f := strings.Fields(l)
+		switch {
+		case len(f) >= 3 && f[0] == "Queries" && f[1] == "sent:":
+			sent, _ = strconv.Atoi(f[2])
+		case len(f) >= 3 && f[0] == "Queries" && f[1] == "lost:":
+			lost, _ = strconv.Atoi(f[2])
+		}
+	}
+	if sent == 0 {
+		t.Fatalf("dnsperf sent nothing:\n%s", out)
+	}
+	return sent, lost
+}
+
+// TestDNSReloadUnderLoad: a SIGHUP that changes a zone while dnsperf runs
+// loses no more queries than the same run without a reload, and the change
+// is visible after.
+func TestDNSReloadUnderLoad(t *testing.T) {
+	need(t, "dnsperf", "dig")
+	zone := func(extra string) string {
+		return `
+dns:
+  listen: ["127.0.0.1:0"]
+  forward: only
+  query_log: false
+  zones:
+    - name: lab.internal
+      records: ["admin 300 A 192.168.10.10", "registry CNAME admin"` + extra + `]
+`
+	}
+	in := start(t, t.TempDir(), zone(""))
+	dnsd := dnsAddr(t, in)
+	queries := t.TempDir() + "/q.txt"
+	writeFile(t, queries, "admin.lab.internal A\nregistry.lab.internal A\nnew.lab.internal A\nnope.lab.internal A\n")
+	const secs, rate = 4, 3000
+
+	_, baseLost := dnsperfRun(t, dnsd, queries, secs, rate)
+
+	in.rewrite(zone(`, "new 300 A 192.168.10.99"`))
+	type result struct{ sent, lost int }
+	done := make(chan result, 1)
+	go func() {
+		s, l := dnsperfRun(t, dnsd, queries, secs, rate)
+		done <- result{s, l}
+	}()
+	// Reload once the load is under way: dnsd has counted queries of this run.
+	var before struct {
+		Queries int64 `json:"queries"`
+	}
+	in.status().detail(t, "dns", &before)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var now struct {
+			Queries int64 `json:"queries"`
+		}
+		in.status().detail(t, "dns", &now)
+		if now.Queries > before.Queries+rate {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("dnsperf load never showed up in dns status")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	in.signal(syscall.SIGHUP)
+	r := <-done
+	in.waitLog("config reloaded", 10*time.Second)
+	t.Logf("baseline lost %d; with reload sent %d, lost %d", baseLost, r.sent, r.lost)
+	if r.lost > baseLost {
+		t.Errorf("lost %d queries across the reload, %d without", r.lost, baseLost)
+	}
+	if d := dig(t, dnsd, "new.lab.internal", "A"); !d.answerHas("A 192.168.10.99") {
+		t.Errorf("new record not served after reload: %s %v", d.status, d.answer)
+	}
+}
+
+// TestDNSIteration: with forward: first and every forwarder dead, names
+// resolve by iteration from root_hints. Real name servers must listen on
+// port 53 for that (referrals carry no ports), so the whole test runs in a
+// network namespace of its own, with its own addresses on its lo.
+func TestDNSIteration(t *testing.T) {
+	need(t, "named", "dig", "ip")
+	if os.Getuid() != 0 {
+		t.Skip("network namespaces need root")
+	}
+	ns := fmt.Sprintf("agd-it-%d", os.Getpid()%100000)
+	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	for _, args := range [][]string{
+		{"link", "set", "lo", "up"},
+		{"addr", "add", "10.200.53.1/32", "dev", "lo"}, // root server
+		{"addr", "add", "10.200.53.2/32", "dev", "lo"}, // lab.test server
+	} {
+		if out, err := exec.Command("ip", append([]string{"-n", ns}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %v: %v\n%s", args, err, out)
+		}
+	}
+	rootZone := zoneFile{name: ".", body: `$TTL 300
+.             IN SOA a.root.test. h.root.test. 1 3600 600 86400 60
+.             IN NS  a.root.test.
+a.root.test.  IN A   10.200.53.1
+lab.test.     IN NS  ns.lab.test.
+ns.lab.test.  IN A   10.200.53.2
+`}
+	lab := labTestZone()
+	lab.body = strings.Replace(lab.body, "ns      IN A   127.0.0.1", "ns      IN A   10.200.53.2", 1)
+	newNamedAt(t, ns, "10.200.53.1", []zoneFile{rootZone})
+	newNamedAt(t, ns, "10.200.53.2", []zoneFile{lab})
+
+	dir := t.TempDir()
+	hints := dir + "/root.hints"
+	writeFile(t, hints, ".  3600000 NS a.root.test.\na.root.test. 3600000 A 10.200.53.1\n")
+	in := launchIn(t, ns, dir, fmt.Sprintf(`
+dns:
+  listen: ["127.0.0.1:0"]
+  forwarders: ["10.200.53.9"]   # nothing there
+  forward: first
+  root_hints: %s
+`, hints))
+	in.waitLog("airgapd ready", 10*time.Second)
+	addr := dnsAddr(t, in)
+	cases := []struct{ name, qtype, want string }{
+		{"www.lab.test", "A", "A 192.0.2.10"},
+		{"alias.lab.test", "A", "A 192.0.2.10"},
+		{"lab.test", "MX", "MX 10 mail.lab.test."},
+	}
+	for _, tc := range cases {
+		out, _ := digIn(ns, addr, tc.name, tc.qtype, "+time=5", "+tries=1")
+		if d := parseDig(out); d.status != "NOERROR" || !d.answerHas(tc.want) {
+			t.Errorf("%s %s by iteration: %s %v\n%s", tc.name, tc.qtype, d.status, d.answer, out)
+		}
+	}
+	out, _ := digIn(ns, addr, "nope.lab.test", "A", "+time=5", "+tries=1")
+	if d := parseDig(out); d.status != "NXDOMAIN" {
+		t.Errorf("nope.lab.test by iteration: %s", d.status)
 	}
 }

@@ -83,8 +83,14 @@ func start(t *testing.T, dir, body string, env ...string) *instance {
 // launch starts the process without waiting for readiness.
 func launch(t *testing.T, dir, body string, env ...string) *instance {
 	t.Helper()
+	return launchIn(t, "", dir, body, env...)
+}
+
+// launchIn starts airgapd inside network namespace netns ("" = this one).
+func launchIn(t *testing.T, netns, dir, body string, env ...string) *instance {
+	t.Helper()
 	in := &instance{t: t, dir: dir, config: writeConfig(t, dir, body), log: newLogBuffer(), exited: make(chan struct{})}
-	in.cmd = exec.Command(airgapdBin, "serve", "--config", in.config)
+	in.cmd = netnsCommand(netns, airgapdBin, "serve", "--config", in.config)
 	in.cmd.Env = append(os.Environ(), env...)
 	in.cmd.Stdout = in.log
 	in.cmd.Stderr = in.log
@@ -276,6 +282,16 @@ func (l *logBuffer) linesWith(s string) []string {
 		}
 	}
 	return out
+}
+
+// netnsCommand builds a command that runs inside network namespace netns, or
+// here when netns is "". `ip netns exec` execs the program, so the PID is
+// the program's own.
+func netnsCommand(netns, name string, args ...string) *exec.Cmd {
+	if netns == "" {
+		return exec.Command(name, args...)
+	}
+	return exec.Command("ip", append([]string{"netns", "exec", netns, name}, args...)...)
 }
 
 // run runs a command with a time limit and returns its combined output.

@@ -16,7 +16,9 @@ import (
 // named is a real BIND instance on a loopback port, standing in for the
 // internet's servers (authoritative) or for a secondary.
 type named struct {
-	t    *testing.T
+	t     *testing.T
+	netns string // "" = this namespace
+	ip    string // "" = 127.0.0.1
 	dir  string
 	port int
 	conf string
@@ -34,11 +36,25 @@ type zoneFile struct {
 // a test can tell whether a query reached named.
 func newNamed(t *testing.T, zones []zoneFile, extra string) *named {
 	t.Helper()
+	return newNamedIn(t, &named{t: t, dir: t.TempDir(), port: freeUDPTCPPort(t)}, zones, extra)
+}
+
+// newNamedAt runs named on ip:53 inside network namespace netns.
+func newNamedAt(t *testing.T, netns, ip string, zones []zoneFile) *named {
+	t.Helper()
+	return newNamedIn(t, &named{t: t, dir: t.TempDir(), port: 53, netns: netns, ip: ip}, zones, "")
+}
+
+func newNamedIn(t *testing.T, n *named, zones []zoneFile, extra string) *named {
+	t.Helper()
 	need(t, "named", "dig")
-	n := &named{t: t, dir: t.TempDir(), port: freeUDPTCPPort(t)}
 	var stanzas strings.Builder
 	for _, z := range zones {
-		file := filepath.Join(n.dir, z.name+".zone")
+		base := strings.Trim(z.name, ".")
+		if base == "" {
+			base = "root"
+		}
+		file := filepath.Join(n.dir, base+".zone")
 		if err := os.WriteFile(file, []byte(z.body), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -50,7 +66,7 @@ func newNamed(t *testing.T, zones []zoneFile, extra string) *named {
 	pid-file "%[1]s/named.pid";
 	session-keyfile "%[1]s/session.key";
 	managed-keys-directory "%[1]s";
-	listen-on port %[2]d { 127.0.0.1; };
+	listen-on port %[2]d { %[5]s; };
 	listen-on-v6 { none; };
 	recursion no;
 	dnssec-validation no;
@@ -66,7 +82,7 @@ logging {
 };
 %[3]s
 %[4]s
-`, n.dir, n.port, stanzas.String(), extra)
+`, n.dir, n.port, stanzas.String(), extra, n.listenIP())
 	if err := os.WriteFile(n.conf, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -78,20 +94,32 @@ logging {
 	return n
 }
 
-func (n *named) addr() string { return fmt.Sprintf("127.0.0.1:%d", n.port) }
+func (n *named) listenIP() string {
+	if n.ip != "" {
+		return n.ip
+	}
+	return "127.0.0.1"
+}
+
+func (n *named) addr() string {
+	if n.ip != "" {
+		return net.JoinHostPort(n.ip, strconv.Itoa(n.port))
+	}
+	return fmt.Sprintf("127.0.0.1:%d", n.port)
+}
 
 // start runs named in the foreground (-f) and waits until it answers.
 func (n *named) start() {
 	n.t.Helper()
 	n.log = newLogBuffer()
-	n.cmd = exec.Command("named", "-f", "-u", "root", "-c", n.conf)
+	n.cmd = netnsCommand(n.netns, "named", "-f", "-u", "root", "-c", n.conf)
 	n.cmd.Stdout, n.cmd.Stderr = n.log, n.log
 	if err := n.cmd.Start(); err != nil {
 		n.t.Fatal(err)
 	}
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		if out, err := digAt(n.addr(), "version.bind", "TXT", "CH", "+time=1", "+tries=1"); err == nil && strings.Contains(out, "status:") {
+		if out, err := digIn(n.netns, n.addr(), "version.bind", "TXT", "CH", "+time=1", "+tries=1"); err == nil && strings.Contains(out, "status:") {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -179,9 +207,14 @@ var (
 )
 
 func digAt(server, name string, args ...string) (string, error) {
+	return digIn("", server, name, args...)
+}
+
+// digIn runs dig inside network namespace netns.
+func digIn(netns, server, name string, args ...string) (string, error) {
 	host, port, _ := net.SplitHostPort(server)
 	full := append([]string{"@" + host, "-p", port, name}, args...)
-	out, err := exec.Command("dig", full...).CombinedOutput()
+	out, err := netnsCommand(netns, "dig", full...).CombinedOutput()
 	return string(out), err
 }
 
