@@ -15,19 +15,20 @@ import (
 // Config is the `dns:` section. Keys follow named.conf options: allow-query,
 // allow-recursion, allow-transfer, forwarders, forward first|only, and zones.
 type Config struct {
-	Enabled        *bool         `yaml:"enabled,omitempty"`
-	Listen         []string      `yaml:"listen"`
-	AllowQuery     []string      `yaml:"allow_query"`
-	AllowRecursion []string      `yaml:"allow_recursion"`
-	AllowTransfer  []string      `yaml:"allow_transfer"`
-	AlsoNotify     []string      `yaml:"also_notify"` // secondaries to NOTIFY on zone changes
-	Forwarders     []string      `yaml:"forwarders"`
-	Forward        string        `yaml:"forward"`
-	ForwardZones   []ForwardZone `yaml:"forward_zones"`
-	RootHints      string        `yaml:"root_hints"`
-	Cache          CacheConfig   `yaml:"cache"`
-	QueryLog       bool          `yaml:"query_log"`
-	Zones          []Zone        `yaml:"zones"`
+	Enabled        *bool           `yaml:"enabled,omitempty"`
+	Listen         []string        `yaml:"listen"`
+	AllowQuery     []string        `yaml:"allow_query"`
+	AllowRecursion []string        `yaml:"allow_recursion"`
+	AllowTransfer  []string        `yaml:"allow_transfer"`
+	AlsoNotify     []string        `yaml:"also_notify"` // secondaries to NOTIFY on zone changes
+	Forwarders     []string        `yaml:"forwarders"`
+	Forward        string          `yaml:"forward"`
+	ForwardZones   []ForwardZone   `yaml:"forward_zones"`
+	RootHints      string          `yaml:"root_hints"`
+	Cache          CacheConfig     `yaml:"cache"`
+	QueryLog       bool            `yaml:"query_log"`
+	RateLimit      RateLimitConfig `yaml:"rate_limit"`
+	Zones          []Zone          `yaml:"zones"`
 }
 
 // ForwardZone is BIND's `zone "x" { type forward; forwarders { … }; }`.
@@ -110,6 +111,7 @@ func (c Config) Validate() error {
 			ps.Add("cache."+d.key, "", "%s is negative", d.key)
 		}
 	}
+	c.RateLimit.validate(&ps)
 	seen := map[string]bool{}
 	for i, z := range c.Zones {
 		p := conf.Index("zones", i)

@@ -59,6 +59,7 @@ type Server struct {
 // query sees either the old config or the new one, never a mix.
 type pipeline struct {
 	acl     acl
+	limiter *limiter // nil: no rate limiting
 	handler Handler
 	zones   *zoneSet
 	fwd     *forwarder
@@ -125,9 +126,13 @@ func (s *Server) build(cfg Config, prev *pipeline) (*pipeline, error) {
 	if err != nil {
 		return nil, err
 	}
+	lim, err := newLimiter(cfg.RateLimit, s.now)
+	if err != nil {
+		return nil, err
+	}
 	ch := cacheHandler{c: s.cache, bg: func() context.Context { return *s.bg.Load() }}
 	h := chain(fwd, a.middleware, zs.middleware, refuseRecursion, ch.middleware)
-	return &pipeline{acl: a, handler: h, zones: zs, fwd: fwd}, nil
+	return &pipeline{acl: a, limiter: lim, handler: h, zones: zs, fwd: fwd}, nil
 }
 
 // Run serves DNS on the sockets until ctx ends, then returns nil.
@@ -233,22 +238,23 @@ func (s *Server) FlushCache(name string) int { return s.cache.flush(name) }
 
 // Status is the DNS service's state for the UI, API and metrics.
 type Status struct {
-	State      string           `json:"state"`
-	Summary    string           `json:"summary"`
-	Listen     []string         `json:"listen"` // udp/ADDR and tcp/ADDR actually bound
-	QPS        float64          `json:"qps"`
-	Queries    int64            `json:"queries"`
-	AvgMs      float64          `json:"avg_latency_ms"`
-	Dropped    int64            `json:"dropped"`
-	Malformed  int64            `json:"malformed"`
-	Sources    map[string]int64 `json:"sources"`
-	Rcodes     map[string]int64 `json:"rcodes"`
-	Cache      CacheStatus      `json:"cache"`
-	Upstreams  []UpstreamStatus `json:"upstreams"`
-	Zones      []ZoneStatus     `json:"zones"`
-	TopClients []Count          `json:"top_clients"`
-	TopNames   []Count          `json:"top_names"`
-	Recent     []LogEntry       `json:"recent"`
+	State       string           `json:"state"`
+	Summary     string           `json:"summary"`
+	Listen      []string         `json:"listen"` // udp/ADDR and tcp/ADDR actually bound
+	QPS         float64          `json:"qps"`
+	Queries     int64            `json:"queries"`
+	AvgMs       float64          `json:"avg_latency_ms"`
+	Dropped     int64            `json:"dropped"`
+	RateLimited int64            `json:"rate_limited"`
+	Malformed   int64            `json:"malformed"`
+	Sources     map[string]int64 `json:"sources"`
+	Rcodes      map[string]int64 `json:"rcodes"`
+	Cache       CacheStatus      `json:"cache"`
+	Upstreams   []UpstreamStatus `json:"upstreams"`
+	Zones       []ZoneStatus     `json:"zones"`
+	TopClients  []Count          `json:"top_clients"`
+	TopNames    []Count          `json:"top_names"`
+	Recent      []LogEntry       `json:"recent"`
 }
 
 // CacheStatus summarises the cache.
@@ -274,15 +280,16 @@ func (s *Server) Status() Status {
 	st := s.stats
 	p := s.pipe.Load()
 	out := Status{
-		State:     "down",
-		QPS:       st.qps(s.now()),
-		Queries:   st.queries.Load(),
-		Dropped:   st.dropped.Load(),
-		Malformed: st.malformed.Load(),
-		Sources:   map[string]int64{},
-		Rcodes:    map[string]int64{},
-		Upstreams: p.fwd.status(),
-		Recent:    st.recent(50),
+		State:       "down",
+		QPS:         st.qps(s.now()),
+		Queries:     st.queries.Load(),
+		Dropped:     st.dropped.Load(),
+		RateLimited: st.rateLimited.Load(),
+		Malformed:   st.malformed.Load(),
+		Sources:     map[string]int64{},
+		Rcodes:      map[string]int64{},
+		Upstreams:   p.fwd.status(),
+		Recent:      st.recent(50),
 	}
 	if s.running.Load() {
 		out.State = "up"

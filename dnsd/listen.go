@@ -107,6 +107,14 @@ func (s *Server) udpPacket(ctx context.Context, pc net.PacketConn, uc *net.UDPCo
 		return nil
 	}
 	client := from.Addr().Unmap()
+	switch s.pipe.Load().limiter.check(client) {
+	case drop:
+		s.stats.rateLimited.Add(1)
+		return nil
+	case slip:
+		s.stats.rateLimited.Add(1)
+		return slipReply(pkt)
+	}
 	if out := s.fastAnswer(pkt, client); out != nil {
 		return out
 	}
@@ -353,6 +361,25 @@ func removeOPT(rrs []dns.RR) []dns.RR {
 		if rr.Header().Rrtype != dns.TypeOPT {
 			out = append(out, rr)
 		}
+	}
+	return out
+}
+
+// slipReply is the empty, truncated answer rate limiting sends instead of
+// every slip-th dropped one: a real client retries over TCP, which a
+// spoofed source cannot.
+func slipReply(pkt []byte) []byte {
+	req := new(dns.Msg)
+	if req.Unpack(pkt) != nil || req.Response || len(req.Question) != 1 {
+		return nil
+	}
+	m := new(dns.Msg)
+	m.SetReply(req)
+	m.Truncated = true
+	m.RecursionAvailable = true
+	out, err := m.Pack()
+	if err != nil {
+		return nil
 	}
 	return out
 }

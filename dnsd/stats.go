@@ -29,12 +29,13 @@ const maxRcode = 24
 // stats counts queries with atomics (cheap on the hot path) and keeps a
 // bounded ring of recent queries and per-minute top lists for the UI.
 type stats struct {
-	queries   atomic.Int64
-	bySource  [8]atomic.Int64
-	byRcode   [maxRcode]atomic.Int64
-	dropped   atomic.Int64 // over maxInFlight
-	malformed atomic.Int64
-	latencyNs atomic.Int64 // sum, for the average
+	queries     atomic.Int64
+	bySource    [8]atomic.Int64
+	byRcode     [maxRcode]atomic.Int64
+	dropped     atomic.Int64 // over maxInFlight
+	rateLimited atomic.Int64 // dropped or slipped by rate limiting
+	malformed   atomic.Int64
+	latencyNs   atomic.Int64 // sum, for the average
 
 	mu      sync.Mutex
 	log     []LogEntry // ring
@@ -188,7 +189,7 @@ func newCollector(s *Server) *collector {
 		queries:      prometheus.NewDesc("airgapd_dns_queries_total", "DNS queries answered, by who answered and rcode.", []string{"source", "rcode"}, nil),
 		cacheOps:     prometheus.NewDesc("airgapd_dns_cache_operations_total", "Cache lookups by result (hit, miss, stale) and prefetches.", []string{"op"}, nil),
 		cacheEntries: prometheus.NewDesc("airgapd_dns_cache_entries", "Entries in the answer cache.", nil, nil),
-		dropped:      prometheus.NewDesc("airgapd_dns_dropped_total", "Queries dropped because too many were in flight.", nil, nil),
+		dropped:      prometheus.NewDesc("airgapd_dns_dropped_total", "Queries not answered in full, by reason: inflight (too many at once) or ratelimit (dropped or slipped).", []string{"reason"}, nil),
 		malformed:    prometheus.NewDesc("airgapd_dns_malformed_total", "Packets that were not valid DNS queries.", nil, nil),
 		upstreamRTT:  prometheus.NewDesc("airgapd_dns_upstream_srtt_seconds", "Smoothed round-trip time per forwarder.", []string{"upstream", "zone"}, nil),
 		upstreamUp:   prometheus.NewDesc("airgapd_dns_upstream_healthy", "1 when the forwarder is in use, 0 when marked dead.", []string{"upstream", "zone"}, nil),
@@ -219,7 +220,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.cacheOps, prometheus.CounterValue, float64(ca.staleServed.Load()), "stale")
 	ch <- prometheus.MustNewConstMetric(c.cacheOps, prometheus.CounterValue, float64(ca.prefetches.Load()), "prefetch")
 	ch <- prometheus.MustNewConstMetric(c.cacheEntries, prometheus.GaugeValue, float64(ca.len()))
-	ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(st.dropped.Load()))
+	ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(st.dropped.Load()), "inflight")
+	ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(st.rateLimited.Load()), "ratelimit")
 	ch <- prometheus.MustNewConstMetric(c.malformed, prometheus.CounterValue, float64(st.malformed.Load()))
 	for _, u := range c.s.pipe.Load().fwd.status() {
 		ch <- prometheus.MustNewConstMetric(c.upstreamRTT, prometheus.GaugeValue, u.SRTTms/1000, u.Address, u.Zone)
