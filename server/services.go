@@ -196,7 +196,7 @@ func (s *Server) buildDNS(c *Config, in *instance) error {
 	if err != nil {
 		return err
 	}
-	d, err := dnsd.New(*c.DNS, dnsd.Deps{Logger: s.log.With("service", "dns"), Metrics: in.metrics, UDP: udp, TCP: tcp})
+	d, err := dnsd.New(*c.DNS, dnsd.Deps{Logger: s.log.With("service", "dns"), Metrics: in.metrics, UDP: udp, TCP: tcp, NameServer: c.Advertise.Name})
 	if err != nil {
 		return err
 	}
