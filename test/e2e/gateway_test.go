@@ -33,6 +33,7 @@ type gwLab struct {
 	node, admin, wan string // namespace names
 	an, aw           string // admin's veths: towards node, towards wan
 	wanAddr          string // the listener in wan
+	nodeAddr         string // the listener in node, the port forward's target
 	dir              string // config, data and runtime folders
 	config           string
 }
@@ -59,9 +60,12 @@ func TestGatewayNAT(t *testing.T) {
 gateway:
   mode: apply
   ip_forward: true
-  masquerade: [{ source: 10.200.10.0/24, out_interface: %s }]
-  reconcile_every: %s
-`, lab.aw, interval))
+  masquerade: [{ source: 10.200.10.0/24, out_interface: %[1]s }]
+  dnat: [{ in_interface: %[1]s, proto: tcp, port: 8080, to: "%[2]s" }]
+  routes: [{ destination: 10.200.99.0/24, via: 10.200.20.2, dev: %[1]s }]
+  rp_filter: { %[3]s: 2 }
+  reconcile_every: %[4]s
+`, lab.aw, lab.nodeAddr, lab.an, interval))
 	foreign := lab.iptablesSave()
 
 	t.Run("plan changes nothing", func(t *testing.T) {
@@ -71,6 +75,8 @@ gateway:
 			"-I POSTROUTING 1 -j AIRGAPD-POSTROUTING",
 			"-I FORWARD 1 -j AIRGAPD-FORWARD",
 			"sysctl -w net.ipv4.ip_forward=1",
+			"sysctl -w net.ipv4.conf." + lab.an + ".rp_filter=2",
+			"ip route replace 10.200.99.0/24 via 10.200.20.2 dev " + lab.aw + " proto 147",
 		} {
 			if !strings.Contains(out, want) {
 				t.Errorf("plan lacks %q:\n%s", want, out)
@@ -86,6 +92,9 @@ gateway:
 
 	t.Run("no way out before apply", func(t *testing.T) {
 		lab.mustNotConnect(t)
+		if _, err := lab.dial(lab.wan, "10.200.20.1:8080", 1500*time.Millisecond); err == nil {
+			t.Error("the port forward answered before apply")
+		}
 	})
 
 	t.Run("apply", func(t *testing.T) {
@@ -97,6 +106,16 @@ gateway:
 		lab.foreignUnchanged(t, foreign)
 		if v := lab.ipForward(); v != "1" {
 			t.Errorf("ip_forward %s after apply", v)
+		}
+		// The port forward: wan reaches node's listener through admin.
+		if from, err := lab.dial(lab.wan, "10.200.20.1:8080", 5*time.Second); err != nil || from != "10.200.20.2" {
+			t.Errorf("port forward: seen from %q, %v; want wan's 10.200.20.2", from, err)
+		}
+		if r := lab.routes(t); !strings.Contains(r, "10.200.99.0/24 via 10.200.20.2 dev "+lab.aw) {
+			t.Errorf("admin's airgapd routes:\n%s", r)
+		}
+		if v := lab.cat(t, "/proc/sys/net/ipv4/conf/"+lab.an+"/rp_filter"); v != "2" {
+			t.Errorf("rp_filter %s, want 2", v)
 		}
 		if out := lab.cli(t, "apply"); !strings.Contains(out, "no changes") {
 			t.Errorf("second apply changed something:\n%s", out)
@@ -110,6 +129,9 @@ gateway:
 		}
 		lab.foreignUnchanged(t, foreign)
 		lab.mustNotConnect(t)
+		if r := lab.routes(t); r != "" {
+			t.Errorf("airgapd routes left after down:\n%s", r)
+		}
 	})
 
 	t.Run("serve reconciles and repairs drift", func(t *testing.T) {
@@ -218,6 +240,15 @@ gateway:
 			t.Fatalf("exit %d after SIGTERM", code)
 		}
 	})
+
+	t.Run("firewalld on nftables is reported", func(t *testing.T) {
+		lab.sh(t, "ip", "netns", "exec", lab.admin, "nft", "add", "table", "inet", "firewalld")
+		defer lab.sh(t, "ip", "netns", "exec", lab.admin, "nft", "delete", "table", "inet", "firewalld")
+		lab.writeConfig(fmt.Sprintf("gateway:\n  masquerade: [{ source: 10.200.10.0/24, out_interface: %s }]\n", lab.aw))
+		if out := lab.cli(t, "plan"); !strings.Contains(out, "note: firewalld is active") || !strings.Contains(out, "firewall-cmd") {
+			t.Errorf("plan does not say what firewalld needs:\n%s", out)
+		}
+	})
 }
 
 // hostNetfilter is the host's iptables-save (comments and counters
@@ -289,7 +320,7 @@ func newGWLab(t *testing.T) *gwLab {
 	}
 	l.sh(t, "ip", "-n", l.node, "route", "add", "default", "via", "10.200.10.1")
 	// A new namespace may inherit the host's forwarding setting; start off.
-	l.sh(t, "ip", "netns", "exec", l.admin, "sh", "-c", "echo 0 > /proc/sys/net/ipv4/ip_forward")
+	l.sh(t, "ip", "netns", "exec", l.admin, "sh", "-c", "echo 0 > /proc/sys/net/ipv4/ip_forward; echo 0 > /proc/sys/net/ipv4/conf/"+l.an+"/rp_filter")
 
 	// Foreign rules, shaped like libvirt's. LIBVIRT_FWI rejects whatever
 	// is forwarded out towards the node, replies included: only airgapd's
@@ -309,17 +340,25 @@ COMMIT
 COMMIT
 `, l.an))
 
-	// The listener in wan answers each connection with the address it
-	// came from.
+	// The listeners in wan and node answer each connection with the
+	// address it came from.
+	l.wanAddr = l.listen(t, l.wan, "10.200.20.2:0")
+	l.nodeAddr = l.listen(t, l.node, "10.200.10.2:0")
+	return l
+}
+
+// listen starts a TCP listener in a namespace that writes each client's
+// address back to it; it returns the listener's address.
+func (l *gwLab) listen(t *testing.T, ns, addr string) string {
+	t.Helper()
 	var ln net.Listener
-	if err := inNetns(l.wan, func() (err error) {
-		ln, err = net.Listen("tcp", "10.200.20.2:0")
+	if err := inNetns(ns, func() (err error) {
+		ln, err = net.Listen("tcp", addr)
 		return err
 	}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	l.wanAddr = ln.Addr().String()
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -334,7 +373,7 @@ COMMIT
 			}()
 		}
 	}()
-	return l
+	return ln.Addr().String()
 }
 
 // inNetns runs fn on an OS thread switched into the named namespace.
@@ -374,9 +413,15 @@ func inNetns(name string, fn func() error) error {
 // connect opens a TCP connection from node to the wan listener and returns
 // the source address wan saw.
 func (l *gwLab) connect(timeout time.Duration) (string, error) {
+	return l.dial(l.node, l.wanAddr, timeout)
+}
+
+// dial connects from namespace ns to addr and returns the client address
+// the listener there saw.
+func (l *gwLab) dial(ns, addr string, timeout time.Duration) (string, error) {
 	var seen string
-	err := inNetns(l.node, func() error {
-		c, err := net.DialTimeout("tcp", l.wanAddr, timeout)
+	err := inNetns(ns, func() error {
+		c, err := net.DialTimeout("tcp", addr, timeout)
 		if err != nil {
 			return err
 		}
@@ -460,8 +505,18 @@ func (l *gwLab) foreignUnchanged(t *testing.T, before string) {
 	}
 }
 
-func (l *gwLab) ipForward() string {
-	return strings.TrimSpace(l.sh(l.t, "ip", "netns", "exec", l.admin, "cat", "/proc/sys/net/ipv4/ip_forward"))
+func (l *gwLab) ipForward() string { return l.cat(l.t, "/proc/sys/net/ipv4/ip_forward") }
+
+// cat reads a file inside admin (/proc/sys/net is per namespace).
+func (l *gwLab) cat(t *testing.T, path string) string {
+	t.Helper()
+	return strings.TrimSpace(l.sh(t, "ip", "netns", "exec", l.admin, "cat", path))
+}
+
+// routes lists the routes airgapd owns in admin (proto 147).
+func (l *gwLab) routes(t *testing.T) string {
+	t.Helper()
+	return strings.TrimSpace(l.sh(t, "ip", "-n", l.admin, "route", "show", "proto", "147"))
 }
 
 func (l *gwLab) writeConfig(body string) {
