@@ -42,11 +42,7 @@ func parseListing(chain string, lines []string) (listedChain, error) {
 			f := strings.Fields(line)
 			lc.Policy = f[2]
 		case strings.HasPrefix(line, "-A "+chain+" "):
-			r, err := parseRule(strings.TrimPrefix(line, "-A "+chain+" "))
-			if err != nil {
-				return lc, fmt.Errorf("chain %s: %w", chain, err)
-			}
-			lc.Rules = append(lc.Rules, r)
+			lc.Rules = append(lc.Rules, parseRule(strings.TrimPrefix(line, "-A "+chain+" ")))
 		default:
 			return lc, fmt.Errorf("chain %s: unexpected line %q", chain, line)
 		}
@@ -56,7 +52,7 @@ func parseListing(chain string, lines []string) (listedChain, error) {
 
 // parseRule takes the counters ("-c PACKETS BYTES", wherever iptables put
 // them) out of a rule spec.
-func parseRule(spec string) (listedRule, error) {
+func parseRule(spec string) listedRule {
 	args := splitSpec(spec)
 	var r listedRule
 	var keep []string
@@ -73,7 +69,7 @@ func parseRule(spec string) (listedRule, error) {
 		keep = append(keep, args[i])
 	}
 	r.Spec = joinSpec(keep)
-	return r, nil
+	return r
 }
 
 // joinSpec is the inverse of splitSpec: arguments with spaces or quotes are
