@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -48,8 +49,22 @@ func (c *Client) Status(ctx context.Context) (StatusReport, error) {
 	return r, err
 }
 
+// FlushDNSCache asks the DNS service to forget name (every type), or
+// everything when name is empty; it returns how many entries went.
+func (c *Client) FlushDNSCache(ctx context.Context, name string) (int, error) {
+	var r struct {
+		Flushed int `json:"flushed"`
+	}
+	err := c.do(ctx, http.MethodPost, "/api/v1/dns/cache/flush?name="+url.QueryEscape(name), &r)
+	return r.Flushed, err
+}
+
 func (c *Client) get(ctx context.Context, path string, into any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
+	return c.do(ctx, http.MethodGet, path, into)
+}
+
+func (c *Client) do(ctx context.Context, method, path string, into any) error {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, nil)
 	if err != nil {
 		return err
 	}

@@ -452,5 +452,19 @@ func (s *Server) CACertPEM() []byte {
 	return s.ca.CACertPEM()
 }
 
+var _ web.DNSCache = (*Server)(nil)
+
+// FlushDNSCache implements web.DNSCache on the running DNS service.
+func (s *Server) FlushDNSCache(name string) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, in := range s.instances {
+		if in.name == "dns" && in.flushDNS != nil {
+			return in.flushDNS(name), nil
+		}
+	}
+	return 0, errors.New("dns is not running: its section is absent or disabled")
+}
+
 // Ready implements web.Instance.
 func (s *Server) Ready() bool { return s.ready.Load() }

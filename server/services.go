@@ -30,8 +30,10 @@ type instance struct {
 	run     func(context.Context) error
 	status  func() ServiceStatus
 	reload  func(*Config) error
-	fds     []io.Closer // duplicates handed to the service; closed after Run
-	metrics *prometheus.Registry
+	// flushDNS is set on the dns instance only.
+	flushDNS func(name string) int
+	fds      []io.Closer // duplicates handed to the service; closed after Run
+	metrics  *prometheus.Registry
 
 	cancel context.CancelFunc
 	done   chan error // receives Run's result once
@@ -206,6 +208,7 @@ func (s *Server) buildDNS(c *Config, in *instance) error {
 		return ServiceStatus{State: st.State, Summary: st.Summary, Detail: st}
 	}
 	in.reload = func(c *Config) error { return d.Reload(*c.DNS) }
+	in.flushDNS = d.FlushCache
 	return nil
 }
 
@@ -266,6 +269,7 @@ func (s *Server) buildWeb(c *Config, in *instance) error {
 		Logger:          s.log.With("service", "web"),
 		Metrics:         s.gatherer(),
 		Instance:        s,
+		DNSCache:        s,
 		MirrorHandler:   &s.mirrorHandler,
 		RegistryHandler: &s.registryHandler,
 	}

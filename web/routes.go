@@ -36,6 +36,7 @@ func (s *Server) controlRouter() http.Handler {
 	r.Use(middleware.Recoverer, requireRoot)
 	s.commonRoutes(r)
 	r.Get("/api/v1/status", s.handleStatus)
+	r.Post("/api/v1/dns/cache/flush", s.handleDNSFlush)
 	r.Handle("/metrics", promhttp.HandlerFor(s.deps.Metrics, promhttp.HandlerOpts{}))
 	return r
 }
@@ -102,6 +103,22 @@ func (s *Server) handleCACert(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.deps.Instance.Status())
+}
+
+// handleDNSFlush is `rndc flushname NAME` (?name=NAME) or `rndc flush`.
+func (s *Server) handleDNSFlush(w http.ResponseWriter, r *http.Request) {
+	if s.deps.DNSCache == nil {
+		writeJSONError(w, http.StatusNotFound, "no DNS cache here")
+		return
+	}
+	name := r.URL.Query().Get("name")
+	n, err := s.deps.DNSCache.FlushDNSCache(name)
+	if err != nil {
+		writeJSONError(w, http.StatusConflict, err.Error())
+		return
+	}
+	s.log.Info("DNS cache flushed", "name", name, "entries", n)
+	writeJSON(w, http.StatusOK, map[string]any{"flushed": n, "name": name})
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

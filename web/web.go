@@ -34,6 +34,13 @@ type Instance interface {
 	CACertPEM() []byte
 }
 
+// DNSCache is the DNS cache as the API reaches it.
+type DNSCache interface {
+	// FlushDNSCache removes name (every type), or everything when name is
+	// empty, and says how many entries went; an error when DNS is off.
+	FlushDNSCache(name string) (int, error)
+}
+
 // Deps is what server hands web: the sockets it opened (nil for a listener
 // that is not configured), their TLS settings, and the services' handlers.
 type Deps struct {
@@ -48,6 +55,8 @@ type Deps struct {
 	Registry net.Listener // registry.listen; nil when the registry is disabled
 	// RegistryTLS is nil for plain HTTP.
 	RegistryTLS *tls.Config
+
+	DNSCache DNSCache // nil: no DNS routes
 
 	MirrorHandler   http.Handler // serves /repos/ and /files/
 	RegistryHandler http.Handler // serves /v2/

@@ -110,6 +110,15 @@ dns:
 		t.Errorf("named saw mail.lab.test %d times before, %d after the second query; want the cache to answer", before, after)
 	}
 
+	// `airgapd dns flush NAME` (rndc flushname): the next query goes upstream.
+	if out, err := exec.Command(airgapdBin, "dns", "flush", "mail.lab.test", "--socket", in.dir+"/run/api.sock").CombinedOutput(); err != nil || !strings.Contains(string(out), "flushed mail.lab.test: 1 entries") {
+		t.Errorf("dns flush: %v\n%s", err, out)
+	}
+	dig(t, dnsd, "mail.lab.test", "A")
+	if n := ns.queries("mail.lab.test"); n != before+1 {
+		t.Errorf("after flush named saw mail.lab.test %d times, want %d", n, before+1)
+	}
+
 	// Upstream gone: cached names answer, expired ones come stale, unknown
 	// ones fail fast.
 	if d := dig(t, dnsd, "short.lab.test", "A"); !d.answerHas("A 192.0.2.2") {

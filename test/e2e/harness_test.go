@@ -194,9 +194,9 @@ type statusReport struct {
 	Config   string `json:"config"`
 	Ready    bool   `json:"ready"`
 	Services []struct {
-		Name    string `json:"name"`
-		Enabled bool   `json:"enabled"`
-		State   string `json:"state"`
+		Name    string          `json:"name"`
+		Enabled bool            `json:"enabled"`
+		State   string          `json:"state"`
 		Detail  json.RawMessage `json:"detail"`
 	} `json:"services"`
 }

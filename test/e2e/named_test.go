@@ -19,11 +19,11 @@ type named struct {
 	t     *testing.T
 	netns string // "" = this namespace
 	ip    string // "" = 127.0.0.1
-	dir  string
-	port int
-	conf string
-	cmd  *exec.Cmd
-	log  *logBuffer
+	dir   string
+	port  int
+	conf  string
+	cmd   *exec.Cmd
+	log   *logBuffer
 }
 
 // zoneFile is one zone named serves as primary.
@@ -139,10 +139,11 @@ func (n *named) stop() {
 	n.cmd = nil
 }
 
-// queries counts the lines of named's query log that contain s.
-func (n *named) queries(s string) int {
+// queries counts the queries for name in named's query log (lines like
+// "client … (name): query: name IN A +E(0)").
+func (n *named) queries(name string) int {
 	b, _ := os.ReadFile(filepath.Join(n.dir, "query.log"))
-	return strings.Count(strings.ToLower(string(b)), strings.ToLower(s))
+	return strings.Count(strings.ToLower(string(b)), "query: "+strings.ToLower(name)+" ")
 }
 
 // freeUDPTCPPort finds a loopback port free for both UDP and TCP.
