@@ -51,6 +51,23 @@ func dnsAddr(t *testing.T, in *instance) string {
 	return ""
 }
 
+// portOf returns the port of the dns listener whose status entry starts
+// with prefix (e.g. "udp/[::1]:").
+func dnsPortOf(t *testing.T, in *instance, prefix string) string {
+	t.Helper()
+	var st struct {
+		Listen []string `json:"listen"`
+	}
+	in.status().detail(t, "dns", &st)
+	for _, l := range st.Listen {
+		if p, ok := strings.CutPrefix(l, prefix); ok {
+			return p
+		}
+	}
+	t.Fatalf("no dns listener %s* in %v", prefix, st.Listen)
+	return ""
+}
+
 func TestDNSForwardCacheAndServeStale(t *testing.T) {
 	ns := newNamed(t, []zoneFile{labTestZone()}, "")
 	in := start(t, t.TempDir(), fmt.Sprintf(`
@@ -162,7 +179,7 @@ func TestDNSACL(t *testing.T) {
 	ns := newNamed(t, []zoneFile{labTestZone()}, "")
 	in := start(t, t.TempDir(), fmt.Sprintf(`
 dns:
-  listen: ["127.0.0.1:0"]
+  listen: ["127.0.0.1:0", "[::1]:0"]
   forwarders: [%q]
   forward: only
   allow_query: [127.0.0.1, 127.0.0.10]
@@ -172,6 +189,10 @@ dns:
       records: ["admin 300 A 192.168.10.10"]
 `, ns.addr()))
 	dnsd := dnsAddr(t, in)
+	// IPv6 too: ::1 is in neither list.
+	if d := dig(t, "[::1]:"+dnsPortOf(t, in, "udp/[::1]:"), "admin.lab.internal", "A"); d.status != "REFUSED" {
+		t.Errorf("from ::1 (not allowed): %s, want REFUSED", d.status)
+	}
 	cases := []struct {
 		client, name, status string
 	}{
