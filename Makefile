@@ -3,8 +3,9 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 BIN     := bin/airgapd
-# Peers such as named live in /usr/sbin, which a non-login PATH may lack.
-export PATH := $(PATH):/usr/sbin:/sbin
+# Peers such as named live in /usr/sbin, which a non-login PATH may lack;
+# crane is installed into Go's bin folder.
+export PATH := $(PATH):/usr/sbin:/sbin:$(shell $(GO) env GOPATH)/bin
 # Every test run is bounded; see README for how long `make test` takes.
 TEST_TIMEOUT ?= 30m
 

@@ -18,6 +18,9 @@ declare -A want=(
 	[chronyd]=chrony
 	[iptables]=iptables
 	[nft]=nftables
+	[createrepo_c]=createrepo-c
+	[dnf]=dnf
+	[skopeo]=skopeo
 )
 
 # Daemons live in /usr/sbin, which a non-login PATH may lack.
@@ -38,5 +41,25 @@ if ((${#missing[@]})); then
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# dnf download needs dnf-plugins-core; it has no command of its own to look for.
+if ! dpkg -s dnf-plugins-core >/dev/null 2>&1; then
+	if [[ $(id -u) -eq 0 ]]; then
+		export DEBIAN_FRONTEND=noninteractive
+		apt-get update -qq
+		apt-get install -y -qq --no-install-recommends dnf-plugins-core >/dev/null
+	else
+		echo "install-test-deps: dnf-plugins-core missing; run as root" >&2
+		exit 1
+	fi
+fi
+
 go mod download
+
+# crane, the go-containerregistry CLI, pinned, into GOBIN (default ~/go/bin).
+gobin=$(go env GOBIN)
+gobin=${gobin:-$(go env GOPATH)/bin}
+if [[ ! -x $gobin/crane ]]; then
+	echo "install-test-deps: go install crane"
+	go install github.com/google/go-containerregistry/cmd/crane@v0.20.6
+fi
 echo "install-test-deps: ok"
