@@ -3,6 +3,8 @@ package gateway
 import (
 	"errors"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 )
@@ -58,4 +60,33 @@ func TestNoIPTablesBinary(t *testing.T) {
 		t.Fatalf("err = %v, want errNoIPTables", err)
 	}
 	t.Log(err)
+}
+
+// The drop-in is written atomically into the folder given, read back and
+// removed; an absent file reads as nil.
+func TestDropinFile(t *testing.T) {
+	dir := t.TempDir()
+	k := NewKernel(dir)
+	if b, err := k.ReadDropin(); b != nil || err != nil {
+		t.Fatalf("absent drop-in read as %q, %v", b, err)
+	}
+	want := []byte("net.ipv4.ip_forward = 1\n")
+	if err := k.WriteDropin(want); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := k.ReadDropin(); string(b) != string(want) || err != nil {
+		t.Fatalf("read back %q, %v", b, err)
+	}
+	if k.DropinPath() != filepath.Join(dir, "90-airgapd.conf") {
+		t.Errorf("path %s", k.DropinPath())
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Errorf("temp files left: %v", ents)
+	}
+	if err := k.RemoveDropin(); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.RemoveDropin(); err != nil {
+		t.Errorf("removing an absent drop-in: %v", err)
+	}
 }
