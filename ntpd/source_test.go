@@ -219,7 +219,7 @@ func TestPoolReresolve(t *testing.T) {
 		cancel()
 		<-done
 	}()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(15 * time.Second)
 	for m.params().state != stateSynced {
 		if time.Now().After(deadline) {
 			t.Fatalf("not synced after re-resolving:\n%s", SourcesView(ss.status()))
