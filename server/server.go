@@ -369,6 +369,9 @@ func (s *Server) reload() error {
 		}
 		if ch.old != nil {
 			s.stop(ch.old, deadline)
+			if ch.new == nil && ch.old.removed != nil {
+				ch.old.removed()
+			}
 		}
 	}
 	var ins []*instance

@@ -30,6 +30,9 @@ type instance struct {
 	run     func(context.Context) error
 	status  func() ServiceStatus
 	reload  func(*Config) error
+	// removed, when set, runs after the instance stopped because a reload
+	// removed or disabled its section (not on shutdown).
+	removed func()
 	// flushDNS is set on the dns instance only.
 	flushDNS func(name string) int
 	fds      []io.Closer // duplicates handed to the service; closed after Run
@@ -166,20 +169,11 @@ func (s *Server) buildGateway(c *Config, in *instance) error {
 	if err != nil {
 		return err
 	}
-	in.run = func(ctx context.Context) error {
-		if err := g.Run(ctx); err != nil {
-			return err
-		}
-		// Run leaves the rules in place: on SIGTERM the nodes' way out must
-		// survive a restart. The gateway's Reload never asks for a rebuild,
-		// so while the server is still running (ready) the only reason this
-		// instance stops is that a reload removed its section or set
-		// enabled: false, and then its rules go too.
-		if s.ready.Load() {
-			g.Disable()
-		}
-		return nil
-	}
+	// Run leaves the rules in place: on SIGTERM the nodes' way out must
+	// survive a restart. Only when a reload removes the section (or sets
+	// enabled: false) do the rules go too.
+	in.run = g.Run
+	in.removed = func() { g.Disable() } // it logs what it removed, or why not
 	in.status = func() ServiceStatus {
 		st := g.Status()
 		return ServiceStatus{State: st.State, Summary: st.Summary, Detail: st}
