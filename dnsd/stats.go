@@ -3,6 +3,7 @@ package dnsd
 import (
 	"net/netip"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,7 +39,7 @@ type stats struct {
 	latencyNs   atomic.Int64 // sum, for the average
 
 	mu      sync.Mutex
-	log     []LogEntry // ring
+	log     []logRecord // ring
 	logNext int
 	logOn   bool
 	top     topCounter
@@ -60,11 +61,28 @@ type LogEntry struct {
 	LatencyMs float64   `json:"latency_ms"`
 }
 
+// logRecord is a query-log entry as recorded: raw values, formatted only
+// when someone reads the log, so the hot path does no string work.
+type logRecord struct {
+	at      time.Time
+	client  netip.Addr
+	name    string
+	qtype   uint16
+	rcode   uint8
+	source  uint8
+	latency time.Duration
+}
+
+func (r logRecord) entry() LogEntry {
+	return LogEntry{Time: r.at, Client: r.client.String(), Name: r.name, Type: dns.TypeToString[r.qtype],
+		Rcode: dns.RcodeToString[int(r.rcode)], Source: sources[r.source], LatencyMs: float64(r.latency.Microseconds()) / 1000}
+}
+
 // queryLogSize bounds the ring the UI reads.
 const queryLogSize = 1000
 
 func newStats(logOn bool) *stats {
-	return &stats{log: make([]LogEntry, 0, queryLogSize), logOn: logOn, top: newTopCounter()}
+	return &stats{log: make([]logRecord, 0, queryLogSize), logOn: logOn, top: newTopCounter()}
 }
 
 func (st *stats) recordMsg(s *Server, client netip.Addr, req, resp *dns.Msg, source string, began time.Time) {
@@ -80,7 +98,8 @@ func (st *stats) record(s *Server, client netip.Addr, name string, qtype uint16,
 	lat := now.Sub(began)
 	st.queries.Add(1)
 	st.latencyNs.Add(int64(lat))
-	st.bySource[sourceIndex(source)].Add(1)
+	src := sourceIndex(source)
+	st.bySource[src].Add(1)
 	st.byRcode[min(rcode, maxRcode-1)].Add(1)
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -88,12 +107,11 @@ func (st *stats) record(s *Server, client netip.Addr, name string, qtype uint16,
 	if !st.logOn {
 		return
 	}
-	e := LogEntry{Time: now, Client: client.String(), Name: name, Type: dns.TypeToString[qtype], Rcode: dns.RcodeToString[rcode],
-		Source: source, LatencyMs: float64(lat.Microseconds()) / 1000}
+	r := logRecord{at: now, client: client, name: name, qtype: qtype, rcode: uint8(min(rcode, 255)), source: uint8(src), latency: lat}
 	if len(st.log) < queryLogSize {
-		st.log = append(st.log, e)
+		st.log = append(st.log, r)
 	} else {
-		st.log[st.logNext] = e
+		st.log[st.logNext] = r
 	}
 	st.logNext = (st.logNext + 1) % queryLogSize
 }
@@ -104,7 +122,7 @@ func (st *stats) recent(n int) []LogEntry {
 	defer st.mu.Unlock()
 	out := make([]LogEntry, 0, min(n, len(st.log)))
 	for i := 1; i <= len(st.log) && len(out) < n; i++ {
-		out = append(out, st.log[(st.logNext-i+len(st.log))%len(st.log)])
+		out = append(out, st.log[(st.logNext-i+len(st.log))%len(st.log)].entry())
 	}
 	return out
 }
@@ -127,9 +145,10 @@ func (st *stats) qps(now time.Time) float64 {
 // last full minute's leaders. Each map is bounded: past topMax distinct
 // keys, new ones are not counted.
 type topCounter struct {
-	minute         time.Time
-	clients, names map[string]int64
-	lastC, lastN   []Count
+	minute       time.Time
+	clients      map[netip.Addr]int64
+	names        map[string]int64 // lower case
+	lastC, lastN []Count
 }
 
 // Count is one top-list row.
@@ -141,30 +160,42 @@ type Count struct {
 const topMax = 10000
 
 func newTopCounter() topCounter {
-	return topCounter{clients: map[string]int64{}, names: map[string]int64{}}
+	return topCounter{clients: map[netip.Addr]int64{}, names: map[string]int64{}}
 }
 
 func (t *topCounter) add(client netip.Addr, name string, now time.Time) {
-	m := now.Truncate(time.Minute)
-	if !m.Equal(t.minute) {
-		t.lastC, t.lastN = leaders(t.clients, 10), leaders(t.names, 10)
-		t.clients, t.names = map[string]int64{}, map[string]int64{}
-		t.minute = m
+	if now.Sub(t.minute) >= time.Minute {
+		t.lastC, t.lastN = leaders(t.clients, 10, netip.Addr.String), leaders(t.names, 10, func(s string) string { return s })
+		clear(t.clients)
+		clear(t.names)
+		t.minute = now.Truncate(time.Minute)
 	}
-	bump(t.clients, client.String())
-	bump(t.names, dns.CanonicalName(name))
+	bump(t.clients, client)
+	if !isLower(name) { // the fast path's names already are
+		name = strings.ToLower(name)
+	}
+	bump(t.names, name)
 }
 
-func bump(m map[string]int64, k string) {
+func isLower(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 'A' && c <= 'Z' {
+			return false
+		}
+	}
+	return true
+}
+
+func bump[K comparable](m map[K]int64, k K) {
 	if _, ok := m[k]; ok || len(m) < topMax {
 		m[k]++
 	}
 }
 
-func leaders(m map[string]int64, n int) []Count {
+func leaders[K comparable](m map[K]int64, n int, str func(K) string) []Count {
 	out := make([]Count, 0, len(m))
 	for k, v := range m {
-		out = append(out, Count{k, v})
+		out = append(out, Count{str(k), v})
 	}
 	sort.Slice(out, func(i, j int) bool {
 		return out[i].Count > out[j].Count || (out[i].Count == out[j].Count && out[i].Key < out[j].Key)
