@@ -168,12 +168,17 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Two readers per socket, so both cores take requests off it; each
+	// still answers its packet at once, so the transmit timestamp stays the
+	// last thing written before the send.
 	for _, c := range conns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s.serve(c.conn, c.kernelTS)
-		}()
+		for range readersPerSocket {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s.serve(c.conn, c.kernelTS)
+			}()
+		}
 	}
 	wg.Add(2)
 	go func() {
@@ -259,6 +264,9 @@ func (s *Server) readers() ([]reader, error) {
 
 // serve is one reader: read, respond, send, until the read deadline is
 // set at stop or the socket is closed.
+// readersPerSocket is how many goroutines read each UDP socket.
+const readersPerSocket = 2
+
 func (s *Server) serve(conn *net.UDPConn, kernelTS bool) {
 	buf := make([]byte, 1500)
 	oob := make([]byte, oobSize)
