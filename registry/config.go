@@ -3,6 +3,7 @@ package registry
 import (
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -19,6 +20,10 @@ type Config struct {
 	Users    []User   `yaml:"users"`
 	PullFrom []string `yaml:"pull_from"`
 	Mirrors  []Mirror `yaml:"mirrors"`
+	// Storage passes through to distribution's `storage:` section: one
+	// driver (filesystem or s3) with its parameters, plus `redirect`.
+	// Empty means the filesystem under data_dir/registry.
+	Storage map[string]map[string]any `yaml:"storage,omitempty"`
 }
 
 // User may push and delete.
@@ -70,6 +75,7 @@ func (c Config) Validate() error {
 		}
 	}
 	conf.CheckCIDRs(&ps, "pull_from", c.PullFrom)
+	checkStorage(&ps, c.Storage)
 	for i, m := range c.Mirrors {
 		p := conf.Index("mirrors", i)
 		if m.Name == "" || strings.ContainsAny(m.Name, "/ ") {
@@ -90,4 +96,56 @@ func checkURL(s string) error {
 		return fmt.Errorf("%q is not a registry URL", s)
 	}
 	return nil
+}
+
+// storageDrivers are the distribution storage drivers compiled into airgapd.
+var storageDrivers = []string{"filesystem", "s3"}
+
+// checkStorage checks the storage passthrough as far as airgapd can before
+// distribution sees it: one known driver, and only the sections airgapd does
+// not manage itself.
+func checkStorage(ps *conf.Problems, st map[string]map[string]any) {
+	var drivers []string
+	for k := range st {
+		switch k {
+		case "redirect":
+			if v, ok := st[k]["disable"]; ok {
+				if _, isBool := v.(bool); !isBool {
+					ps.Add("storage.redirect.disable", "write true or false", "%v is not a boolean", v)
+				}
+			}
+		case "delete":
+			ps.Add("storage.delete", "remove it: deletion is always on, and only registry.users may delete", "airgapd manages storage.delete")
+		case "maintenance":
+			ps.Add("storage.maintenance", "remove it: airgapd purges stale uploads itself, and `airgapd registry gc` collects garbage", "airgapd manages storage.maintenance")
+		case "cache":
+			ps.Add("storage.cache", "remove it: a blob descriptor cache would outlive garbage collection", "storage.cache is not supported")
+		case "tag":
+			ps.Add("storage.tag", "remove it", "storage.tag is not supported")
+		default:
+			if !slices.Contains(storageDrivers, k) {
+				ps.Add(conf.Join("storage", k), "use one of "+strings.Join(storageDrivers, ", "), "unknown storage driver %q", k)
+				continue
+			}
+			drivers = append(drivers, k)
+		}
+	}
+	if len(drivers) > 1 {
+		slices.Sort(drivers)
+		ps.Add("storage", "keep one", "more than one storage driver: %s", strings.Join(drivers, ", "))
+	}
+	if p, ok := st["filesystem"]; ok {
+		if v, ok := p["rootdirectory"]; ok {
+			if s, isStr := v.(string); !isStr || !strings.HasPrefix(s, "/") {
+				ps.Add("storage.filesystem.rootdirectory", "write an absolute path, or leave it out for data_dir/registry", "%v is not an absolute path", v)
+			}
+		}
+	}
+	if p, ok := st["s3"]; ok {
+		for _, k := range []string{"region", "bucket"} {
+			if v, _ := p[k].(string); v == "" {
+				ps.Add(conf.Join("storage.s3", k), "distribution's s3 driver needs it (for Ceph RGW or MinIO any region name works, with regionendpoint)", "missing %s", k)
+			}
+		}
+	}
 }

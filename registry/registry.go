@@ -1,54 +1,293 @@
-// Package registry is airgapd's OCI registry: an embedded
-// distribution/v3 serving /v2/ for the nodes' containerd, with pull-through
-// for several upstreams by containerd's ns= parameter.
+// Package registry is airgapd's OCI registry: distribution/v3's registry
+// application embedded as an http.Handler that web mounts on
+// registry.listen, with airgapd's own authorisation in front of it
+// (anonymous pulls from pull_from, pushes and deletes by registry.users),
+// garbage collection inside the running server with writes held off,
+// `airgapd registry import` of OCI layouts and `docker save` tarballs, and
+// the node-side configuration (containerd hosts.toml, CRI-O/podman
+// registries.conf) that points nodes at it.
 //
-// Until its own issues land it validates its config and its handler answers
-// 501 Not Implemented; Status says so.
+// distribution keeps process-wide state of its own: logrus's standard
+// logger, which its request code falls back to, and docker/go-metrics
+// namespaces that its storage driver package registers on Prometheus's
+// default registry when it is imported. This package is the only one that
+// imports distribution. It never touches that global state: every context
+// it hands distribution carries a per-instance logrus logger that forwards
+// to slog (see logging.go), distribution's Prometheus endpoint stays off,
+// and airgapd's own metrics go to Deps.Metrics.
+//
+// Pull-through for several upstreams by containerd's ns= parameter
+// (`mirrors`) is validated but not served yet.
 package registry
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"path/filepath"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"time"
 
+	"github.com/distribution/distribution/v3"
+	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/airgapd/airgapd/internal/placeholder"
+	"github.com/airgapd/airgapd/internal/conf"
 )
 
 // Deps is what server hands the registry.
 type Deps struct {
 	Logger  *slog.Logger
 	Metrics prometheus.Registerer
+	// DataDir holds the filesystem storage (data_dir/registry) and the
+	// lock that keeps offline commands off a running server's storage.
 	DataDir string
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
 }
 
 // Status is the registry's state for the UI, API and metrics.
 type Status struct {
 	State   string `json:"state"`
 	Summary string `json:"summary"`
+	// Storage is the driver and where it keeps data.
+	Storage      string       `json:"storage"`
+	Users        int          `json:"users"`
+	PullFrom     []string     `json:"pull_from"`
+	Repositories []RepoStatus `json:"repositories"`
+	// RepositoriesOmitted counts repositories past the status's bound.
+	RepositoriesOmitted int       `json:"repositories_omitted,omitempty"`
+	Tags                int       `json:"tags"`
+	Blobs               int       `json:"blobs"`
+	Bytes               int64     `json:"bytes"`
+	CountedAt           time.Time `json:"counted_at"`
+	Pulls               int64     `json:"pulls"`
+	Pushes              int64     `json:"pushes"`
+	Deletes             int64     `json:"deletes"`
+	BytesSent           int64     `json:"bytes_sent"`
+	BytesReceived       int64     `json:"bytes_received"`
+	AuthFailures        int64     `json:"auth_failures"`
+	GCRunning           bool      `json:"gc_running"`
+	LastGC              *GCResult `json:"last_gc,omitempty"`
+	// Mirrors are the configured upstreams; pull-through arrives with the
+	// next registry issue.
+	Mirrors []string `json:"mirrors,omitempty"`
+}
+
+// RepoStatus is one repository in Status.
+type RepoStatus struct {
+	Name      string   `json:"name"`
+	Tags      []string `json:"tags"`
+	Manifests int      `json:"manifests"`
+	// Bytes is the size of the blobs linked into this repository; blobs
+	// shared between repositories count in each.
+	Bytes int64 `json:"bytes"`
 }
 
 // Registry is the image service.
 type Registry struct {
-	placeholder.Service[Config]
+	deps Deps
+	log  *slog.Logger
+	now  func() time.Time
+
+	cfg  atomic.Pointer[Config]
+	auth atomic.Pointer[authorizer]
+
+	storageDesc string
+	driver      storagedriver.StorageDriver // airgapd's own handle, for GC and counting
+	ns          distribution.Namespace      // on driver
+	app         http.Handler                // distribution's application
+	handler     http.Handler                // what web mounts: auth → gate → app
+	internal    http.Handler                // the same without auth, for import
+	logrusCtx   context.Context
+
+	gate    writeGate
+	pending pendingBlobs
+	stats   stats
+	gcMu    sync.Mutex // one collection at a time
+	lastGC  atomic.Pointer[GCResult]
+	inv     atomic.Pointer[inventory]
+	dirty   chan struct{} // asks Run to count again
+	running atomic.Bool
 }
 
-// New validates cfg and returns a registry.
+// New validates cfg and builds the registry application on its storage. It
+// opens no socket and writes nothing: distribution's drivers create their
+// folders on the first push.
 func New(cfg Config, deps Deps) (*Registry, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Registry{Service: placeholder.New(cfg)}, nil
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	if deps.DataDir == "" {
+		return nil, errors.New("registry: no data_dir")
+	}
+	r := &Registry{deps: deps, log: deps.Logger, now: deps.Now, dirty: make(chan struct{}, 1)}
+	r.cfg.Store(&cfg)
+	a, err := newAuthorizer(cfg)
+	if err != nil {
+		return nil, err
+	}
+	r.auth.Store(a)
+	r.logrusCtx = withLogrus(context.Background(), deps.Logger)
+	dc, err := r.distributionConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	r.storageDesc = describeStorage(dc.Storage)
+	if r.app, err = newApp(r.logrusCtx, dc); err != nil {
+		return nil, err
+	}
+	if r.driver, r.ns, err = openStorage(r.logrusCtx, dc); err != nil {
+		return nil, err
+	}
+	r.pending = newPendingBlobs(r.now)
+	r.internal = logRequests(newLogrusEntry(deps.Logger), r.track(r.gated(r.app)))
+	r.handler = r.stats.middleware(r.authorize(r.internal))
+	if deps.Metrics != nil {
+		if err := deps.Metrics.Register(newCollector(r)); err != nil {
+			return nil, fmt.Errorf("registry metrics: %w", err)
+		}
+	}
+	return r, nil
 }
 
-// Status reports that the registry is not built yet.
+// Handler serves /v2/ for web to mount on registry.listen.
+func (r *Registry) Handler() http.Handler { return r.handler }
+
+// Run serves until ctx ends, then returns nil. The HTTP side is web's; Run
+// holds the storage lock (shared, so a rebuilt instance can start beside
+// this one, but `airgapd registry gc|import` without a server cannot), keeps
+// the counts in Status fresh and purges abandoned uploads.
+func (r *Registry) Run(ctx context.Context) error {
+	lock, err := lockStorage(r.deps.DataDir, false)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	r.running.Store(true)
+	defer r.running.Store(false)
+	r.log.Info("serving OCI registry", "storage", r.storageDesc)
+	r.count(ctx)
+
+	const (
+		recount      = 5 * time.Minute
+		debounce     = 2 * time.Second
+		purgeFirst   = 10 * time.Minute
+		purgeEvery   = 24 * time.Hour
+		uploadMaxAge = 7 * 24 * time.Hour
+	)
+	tick := time.NewTicker(recount)
+	defer tick.Stop()
+	purge := time.NewTimer(purgeFirst)
+	defer purge.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+			r.count(ctx)
+		case <-r.dirty:
+			// Let a burst of pushes settle before counting.
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(debounce):
+			}
+			r.count(ctx)
+		case <-purge.C:
+			r.purgeUploads(ctx, uploadMaxAge)
+			purge.Reset(purgeEvery)
+		}
+	}
+}
+
+// Reload applies users, pull_from and mirrors in place. A different storage
+// needs a new instance.
+func (r *Registry) Reload(cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if !reflect.DeepEqual(cfg.Storage, r.cfg.Load().Storage) {
+		return conf.ErrRestartNeeded
+	}
+	a, err := newAuthorizer(cfg)
+	if err != nil {
+		return err
+	}
+	r.auth.Store(a)
+	r.cfg.Store(&cfg)
+	return nil
+}
+
+// markDirty asks Run to recount soon.
+func (r *Registry) markDirty() {
+	select {
+	case r.dirty <- struct{}{}:
+	default:
+	}
+}
+
+// Status reports what the registry holds and has done.
 func (r *Registry) Status() Status {
-	return Status{State: placeholder.NotBuilt, Summary: "image serving arrives with the registry issues"}
+	cfg := r.cfg.Load()
+	st := Status{
+		State:         "starting",
+		Storage:       r.storageDesc,
+		Users:         len(cfg.Users),
+		PullFrom:      cfg.PullFrom,
+		Pulls:         r.stats.pulls.Load(),
+		Pushes:        r.stats.pushes.Load(),
+		Deletes:       r.stats.deletes.Load(),
+		BytesSent:     r.stats.bytesSent.Load(),
+		BytesReceived: r.stats.bytesReceived.Load(),
+		AuthFailures:  r.stats.authFailures(),
+		GCRunning:     r.gate.closed(),
+		LastGC:        r.lastGC.Load(),
+	}
+	for _, m := range cfg.Mirrors {
+		st.Mirrors = append(st.Mirrors, m.Name)
+	}
+	if r.running.Load() {
+		st.State = "up"
+	}
+	if inv := r.inv.Load(); inv != nil {
+		st.Repositories = inv.repos
+		st.RepositoriesOmitted = inv.omitted
+		st.Tags, st.Blobs, st.Bytes, st.CountedAt = inv.tags, inv.blobs, inv.bytes, inv.at
+	}
+	st.Summary = fmt.Sprintf("%d repositories, %d tags, %s in %d blobs; %d pulls, %d pushes",
+		len(st.Repositories)+st.RepositoriesOmitted, st.Tags, humanBytes(st.Bytes), st.Blobs, st.Pulls, st.Pushes)
+	if st.GCRunning {
+		st.Summary += "; garbage collection running, writes held off"
+	}
+	if len(st.Mirrors) > 0 {
+		st.Summary += "; mirrors configured but pull-through is not built yet"
+	}
+	return st
 }
 
-// Handler serves /v2/. Not built yet: it says so with 501.
-func (r *Registry) Handler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		http.Error(w, "airgapd registry: not built yet", http.StatusNotImplemented)
-	})
+// storageRoot is the default filesystem root under data_dir.
+func storageRoot(dataDir string) string { return filepath.Join(dataDir, "registry") }
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

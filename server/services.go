@@ -35,6 +35,9 @@ type instance struct {
 	removed func()
 	// flushDNS is set on the dns instance only.
 	flushDNS func(name string) int
+	// registry is set on the registry instance only (gc and import
+	// through the API).
+	registry *registry.Registry
 	fds      []io.Closer // duplicates handed to the service; closed after Run
 	metrics  *prometheus.Registry
 
@@ -246,6 +249,7 @@ func (s *Server) buildRegistry(c *Config, in *instance) error {
 	if err != nil {
 		return err
 	}
+	in.registry = r
 	in.run = func(ctx context.Context) error {
 		defer s.registryHandler.set(r.Handler())()
 		return r.Run(ctx)
@@ -264,6 +268,7 @@ func (s *Server) buildWeb(c *Config, in *instance) error {
 		Metrics:         s.gatherer(),
 		Instance:        s,
 		DNSCache:        s,
+		RegistryAdmin:   s,
 		MirrorHandler:   &s.mirrorHandler,
 		RegistryHandler: &s.registryHandler,
 	}

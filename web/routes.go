@@ -37,6 +37,7 @@ func (s *Server) controlRouter() http.Handler {
 	s.commonRoutes(r)
 	r.Get("/api/v1/status", s.handleStatus)
 	r.Post("/api/v1/dns/cache/flush", s.handleDNSFlush)
+	s.registryAdminRoutes(r)
 	r.Handle("/metrics", promhttp.HandlerFor(s.deps.Metrics, promhttp.HandlerOpts{}))
 	return r
 }

@@ -56,7 +56,8 @@ type Deps struct {
 	// RegistryTLS is nil for plain HTTP.
 	RegistryTLS *tls.Config
 
-	DNSCache DNSCache // nil: no DNS routes
+	DNSCache      DNSCache      // nil: no DNS routes
+	RegistryAdmin RegistryAdmin // nil: no registry gc/import routes
 
 	MirrorHandler   http.Handler // serves /repos/ and /files/
 	RegistryHandler http.Handler // serves /v2/

@@ -1,0 +1,98 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+)
+
+// RegistryAdmin is the registry's maintenance work as the control API
+// reaches it: `airgapd registry gc` and `airgapd registry import`.
+type RegistryAdmin interface {
+	// RegistryGC collects unreferenced blobs (or lists them, dry) and
+	// returns what it removed; an error when the registry is off or a
+	// collection already runs.
+	RegistryGC(ctx context.Context, dryRun bool) (any, error)
+	// RegistryImport stores the images in the file at path (on this host)
+	// under repo when given, calling progress as bytes go in.
+	RegistryImport(ctx context.Context, path, repo string, progress func(complete, total int64)) (any, error)
+}
+
+// registryAdminRoutes adds the control socket's registry endpoints.
+func (s *Server) registryAdminRoutes(r chi.Router) {
+	r.Post("/api/v1/registry/gc", s.handleRegistryGC)
+	r.Post("/api/v1/registry/import", s.handleRegistryImport)
+}
+
+// handleRegistryGC is `airgapd registry gc [--dry-run]` (?dry_run=true).
+func (s *Server) handleRegistryGC(w http.ResponseWriter, r *http.Request) {
+	if s.deps.RegistryAdmin == nil {
+		writeJSONError(w, http.StatusNotFound, "no registry here")
+		return
+	}
+	dry, _ := strconv.ParseBool(r.URL.Query().Get("dry_run"))
+	res, err := s.deps.RegistryAdmin.RegistryGC(r.Context(), dry)
+	if err != nil {
+		writeJSONError(w, http.StatusConflict, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+// ImportEvent is one line of /api/v1/registry/import's answer, which
+// streams newline-delimited JSON: progress lines, then one line with the
+// result or the error.
+type ImportEvent struct {
+	Complete int64  `json:"complete,omitempty"`
+	Total    int64  `json:"total,omitempty"`
+	Result   any    `json:"result,omitempty"`
+	Error    string `json:"error,omitempty"`
+}
+
+// handleRegistryImport is `airgapd registry import F` (?path=ABS&repo=R).
+// The path is read by the server, so it must be absolute.
+func (s *Server) handleRegistryImport(w http.ResponseWriter, r *http.Request) {
+	if s.deps.RegistryAdmin == nil {
+		writeJSONError(w, http.StatusNotFound, "no registry here")
+		return
+	}
+	path := r.URL.Query().Get("path")
+	if !filepath.IsAbs(path) {
+		writeJSONError(w, http.StatusBadRequest, "path must be an absolute path on the airgapd host")
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	var mu sync.Mutex
+	enc := json.NewEncoder(w)
+	flusher, _ := w.(http.Flusher)
+	send := func(ev ImportEvent) {
+		mu.Lock()
+		defer mu.Unlock()
+		enc.Encode(ev)
+		if flusher != nil {
+			flusher.Flush()
+		}
+	}
+	var last time.Time
+	progress := func(complete, total int64) {
+		// At most 10 lines a second, and always the last.
+		if now := time.Now(); now.Sub(last) >= 100*time.Millisecond || complete == total {
+			last = now
+			send(ImportEvent{Complete: complete, Total: total})
+		}
+	}
+	res, err := s.deps.RegistryAdmin.RegistryImport(r.Context(), path, r.URL.Query().Get("repo"), progress)
+	if err != nil {
+		send(ImportEvent{Error: err.Error()})
+		return
+	}
+	s.log.Info("registry import done", "path", path)
+	send(ImportEvent{Result: res})
+}
