@@ -33,6 +33,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
 
 	"github.com/airgapd/airgapd/internal/conf"
 )
@@ -268,12 +270,24 @@ func (s *Server) readers() ([]reader, error) {
 const readersPerSocket = 2
 
 func (s *Server) serve(conn *net.UDPConn, kernelTS bool) {
-	buf := make([]byte, 1500)
-	oob := make([]byte, oobSize)
+	// Requests are read a batch per system call (recvmmsg), each with its
+	// kernel timestamp; replies still go out one by one, so every transmit
+	// timestamp is taken right before its own send.
+	var batch batchReader
+	if a, ok := conn.LocalAddr().(*net.UDPAddr); ok && a.IP.To4() == nil {
+		batch = ipv6.NewPacketConn(conn)
+	} else {
+		batch = ipv4.NewPacketConn(conn)
+	}
+	msgs := make([]ipv4.Message, readBatch)
+	for i := range msgs {
+		msgs[i].Buffers = [][]byte{make([]byte, 1500)}
+		msgs[i].OOB = make([]byte, oobSize)
+	}
 	out := make([]byte, 48)
 	errs := 0
 	for {
-		n, oobn, _, from, err := conn.ReadMsgUDPAddrPort(buf, oob)
+		n, err := batch.ReadBatch(msgs, 0)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) || errors.Is(err, os.ErrDeadlineExceeded) {
 				return
@@ -285,19 +299,36 @@ func (s *Server) serve(conn *net.UDPConn, kernelTS bool) {
 			continue
 		}
 		errs = 0
-		rx, ok := time.Time{}, false
-		if kernelTS {
-			rx, ok = rxTimestamp(oob[:oobn])
-		}
-		if !ok {
-			rx = s.clock.Now()
-		}
-		m, res := s.resp.respond(buf[:n], rx, from.Addr(), out)
-		s.metrics.results[res].Inc()
-		if m > 0 {
-			conn.WriteToUDPAddrPort(out[:m], from)
+		for i := range n {
+			m := &msgs[i]
+			ua, ok := m.Addr.(*net.UDPAddr)
+			if !ok {
+				continue
+			}
+			from := ua.AddrPort()
+			rx, ok := time.Time{}, false
+			if kernelTS {
+				rx, ok = rxTimestamp(m.OOB[:m.NN])
+			}
+			if !ok {
+				rx = s.clock.Now()
+			}
+			size, res := s.resp.respond(m.Buffers[0][:m.N], rx, from.Addr(), out)
+			s.metrics.results[res].Inc()
+			if size > 0 {
+				conn.WriteToUDPAddrPort(out[:size], from)
+			}
 		}
 	}
+}
+
+// readBatch is how many requests one read may take off the socket.
+const readBatch = 16
+
+// batchReader reads several datagrams, with their control messages, per
+// system call.
+type batchReader interface {
+	ReadBatch(ms []ipv4.Message, flags int) (int, error)
 }
 
 // newClient queues a new client address for a reverse-DNS name.
