@@ -41,6 +41,12 @@ func listen(t *testing.T, network, addr string) net.Listener {
 // the test ends.
 func startWeb(t *testing.T, inst fakeInstance) (deps Deps) {
 	t.Helper()
+	return startWebWith(t, inst, func(*Deps) {})
+}
+
+// startWebWith lets a test add to the deps before the server starts.
+func startWebWith(t *testing.T, inst fakeInstance, edit func(*Deps)) (deps Deps) {
+	t.Helper()
 	deps = Deps{
 		Metrics:         prometheus.NewRegistry(),
 		Instance:        inst,
@@ -51,6 +57,7 @@ func startWeb(t *testing.T, inst fakeInstance) (deps Deps) {
 		MirrorHandler:   http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "mirror "+r.URL.Path) }),
 		RegistryHandler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "registry "+r.URL.Path) }),
 	}
+	edit(&deps)
 	s, err := New(DefaultConfig(), deps)
 	if err != nil {
 		t.Fatal(err)
@@ -146,5 +153,64 @@ func TestControlSocketServesAPIToRoot(t *testing.T) {
 		}
 	} else if code != http.StatusForbidden || !strings.Contains(body, "root only") {
 		t.Errorf("status over control socket as non-root = %d %q, want 403", code, body)
+	}
+}
+
+// fakeServices answer the control API's actions with what their fields say.
+type fakeServices struct {
+	flush   func(name string) (int, error)
+	setTime func(time.Time) (time.Duration, error)
+}
+
+func (f fakeServices) FlushDNSCache(name string) (int, error)         { return f.flush(name) }
+func (f fakeServices) SetNTPTime(to time.Time) (time.Duration, error) { return f.setTime(to) }
+
+func TestControlActions(t *testing.T) {
+	var flushed string
+	var set time.Time
+	svc := fakeServices{
+		flush:   func(name string) (int, error) { flushed = name; return 3, nil },
+		setTime: func(to time.Time) (time.Duration, error) { set = to; return 90 * time.Second, nil },
+	}
+	deps := startWebWith(t, fakeInstance{status: func() any { return nil }, ready: func() bool { return true }, ca: func() []byte { return nil }},
+		func(d *Deps) { d.DNSCache, d.NTPClock = svc, svc })
+	sock := deps.Control.Addr().String()
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+		},
+	}}
+	post := func(path, body string) (int, string) {
+		resp, err := c.Post("http://airgapd"+path, "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	cases := []struct {
+		name, path, body string
+		code             int
+		want             string
+	}{
+		{"flush one name", "/api/v1/dns/cache/flush?name=www.example.test", "", 200, `"flushed": 3`},
+		{"settime", "/api/v1/ntp/settime", `{"time": "2026-11-21T16:30:05+09:00"}`, 200, `"step_seconds": 90`},
+		{"settime without a time", "/api/v1/ntp/settime", `{}`, 400, "RFC 3339"},
+		{"settime garbage", "/api/v1/ntp/settime", `not json`, 400, "RFC 3339"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			code, body := post(tc.path, tc.body)
+			if code != tc.code || !strings.Contains(body, tc.want) {
+				t.Errorf("POST %s = %d %s, want %d with %q", tc.path, code, body, tc.code, tc.want)
+			}
+		})
+	}
+	if flushed != "www.example.test" {
+		t.Errorf("flushed %q", flushed)
+	}
+	if want := time.Date(2026, 11, 21, 7, 30, 5, 0, time.UTC); !set.Equal(want) {
+		t.Errorf("set %v, want %v", set, want)
 	}
 }
