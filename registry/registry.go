@@ -151,7 +151,11 @@ func New(cfg Config, deps Deps) (*Registry, error) {
 		return nil, err
 	}
 	r.pending = newPendingBlobs(r.now)
-	r.internal = logRequests(newLogrusEntry(deps.Logger), r.track(r.gated(r.app)))
+	app := r.app
+	if dc.Storage.Type() == "filesystem" {
+		app = blobFiles(fmt.Sprint(dc.Storage.Parameters()["rootdirectory"]), app)
+	}
+	r.internal = logRequests(newLogrusEntry(deps.Logger), r.track(r.gated(app)))
 	r.handler = r.stats.middleware(r.authorize(r.internal))
 	if deps.Metrics != nil {
 		if err := deps.Metrics.Register(newCollector(r)); err != nil {

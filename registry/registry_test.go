@@ -689,3 +689,50 @@ func TestNewTurnsBadStorageIntoAnError(t *testing.T) {
 		t.Fatal("New accepted an unusable storage")
 	}
 }
+
+func TestBlobFilesMatchDistribution(t *testing.T) {
+	tr := newTestRegistry(t, testConfig("127.0.0.0/8"))
+	img, other, _ := images(t)
+	if err := remote.Write(tr.ref(t, "lab/a:v1"), img, remote.WithAuth(pusher)); err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(tr.ref(t, "lab/b:v1"), other, remote.WithAuth(pusher)); err != nil {
+		t.Fatal(err)
+	}
+	ls, _ := img.Layers()
+	d, _ := ls[len(ls)-1].Digest() // a's own layer, not in lab/b
+	rc, _ := ls[len(ls)-1].Compressed()
+	want, _ := io.ReadAll(rc)
+	get := func(method, path, rng string) (*http.Response, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest(method, tr.srv.URL+path, nil)
+		if rng != "" {
+			req.Header.Set("Range", rng)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp, body
+	}
+	resp, body := get("GET", "/v2/lab/a/blobs/"+d.String(), "")
+	if resp.StatusCode != 200 || string(body) != string(want) || resp.Header.Get("Docker-Content-Digest") != d.String() ||
+		resp.Header.Get("Content-Type") != "application/octet-stream" {
+		t.Errorf("GET: %d, %d bytes, headers %v", resp.StatusCode, len(body), resp.Header)
+	}
+	if resp, _ := get("HEAD", "/v2/lab/a/blobs/"+d.String(), ""); resp.StatusCode != 200 || resp.ContentLength != int64(len(want)) {
+		t.Errorf("HEAD: %d, length %d", resp.StatusCode, resp.ContentLength)
+	}
+	if resp, body := get("GET", "/v2/lab/a/blobs/"+d.String(), "bytes=10-19"); resp.StatusCode != 206 || string(body) != string(want[10:20]) {
+		t.Errorf("range: %d %q", resp.StatusCode, body)
+	}
+	// Not linked into lab/b: distribution's 404, not the file.
+	if resp, _ := get("GET", "/v2/lab/b/blobs/"+d.String(), ""); resp.StatusCode != 404 {
+		t.Errorf("blob of another repository: %d, want 404", resp.StatusCode)
+	}
+	if n := tr.stats.bytesSent.Load(); n < int64(len(want)) {
+		t.Errorf("bytes sent %d, want at least %d", n, len(want))
+	}
+}

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# bench/registry/run.sh — pulling one blob (default 1 GiB) from airgapd's
+# registry, from the reference distribution `registry` binary (the same
+# distribution version airgapd embeds) and reading the file from disk, in
+# the same run, on loopback (not part of `make test`). From the repository
+# root:  bash bench/registry/run.sh [SIZE_MIB] [RUNS]
+# Both registries use filesystem storage in a temp dir; each mode (plain
+# HTTP, then TLS with a certificate from airgapd's CA for both) uploads the
+# blob once per registry, checks one pull byte for byte, then times RUNS
+# pulls from each, rotating the order. The reference registry is built once
+# into $REGISTRY_BIN_DIR (default ~/.cache/airgapd-bench; about 100 s cold).
+set -euo pipefail
+SIZE=${1:-1024}
+RUNS=${2:-5}
+DIST_VERSION=v3.0.0
+BIN_DIR=${REGISTRY_BIN_DIR:-$HOME/.cache/airgapd-bench}
+W=$(mktemp -d /tmp/airgapd-bench-registry.XXXXXX)
+chmod 700 "$W"
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$W"; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+# wait_up URL [CA]: poll /v2/ until it answers at all (bounded).
+wait_up() {
+  for i in $(seq 100); do
+    curl -s -o /dev/null ${2:+--cacert "$2"} "$1/v2/" && return 0
+    sleep 0.1
+  done
+  echo "nothing answers on $1" >&2; exit 1
+}
+stop() { kill "$1"; wait "$1" 2>/dev/null || true; }
+
+if [[ ! -x $BIN_DIR/registry ]]; then
+  echo "building the reference registry $DIST_VERSION into $BIN_DIR"
+  mkdir -p "$BIN_DIR"
+  GOBIN=$BIN_DIR go install "github.com/distribution/distribution/v3/cmd/registry@$DIST_VERSION"
+fi
+go build -o "$W/airgapd" ./cmd/airgapd
+go build -o "$W/regbench" ./bench/registry
+
+echo "making a ${SIZE} MiB random blob"
+head -c $((SIZE << 20)) /dev/urandom >"$W/blob"
+
+# bcrypt("bench") for airgapd's push user.
+HASH=$(go run ./bench/registry/hash bench)
+
+for mode in http https; do
+  APORT=$(free_port); RPORT=$(free_port); DPORT=$(free_port)
+  tls=off; [[ $mode == https ]] && tls=auto
+  rm -rf "$W/a" "$W/r"; mkdir -p "$W/a" "$W/r"
+  cat >"$W/a/airgapd.yaml" <<X
+data_dir: $W/a/data
+runtime_dir: $W/a/run
+log: { level: warn }
+registry:
+  listen: 127.0.0.1:$APORT
+  tls: $tls
+  users: [{ name: bench, password_hash: "$HASH" }]
+  pull_from: [127.0.0.0/8]
+X
+  "$W/airgapd" serve --config "$W/a/airgapd.yaml" >"$W/a/log" 2>&1 & APID=$!; PIDS+=($APID)
+  CA=""
+  if [[ $mode == https ]]; then
+    for i in $(seq 100); do [[ -s $W/a/data/pki/server.key ]] && break; sleep 0.1; done
+    CA=$W/a/data/pki/ca.crt
+    TLSCONF="  tls:
+    certificate: $W/a/data/pki/server.crt
+    key: $W/a/data/pki/server.key"
+  else
+    TLSCONF=""
+  fi
+  cat >"$W/r/config.yml" <<X
+version: 0.1
+log: { level: warn, accesslog: { disabled: true } }
+storage:
+  filesystem: { rootdirectory: $W/r/data }
+  delete: { enabled: true }
+http:
+  addr: 127.0.0.1:$RPORT
+  secret: bench
+  debug: { addr: 127.0.0.1:$DPORT }
+$TLSCONF
+X
+  OTEL_TRACES_EXPORTER=none "$BIN_DIR/registry" serve "$W/r/config.yml" >"$W/r/log" 2>&1 & RPID=$!; PIDS+=($RPID)
+  wait_up "$mode://127.0.0.1:$APORT" "$CA"
+  wait_up "$mode://127.0.0.1:$RPORT" "$CA"
+  echo "== $mode"
+  "$W/regbench" -file "$W/blob" -runs "$RUNS" ${CA:+-cacert "$CA"} \
+    -target "reference=$mode://127.0.0.1:$RPORT" \
+    -target "airgapd=$mode://127.0.0.1:$APORT,bench:bench"
+  stop "$APID"; stop "$RPID"
+done
+echo "machine: $(nproc) cores, $(. /etc/os-release; echo "$PRETTY_NAME"), $(go version | cut -d' ' -f3)"
+echo "reference: distribution registry $("$BIN_DIR/registry" --version 2>/dev/null | head -1)"
