@@ -3,7 +3,9 @@ package web
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
@@ -37,7 +39,9 @@ func (s *Server) controlRouter() http.Handler {
 	s.commonRoutes(r)
 	r.Get("/api/v1/status", s.handleStatus)
 	r.Post("/api/v1/dns/cache/flush", s.handleDNSFlush)
+	r.Post("/api/v1/ntp/settime", s.handleNTPSetTime)
 	s.registryAdminRoutes(r)
+	s.mirrorControlRoutes(r)
 	r.Handle("/metrics", promhttp.HandlerFor(s.deps.Metrics, promhttp.HandlerOpts{}))
 	return r
 }
@@ -120,6 +124,28 @@ func (s *Server) handleDNSFlush(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.Info("DNS cache flushed", "name", name, "entries", n)
 	writeJSON(w, http.StatusOK, map[string]any{"flushed": n, "name": name})
+}
+
+// handleNTPSetTime is `chronyc settime`: {"time": RFC 3339}.
+func (s *Server) handleNTPSetTime(w http.ResponseWriter, r *http.Request) {
+	if s.deps.NTPClock == nil {
+		writeJSONError(w, http.StatusNotFound, "no NTP service here")
+		return
+	}
+	var req struct {
+		Time time.Time `json:"time"`
+	}
+	if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&req); err != nil || req.Time.IsZero() {
+		writeJSONError(w, http.StatusBadRequest, `send {"time": "2026-11-21T16:30:05+09:00"} (RFC 3339)`)
+		return
+	}
+	step, err := s.deps.NTPClock.SetNTPTime(req.Time)
+	if err != nil {
+		writeJSONError(w, http.StatusConflict, err.Error())
+		return
+	}
+	s.log.Info("NTP served time set through the API", "time", req.Time, "step", step)
+	writeJSON(w, http.StatusOK, map[string]any{"time": req.Time, "step_seconds": step.Seconds()})
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -41,6 +41,13 @@ type DNSCache interface {
 	FlushDNSCache(name string) (int, error)
 }
 
+// NTPClock is the NTP service's served clock as the API reaches it.
+type NTPClock interface {
+	// SetNTPTime sets the served time (chronyc settime) and returns the
+	// step; an error when NTP is off.
+	SetNTPTime(to time.Time) (time.Duration, error)
+}
+
 // Deps is what server hands web: the sockets it opened (nil for a listener
 // that is not configured), their TLS settings, and the services' handlers.
 type Deps struct {
@@ -58,6 +65,7 @@ type Deps struct {
 
 	DNSCache      DNSCache      // nil: no DNS routes
 	RegistryAdmin RegistryAdmin // nil: no registry gc/import routes
+	NTPClock      NTPClock      // nil: no NTP routes
 
 	MirrorHandler   http.Handler // serves /repos/ and /files/
 	RegistryHandler http.Handler // serves /v2/
