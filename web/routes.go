@@ -39,7 +39,6 @@ func (s *Server) controlRouter() http.Handler {
 	s.commonRoutes(r)
 	r.Get("/api/v1/status", s.handleStatus)
 	r.Post("/api/v1/dns/cache/flush", s.handleDNSFlush)
-	s.registryAdminRoutes(r)
 	r.Post("/api/v1/ntp/settime", s.handleNTPSetTime)
 	s.registryAdminRoutes(r)
 	s.mirrorControlRoutes(r)
