@@ -64,6 +64,7 @@ type Server struct {
 	cfg       *Config
 	instances []*instance // in start order
 	loadedAt  time.Time
+	bound     map[string]string // listen path → bound address; see recordBound
 
 	startedAt time.Time
 	ready     atomic.Bool
@@ -184,6 +185,9 @@ func (s *Server) start() error {
 		s.sockets.closeAll()
 		return err
 	}
+	s.mu.Lock()
+	s.recordBound(c)
+	s.mu.Unlock()
 	for _, sp := range s.specs() {
 		if sp.section(c) == nil { // absent or disabled
 			continue
@@ -396,6 +400,7 @@ func (s *Server) reload() error {
 	s.instances = ins
 	s.cfg = next
 	s.loadedAt = time.Now()
+	s.recordBound(next)
 	s.mu.Unlock()
 	return nil
 }
@@ -467,6 +472,20 @@ func (s *Server) FlushDNSCache(name string) (int, error) {
 		}
 	}
 	return 0, errors.New("dns is not running: its section is absent or disabled")
+}
+
+var _ web.NTPClock = (*Server)(nil)
+
+// SetNTPTime implements web.NTPClock on the running NTP service.
+func (s *Server) SetNTPTime(to time.Time) (time.Duration, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, in := range s.instances {
+		if in.name == "ntp" && in.setNTPTime != nil {
+			return in.setNTPTime(to), nil
+		}
+	}
+	return 0, errors.New("ntp is not running: its section is absent or disabled")
 }
 
 // Ready implements web.Instance.

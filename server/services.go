@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"reflect"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -33,8 +34,9 @@ type instance struct {
 	// removed, when set, runs after the instance stopped because a reload
 	// removed or disabled its section (not on shutdown).
 	removed func()
-	// flushDNS is set on the dns instance only.
-	flushDNS func(name string) int
+	// flushDNS is set on the dns instance only, setNTPTime on ntp's.
+	flushDNS   func(name string) int
+	setNTPTime func(time.Time) time.Duration
 	// registry is set on the registry instance only (gc and import
 	// through the API).
 	registry *registry.Registry
@@ -224,6 +226,7 @@ func (s *Server) buildNTP(c *Config, in *instance) error {
 		return ServiceStatus{State: st.State, Summary: st.Summary, Detail: st}
 	}
 	in.reload = func(c *Config) error { return n.Reload(*c.NTP) }
+	in.setNTPTime = n.SetTime
 	return nil
 }
 
@@ -268,6 +271,7 @@ func (s *Server) buildWeb(c *Config, in *instance) error {
 		Metrics:         s.gatherer(),
 		Instance:        s,
 		DNSCache:        s,
+		NTPClock:        s,
 		RegistryAdmin:   s,
 		MirrorHandler:   &s.mirrorHandler,
 		RegistryHandler: &s.registryHandler,

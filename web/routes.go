@@ -24,6 +24,7 @@ func (s *Server) uiRouter() http.Handler {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="airgapd"`)
 		writeJSONError(w, http.StatusUnauthorized, "authentication required: over TCP the API needs a session or an API token; on this host use `airgapd status` (control socket, as root)")
 	}))
+	r.Get("/bootstrap/node.sh", s.handleNodeScript)
 	r.Get("/", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprint(w, "airgapd\n\nThe admin UI is not built yet. Open endpoints: /healthz /readyz /ca.crt /metrics.\nOn this host, `airgapd status` shows every service.\n")
@@ -56,9 +57,7 @@ func (s *Server) mirrorRouter() http.Handler {
 		r.Handle("/repos/*", s.deps.MirrorHandler)
 		r.Handle("/files/*", s.deps.MirrorHandler)
 	}
-	r.Handle("/bootstrap/*", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.Error(w, "airgapd bootstrap: not built yet", http.StatusNotImplemented)
-	}))
+	r.Get("/bootstrap/node.sh", s.handleNodeScript)
 	return r
 }
 

@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"text/template"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -80,9 +81,10 @@ type Status struct {
 
 // Server serves every HTTP listener.
 type Server struct {
-	cfg  Config
-	deps Deps
-	log  *slog.Logger
+	cfg        Config
+	deps       Deps
+	log        *slog.Logger
+	nodeScript *template.Template
 
 	mu      sync.Mutex
 	running bool
@@ -106,7 +108,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Server{cfg: cfg, deps: deps, log: deps.Logger}, nil
+	return &Server{cfg: cfg, deps: deps, log: deps.Logger, nodeScript: parseNodeScript()}, nil
 }
 
 // Reload applies a new config. The listeners' routers are built at start,

@@ -1,0 +1,88 @@
+package web
+
+import (
+	"bytes"
+	"crypto/sha256"
+	_ "embed"
+	"encoding/hex"
+	"encoding/pem"
+	"net/http"
+	"strings"
+	"text/template"
+)
+
+// NodeBootstrap is what /bootstrap/node.sh is rendered from: how a node
+// reaches the admin host, and which services to point it at.
+type NodeBootstrap struct {
+	AdminName       string   // advertise.name
+	AdminAddr       string   // the first of advertise.addresses
+	SearchDomain    string   // the first local DNS zone, or ""
+	DNS, NTP        bool     // serve names / time to the nodes
+	Gateway         bool     // a default route via the admin host
+	MirrorURL       string   // http://ADDR:PORT of the mirror listener, "" when off
+	Repos           []string // repos served, each as /repos/NAME.repo
+	Registry        string   // ADDR:PORT of the registry, "" when off
+	RegistryMirrors []string // upstreams containerd should reach through it
+}
+
+// Bootstrapper provides the data node.sh is rendered from, from the
+// running config.
+type Bootstrapper interface {
+	NodeBootstrap() NodeBootstrap
+}
+
+//go:embed node.sh.tmpl
+var nodeScriptText string
+
+// nodeScript is parsed once per server; template data only, no state.
+func parseNodeScript() *template.Template {
+	return template.Must(template.New("node.sh").Funcs(template.FuncMap{
+		"sq":   shellQuote,
+		"join": strings.Join,
+	}).Parse(nodeScriptText))
+}
+
+// shellQuote makes s one single-quoted POSIX shell word.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// caFingerprint is the SHA-256 of the CA certificate's DER bytes, as
+// `openssl x509 -noout -fingerprint -sha256` shows it (without colons).
+func caFingerprint(caPEM []byte) string {
+	block, _ := pem.Decode(caPEM)
+	if block == nil {
+		return ""
+	}
+	sum := sha256.Sum256(block.Bytes)
+	return hex.EncodeToString(sum[:])
+}
+
+// handleNodeScript renders node.sh for the node asking: the base URL is
+// the one the node used, which is known to reach this host.
+func (s *Server) handleNodeScript(w http.ResponseWriter, r *http.Request) {
+	b, ok := s.deps.Instance.(Bootstrapper)
+	ca := s.deps.Instance.CACertPEM()
+	if !ok || ca == nil {
+		http.Error(w, "node bootstrap needs the appliance CA and the running config", http.StatusNotFound)
+		return
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	data := struct {
+		NodeBootstrap
+		BaseURL  string
+		CASHA256 string
+	}{b.NodeBootstrap(), scheme + "://" + r.Host, caFingerprint(ca)}
+	var out bytes.Buffer
+	if err := s.nodeScript.Execute(&out, data); err != nil {
+		s.log.Error("render node.sh", "err", err)
+		http.Error(w, "cannot render node.sh: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/x-shellscript; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Write(out.Bytes())
+}
