@@ -21,6 +21,7 @@ declare -A want=(
 	[createrepo_c]=createrepo-c
 	[dnf]=dnf
 	[skopeo]=skopeo
+	[shellcheck]=shellcheck
 )
 
 # Daemons live in /usr/sbin, which a non-login PATH may lack.
