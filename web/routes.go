@@ -25,10 +25,7 @@ func (s *Server) uiRouter() http.Handler {
 		writeJSONError(w, http.StatusUnauthorized, "authentication required: over TCP the API needs a session or an API token; on this host use `airgapd status` (control socket, as root)")
 	}))
 	r.Get("/bootstrap/node.sh", s.handleNodeScript)
-	r.Get("/", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprint(w, "airgapd\n\nThe admin UI is not built yet. Open endpoints: /healthz /readyz /ca.crt /metrics.\nOn this host, `airgapd status` shows every service.\n")
-	})
+	r.Get("/", s.handleLanding)
 	return r
 }
 
@@ -71,6 +68,23 @@ func (s *Server) registryRouter() http.Handler {
 		r.Handle("/v2/*", s.deps.RegistryHandler)
 	}
 	return r
+}
+
+// handleLanding is the plain-text front page until the admin UI lands: the
+// one command a node needs, with the CA fingerprint to pin.
+func (s *Server) handleLanding(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	fmt.Fprint(w, "airgapd\n\nThe admin UI is not built yet. Open endpoints: /healthz /readyz /ca.crt /metrics.\nOn this host, `airgapd status` shows every service.\n")
+	b, ok := s.deps.Instance.(Bootstrapper)
+	ca := caFingerprint(s.deps.Instance.CACertPEM())
+	if !ok || ca == "" {
+		return
+	}
+	base := b.NodeBootstrap().MirrorURL
+	if base == "" {
+		base = "http://" + r.Host
+	}
+	fmt.Fprintf(w, "\nSet up a node (as root on the node):\n\n  curl -fsS %s/bootstrap/node.sh | sh -s -- --ca-sha256 %s\n\nAdd --dry-run to see the changes first, --k8s-prereqs for Kubernetes' modules, sysctls and swap.\n", base, ca)
 }
 
 func (s *Server) commonRoutes(r chi.Router) {

@@ -123,6 +123,10 @@ func TestNodeBootstrap(t *testing.T) {
 	block, _ := pem.Decode(caPEM)
 	sum := sha256.Sum256(block.Bytes)
 	pin := hex.EncodeToString(sum[:])
+	// The front page shows the one-liner with that pin.
+	if _, page := httpGet(t, nil, st.listener("ui")+"/"); !strings.Contains(page, "/bootstrap/node.sh | sh -s -- --ca-sha256 "+pin) {
+		t.Errorf("front page lacks the node command with the CA fingerprint:\n%s", page)
+	}
 	out, err = runNode(t, script, "--root", root, "--ca-sha256", strings.ToUpper(pin), "--k8s-prereqs")
 	if err != nil {
 		t.Fatalf("node.sh --root: %v\n%s", err, out)
