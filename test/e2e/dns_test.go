@@ -488,3 +488,55 @@ dns:
 		t.Errorf("nope.lab.test by iteration: %s", d.status)
 	}
 }
+
+// TestDNSSECPassThrough: RRSIGs and the DO and CD bits pass through the
+// forwarder path and the cache intact; answers without DO stay plain.
+func TestDNSSECPassThrough(t *testing.T) {
+	need(t, "named", "dig", "dnssec-keygen", "dnssec-signzone")
+	keys := t.TempDir()
+	zone := labTestZone()
+	zonePath := keys + "/lab.test.zone"
+	writeFile(t, zonePath, zone.body)
+	for _, args := range [][]string{
+		{"-q", "-K", keys, "-a", "ECDSAP256SHA256", "-n", "ZONE", "lab.test"},
+		{"-q", "-K", keys, "-a", "ECDSAP256SHA256", "-n", "ZONE", "-f", "KSK", "lab.test"},
+	} {
+		if out, err := exec.Command("dnssec-keygen", args...).CombinedOutput(); err != nil {
+			t.Fatalf("dnssec-keygen: %v\n%s", err, out)
+		}
+	}
+	if out, err := exec.Command("dnssec-signzone", "-S", "-K", keys, "-o", "lab.test", "-f", zonePath+".signed", zonePath).CombinedOutput(); err != nil {
+		t.Fatalf("dnssec-signzone: %v\n%s", err, out)
+	}
+	signed, err := os.ReadFile(zonePath + ".signed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := newNamed(t, []zoneFile{{name: "lab.test", body: string(signed)}}, "")
+	in := start(t, t.TempDir(), fmt.Sprintf(`
+dns:
+  listen: ["127.0.0.1:0"]
+  forwarders: [%q]
+  forward: only
+`, ns.addr()))
+	dnsd := dnsAddr(t, in)
+	for _, round := range []string{"upstream", "cache"} {
+		d := dig(t, dnsd, "www.lab.test", "A", "+dnssec", "+cd")
+		if !d.answerHas("A 192.0.2.10") || !d.answerHas("RRSIG A 13") {
+			t.Errorf("%s: +dnssec answer lacks the RRSIG: %v", round, d.answer)
+		}
+		if !d.hasFlag("cd") {
+			t.Errorf("%s: CD not echoed: flags %v", round, d.flags)
+		}
+		if !strings.Contains(d.out, "; EDNS: version: 0, flags: do;") {
+			t.Errorf("%s: DO not echoed:\n%s", round, d.out)
+		}
+	}
+	if n := ns.queries("www.lab.test"); n != 1 {
+		t.Errorf("named saw www.lab.test %d times, want 1 (the second from the cache)", n)
+	}
+	// Without DO: no signatures, and a cache entry of its own.
+	if d := dig(t, dnsd, "www.lab.test", "A"); d.answerHas("RRSIG") || !d.answerHas("A 192.0.2.10") {
+		t.Errorf("plain query: %v", d.answer)
+	}
+}
