@@ -1,55 +1,245 @@
-// Package mirror serves RPM repositories and plain files to the nodes:
-// mirrored from upstream (reposync), indexed from local folders
-// (createrepo_c), published atomically, and carried across the gap in
-// bundles.
+// Package mirror serves RPM repositories and plain files to the nodes, as
+// reposync + nginx do on the seeds' admin host.
 //
-// Until its own issues land it validates its config and its handler answers
-// 501 Not Implemented; Status says so.
+// A sync (Sync, `airgapd mirror sync`) fetches the upstream's repomd.xml,
+// every metadata file it lists and every package primary.xml names that is
+// not here yet — in parallel, resumable with Range, each verified against
+// its checksum — into a content-addressed pool, builds a tree of hard links
+// with the upstream's own repodata byte for byte, and publishes it by
+// renaming one symlink. Clients never see repodata naming a package that is
+// not there; a sync killed at any point leaves the last published tree
+// served and its downloads to be resumed.
+//
+// Handler serves /repos/NAME/… (those trees; local `path:` repos as they
+// are), /repos/NAME.repo (a ready .repo file for the nodes) and /files/…,
+// with Range, ETag and directory listings, never outside its folders. The
+// mirror never listens itself: web mounts the handler on mirror.listen.
+//
+// Indexing local folders (createrepo_c) and bundles arrive with their own
+// issues.
 package mirror
 
 import (
+	"context"
+	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"strconv"
+	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/airgapd/airgapd/internal/placeholder"
 )
 
 // Deps is what server hands the mirror.
 type Deps struct {
 	Logger  *slog.Logger
-	Metrics prometheus.Registerer
+	Metrics prometheus.Registerer // nil: no metrics (one-shot commands)
 	DataDir string
-}
-
-// Status is the mirror's state for the UI, API and metrics.
-type Status struct {
-	State   string `json:"state"`
-	Summary string `json:"summary"`
+	// AdvertiseName and AdvertiseAddresses are how nodes reach this host;
+	// the first of them, with Listen's port, goes into .repo baseurls.
+	AdvertiseName      string
+	AdvertiseAddresses []string
+	// Listen is the address mirror.listen is bound to (its real port when
+	// the config said 0).
+	Listen string
 }
 
 // Mirror is the repository service.
 type Mirror struct {
-	placeholder.Service[Config]
+	deps Deps
+	log  *slog.Logger
+	m    *metrics
+
+	mu       sync.Mutex
+	cfg      Config
+	states   map[string]repoState // read lazily from state.json
+	progress map[string]Progress  // syncs under way
+	running  bool
 }
 
-// New validates cfg and returns a mirror.
+// New validates cfg and returns a mirror. It opens nothing.
 func New(cfg Config, deps Deps) (*Mirror, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Mirror{Service: placeholder.New(cfg)}, nil
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	if deps.DataDir == "" {
+		return nil, fmt.Errorf("mirror: no data_dir")
+	}
+	m := &Mirror{deps: deps, log: deps.Logger, cfg: cfg, states: map[string]repoState{}, progress: map[string]Progress{}}
+	m.m = newMetrics(m)
+	if deps.Metrics != nil {
+		if err := m.m.register(deps.Metrics); err != nil {
+			return nil, fmt.Errorf("mirror metrics: %w", err)
+		}
+	}
+	return m, nil
 }
 
-// Status reports that the mirror is not built yet.
+// Run marks the mirror up until ctx ends, then returns nil. Syncs run when
+// asked (Sync); the handler serves whenever web calls it.
+func (m *Mirror) Run(ctx context.Context) error {
+	m.mu.Lock()
+	m.running = true
+	m.mu.Unlock()
+	m.log.Info("mirror ready", "repos", len(m.config().Repos))
+	<-ctx.Done()
+	m.mu.Lock()
+	m.running = false
+	m.mu.Unlock()
+	return nil
+}
+
+// Reload applies a new config in place: repos, files and parallel take
+// effect for the next request and the next sync. (A new listen address is
+// server's business: it rebuilds web on the new socket.)
+func (m *Mirror) Reload(cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	m.cfg = cfg
+	m.mu.Unlock()
+	return nil
+}
+
+func (m *Mirror) config() Config {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.cfg
+}
+
+func (m *Mirror) setProgress(name string, p *Progress) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if p == nil {
+		delete(m.progress, name)
+		return
+	}
+	m.progress[name] = *p
+}
+
+func (m *Mirror) finished(name string, st repoState, res Result) {
+	m.mu.Lock()
+	m.states[name] = st
+	m.mu.Unlock()
+	m.m.synced(name, res)
+}
+
+// state returns a repo's last recorded sync, reading state.json once.
+func (m *Mirror) state(name string) repoState {
+	m.mu.Lock()
+	st, ok := m.states[name]
+	m.mu.Unlock()
+	if ok {
+		return st
+	}
+	st = repoStore(m.deps.DataDir, name).readState()
+	m.mu.Lock()
+	m.states[name] = st
+	m.mu.Unlock()
+	return st
+}
+
+// Status is the mirror's state for the UI, API and metrics.
+type Status struct {
+	State   string       `json:"state"`
+	Summary string       `json:"summary"`
+	Repos   []RepoStatus `json:"repos"`
+	Files   string       `json:"files,omitempty"`
+}
+
+// RepoStatus is one repo in the status.
+type RepoStatus struct {
+	Name     string `json:"name"`
+	Kind     string `json:"kind"` // mirror | local
+	BaseURL  string `json:"baseurl,omitempty"`
+	Path     string `json:"path,omitempty"`
+	Revision string `json:"revision,omitempty"`
+	Packages int    `json:"packages"`
+	Bytes    int64  `json:"bytes"`
+	// LastSync is when the last sync began; LastResult ok or failed.
+	LastSync   time.Time `json:"last_sync,omitzero"`
+	LastResult string    `json:"last_result,omitempty"`
+	LastError  string    `json:"last_error,omitempty"`
+	Published  time.Time `json:"published,omitzero"`
+	Progress   *Progress `json:"progress,omitempty"` // a sync under way
+}
+
+// Status reports every repo: what is published, the last sync and any sync
+// under way.
 func (m *Mirror) Status() Status {
-	return Status{State: placeholder.NotBuilt, Summary: "repositories arrive with the mirror issues"}
+	cfg := m.config()
+	st := Status{State: "up", Files: cfg.Files}
+	m.mu.Lock()
+	if !m.running {
+		st.State = "down"
+	}
+	m.mu.Unlock()
+	var pkgs, failed, syncing int
+	for _, r := range cfg.Repos {
+		rs := RepoStatus{Name: r.Name, Kind: "mirror", BaseURL: r.BaseURL, Path: r.Path}
+		if !r.Mirrored() {
+			rs.Kind = "local"
+		} else {
+			s := m.state(r.Name)
+			rs.Revision, rs.Packages, rs.Bytes = s.Revision, s.Packages, s.Bytes
+			rs.LastSync, rs.LastResult, rs.LastError, rs.Published = s.LastSync, s.LastResult, s.LastError, s.Published
+			if s.LastResult == "failed" {
+				failed++
+			}
+		}
+		m.mu.Lock()
+		if p, ok := m.progress[r.Name]; ok {
+			rs.Progress = &p
+			syncing++
+		}
+		m.mu.Unlock()
+		pkgs += rs.Packages
+		st.Repos = append(st.Repos, rs)
+	}
+	st.Summary = fmt.Sprintf("%d repos, %d packages", len(cfg.Repos), pkgs)
+	if syncing > 0 {
+		st.Summary += fmt.Sprintf(", %d syncing", syncing)
+	}
+	if failed > 0 {
+		st.Summary += fmt.Sprintf(", %d last sync failed", failed)
+	}
+	return st
 }
 
-// Handler serves /repos/ and /files/. Not built yet: it says so with 501.
-func (m *Mirror) Handler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.Error(w, "airgapd mirror: not built yet", http.StatusNotImplemented)
-	})
+// baseURL is how nodes reach this mirror: advertise.name, else the first
+// advertised address, else the host the client asked for; with the listen
+// port unless it is 80.
+func (m *Mirror) baseURL(r *http.Request) string {
+	host := m.deps.AdvertiseName
+	if host == "" && len(m.deps.AdvertiseAddresses) > 0 {
+		host = m.deps.AdvertiseAddresses[0]
+	}
+	reqHost, reqPort, err := net.SplitHostPort(r.Host)
+	if err != nil {
+		reqHost, reqPort = r.Host, ""
+	}
+	if host == "" {
+		host = reqHost
+	}
+	port := ""
+	if _, p, err := net.SplitHostPort(m.deps.Listen); err == nil && p != "0" {
+		port = p
+	} else {
+		port = reqPort
+	}
+	if port != "" && port != "80" {
+		if n, err := strconv.Atoi(port); err == nil && n > 0 {
+			return "http://" + net.JoinHostPort(host, port)
+		}
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
+		host = "[" + host + "]"
+	}
+	return "http://" + host
 }

@@ -37,6 +37,8 @@ type instance struct {
 	// flushDNS is set on the dns instance only, setNTPTime on ntp's.
 	flushDNS   func(name string) int
 	setNTPTime func(time.Time) time.Duration
+	// mirror is set on the mirror instance only (syncs through the API).
+	mirror *mirror.Mirror
 	// registry is set on the registry instance only (gc and import
 	// through the API).
 	registry *registry.Registry
@@ -68,7 +70,7 @@ func (s *Server) specs() []spec {
 		{"gateway", func(c *Config) any { return sectionIf(c, "gateway", c.Gateway) }, noSockets, (*Server).buildGateway},
 		{"dns", func(c *Config) any { return sectionIf(c, "dns", c.DNS) }, socketsOf("dns"), (*Server).buildDNS},
 		{"ntp", func(c *Config) any { return sectionIf(c, "ntp", c.NTP) }, socketsOf("ntp"), (*Server).buildNTP},
-		{"mirror", func(c *Config) any { return sectionIf(c, "mirror", c.Mirror) }, noSockets, (*Server).buildMirror},
+		{"mirror", mirrorSection, noSockets, (*Server).buildMirror},
 		{"registry", func(c *Config) any { return sectionIf(c, "registry", c.Registry) }, noSockets, (*Server).buildRegistry},
 		// web serves every HTTP listener, so it is rebuilt when any of them
 		// moves; it always runs, for the control socket.
@@ -231,10 +233,14 @@ func (s *Server) buildNTP(c *Config, in *instance) error {
 }
 
 func (s *Server) buildMirror(c *Config, in *instance) error {
-	m, err := mirror.New(*c.Mirror, mirror.Deps{Logger: s.log.With("service", "mirror"), Metrics: in.metrics, DataDir: c.DataDir})
+	m, err := mirror.New(*c.Mirror, mirror.Deps{
+		Logger: s.log.With("service", "mirror"), Metrics: in.metrics, DataDir: c.DataDir,
+		AdvertiseName: c.Advertise.Name, AdvertiseAddresses: c.Advertise.Addresses, Listen: s.mirrorListen(c),
+	})
 	if err != nil {
 		return err
 	}
+	in.mirror = m
 	in.run = func(ctx context.Context) error {
 		defer s.mirrorHandler.set(m.Handler())()
 		return m.Run(ctx)
@@ -243,7 +249,14 @@ func (s *Server) buildMirror(c *Config, in *instance) error {
 		st := m.Status()
 		return ServiceStatus{State: st.State, Summary: st.Summary, Detail: st}
 	}
-	in.reload = func(c *Config) error { return m.Reload(*c.Mirror) }
+	built := *c
+	in.reload = func(next *Config) error {
+		// .repo baseurls come from advertise and the listen port.
+		if !reflect.DeepEqual(next.Advertise, built.Advertise) || next.Mirror.Listen != built.Mirror.Listen {
+			return conf.ErrRestartNeeded
+		}
+		return m.Reload(*next.Mirror)
+	}
 	return nil
 }
 

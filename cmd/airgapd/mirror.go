@@ -1,0 +1,183 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/airgapd/airgapd/mirror"
+	"github.com/airgapd/airgapd/server"
+)
+
+func newMirrorCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "mirror",
+		Short: "RPM repositories: sync mirrors from their upstreams (reposync)",
+	}
+	cmd.AddCommand(newMirrorSyncCmd())
+	return cmd
+}
+
+func newMirrorSyncCmd() *cobra.Command {
+	var configPath, socket string
+	var quiet bool
+	cmd := &cobra.Command{
+		Use:   "sync [NAME…] [--config FILE]",
+		Short: "Mirror repos from their baseurl, verified, and publish them atomically (reposync --download-metadata)",
+		Long: `Fetch each named repo (every repo with a baseurl when none is named):
+repomd.xml, every metadata file it lists and every package that is not here
+yet, in parallel (mirror.parallel), resumed where an interrupted sync
+stopped, each checked against its checksum. Nothing is published unless
+all of it arrived intact; then the new tree replaces the old one in one
+rename, so nodes never see half a sync.
+
+When airgapd is running, the server does the work (through the control
+socket, as root) and its status shows the progress; otherwise this command
+does it on data_dir itself. A repo being synced is locked either way.
+
+Exits 1 when any repo fails, naming what failed.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := loadConfig(configPath)
+			if err != nil {
+				return err
+			}
+			if !cfg.Enabled("mirror") {
+				return errors.New("the mirror section is absent or disabled in this config")
+			}
+			if socket == "" {
+				socket = server.ControlSocketPath(cfg.RuntimeDir)
+			}
+			out := cmd.OutOrStdout()
+			view := newSyncView(cmd.ErrOrStderr(), quiet)
+			var results []mirror.Result
+			var syncErr error
+			remote := fileExists(socket)
+			if remote {
+				results, syncErr = server.NewControlClient(socket).SyncMirror(cmd.Context(), args, view.update)
+				if errors.Is(syncErr, server.ErrNotRunning) {
+					remote = false
+				}
+			}
+			if !remote {
+				log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+				m, err := mirror.New(*cfg.Mirror, mirror.Deps{Logger: log, DataDir: cfg.DataDir})
+				if err != nil {
+					return err
+				}
+				results, syncErr = m.Sync(cmd.Context(), args, view.update)
+			}
+			view.finish()
+			for _, r := range results {
+				fmt.Fprintln(out, describeResult(r))
+			}
+			if syncErr != nil {
+				return syncErr
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&configPath, "config", "c", "", "config file (repos, data_dir, runtime_dir); default: the development defaults")
+	cmd.Flags().StringVar(&socket, "socket", "", "control socket path (default: runtime_dir/api.sock)")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress output")
+	return cmd
+}
+
+func describeResult(r mirror.Result) string {
+	took := time.Duration(r.Duration * float64(time.Second)).Round(time.Millisecond)
+	switch {
+	case !r.OK:
+		return fmt.Sprintf("%s: FAILED after %s: %s", r.Repo, took, r.Error)
+	case r.UpToDate:
+		return fmt.Sprintf("%s: up to date (revision %s, %d packages)", r.Repo, r.Revision, r.Packages)
+	}
+	return fmt.Sprintf("%s: published revision %s, %d packages, %d fetched (%s) in %s",
+		r.Repo, r.Revision, r.Packages, r.Fetched, humanBytes(r.Downloaded), took)
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// syncView shows a sync's progress: a progress bar (bytes, packages, rate,
+// ETA) on a terminal, a line every few seconds otherwise.
+type syncView struct {
+	w     io.Writer
+	quiet bool
+	tty   bool
+	repo  string
+	bar   *progressbar.ProgressBar
+	last  time.Time
+}
+
+func newSyncView(w io.Writer, quiet bool) *syncView {
+	v := &syncView{w: w, quiet: quiet}
+	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		v.tty = true
+	}
+	return v
+}
+
+func (v *syncView) update(p mirror.Progress) {
+	if v.quiet {
+		return
+	}
+	if p.Repo != v.repo {
+		v.finish()
+		v.repo = p.Repo
+	}
+	desc := fmt.Sprintf("%s: %s", p.Repo, p.Phase)
+	if p.Phase == "packages" || p.Phase == "publish" {
+		desc = fmt.Sprintf("%s: %d/%d packages", p.Repo, p.Fetched, p.ToFetch)
+	}
+	if !v.tty {
+		if p.Phase == "packages" && time.Since(v.last) < 2*time.Second && p.Fetched < p.ToFetch {
+			return
+		}
+		if p.Phase == "done" || p.Phase == "failed" {
+			return // the result line says it
+		}
+		v.last = time.Now()
+		fmt.Fprintf(v.w, "%s, %s of %s, %s/s\n", desc, humanBytes(p.BytesDone), humanBytes(p.Bytes), humanBytes(int64(p.Rate)))
+		return
+	}
+	if v.bar == nil && p.Phase == "packages" {
+		v.bar = progressbar.NewOptions64(max(p.Bytes, 1),
+			progressbar.OptionSetWriter(v.w),
+			progressbar.OptionShowBytes(true),
+			progressbar.OptionShowTotalBytes(true),
+			progressbar.OptionSetPredictTime(true),
+			progressbar.OptionSetWidth(30),
+			progressbar.OptionThrottle(100*time.Millisecond),
+			progressbar.OptionShowElapsedTimeOnFinish(),
+			progressbar.OptionSetDescription(desc),
+		)
+	}
+	if v.bar != nil {
+		v.bar.Describe(desc)
+		v.bar.Set64(min(p.BytesDone, max(p.Bytes, 1)))
+	}
+}
+
+func (v *syncView) finish() {
+	if v.bar != nil {
+		v.bar.Finish()
+		fmt.Fprintln(v.w)
+		v.bar = nil
+	}
+}

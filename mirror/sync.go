@@ -1,0 +1,386 @@
+package mirror
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Progress is one repo's sync as it goes, for the progress bar, the UI and
+// the status.
+type Progress struct {
+	Repo  string `json:"repo"`
+	Phase string `json:"phase"` // metadata | packages | publish | done | failed
+	// Packages is how many packages the upstream lists (after the arch
+	// filter); ToFetch of them were missing here, Fetched have arrived.
+	Packages int `json:"packages"`
+	ToFetch  int `json:"to_fetch"`
+	Fetched  int `json:"fetched"`
+	// Bytes is the size of what is to be fetched; BytesDone has arrived
+	// (including what an interrupted run left).
+	Bytes     int64     `json:"bytes"`
+	BytesDone int64     `json:"bytes_done"`
+	Started   time.Time `json:"started"`
+	// Rate is bytes per second over the sync so far.
+	Rate float64 `json:"rate"`
+}
+
+// Result is how one repo's sync ended.
+type Result struct {
+	Repo       string  `json:"repo"`
+	OK         bool    `json:"ok"`
+	Error      string  `json:"error,omitempty"`
+	UpToDate   bool    `json:"up_to_date,omitempty"`
+	Revision   string  `json:"revision,omitempty"`
+	Packages   int     `json:"packages"`
+	Fetched    int     `json:"fetched"`
+	Downloaded int64   `json:"downloaded_bytes"`
+	Duration   float64 `json:"duration_seconds"`
+}
+
+// ErrUnknownRepo is returned for a name that is not in the config.
+var ErrUnknownRepo = errors.New("no such repo")
+
+// Sync mirrors the named repos (every mirrored repo when names is empty),
+// one after the other, and publishes each that succeeds. progress, when not
+// nil, is called as each goes (at most a few times a second). The error
+// joins every repo's failure; results has one entry per repo attempted.
+func (m *Mirror) Sync(ctx context.Context, names []string, progress func(Progress)) ([]Result, error) {
+	cfg := m.config()
+	var repos []Repo
+	if len(names) == 0 {
+		for _, r := range cfg.Repos {
+			if r.Mirrored() {
+				repos = append(repos, r)
+			}
+		}
+		if len(repos) == 0 {
+			return nil, errors.New("no repo has a baseurl to sync from")
+		}
+	}
+	for _, n := range names {
+		r, ok := cfg.repo(n)
+		if !ok {
+			return nil, fmt.Errorf("%w %q in the config", ErrUnknownRepo, n)
+		}
+		if !r.Mirrored() {
+			return nil, fmt.Errorf("repo %q is a local folder (path: %s), not a mirror: it is served as it is; indexing it arrives with `airgapd mirror index`", n, r.Path)
+		}
+		repos = append(repos, r)
+	}
+	var results []Result
+	var errs []error
+	for _, r := range repos {
+		res, err := m.syncRepo(ctx, r, cfg.Parallel, progress)
+		results = append(results, res)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", r.Name, err))
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return results, errors.Join(errs...)
+}
+
+// tracker keeps one sync's progress and hands it out.
+type tracker struct {
+	mu     sync.Mutex
+	sendMu sync.Mutex // notify is called by one goroutine at a time
+	p      Progress
+	last   time.Time
+	notify func(Progress)
+	live   func(*Progress) // publishes to Status
+}
+
+func (t *tracker) update(force bool, f func(*Progress)) {
+	t.mu.Lock()
+	f(&t.p)
+	if s := time.Since(t.p.Started).Seconds(); s > 0 {
+		t.p.Rate = float64(t.p.BytesDone) / s
+	}
+	p := t.p
+	send := force || time.Since(t.last) >= 200*time.Millisecond
+	if send {
+		t.last = time.Now()
+	}
+	t.mu.Unlock()
+	t.live(&p)
+	if send && t.notify != nil {
+		t.sendMu.Lock()
+		t.notify(p)
+		t.sendMu.Unlock()
+	}
+}
+
+func (m *Mirror) syncRepo(ctx context.Context, r Repo, parallel int, notify func(Progress)) (res Result, err error) {
+	began := time.Now()
+	res.Repo = r.Name
+	st := repoStore(m.deps.DataDir, r.Name)
+	unlock, err := st.lock()
+	if err != nil {
+		res.Error = err.Error()
+		return res, err
+	}
+	defer unlock()
+	tr := &tracker{p: Progress{Repo: r.Name, Phase: "metadata", Started: began}, notify: notify, live: func(p *Progress) { m.setProgress(r.Name, p) }}
+	tr.update(true, func(*Progress) {})
+	state := st.readState()
+	var downloaded atomic.Int64
+	defer func() {
+		res.Duration = time.Since(began).Seconds()
+		res.Downloaded = downloaded.Load()
+		state.LastSync, state.Duration, state.Downloaded = began, res.Duration, res.Downloaded
+		state.LastResult, state.LastError = "ok", ""
+		phase := "done"
+		if err != nil {
+			state.LastResult, state.LastError, phase = "failed", err.Error(), "failed"
+			res.Error = err.Error()
+		}
+		res.OK = err == nil
+		if werr := st.writeState(state); werr != nil {
+			m.log.Warn("cannot record sync state", "repo", r.Name, "err", werr)
+		}
+		tr.update(true, func(p *Progress) { p.Phase = phase })
+		m.setProgress(r.Name, nil)
+		m.finished(r.Name, state, res)
+	}()
+
+	f := newFetcher(m.log, parallel)
+	defer f.close()
+	base := strings.TrimSuffix(r.BaseURL, "/") + "/"
+	mdBytes, err := f.get(ctx, base+"repodata/repomd.xml", maxRepomd)
+	if err != nil {
+		return res, fmt.Errorf("repomd.xml: %w", err)
+	}
+	downloaded.Add(int64(len(mdBytes)))
+	md, err := parseRepomd(mdBytes)
+	if err != nil {
+		return res, err
+	}
+	res.Revision = md.Revision
+	cur, err := st.current()
+	if err != nil {
+		return res, err
+	}
+	if cur != "" && slices.Equal(state.Arch, r.Arch) && state.LastResult == "ok" {
+		if old, err := os.ReadFile(filepath.Join(cur, "repodata", "repomd.xml")); err == nil && bytes.Equal(old, mdBytes) {
+			res.UpToDate, res.Packages = true, state.Packages
+			m.log.Info("repo is up to date", "repo", r.Name, "revision", md.Revision)
+			return res, nil
+		}
+	}
+	tmp, err := st.newSnapshot(time.Now())
+	if err != nil {
+		return res, err
+	}
+	defer os.RemoveAll(tmp) // gone by then when published
+
+	// Metadata: every file repomd.xml lists, verified, into the pool.
+	var primaryFile string
+	for _, d := range md.Data {
+		if err := d.Checksum.valid(); err != nil {
+			return res, fmt.Errorf("repomd.xml %s: %w", d.Type, err)
+		}
+		dst := st.pool(d.Checksum)
+		if _, err := os.Stat(dst); err != nil {
+			url := locationURL(base, d.Location)
+			if err := f.fetch(ctx, url, st.partial(d.Checksum), dst, d.Checksum, d.Size, func(n int64) { downloaded.Add(n) }); err != nil {
+				return res, fmt.Errorf("metadata %s: %w", d.Location.Href, err)
+			}
+		}
+		if err := link(dst, tmp, d.Location.Href); err != nil {
+			return res, err
+		}
+		if d.Type == "primary" {
+			primaryFile = dst
+		}
+	}
+	if primaryFile == "" {
+		return res, errors.New("repomd.xml lists no primary metadata")
+	}
+	if err := os.MkdirAll(filepath.Join(tmp, "repodata"), 0o755); err != nil {
+		return res, err
+	}
+	if err := os.WriteFile(filepath.Join(tmp, "repodata", "repomd.xml"), mdBytes, 0o644); err != nil {
+		return res, err
+	}
+	// The signature and key, when the upstream has them, so repo_gpgcheck
+	// keeps working.
+	for _, extra := range []string{"repomd.xml.asc", "repomd.xml.key"} {
+		b, err := f.get(ctx, base+"repodata/"+extra, maxRepomd)
+		switch {
+		case err == nil:
+			if err := os.WriteFile(filepath.Join(tmp, "repodata", extra), b, 0o644); err != nil {
+				return res, err
+			}
+		case !errors.Is(err, os.ErrNotExist):
+			return res, fmt.Errorf("%s: %w", extra, err)
+		}
+	}
+
+	pf, err := os.Open(primaryFile)
+	if err != nil {
+		return res, err
+	}
+	pd, _ := md.primary()
+	pkgs, err := parsePrimary(pf, pd.Location.Href)
+	pf.Close()
+	if err != nil {
+		return res, err
+	}
+	if len(r.Arch) > 0 {
+		pkgs = slices.DeleteFunc(pkgs, func(p pkg) bool { return !slices.Contains(r.Arch, p.Arch) })
+	}
+	seen := map[string]bool{}
+	var todo []pkg
+	var total int64
+	for _, p := range pkgs {
+		if err := p.Checksum.valid(); err != nil {
+			return res, fmt.Errorf("package %s: %w", p.Href, err)
+		}
+		if seen[p.Href] {
+			continue
+		}
+		seen[p.Href] = true
+		total += p.Size
+		if _, err := os.Stat(st.pool(p.Checksum)); err != nil {
+			todo = append(todo, p)
+		}
+	}
+	res.Packages = len(seen)
+	var todoBytes, have int64
+	for _, p := range todo {
+		todoBytes += p.Size
+		if fi, err := os.Stat(st.partial(p.Checksum)); err == nil {
+			have += fi.Size()
+		}
+	}
+	tr.update(true, func(pr *Progress) {
+		pr.Phase, pr.Packages, pr.ToFetch, pr.Bytes, pr.BytesDone = "packages", res.Packages, len(todo), todoBytes, have
+	})
+	m.log.Info("syncing packages", "repo", r.Name, "revision", md.Revision, "packages", res.Packages, "missing", len(todo), "bytes", todoBytes)
+
+	if err := m.download(ctx, f, st, base, todo, parallel, tr, &downloaded); err != nil {
+		return res, err
+	}
+	res.Fetched = len(todo)
+
+	tr.update(true, func(pr *Progress) { pr.Phase = "publish" })
+	for _, p := range pkgs {
+		if err := link(st.pool(p.Checksum), tmp, p.Href); err != nil {
+			return res, fmt.Errorf("package %s: %w", p.Href, err)
+		}
+	}
+	if !r.Delete && cur != "" {
+		if err := carryOver(cur, tmp); err != nil {
+			return res, fmt.Errorf("keep packages the upstream dropped: %w", err)
+		}
+	}
+	if _, err := st.publish(tmp); err != nil {
+		return res, fmt.Errorf("publish: %w", err)
+	}
+	state.Revision, state.Published, state.Packages, state.Bytes, state.Arch = md.Revision, time.Now(), res.Packages, total, slices.Clone(r.Arch)
+	m.log.Info("repo published", "repo", r.Name, "revision", md.Revision, "packages", res.Packages, "fetched", len(todo), "took", time.Since(began).Round(time.Millisecond))
+	return res, nil
+}
+
+// download fetches todo with parallel workers. Every package is tried even
+// when one fails (what arrives now need not be fetched next time); the error
+// names each that failed.
+func (m *Mirror) download(ctx context.Context, f *fetcher, st store, base string, todo []pkg, parallel int, tr *tracker, downloaded *atomic.Int64) error {
+	jobs := make(chan pkg)
+	var mu sync.Mutex
+	var failed []string
+	var errs []error
+	var wg sync.WaitGroup
+	for range min(parallel, max(len(todo), 1)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for p := range jobs {
+				url := locationURL(base, location{Href: p.Href, Base: p.Base})
+				err := f.fetch(ctx, url, st.partial(p.Checksum), st.pool(p.Checksum), p.Checksum, p.Size, func(n int64) {
+					downloaded.Add(n)
+					tr.update(false, func(pr *Progress) { pr.BytesDone += n })
+				})
+				if err != nil {
+					if ctx.Err() == nil {
+						m.log.Warn("package download failed", "package", p.Href, "err", err)
+					}
+					mu.Lock()
+					failed = append(failed, p.Href)
+					errs = append(errs, err)
+					mu.Unlock()
+					continue
+				}
+				tr.update(false, func(pr *Progress) { pr.Fetched++ })
+			}
+		}()
+	}
+feed:
+	for _, p := range todo {
+		select {
+		case jobs <- p:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if len(failed) == 0 {
+		return nil
+	}
+	slices.Sort(failed)
+	names := failed
+	if len(names) > 5 {
+		names = append(slices.Clone(names[:5]), fmt.Sprintf("and %d more", len(failed)-5))
+	}
+	return fmt.Errorf("%d package(s) failed, nothing published: %s: %w", len(failed), strings.Join(names, ", "), errors.Join(errs...))
+}
+
+// carryOver links into next every file of cur that next lacks, outside
+// repodata/: packages the upstream dropped stay downloadable (reposync
+// without --delete).
+func carryOver(cur, next string) error {
+	return filepath.WalkDir(cur, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(cur, p)
+		if d.IsDir() {
+			if rel == "repodata" {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		if _, err := os.Lstat(filepath.Join(next, rel)); err == nil {
+			return nil
+		}
+		return link(p, next, filepath.ToSlash(rel))
+	})
+}
+
+// locationURL resolves a location against the repo's base URL, or its own
+// xml:base.
+func locationURL(base string, l location) string {
+	if l.Base != "" {
+		return strings.TrimSuffix(l.Base, "/") + "/" + l.Href
+	}
+	return base + l.Href
+}
