@@ -505,7 +505,8 @@ func TestDNSSECPassThrough(t *testing.T) {
 			t.Fatalf("dnssec-keygen: %v\n%s", err, out)
 		}
 	}
-	if out, err := exec.Command("dnssec-signzone", "-S", "-K", keys, "-o", "lab.test", "-f", zonePath+".signed", zonePath).CombinedOutput(); err != nil {
+	// -d: the dsset file goes with the keys, not into the working folder.
+	if out, err := exec.Command("dnssec-signzone", "-S", "-K", keys, "-d", keys, "-o", "lab.test", "-f", zonePath+".signed", zonePath).CombinedOutput(); err != nil {
 		t.Fatalf("dnssec-signzone: %v\n%s", err, out)
 	}
 	signed, err := os.ReadFile(zonePath + ".signed")
