@@ -2,8 +2,11 @@ package server
 
 import (
 	"net"
+	"net/http"
 	"strings"
 
+	"github.com/airgapd/airgapd/internal/conf"
+	"github.com/airgapd/airgapd/registry"
 	"github.com/airgapd/airgapd/web"
 )
 
@@ -73,4 +76,21 @@ func (s *Server) recordBound(c *Config) {
 			s.bound[l.path] = a
 		}
 	}
+}
+
+// registryNodeFiles serves the registry's node files (hosts.toml …) as
+// nodes reach the registry: the advertised address and the bound port,
+// with the CA where node.sh puts it.
+func (s *Server) registryNodeFiles() http.Handler {
+	return registry.NodeConfigHandler(func() registry.NodeOptions {
+		nb := s.NodeBootstrap()
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		o := registry.NodeOptions{Host: nb.Registry, CAPath: "/etc/containerd/certs.d/" + nb.Registry + "/ca.crt"}
+		if s.cfg.Enabled("registry") {
+			o.PlainHTTP = s.cfg.Registry.TLS.Mode == conf.TLSOff
+			o.Upstreams = s.cfg.Registry.Mirrors
+		}
+		return o
+	})
 }

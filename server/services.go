@@ -289,6 +289,9 @@ func (s *Server) buildWeb(c *Config, in *instance) error {
 		MirrorHandler:   &s.mirrorHandler,
 		RegistryHandler: &s.registryHandler,
 	}
+	if c.Enabled("registry") {
+		deps.RegistryNodeFiles = s.registryNodeFiles()
+	}
 	wc := web.DefaultConfig()
 	if c.Enabled("web") {
 		wc = *c.Web

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"strings"
 	"text/template"
+
+	"github.com/go-chi/chi/v5"
 )
 
 // NodeBootstrap is what /bootstrap/node.sh is rendered from: how a node
@@ -56,6 +58,14 @@ func caFingerprint(caPEM []byte) string {
 	}
 	sum := sha256.Sum256(block.Bytes)
 	return hex.EncodeToString(sum[:])
+}
+
+// bootstrapRoutes serves what a node fetches before it trusts anything.
+func (s *Server) bootstrapRoutes(r chi.Router) {
+	r.Get("/bootstrap/node.sh", s.handleNodeScript)
+	if s.deps.RegistryNodeFiles != nil {
+		r.Handle("/bootstrap/registry/*", http.StripPrefix("/bootstrap/registry", s.deps.RegistryNodeFiles))
+	}
 }
 
 // handleNodeScript renders node.sh for the node asking: the base URL is

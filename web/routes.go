@@ -24,7 +24,7 @@ func (s *Server) uiRouter() http.Handler {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="airgapd"`)
 		writeJSONError(w, http.StatusUnauthorized, "authentication required: over TCP the API needs a session or an API token; on this host use `airgapd status` (control socket, as root)")
 	}))
-	r.Get("/bootstrap/node.sh", s.handleNodeScript)
+	s.bootstrapRoutes(r)
 	r.Get("/", s.handleLanding)
 	return r
 }
@@ -54,7 +54,7 @@ func (s *Server) mirrorRouter() http.Handler {
 		r.Handle("/repos/*", s.deps.MirrorHandler)
 		r.Handle("/files/*", s.deps.MirrorHandler)
 	}
-	r.Get("/bootstrap/node.sh", s.handleNodeScript)
+	s.bootstrapRoutes(r)
 	return r
 }
 

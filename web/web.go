@@ -68,6 +68,11 @@ type Deps struct {
 	RegistryAdmin RegistryAdmin // nil: no registry gc/import routes
 	NTPClock      NTPClock      // nil: no NTP routes
 
+	// RegistryNodeFiles serves the container runtimes' files that point
+	// nodes at the registry (containerd/certs.d/NS/hosts.toml, …) under
+	// /bootstrap/registry/; nil when the registry is off.
+	RegistryNodeFiles http.Handler
+
 	MirrorHandler   http.Handler // serves /repos/ and /files/
 	RegistryHandler http.Handler // serves /v2/
 }
