@@ -17,6 +17,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -268,8 +270,10 @@ func (f *fetcher) fetchOnce(ctx context.Context, url, partial string, sum checks
 		if size > 0 {
 			limit = size - have + 1 // one more byte shows an oversize file
 		}
-		body := &idleReader{r: io.LimitReader(resp.Body, limit), idle: f.idle, cancel: cancel}
-		n, err := io.Copy(io.MultiWriter(out, h), &progressReader{r: body, report: progress})
+		body := newIdleReader(io.LimitReader(resp.Body, limit), f.idle, cancel)
+		pr := &progressReader{r: body, report: progress}
+		n, err := io.CopyBuffer(io.MultiWriter(out, h), pr, make([]byte, copyBuffer))
+		pr.flush()
 		body.stop()
 		have += n
 		if err != nil {
@@ -288,41 +292,77 @@ func (f *fetcher) fetchOnce(ctx context.Context, url, partial string, sum checks
 	return fresh, nil
 }
 
-// progressReader reports bytes as they are read.
+// copyBuffer is the read size for downloads: fewer system calls than
+// io.Copy's 32 KiB.
+const copyBuffer = 256 << 10
+
+// progressReader reports bytes as they are read, in steps of a MiB or so.
 type progressReader struct {
-	r      io.Reader
-	report func(int64)
+	r       io.Reader
+	report  func(int64)
+	pending int64
 }
 
 func (p *progressReader) Read(b []byte) (int, error) {
 	n, err := p.r.Read(b)
-	if n > 0 {
-		p.report(int64(n))
+	p.pending += int64(n)
+	if p.pending >= 1<<20 || err != nil {
+		p.flush()
 	}
 	return n, err
 }
 
-// idleReader cancels a response that stalls for longer than idle.
+func (p *progressReader) flush() {
+	if p.pending != 0 {
+		p.report(p.pending)
+		p.pending = 0
+	}
+}
+
+// idleReader cancels a response that sends nothing for longer than idle.
+// Reads only stamp the time; a timer checks the stamp.
 type idleReader struct {
 	r      io.Reader
 	idle   time.Duration
 	cancel func()
+	last   atomic.Int64 // UnixNano of the last read
 	t      *time.Timer
+	mu     sync.Mutex
+	done   bool
+}
+
+func newIdleReader(r io.Reader, idle time.Duration, cancel func()) *idleReader {
+	i := &idleReader{r: r, idle: idle, cancel: cancel}
+	i.last.Store(time.Now().UnixNano())
+	i.t = time.AfterFunc(idle, i.check)
+	return i
+}
+
+func (i *idleReader) check() {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.done {
+		return
+	}
+	if quiet := time.Since(time.Unix(0, i.last.Load())); quiet >= i.idle {
+		i.cancel()
+		return
+	} else {
+		i.t.Reset(i.idle - quiet)
+	}
 }
 
 func (i *idleReader) Read(b []byte) (int, error) {
-	if i.t == nil {
-		i.t = time.AfterFunc(i.idle, i.cancel)
-	} else {
-		i.t.Reset(i.idle)
-	}
-	return i.r.Read(b)
+	n, err := i.r.Read(b)
+	i.last.Store(time.Now().UnixNano())
+	return n, err
 }
 
 func (i *idleReader) stop() {
-	if i.t != nil {
-		i.t.Stop()
-	}
+	i.mu.Lock()
+	i.done = true
+	i.mu.Unlock()
+	i.t.Stop()
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {
