@@ -271,9 +271,7 @@ func (f *fetcher) fetchOnce(ctx context.Context, url, partial string, sum checks
 			limit = size - have + 1 // one more byte shows an oversize file
 		}
 		body := newIdleReader(io.LimitReader(resp.Body, limit), f.idle, cancel)
-		pr := &progressReader{r: body, report: progress}
-		n, err := io.CopyBuffer(io.MultiWriter(out, h), pr, make([]byte, copyBuffer))
-		pr.flush()
+		n, err := io.CopyBuffer(io.MultiWriter(out, h), &progressReader{r: body, report: progress}, make([]byte, copyBuffer))
 		body.stop()
 		have += n
 		if err != nil {
@@ -296,27 +294,19 @@ func (f *fetcher) fetchOnce(ctx context.Context, url, partial string, sum checks
 // io.Copy's 32 KiB.
 const copyBuffer = 256 << 10
 
-// progressReader reports bytes as they are read, in steps of a MiB or so.
+// progressReader reports bytes as they are read. (Every read: a sync
+// stalled by its upstream must show what it has.)
 type progressReader struct {
-	r       io.Reader
-	report  func(int64)
-	pending int64
+	r      io.Reader
+	report func(int64)
 }
 
 func (p *progressReader) Read(b []byte) (int, error) {
 	n, err := p.r.Read(b)
-	p.pending += int64(n)
-	if p.pending >= 1<<20 || err != nil {
-		p.flush()
+	if n > 0 {
+		p.report(int64(n))
 	}
 	return n, err
-}
-
-func (p *progressReader) flush() {
-	if p.pending != 0 {
-		p.report(p.pending)
-		p.pending = 0
-	}
 }
 
 // idleReader cancels a response that sends nothing for longer than idle.
