@@ -141,7 +141,7 @@ func TestStatusOverControlSocket(t *testing.T) {
 	if err != nil {
 		t.Fatalf("status as root: %v\n%s", err, out)
 	}
-	for _, want := range []string{"ready", "web", "up", "mirror", "not built yet", "dns", "disabled"} {
+	for _, want := range []string{"ready", "web", "up", "mirror", "0 repos", "dns", "disabled"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("status output lacks %q:\n%s", want, out)
 		}
