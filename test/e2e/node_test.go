@@ -28,8 +28,9 @@ dns:
   zones: [{ name: lab.internal, records: ["admin A 127.0.0.1"] }]
 ntp: { listen: ["127.0.0.1:0"], allow: [127.0.0.0/8] }
 gateway: { mode: plan, masquerade: [{ source: 10.200.10.0/24, out_interface: eth9 }] }
-mirror: { listen: "127.0.0.1:0" }
 registry: { listen: "127.0.0.1:0", mirrors: [docker.io, registry.k8s.io] }
+mirror:
+  listen: "127.0.0.1:0"
 `
 }
 
@@ -162,10 +163,22 @@ func TestNodeBootstrap(t *testing.T) {
 		t.Errorf("second run changed files: %v", diffFiles(got, again))
 	}
 
-	// The script follows the config: a new advertise address, reloaded.
-	in.rewrite(nodeConfig("10.200.0.10"))
+	// The script follows the config: a repo added, reloaded.
+	repoDir := t.TempDir()
+	in.rewrite(nodeConfig("127.0.0.1") + "  repos: [{ name: local, path: " + repoDir + " }]\n")
 	in.signal(syscall.SIGHUP)
 	in.waitLog("config reloaded", 10*time.Second)
+	if out, err := runNode(t, nodeScript(t, in), "--root", root); err != nil || !strings.Contains(out, "wrote /etc/yum.repos.d/airgapd-local.repo") {
+		t.Fatalf("node.sh after adding a repo: %v\n%s", err, out)
+	}
+	if repo := snapshot(t, root)["etc/yum.repos.d/airgapd-local.repo"]; !strings.Contains(repo, "[local]") || !strings.Contains(repo, "/repos/local") {
+		t.Errorf("airgapd-local.repo:\n%s", repo)
+	}
+
+	// … and a new advertise address.
+	in.rewrite(nodeConfig("10.200.0.10"))
+	in.signal(syscall.SIGHUP)
+	in.waitLogN("config reloaded", 2, 10*time.Second)
 	root2 := t.TempDir()
 	copyTree(t, "testdata/node/rocky9", root2)
 	if out, err := runNode(t, nodeScript(t, in), "--root", root2); err != nil {
