@@ -76,10 +76,20 @@ func (c Config) Validate() error {
 	}
 	conf.CheckCIDRs(&ps, "pull_from", c.PullFrom)
 	checkStorage(&ps, c.Storage)
+	seen := map[string]bool{}
 	for i, m := range c.Mirrors {
 		p := conf.Index("mirrors", i)
-		if m.Name == "" || strings.ContainsAny(m.Name, "/ ") {
+		if m.Name == "" || strings.ContainsAny(m.Name, "/ ?#@") {
 			ps.Add(p, "use the upstream's host name, e.g. docker.io", "%q is not a registry name", m.Name)
+		} else if seen[m.Name] {
+			ps.Add(p, "list each upstream once", "%s is listed twice", m.Name)
+		}
+		seen[m.Name] = true
+		if m.Name != "" && registryHost(m.Name+"/x") == "" {
+			ps.Add(p, "use the upstream's host name, e.g. docker.io or registry.k8s.io", "%q is not a registry host name (it needs a dot, a port or to be localhost)", m.Name)
+		}
+		if (m.Username == "") != (m.Password == "") {
+			ps.Add(p, "give both username and password, or neither", "%s: username and password go together", m.Name)
 		}
 		if m.URL != "" {
 			if err := checkURL(m.URL); err != nil {

@@ -288,6 +288,11 @@ func (r *Registry) track(next http.Handler) http.Handler {
 			r.pending.add(rt.repo, digest.Digest(d))
 		case rt.kind == routeManifest && req.Method == http.MethodPut && code == http.StatusCreated:
 			r.pending.done(rt.repo)
+			if _, err := digest.Parse(rt.ref); err != nil && registryHost(rt.repo) != "" {
+				// A tag pushed or imported under an upstream's name: the
+				// upstream's tag does not replace it.
+				r.pin(req.Context(), rt.repo, rt.ref)
+			}
 			r.stats.pushes.Add(1)
 			r.markDirty()
 		case rt.kind == routeManifest && req.Method == http.MethodGet && code == http.StatusOK:

@@ -302,8 +302,11 @@ func fromDockerSave(path, repo string, todo map[name.Reference]remote.Taggable) 
 
 // importName turns the name a file gives an image (a full reference, a bare
 // tag, or nothing) and --repo into where it is stored. A full reference
-// keeps its repository path without the registry host
-// (docker.io/library/nginx:1.25 → library/nginx:1.25).
+// that names its registry keeps it, the way pull-through stores that
+// upstream's content (registry.k8s.io/pause:3.10 → registry.k8s.io/pause,
+// docker.io/nginx:1.25 → docker.io/library/nginx), so nodes asking with
+// ns=registry.k8s.io get it; one without a registry host keeps its path
+// (lab/app:1.0 → lab/app).
 func importName(n, repo string) (name.Reference, error) {
 	var repoPart, tag string
 	if n != "" {
@@ -313,6 +316,9 @@ func importName(n, repo string) (name.Reference, error) {
 				return nil, fmt.Errorf("%q is not an image name: %w", n, err)
 			}
 			repoPart = ref.Context().RepositoryStr()
+			if host := registryHost(n); host != "" {
+				repoPart = qualify(host, repoPart)
+			}
 			if t, ok := ref.(name.Tag); ok {
 				tag = t.TagStr()
 			}
@@ -359,4 +365,19 @@ func (t handlerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp := rec.Result()
 	resp.Request = req
 	return resp, nil
+}
+
+// registryHost is the registry a reference names explicitly (the first
+// path element when it holds a dot or a colon, or is localhost), with
+// Docker Hub's aliases as docker.io; "" when it names none.
+func registryHost(ref string) string {
+	first, _, ok := strings.Cut(ref, "/")
+	if !ok || (!strings.ContainsAny(first, ".:") && first != "localhost") {
+		return ""
+	}
+	switch first {
+	case "index.docker.io", "registry-1.docker.io":
+		return "docker.io"
+	}
+	return first
 }

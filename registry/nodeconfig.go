@@ -68,29 +68,34 @@ func upstreamURL(m Mirror) string {
 }
 
 // HostsTOML is containerd's /etc/containerd/certs.d/NS/hosts.toml for one
-// namespace: an upstream from Upstreams (pulled through this registry
-// first), or Host itself (this registry, pull and push). The file format is
-// the same for containerd 1.6/1.7 and 2.x; only the config.toml line that
-// enables the folder differs (ContainerdConfig).
+// namespace: an upstream from Upstreams, or Host itself (this registry,
+// pull and push). For an upstream, `server` is this registry, with its
+// capabilities and CA at the top level and no [host] entry: containerd
+// never dials the upstream itself, so a node behind the gap does not wait
+// out a 30 s dial timeout per pull, and a miss is asked once, not once per
+// host. containerd adds ?ns=NS to each of those requests, which is what
+// keeps the upstreams apart here. The file format is the same for
+// containerd 1.6/1.7 and 2.x; only the config.toml line that enables the
+// folder differs (ContainerdConfig).
 func HostsTOML(ns string, o NodeOptions) (string, error) {
 	self := o.scheme() + "://" + o.Host
 	var b strings.Builder
 	fmt.Fprintf(&b, "# /etc/containerd/certs.d/%s/hosts.toml, written by airgapd\n", ns)
-	caps := `["pull", "resolve"]`
-	switch {
-	case ns == o.Host:
-		fmt.Fprintf(&b, "server = %q\n", self)
-		caps = `["pull", "resolve", "push"]`
-	default:
-		i := slices.IndexFunc(o.Upstreams, func(m Mirror) bool { return m.Name == ns })
-		if i < 0 {
-			return "", fmt.Errorf("%q is neither this registry (%s) nor one of registry.mirrors", ns, o.Host)
+	if ns == o.Host {
+		fmt.Fprintf(&b, "server = %q\n\n[host.%q]\n  capabilities = [\"pull\", \"resolve\", \"push\"]\n", self, self)
+		if !o.PlainHTTP {
+			fmt.Fprintf(&b, "  ca = %q\n", o.caPath())
 		}
-		fmt.Fprintf(&b, "server = %q\n", upstreamURL(o.Upstreams[i]))
+		return b.String(), nil
 	}
-	fmt.Fprintf(&b, "\n[host.%q]\n  capabilities = %s\n", self, caps)
+	i := slices.IndexFunc(o.Upstreams, func(m Mirror) bool { return m.Name == ns })
+	if i < 0 {
+		return "", fmt.Errorf("%q is neither this registry (%s) nor one of registry.mirrors", ns, o.Host)
+	}
+	fmt.Fprintf(&b, "# %s (%s) is reached through airgapd only.\n", ns, upstreamURL(o.Upstreams[i]))
+	fmt.Fprintf(&b, "server = %q\ncapabilities = [\"pull\", \"resolve\"]\n", self)
 	if !o.PlainHTTP {
-		fmt.Fprintf(&b, "  ca = %q\n", o.caPath())
+		fmt.Fprintf(&b, "ca = %q\n", o.caPath())
 	}
 	return b.String(), nil
 }

@@ -16,8 +16,11 @@
 // to slog (see logging.go), distribution's Prometheus endpoint stays off,
 // and airgapd's own metrics go to Deps.Metrics.
 //
-// Pull-through for several upstreams by containerd's ns= parameter
-// (`mirrors`) is validated but not served yet.
+// One registry serves several upstreams (`mirrors`) under their own names:
+// containerd's ?ns= parameter and the path-prefix layout reach the same
+// upstream-qualified repositories (namespace.go), which pull through from
+// the upstream while it is reachable and serve from the store when it is
+// not (pullthrough.go, upstream.go).
 package registry
 
 import (
@@ -73,9 +76,9 @@ type Status struct {
 	AuthFailures        int64     `json:"auth_failures"`
 	GCRunning           bool      `json:"gc_running"`
 	LastGC              *GCResult `json:"last_gc,omitempty"`
-	// Mirrors are the configured upstreams; pull-through arrives with the
-	// next registry issue.
-	Mirrors []string `json:"mirrors,omitempty"`
+	// Mirrors are the upstreams served through this registry, each with
+	// its reachability and what was pulled through.
+	Mirrors []UpstreamStatus `json:"mirrors,omitempty"`
 }
 
 // RepoStatus is one repository in Status.
@@ -104,6 +107,11 @@ type Registry struct {
 	handler     http.Handler                // what web mounts: auth → gate → app
 	internal    http.Handler                // the same without auth, for import
 	logrusCtx   context.Context
+
+	upstreams atomic.Pointer[map[string]*upstream] // by mirror name
+	fetches   blobFetches
+	fetchCtx  context.Context // pulled-through downloads; ends with Run
+	stopFetch context.CancelFunc
 
 	gate    writeGate
 	pending pendingBlobs
@@ -138,6 +146,10 @@ func New(cfg Config, deps Deps) (*Registry, error) {
 		return nil, err
 	}
 	r.auth.Store(a)
+	if err := r.setUpstreams(cfg.Mirrors); err != nil {
+		return nil, err
+	}
+	r.fetchCtx, r.stopFetch = context.WithCancel(context.Background())
 	r.logrusCtx = withLogrus(context.Background(), deps.Logger)
 	dc, err := r.distributionConfig(cfg)
 	if err != nil {
@@ -155,8 +167,11 @@ func New(cfg Config, deps Deps) (*Registry, error) {
 	if dc.Storage.Type() == "filesystem" {
 		app = blobFiles(fmt.Sprint(dc.Storage.Parameters()["rootdirectory"]), app)
 	}
-	r.internal = logRequests(newLogrusEntry(deps.Logger), r.track(r.gated(app)))
-	r.handler = r.stats.middleware(r.authorize(r.internal))
+	// Import goes through internal: it stores what the file holds and must
+	// never be told a blob exists because an upstream has it.
+	entry := newLogrusEntry(deps.Logger)
+	r.internal = logRequests(entry, r.track(r.gated(app)))
+	r.handler = r.stats.middleware(r.namespaces(r.authorize(logRequests(entry, r.track(r.gated(r.pullThrough(app)))))))
 	if deps.Metrics != nil {
 		if err := deps.Metrics.Register(newCollector(r)); err != nil {
 			return nil, fmt.Errorf("registry metrics: %w", err)
@@ -178,6 +193,7 @@ func (r *Registry) Run(ctx context.Context) error {
 		return err
 	}
 	defer lock.Close()
+	defer r.stopFetch()
 	r.running.Store(true)
 	defer r.running.Store(false)
 	r.log.Info("serving OCI registry", "storage", r.storageDesc)
@@ -228,8 +244,34 @@ func (r *Registry) Reload(cfg Config) error {
 	if err != nil {
 		return err
 	}
+	if err := r.setUpstreams(cfg.Mirrors); err != nil {
+		return err
+	}
 	r.auth.Store(a)
 	r.cfg.Store(&cfg)
+	return nil
+}
+
+// setUpstreams builds the mirrors' upstreams, keeping those that did not
+// change (with their counts and reachability).
+func (r *Registry) setUpstreams(ms []Mirror) error {
+	old := map[string]*upstream{}
+	if p := r.upstreams.Load(); p != nil {
+		old = *p
+	}
+	next := make(map[string]*upstream, len(ms))
+	for _, m := range ms {
+		if u := old[m.Name]; u != nil && u.mirror == m {
+			next[m.Name] = u
+			continue
+		}
+		u, err := newUpstream(m, r.now)
+		if err != nil {
+			return fmt.Errorf("registry.mirrors %s: %w", m.Name, err)
+		}
+		next[m.Name] = u
+	}
+	r.upstreams.Store(&next)
 	return nil
 }
 
@@ -258,8 +300,12 @@ func (r *Registry) Status() Status {
 		GCRunning:     r.gate.closed(),
 		LastGC:        r.lastGC.Load(),
 	}
-	for _, m := range cfg.Mirrors {
-		st.Mirrors = append(st.Mirrors, m.Name)
+	if ups := r.upstreams.Load(); ups != nil {
+		for _, m := range cfg.Mirrors {
+			if u := (*ups)[m.Name]; u != nil {
+				st.Mirrors = append(st.Mirrors, u.status())
+			}
+		}
 	}
 	if r.running.Load() {
 		st.State = "up"
@@ -275,7 +321,13 @@ func (r *Registry) Status() Status {
 		st.Summary += "; garbage collection running, writes held off"
 	}
 	if len(st.Mirrors) > 0 {
-		st.Summary += "; mirrors configured but pull-through is not built yet"
+		up := 0
+		for _, m := range st.Mirrors {
+			if m.Reachable {
+				up++
+			}
+		}
+		st.Summary += fmt.Sprintf("; %d mirrors (%d reachable)", len(st.Mirrors), up)
 	}
 	return st
 }

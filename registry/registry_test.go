@@ -630,12 +630,15 @@ func TestNodeConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{`server = "https://registry-1.docker.io"`, `[host."https://admin.lab.internal:5000"]`, `capabilities = ["pull", "resolve"]`, `ca = "` + DefaultNodeCAPath + `"`} {
+	for _, want := range []string{`server = "https://admin.lab.internal:5000"`, `capabilities = ["pull", "resolve"]`, `ca = "` + DefaultNodeCAPath + `"`} {
 		if !strings.Contains(h, want) {
 			t.Errorf("docker.io hosts.toml lacks %q:\n%s", want, h)
 		}
 	}
-	if h, _ := HostsTOML("quay.io", o); !strings.Contains(h, `server = "https://quay.example"`) {
+	if strings.Contains(h, "[host.") || strings.Contains(h, `server = "https://registry-1`) {
+		t.Errorf("docker.io hosts.toml sends nodes to the upstream:\n%s", h)
+	}
+	if h, _ := HostsTOML("quay.io", o); !strings.Contains(h, `server = "https://admin.lab.internal:5000"`) || !strings.Contains(h, "https://quay.example") {
 		t.Errorf("quay.io hosts.toml:\n%s", h)
 	}
 	if h, _ := HostsTOML(o.Host, o); !strings.Contains(h, `"push"`) || !strings.Contains(h, `server = "https://admin.lab.internal:5000"`) {
@@ -646,7 +649,7 @@ func TestNodeConfig(t *testing.T) {
 	}
 	plain := o
 	plain.PlainHTTP = true
-	if h, _ := HostsTOML("docker.io", plain); strings.Contains(h, "ca =") || !strings.Contains(h, `[host."http://admin.lab.internal:5000"]`) {
+	if h, _ := HostsTOML("docker.io", plain); strings.Contains(h, "ca =") || !strings.Contains(h, `server = "http://admin.lab.internal:5000"`) {
 		t.Errorf("plain HTTP hosts.toml:\n%s", h)
 	}
 	v2, _ := ContainerdConfig(2)
