@@ -22,6 +22,7 @@ declare -A want=(
 	[dnf]=dnf
 	[skopeo]=skopeo
 	[shellcheck]=shellcheck
+	[chromium]=chromium
 )
 
 # Daemons live in /usr/sbin, which a non-login PATH may lack.

@@ -70,6 +70,9 @@ type Server struct {
 	ready     atomic.Bool
 	failed    chan error // a service's Run returned an error
 	reloads   *prometheus.CounterVec
+
+	applyc chan applyRequest // reloads asked for by ApplyConfig (the UI)
+	editMu sync.Mutex        // one ApplyConfig at a time
 }
 
 var _ web.Instance = (*Server)(nil)
@@ -99,6 +102,7 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		sockets: newSocketSet(),
 		cfg:     cfg,
 		failed:  make(chan error, 16),
+		applyc:  make(chan applyRequest),
 	}
 	s.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "airgapd_build_info", Help: "airgapd's version; always 1."}, []string{"version"})
@@ -148,6 +152,8 @@ loop:
 			break loop
 		case <-reload:
 			s.applyReload()
+		case req := <-s.applyc:
+			req.done <- s.applyReload()
 		case <-watchdog:
 			s.notify.Notify("WATCHDOG=1")
 		case err := <-s.failed:

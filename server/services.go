@@ -288,6 +288,8 @@ func (s *Server) buildWeb(c *Config, in *instance) error {
 		RegistryAdmin:   s,
 		MirrorHandler:   &s.mirrorHandler,
 		RegistryHandler: &s.registryHandler,
+		ConfigEditor:    s,
+		DataDir:         c.DataDir,
 	}
 	if c.Enabled("registry") {
 		deps.RegistryNodeFiles = s.registryNodeFiles()

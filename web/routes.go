@@ -12,34 +12,45 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// uiRouter serves web.listen. Login arrives with the UI issue; until then
-// the API over TCP answers 401 to everything, and only the health
-// endpoints, the CA certificate and /metrics are open.
+// uiRouter serves web.listen: open health endpoints, /ca.crt, /metrics,
+// /bootstrap/ and the login pages; everything else needs a session (pages)
+// or a session or API token (/api/v1). Every state-changing request must
+// come from this site (CrossOriginProtection: a cross-site POST gets 403)
+// and is written to the audit log.
 func (s *Server) uiRouter() http.Handler {
 	r := chi.NewRouter()
-	r.Use(middleware.Recoverer)
+	r.Use(middleware.Recoverer, securityHeaders)
+	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSONError(w, http.StatusForbidden, "cross-origin request refused: changes must come from this site's own pages or a non-browser client")
+	}))
+	r.Use(cop.Handler, s.authenticate, s.audited)
 	s.commonRoutes(r)
 	r.Handle("/metrics", promhttp.HandlerFor(s.deps.Metrics, promhttp.HandlerOpts{}))
-	r.Handle("/api/*", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="airgapd"`)
-		writeJSONError(w, http.StatusUnauthorized, "authentication required: over TCP the API needs a session or an API token; on this host use `airgapd status` (control socket, as root)")
-	}))
 	s.bootstrapRoutes(r)
-	r.Get("/", s.handleLanding)
+	r.Handle("/static/*", staticHandler())
+	r.Get("/login", s.pageLogin)
+	r.Post("/login", s.handleLogin)
+	r.Get("/setup", s.pageSetup)
+	r.Post("/setup", s.handleSetup)
+	r.Group(func(r chi.Router) {
+		r.Use(requireAPIAuth)
+		s.apiRoutes(r)
+	})
+	r.Group(func(r chi.Router) {
+		r.Use(requirePageAuth)
+		s.uiPages(r)
+	})
 	return r
 }
 
 // controlRouter serves the control socket: the API without login, for
-// callers the kernel says are uid 0.
+// callers the kernel says are uid 0 (or airgapd's own uid).
 func (s *Server) controlRouter() http.Handler {
 	r := chi.NewRouter()
-	r.Use(middleware.Recoverer, requireRoot)
+	r.Use(middleware.Recoverer, requireRoot, controlPrincipal, s.audited)
 	s.commonRoutes(r)
-	r.Get("/api/v1/status", s.handleStatus)
-	r.Post("/api/v1/dns/cache/flush", s.handleDNSFlush)
-	r.Post("/api/v1/ntp/settime", s.handleNTPSetTime)
-	s.registryAdminRoutes(r)
-	s.mirrorControlRoutes(r)
+	s.apiRoutes(r)
 	r.Handle("/metrics", promhttp.HandlerFor(s.deps.Metrics, promhttp.HandlerOpts{}))
 	return r
 }
@@ -68,23 +79,6 @@ func (s *Server) registryRouter() http.Handler {
 		r.Handle("/v2/*", s.deps.RegistryHandler)
 	}
 	return r
-}
-
-// handleLanding is the plain-text front page until the admin UI lands: the
-// one command a node needs, with the CA fingerprint to pin.
-func (s *Server) handleLanding(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	fmt.Fprint(w, "airgapd\n\nThe admin UI is not built yet. Open endpoints: /healthz /readyz /ca.crt /metrics.\nOn this host, `airgapd status` shows every service.\n")
-	b, ok := s.deps.Instance.(Bootstrapper)
-	ca := caFingerprint(s.deps.Instance.CACertPEM())
-	if !ok || ca == "" {
-		return
-	}
-	base := b.NodeBootstrap().MirrorURL
-	if base == "" {
-		base = "http://" + r.Host
-	}
-	fmt.Fprintf(w, "\nSet up a node (as root on the node):\n\n  curl -fsS %s/bootstrap/node.sh | sh -s -- --ca-sha256 %s\n\nAdd --dry-run to see the changes first, --k8s-prereqs for Kubernetes' modules, sysctls and swap.\n", base, ca)
 }
 
 func (s *Server) commonRoutes(r chi.Router) {
@@ -131,6 +125,7 @@ func (s *Server) handleDNSFlush(w http.ResponseWriter, r *http.Request) {
 	}
 	name := r.URL.Query().Get("name")
 	n, err := s.deps.DNSCache.FlushDNSCache(name)
+	setAudit(r, "dns cache flushed", "name="+name)
 	if err != nil {
 		writeJSONError(w, http.StatusConflict, err.Error())
 		return
@@ -152,6 +147,7 @@ func (s *Server) handleNTPSetTime(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusBadRequest, `send {"time": "2026-11-21T16:30:05+09:00"} (RFC 3339)`)
 		return
 	}
+	setAudit(r, "ntp time set", req.Time.Format(time.RFC3339))
 	step, err := s.deps.NTPClock.SetNTPTime(req.Time)
 	if err != nil {
 		writeJSONError(w, http.StatusConflict, err.Error())

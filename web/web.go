@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"sync"
 	"text/template"
 	"time"
@@ -75,6 +76,15 @@ type Deps struct {
 
 	MirrorHandler   http.Handler // serves /repos/ and /files/
 	RegistryHandler http.Handler // serves /v2/
+
+	// ConfigEditor edits the config file (DNS records, Settings, the
+	// first password); nil: the UI shows the config read-only.
+	ConfigEditor ConfigEditor
+	// DataDir is data_dir: web keeps sessions, API tokens (hashed) and
+	// the audit log in DataDir/web. Empty: in memory only (tests).
+	DataDir string
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
 }
 
 // Status is web's state for the UI, API and metrics.
@@ -90,6 +100,14 @@ type Server struct {
 	deps       Deps
 	log        *slog.Logger
 	nodeScript *template.Template
+	pages      pageSet
+	auth       *authState
+	hist       *history
+	now        func() time.Time
+	// stopping is closed when Run's context ends, so requests waiting on
+	// a reload that replaces this instance answer instead of holding up
+	// its shutdown.
+	stopping chan struct{}
 
 	mu      sync.Mutex
 	running bool
@@ -113,7 +131,55 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Server{cfg: cfg, deps: deps, log: deps.Logger, nodeScript: parseNodeScript()}, nil
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	stateDir := ""
+	if deps.DataDir != "" {
+		stateDir = filepath.Join(deps.DataDir, "web")
+	}
+	auth, err := newAuthState(stateDir, deps.Now)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, deps: deps, log: deps.Logger, nodeScript: parseNodeScript(), pages: parsePages(),
+		auth: auth, hist: &history{}, now: deps.Now, stopping: make(chan struct{})}
+	if deps.UI != nil && cfg.Admin.PasswordHash == "" {
+		auth.setupToken = randomHex(16)
+	}
+	return s, nil
+}
+
+// logSetupLink tells the operator how to set the first password: a
+// one-time link (never a default password).
+func (s *Server) logSetupLink() {
+	s.auth.mu.Lock()
+	tok := s.auth.setupToken
+	s.auth.mu.Unlock()
+	if tok == "" || s.deps.UI == nil {
+		return
+	}
+	scheme := "http"
+	if s.deps.UITLS != nil {
+		scheme = "https"
+	}
+	s.log.Warn("no admin password is set: open the one-time setup link to set one, or run `airgapd passwd --config FILE`",
+		"setup_url", scheme+"://"+s.deps.UI.Addr().String()+"/setup?token="+tok)
+}
+
+// sample records the figures plotted from status snapshots until ctx ends.
+func (s *Server) sample(ctx context.Context) {
+	t := time.NewTicker(historyEvery)
+	defer t.Stop()
+	s.hist.add(s.now(), s.status())
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.hist.add(s.now(), s.status())
+		}
+	}
 }
 
 // Reload applies a new config. The listeners' routers are built at start,
@@ -211,6 +277,11 @@ func (s *Server) Run(ctx context.Context) error {
 	s.mu.Lock()
 	s.running = true
 	s.mu.Unlock()
+	s.logSetupLink()
+	sampleCtx, stopSampling := context.WithCancel(ctx)
+	sampled := make(chan struct{})
+	go func() { defer close(sampled); s.sample(sampleCtx) }()
+	defer func() { stopSampling(); <-sampled }()
 	defer func() {
 		s.mu.Lock()
 		s.running = false
@@ -223,6 +294,7 @@ func (s *Server) Run(ctx context.Context) error {
 	case firstErr = <-errc:
 		// One listener failed: stop the others and report it.
 	}
+	close(s.stopping)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	for _, hs := range servers {

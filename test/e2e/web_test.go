@@ -1,0 +1,421 @@
+package e2e
+
+import (
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"golang.org/x/crypto/bcrypt"
+)
+
+// webPassword is the admin password of webTestConfig; its hash is made
+// with bcrypt's lowest cost so that tests log in fast.
+const webPassword = "correct horse battery"
+
+// webTestConfig runs every service on loopback, with comments and odd
+// spacing that a UI edit must leave alone. %s is the password hash.
+const webTestConfig = `# the lab's admin host, as written by hand
+advertise: { name: localhost, addresses: [127.0.0.1] }
+web:
+  listen: "127.0.0.1:0"     # the UI, the API and /metrics
+  tls: off
+  admin: { password_hash: "%s" }
+dns:
+  listen: ["127.0.0.1:0"]
+  forward: only             # nothing leaves loopback
+  zones:
+    - name: lab.internal    # the lab's own names
+      records:
+        - "admin 300 A 127.0.0.1"     # this host
+        - "registry CNAME admin"
+ntp:
+  listen: ["127.0.0.1:0"]
+  allow: [127.0.0.0/8]
+gateway:
+  mode: plan                # touch nothing on this host
+  masquerade: [{ source: 192.168.10.0/24, out_interface: lo }]
+mirror:
+  listen: "127.0.0.1:0"
+registry:
+  listen: "127.0.0.1:0"
+  tls: off
+  pull_from: [127.0.0.0/8]
+# end of file
+`
+
+// webServer is a running airgapd with the UI on, and how to reach it.
+type webServer struct {
+	*instance
+	ui     string // http://127.0.0.1:PORT
+	dns    string // 127.0.0.1:PORT
+	client *http.Client
+}
+
+func startWebServer(t *testing.T) *webServer {
+	t.Helper()
+	hash, err := bcrypt.GenerateFromPassword([]byte(webPassword), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := start(t, t.TempDir(), strings.Replace(webTestConfig, "%s", string(hash), 1))
+	st := in.status()
+	ws := &webServer{instance: in, ui: st.listener("ui"), client: &http.Client{Timeout: 10 * time.Second}}
+	var dns struct {
+		Listen []string `json:"listen"`
+	}
+	st.detail(t, "dns", &dns)
+	for _, l := range dns.Listen {
+		if a, ok := strings.CutPrefix(l, "udp/"); ok {
+			ws.dns = a
+		}
+	}
+	if ws.ui == "" || ws.dns == "" {
+		t.Fatalf("no UI or DNS listener in the status: ui %q dns %q", ws.ui, ws.dns)
+	}
+	return ws
+}
+
+// do sends a request; hdr holds extra headers ("Authorization", …).
+func (ws *webServer) do(t *testing.T, c *http.Client, method, path, body string, hdr map[string]string) (int, string, http.Header) {
+	t.Helper()
+	req, err := http.NewRequest(method, ws.ui+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+		if strings.Contains(body, "=") && !strings.HasPrefix(body, "{") {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	if c == nil {
+		c = ws.client
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), resp.Header
+}
+
+// login signs in through POST /login and returns a client holding the
+// session cookie.
+func (ws *webServer) login(t *testing.T) *http.Client {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Timeout: 10 * time.Second, Jar: jar}
+	code, body, _ := ws.do(t, c, "POST", "/login", "password="+url.QueryEscape(webPassword)+"&next=/", nil)
+	if code != 200 || !strings.Contains(body, "id=\"services\"") {
+		t.Fatalf("login: %d\n%s", code, body)
+	}
+	return c
+}
+
+// newToken creates an API token with a session.
+func (ws *webServer) newToken(t *testing.T, c *http.Client, name string) string {
+	t.Helper()
+	code, body, _ := ws.do(t, c, "POST", "/api/v1/tokens", `{"name":"`+name+`"}`, nil)
+	var r struct {
+		Token string `json:"token"`
+	}
+	if code != 201 || json.Unmarshal([]byte(body), &r) != nil || r.Token == "" {
+		t.Fatalf("create token: %d %s", code, body)
+	}
+	return r.Token
+}
+
+// TestWebAPIAuth: every /api/v1 endpoint over TCP answers 401 without a
+// session or token, works with either, and refuses a cross-site POST.
+func TestWebAPIAuth(t *testing.T) {
+	ws := startWebServer(t)
+	endpoints := []struct{ method, path, body string }{
+		{"GET", "/api/v1/status", ""},
+		{"POST", "/api/v1/dns/cache/flush", ""},
+		{"GET", "/api/v1/dns/records", ""},
+		{"POST", "/api/v1/dns/records", `{"zone":"lab.internal","record":"x A 10.0.0.1"}`},
+		{"DELETE", "/api/v1/dns/records", `{"zone":"lab.internal","record":"registry CNAME admin"}`},
+		{"POST", "/api/v1/ntp/settime", `{"time":"2026-11-21T16:30:05+09:00"}`},
+		{"GET", "/api/v1/config", ""},
+		{"PUT", "/api/v1/config", "dns: {}\n"},
+		{"GET", "/api/v1/audit", ""},
+		{"GET", "/api/v1/tokens", ""},
+		{"POST", "/api/v1/tokens", `{"name":"x"}`},
+		{"DELETE", "/api/v1/tokens/0000", ""},
+		{"POST", "/api/v1/registry/gc?dry_run=true", ""},
+		{"POST", "/api/v1/registry/import?path=/nonexistent", ""},
+		{"POST", "/api/v1/mirror/sync", ""},
+		{"GET", "/api/v1/nope", ""},
+	}
+	for _, ep := range endpoints {
+		for _, hdr := range []map[string]string{nil, {"Authorization": "Bearer agd_00000000_bogus"}} {
+			code, body, h := ws.do(t, nil, ep.method, ep.path, ep.body, hdr)
+			if code != http.StatusUnauthorized || !strings.Contains(body, "authentication required") || h.Get("WWW-Authenticate") == "" {
+				t.Errorf("%s %s with %v = %d %q, want 401", ep.method, ep.path, hdr, code, body)
+			}
+		}
+	}
+	// Pages send people to the login form.
+	noRedirect := &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, p := range []string{"/", "/dns", "/ntp", "/gateway", "/mirror", "/registry", "/settings", "/tokens", "/audit"} {
+		if code, _, h := ws.do(t, noRedirect, "GET", p, "", nil); code != http.StatusSeeOther || !strings.HasPrefix(h.Get("Location"), "/login") {
+			t.Errorf("GET %s without a session = %d → %q, want 303 to /login", p, code, h.Get("Location"))
+		}
+	}
+	// Open endpoints stay open.
+	for _, p := range []string{"/healthz", "/readyz", "/ca.crt", "/metrics", "/login", "/static/app.css", "/bootstrap/node.sh"} {
+		if code, _, _ := ws.do(t, nil, "GET", p, "", nil); code != 200 {
+			t.Errorf("GET %s = %d, want 200", p, code)
+		}
+	}
+	// The login page's headers.
+	_, _, h := ws.do(t, nil, "GET", "/login", "", nil)
+	if csp := h.Get("Content-Security-Policy"); !strings.Contains(csp, "frame-ancestors 'none'") || !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "unsafe-inline") {
+		t.Errorf("CSP %q", csp)
+	}
+	if h.Get("X-Content-Type-Options") != "nosniff" {
+		t.Errorf("no nosniff: %v", h)
+	}
+
+	c := ws.login(t)
+	// The session cookie's attributes.
+	u, _ := url.Parse(ws.ui)
+	if len(c.Jar.Cookies(u)) != 1 {
+		t.Fatalf("cookies after login: %v", c.Jar.Cookies(u))
+	}
+	tok := ws.newToken(t, c, "ci")
+
+	// A cross-site POST is refused even with a valid session: /login too.
+	cross := map[string]string{"Sec-Fetch-Site": "cross-site", "Origin": "http://evil.example"}
+	for _, p := range []string{"/login", "/api/v1/dns/cache/flush", "/dns/records", "/settings", "/logout"} {
+		if code, body, _ := ws.do(t, c, "POST", p, "password=x&zone=lab.internal&record=evil+A+10.6.6.6", cross); code != http.StatusForbidden {
+			t.Errorf("cross-site POST %s = %d %q, want 403", p, code, body)
+		}
+	}
+
+	// With a token (and with the session), every endpoint answers.
+	want := map[string]int{
+		"/api/v1/dns/records POST":                       200,
+		"/api/v1/dns/records DELETE":                     200,
+		"/api/v1/ntp/settime POST":                       200,
+		"/api/v1/config PUT":                             422, // it takes a whole config; this one lacks data_dir's folders
+		"/api/v1/tokens POST":                            201,
+		"/api/v1/tokens/0000 DELETE":                     404,
+		"/api/v1/registry/import?path=/nonexistent POST": 200, // streams; the error is in the body
+		"/api/v1/registry/gc?dry_run=true POST":          409, // reached: an empty registry has nothing to collect
+		"/api/v1/mirror/sync POST":                       409, // reached: no repo to sync
+		"/api/v1/nope GET":                               404,
+	}
+	for _, ep := range endpoints {
+		code, body, _ := ws.do(t, nil, ep.method, ep.path, ep.body, map[string]string{"Authorization": "Bearer " + tok})
+		w, ok := want[ep.path+" "+ep.method]
+		if !ok {
+			w = 200
+		}
+		if ep.path == "/api/v1/config" && ep.method == "PUT" {
+			continue // checked in TestWebConfigEdits
+		}
+		if code != w {
+			t.Errorf("%s %s with a token = %d %s, want %d", ep.method, ep.path, code, body, w)
+		}
+	}
+	if code, body, _ := ws.do(t, c, "GET", "/api/v1/status", "", nil); code != 200 || !strings.Contains(body, `"services"`) {
+		t.Errorf("status with a session = %d", code)
+	}
+	// The CLI reaches the instance with a token.
+	out, err := exec.Command(airgapdBin, "status", "--api", ws.ui, "--token", tok).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "dns") {
+		t.Errorf("airgapd status --api --token: %v\n%s", err, out)
+	}
+	// The audit log names who did what.
+	_, body, _ := ws.do(t, c, "GET", "/api/v1/audit", "", nil)
+	for _, w := range []string{`"who": "admin (session)"`, `"action": "api token created"`, `"who": "token:ci (token)"`, `"action": "dns record added"`} {
+		if !strings.Contains(body, w) {
+			t.Errorf("audit log lacks %s:\n%s", w, body)
+		}
+	}
+	// A revoked token stops working.
+	var toks []struct{ ID, Name string }
+	_, body, _ = ws.do(t, c, "GET", "/api/v1/tokens", "", nil)
+	json.Unmarshal([]byte(body), &toks)
+	for _, tk := range toks {
+		if tk.Name == "ci" {
+			ws.do(t, c, "DELETE", "/api/v1/tokens/"+tk.ID, "", nil)
+		}
+	}
+	if code, _, _ := ws.do(t, nil, "GET", "/api/v1/status", "", map[string]string{"Authorization": "Bearer " + tok}); code != 401 {
+		t.Errorf("revoked token = %d, want 401", code)
+	}
+
+	// Login attempts are rate-limited (last: it locks this address out).
+	for i := 0; i < 5; i++ {
+		if code, _, _ := ws.do(t, nil, "POST", "/login", "password=wrong", nil); code != http.StatusUnauthorized {
+			t.Errorf("wrong password %d = %d, want 401", i, code)
+		}
+	}
+	if code, _, h := ws.do(t, nil, "POST", "/login", "password="+url.QueryEscape(webPassword), nil); code != http.StatusTooManyRequests || h.Get("Retry-After") == "" {
+		t.Errorf("6th attempt = %d, want 429 with Retry-After", code)
+	}
+}
+
+// TestWebMetrics: /metrics is Prometheus text with series from every
+// service and the Go runtime.
+func TestWebMetrics(t *testing.T) {
+	ws := startWebServer(t)
+	// The mirror's series count requests: make one.
+	if code, _ := httpGet(t, nil, ws.status().listener("mirror")+"/repos/none/"); code != 404 {
+		t.Errorf("mirror /repos/none/ = %d, want 404", code)
+	}
+	resp, err := ws.client.Get(ws.ui + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("parse /metrics: %v", err)
+	}
+	for _, prefix := range []string{"airgapd_dns_", "airgapd_ntp_", "airgapd_gateway_", "airgapd_mirror_", "airgapd_registry_", "go_", "process_", "airgapd_build_info"} {
+		found := false
+		for name, f := range fams {
+			if strings.HasPrefix(name, prefix) && len(f.GetMetric()) > 0 {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("/metrics has no series named %s*", prefix)
+		}
+	}
+}
+
+// TestWebConfigEdits: a record added through the UI's form is answered by
+// DNS, and only its line is new in the file; an invalid config changes
+// nothing on disk.
+func TestWebConfigEdits(t *testing.T) {
+	need(t, "dig")
+	ws := startWebServer(t)
+	c := ws.login(t)
+	before, err := os.ReadFile(ws.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, body, _ := ws.do(t, c, "POST", "/dns/records", "zone=lab.internal&record="+url.QueryEscape("node1 300 A 192.168.10.21"), nil)
+	if code != 200 || !strings.Contains(body, "Record added") {
+		t.Fatalf("add record: %d\n%s", code, body)
+	}
+	after, _ := os.ReadFile(ws.config)
+	removed, added := lines(string(before), string(after))
+	if len(removed) != 0 || len(added) != 1 || added[0] != `        - "node1 300 A 192.168.10.21"` {
+		t.Errorf("the edit changed more than one line: removed %q, added %q", removed, added)
+	}
+	if prev, _ := os.ReadFile(ws.config + ".prev"); string(prev) != string(before) {
+		t.Errorf("%s.prev is not the previous file", ws.config)
+	}
+	if got := digShort(t, ws.dns, "node1.lab.internal"); got != "192.168.10.21" {
+		t.Errorf("dig node1.lab.internal = %q, want 192.168.10.21", got)
+	}
+	// Deleting it restores the file byte for byte.
+	code, _, _ = ws.do(t, c, "POST", "/dns/records/delete", "zone=lab.internal&record="+url.QueryEscape("node1 300 A 192.168.10.21"), nil)
+	if now, _ := os.ReadFile(ws.config); code != 200 || string(now) != string(before) {
+		t.Errorf("delete: %d; file now differs from the original:\n%s", code, now)
+	}
+	// An invalid record and an invalid whole file: 422, nothing written.
+	code, body, _ = ws.do(t, c, "POST", "/dns/records", "zone=lab.internal&record="+url.QueryEscape("bad 300 A 999.1.1.1"), nil)
+	if now, _ := os.ReadFile(ws.config); code != 422 || string(now) != string(before) {
+		t.Errorf("invalid record: %d, file changed: %v\n%s", code, string(now) != string(before), body)
+	}
+	bad := strings.Replace(string(before), "allow: [127.0.0.0/8]", "allow: [127.0.0.1/8]", 1)
+	code, body, _ = ws.do(t, c, "PUT", "/api/v1/config", bad, map[string]string{"Content-Type": "application/yaml"})
+	var ce struct {
+		Problems []struct {
+			Line int    `json:"line"`
+			Path string `json:"path"`
+		} `json:"problems"`
+	}
+	json.Unmarshal([]byte(body), &ce)
+	wantLine := 1 + strings.Count(strings.Split(bad, "127.0.0.1/8")[0], "\n")
+	if code != 422 || len(ce.Problems) != 1 || ce.Problems[0].Line != wantLine || ce.Problems[0].Path != "ntp.allow[0]" {
+		t.Errorf("PUT invalid config = %d %s, want 422 with ntp.allow[0] at line %d", code, body, wantLine)
+	}
+	if now, _ := os.ReadFile(ws.config); string(now) != string(before) {
+		t.Error("an invalid config changed the file")
+	}
+}
+
+// lines returns the lines removed from a and added in b around the one
+// place where they differ.
+func lines(a, b string) (removed, added []string) {
+	al, bl := strings.Split(a, "\n"), strings.Split(b, "\n")
+	i := 0
+	for i < len(al) && i < len(bl) && al[i] == bl[i] {
+		i++
+	}
+	j, k := len(al), len(bl)
+	for j > i && k > i && al[j-1] == bl[k-1] {
+		j--
+		k--
+	}
+	return al[i:j], bl[i:k]
+}
+
+func digShort(t *testing.T, server, name string) string {
+	t.Helper()
+	host, port, _ := net.SplitHostPort(server)
+	out, err := exec.Command("dig", "+short", "+time=2", "+tries=1", "@"+host, "-p", port, name, "A").CombinedOutput()
+	if err != nil {
+		t.Fatalf("dig: %v\n%s", err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// TestPasswd: `airgapd passwd` stores a bcrypt hash and changes nothing
+// else in the file; the previous file is kept.
+func TestPasswd(t *testing.T) {
+	dir := t.TempDir()
+	path := writeConfig(t, dir, strings.Replace(webTestConfig, "%s", "", 1))
+	before, _ := os.ReadFile(path)
+	cmd := exec.Command(airgapdBin, "passwd", "--config", path)
+	cmd.Stdin = strings.NewReader("a new passphrase\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("passwd: %v\n%s", err, out)
+	}
+	after, _ := os.ReadFile(path)
+	removed, added := lines(string(before), string(after))
+	if len(removed) != 1 || len(added) != 1 || !strings.HasPrefix(added[0], `  admin: { password_hash: "$2a$`) {
+		t.Fatalf("passwd changed %q → %q", removed, added)
+	}
+	hash := strings.TrimSuffix(strings.TrimPrefix(added[0], `  admin: { password_hash: "`), `" }`)
+	if bcrypt.CompareHashAndPassword([]byte(hash), []byte("a new passphrase")) != nil {
+		t.Errorf("stored hash %q does not match the password", hash)
+	}
+	if prev, _ := os.ReadFile(path + ".prev"); string(prev) != string(before) {
+		t.Error("the previous file was not kept")
+	}
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o644 {
+		t.Errorf("mode changed to %v", fi.Mode().Perm())
+	}
+	// Too short: refused, nothing written.
+	cmd = exec.Command(airgapdBin, "passwd", "--config", path)
+	cmd.Stdin = strings.NewReader("short\n")
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "too short") {
+		t.Errorf("short password: %v %s", err, out)
+	}
+	if now, _ := os.ReadFile(path); string(now) != string(after) {
+		t.Error("a refused password changed the file")
+	}
+}

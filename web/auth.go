@@ -1,0 +1,526 @@
+package web
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// One local administrator signs in with the password whose bcrypt hash is
+// web.admin.password_hash; scripts use API tokens. Sessions and tokens are
+// kept only as SHA-256 hashes, in data_dir/web/auth.json (0600), so they
+// survive a restart and the rebuild of web on a reload; the audit log is
+// data_dir/web/audit.log, one JSON object per line.
+
+const (
+	sessionCookie = "airgapd_session"
+	sessionTTL    = 12 * time.Hour
+	// loginFailures failed logins from one address within loginWindow
+	// lock that address out until the window has passed.
+	loginFailures = 5
+	loginWindow   = 5 * time.Minute
+	auditKeep     = 500 // entries kept in memory for the UI
+)
+
+// principal is who makes a request.
+type principal struct {
+	Name string // admin, token:NAME, root
+	Via  string // session, token, control socket
+}
+
+func (p principal) String() string { return p.Name + " (" + p.Via + ")" }
+
+type principalKey struct{}
+
+func principalFrom(ctx context.Context) (principal, bool) {
+	p, ok := ctx.Value(principalKey{}).(principal)
+	return p, ok
+}
+
+type sessionRec struct {
+	User    string    `json:"user"`
+	Created time.Time `json:"created"`
+	Expires time.Time `json:"expires"`
+}
+
+// tokenRec is one API token; the token itself is shown once at creation.
+type tokenRec struct {
+	ID       string    `json:"id"`
+	Name     string    `json:"name"`
+	Hash     string    `json:"hash"` // sha256 of the token, hex
+	Created  time.Time `json:"created"`
+	LastUsed time.Time `json:"last_used,omitzero"`
+}
+
+// TokenInfo is an API token as the API lists it (never the token).
+type TokenInfo struct {
+	ID       string    `json:"id"`
+	Name     string    `json:"name"`
+	Created  time.Time `json:"created"`
+	LastUsed time.Time `json:"last_used,omitzero"`
+}
+
+// AuditEntry is one change made through the UI or the API.
+type AuditEntry struct {
+	Time   time.Time `json:"time"`
+	Who    string    `json:"who"`
+	From   string    `json:"from"` // client address
+	Action string    `json:"action"`
+	Detail string    `json:"detail,omitempty"`
+	Result string    `json:"result"` // ok, or the error
+}
+
+type authData struct {
+	Sessions map[string]sessionRec `json:"sessions"` // sha256(id) hex → session
+	Tokens   []tokenRec            `json:"tokens"`
+}
+
+// authState is one web instance's sessions, tokens, login limits and audit
+// log, loaded from and saved to dir.
+type authState struct {
+	dir string // "" = memory only
+	now func() time.Time
+
+	mu          sync.Mutex
+	data        authData
+	setupToken  string // one-time setup link's secret; "" when none
+	runtimeHash string // a password set with no config file to hold it
+	failures    map[string][]time.Time
+	audit       []AuditEntry
+}
+
+func newAuthState(dir string, now func() time.Time) (*authState, error) {
+	a := &authState{dir: dir, now: now, data: authData{Sessions: map[string]sessionRec{}}, failures: map[string][]time.Time{}}
+	if dir == "" {
+		return a, nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("web state folder: %w", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "auth.json")); err == nil {
+		if err := json.Unmarshal(b, &a.data); err != nil {
+			return nil, fmt.Errorf("%s is damaged (move it aside to start with no sessions or tokens): %w", filepath.Join(dir, "auth.json"), err)
+		}
+		if a.data.Sessions == nil {
+			a.data.Sessions = map[string]sessionRec{}
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	if f, err := os.Open(filepath.Join(dir, "audit.log")); err == nil {
+		sc := bufio.NewScanner(f)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			var e AuditEntry
+			if json.Unmarshal(sc.Bytes(), &e) == nil {
+				a.audit = append(a.audit, e)
+				if len(a.audit) > 2*auditKeep {
+					a.audit = slices.Clone(a.audit[len(a.audit)-auditKeep:])
+				}
+			}
+		}
+		f.Close()
+		if len(a.audit) > auditKeep {
+			a.audit = a.audit[len(a.audit)-auditKeep:]
+		}
+	}
+	return a, nil
+}
+
+// save writes auth.json atomically. Call with mu held.
+func (a *authState) save() error {
+	if a.dir == "" {
+		return nil
+	}
+	now := a.now()
+	for k, s := range a.data.Sessions {
+		if now.After(s.Expires) {
+			delete(a.data.Sessions, k)
+		}
+	}
+	b, err := json.MarshalIndent(a.data, "", "  ")
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(a.dir, "auth.json")
+	f, err := os.CreateTemp(a.dir, ".auth.json.tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(b); err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func sha256Hex(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+// newSession stores a session and returns its id (the cookie value).
+func (a *authState) newSession(user string) (string, error) {
+	id := randomHex(32)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := a.now()
+	a.data.Sessions[sha256Hex(id)] = sessionRec{User: user, Created: now, Expires: now.Add(sessionTTL)}
+	return id, a.save()
+}
+
+func (a *authState) session(id string) (sessionRec, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	s, ok := a.data.Sessions[sha256Hex(id)]
+	if !ok || a.now().After(s.Expires) {
+		return sessionRec{}, false
+	}
+	return s, true
+}
+
+func (a *authState) endSession(id string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	delete(a.data.Sessions, sha256Hex(id))
+	a.save()
+}
+
+// endAllSessions signs everyone out (after a password change).
+func (a *authState) endAllSessions() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	clear(a.data.Sessions)
+	a.save()
+}
+
+// newToken creates an API token named name and returns it; only its hash
+// is kept.
+func (a *authState) newToken(name string) (TokenInfo, string, error) {
+	name = strings.TrimSpace(name)
+	if name == "" || len(name) > 64 || strings.ContainsAny(name, "\r\n\t") {
+		return TokenInfo{}, "", errors.New("give the token a name of 1 to 64 characters, e.g. prometheus or ci")
+	}
+	id := randomHex(4)
+	tok := "agd_" + id + "_" + randomHex(24)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, t := range a.data.Tokens {
+		if t.Name == name {
+			return TokenInfo{}, "", fmt.Errorf("a token named %q exists; revoke it first or pick another name", name)
+		}
+	}
+	rec := tokenRec{ID: id, Name: name, Hash: sha256Hex(tok), Created: a.now()}
+	a.data.Tokens = append(a.data.Tokens, rec)
+	if err := a.save(); err != nil {
+		a.data.Tokens = a.data.Tokens[:len(a.data.Tokens)-1]
+		return TokenInfo{}, "", err
+	}
+	return TokenInfo{ID: id, Name: name, Created: rec.Created}, tok, nil
+}
+
+func (a *authState) tokens() []TokenInfo {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := []TokenInfo{}
+	for _, t := range a.data.Tokens {
+		out = append(out, TokenInfo{ID: t.ID, Name: t.Name, Created: t.Created, LastUsed: t.LastUsed})
+	}
+	return out
+}
+
+func (a *authState) revokeToken(id string) (string, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for i, t := range a.data.Tokens {
+		if t.ID == id {
+			a.data.Tokens = slices.Delete(a.data.Tokens, i, i+1)
+			a.save()
+			return t.Name, true
+		}
+	}
+	return "", false
+}
+
+// checkToken finds the token tok; it records when it was last used (in
+// memory; saved with the next change).
+func (a *authState) checkToken(tok string) (string, bool) {
+	h := sha256Hex(tok)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for i, t := range a.data.Tokens {
+		if subtle.ConstantTimeCompare([]byte(t.Hash), []byte(h)) == 1 {
+			a.data.Tokens[i].LastUsed = a.now()
+			return t.Name, true
+		}
+	}
+	return "", false
+}
+
+// loginAllowed reports whether addr may try a password now, and if not,
+// when it may again.
+func (a *authState) loginAllowed(addr string) (bool, time.Duration) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := a.now()
+	fs := a.failures[addr]
+	for len(fs) > 0 && now.Sub(fs[0]) > loginWindow {
+		fs = fs[1:]
+	}
+	a.failures[addr] = fs
+	if len(fs) >= loginFailures {
+		return false, loginWindow - now.Sub(fs[0])
+	}
+	return true, 0
+}
+
+func (a *authState) loginFailed(addr string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.failures[addr] = append(a.failures[addr], a.now())
+	if len(a.failures) > 10000 { // bound memory under a spray of addresses
+		clear(a.failures)
+	}
+}
+
+func (a *authState) loginSucceeded(addr string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	delete(a.failures, addr)
+}
+
+// record appends to the audit log.
+func (a *authState) record(e AuditEntry) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.audit = append(a.audit, e)
+	if len(a.audit) > auditKeep {
+		a.audit = slices.Clone(a.audit[len(a.audit)-auditKeep:])
+	}
+	if a.dir == "" {
+		return
+	}
+	f, err := os.OpenFile(filepath.Join(a.dir, "audit.log"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	b, _ := json.Marshal(e)
+	f.Write(append(b, '\n'))
+}
+
+// auditLog returns the latest entries, newest first.
+func (a *authState) auditLog(n int) []AuditEntry {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := slices.Clone(a.audit)
+	slices.Reverse(out)
+	if len(out) > n {
+		out = out[:n]
+	}
+	return out
+}
+
+// passwordHash is the admin's bcrypt hash: the config's, else one set
+// through the setup link for this run only.
+func (s *Server) passwordHash() string {
+	if s.cfg.Admin.PasswordHash != "" {
+		return s.cfg.Admin.PasswordHash
+	}
+	s.auth.mu.Lock()
+	defer s.auth.mu.Unlock()
+	return s.auth.runtimeHash
+}
+
+// clientAddr is the caller's IP, the unit of login rate limiting.
+func clientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// authenticate puts the caller's principal in the context when it shows a
+// valid session cookie or API token.
+func (s *Server) authenticate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h := r.Header.Get("Authorization"); strings.HasPrefix(h, "Bearer ") {
+			if name, ok := s.auth.checkToken(strings.TrimPrefix(h, "Bearer ")); ok {
+				r = r.WithContext(context.WithValue(r.Context(), principalKey{}, principal{Name: "token:" + name, Via: "token"}))
+			}
+		} else if c, err := r.Cookie(sessionCookie); err == nil {
+			if sess, ok := s.auth.session(c.Value); ok {
+				r = r.WithContext(context.WithValue(r.Context(), principalKey{}, principal{Name: sess.User, Via: "session"}))
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// requireAPIAuth answers 401 to API calls without a session or token.
+func requireAPIAuth(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := principalFrom(r.Context()); !ok {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="airgapd"`)
+			writeJSONError(w, http.StatusUnauthorized, "authentication required: over TCP the API needs a session or an API token (Authorization: Bearer T); on this host use `airgapd status` (control socket, as root)")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// requirePageAuth sends people without a session to the login page.
+func requirePageAuth(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := principalFrom(r.Context()); !ok {
+			http.Redirect(w, r, "/login?next="+urlQueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// controlPrincipal names control-socket callers by what the kernel says.
+func controlPrincipal(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		pc, _ := r.Context().Value(peerCredKey{}).(peerCred)
+		p := principal{Name: fmt.Sprintf("uid %d", pc.uid), Via: fmt.Sprintf("control socket, pid %d", pc.pid)}
+		if pc.uid == 0 {
+			p.Name = "root"
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
+	})
+}
+
+// auditDetailKey carries a handler's description of what it changed.
+type auditDetailKey struct{}
+
+// setAudit lets a handler say what it did, for the audit log.
+func setAudit(r *http.Request, action, detail string) {
+	if p, ok := r.Context().Value(auditDetailKey{}).(*AuditEntry); ok {
+		p.Action, p.Detail = action, detail
+	}
+}
+
+// statusRecorder remembers the status code a handler wrote.
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (sr *statusRecorder) WriteHeader(code int) {
+	if sr.code == 0 {
+		sr.code = code
+	}
+	sr.ResponseWriter.WriteHeader(code)
+}
+
+func (sr *statusRecorder) Write(b []byte) (int, error) {
+	if sr.code == 0 {
+		sr.code = http.StatusOK
+	}
+	return sr.ResponseWriter.Write(b)
+}
+
+func (sr *statusRecorder) Unwrap() http.ResponseWriter { return sr.ResponseWriter }
+
+// audited records every state-changing request (who, when, what, result)
+// after it ran. Handlers describe the change with setAudit.
+func (s *Server) audited(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.Method {
+		case http.MethodGet, http.MethodHead, http.MethodOptions:
+			next.ServeHTTP(w, r)
+			return
+		}
+		e := &AuditEntry{Time: s.now(), From: clientAddr(r), Action: r.Method + " " + r.URL.Path}
+		if e.From == "" || e.From == "@" {
+			e.From = "local"
+		}
+		rec := &statusRecorder{ResponseWriter: w}
+		next.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), auditDetailKey{}, e)))
+		if p, ok := principalFrom(r.Context()); ok {
+			e.Who = p.String()
+		} else if e.Who == "" {
+			e.Who = "anonymous"
+		}
+		switch {
+		case e.Result != "":
+		case rec.code >= 400:
+			e.Result = fmt.Sprintf("refused (%d)", rec.code)
+		default:
+			e.Result = "ok"
+		}
+		if rec.code == http.StatusUnauthorized || rec.code == http.StatusNotFound {
+			return // noise: probes and typos change nothing
+		}
+		s.auth.record(*e)
+	})
+}
+
+// setAuditResult overrides the result the audit log shows.
+func setAuditResult(r *http.Request, result string) {
+	if p, ok := r.Context().Value(auditDetailKey{}).(*AuditEntry); ok {
+		p.Result = result
+	}
+}
+
+// setAuditWho names the principal for requests that authenticate inside
+// the handler (login).
+func setAuditWho(r *http.Request, who string) {
+	if p, ok := r.Context().Value(auditDetailKey{}).(*AuditEntry); ok {
+		p.Who = who
+	}
+}
+
+func checkPassword(hash, password string) bool {
+	return hash != "" && bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) == nil
+}
+
+// HashPassword returns the bcrypt hash `airgapd passwd` stores.
+func HashPassword(password string) (string, error) {
+	if err := passwordProblem(password); err != nil {
+		return "", err
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
+	return string(h), err
+}
+
+func passwordProblem(p string) error {
+	switch {
+	case len(p) < 8:
+		return errors.New("the password is too short: use at least 8 characters")
+	case len(p) > 72:
+		return errors.New("the password is too long: bcrypt uses at most 72 bytes")
+	}
+	return nil
+}

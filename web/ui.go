@@ -1,0 +1,692 @@
+package web
+
+import (
+	"bytes"
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"html/template"
+	"io"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// pageNames are the pages, each templates/NAME.html inside layout.html.
+var pageNames = []string{"login", "setup", "overview", "dns", "ntp", "gateway", "mirror", "registry", "settings", "tokens", "audit"}
+
+func urlQueryEscape(s string) string { return url.QueryEscape(s) }
+
+// pageSet is every page's parsed template.
+type pageSet map[string]*template.Template
+
+// parsePages parses every page with the layout; template data only.
+func parsePages() pageSet {
+	funcs := template.FuncMap{
+		"bytes":   formatBytes,
+		"secs":    formatSeconds,
+		"float":   formatFloat,
+		"pct":     func(v float64) string { return formatPercent(v * 100) },
+		"ms":      func(v float64) string { return fmt.Sprintf("%.2f ms", v) },
+		"ago":     func(t time.Time) string { return ago(time.Since(t)) },
+		"clock":   func(t time.Time) string { return t.Local().Format("2006-01-02 15:04:05") },
+		"hhmmss":  func(t time.Time) string { return t.Local().Format("15:04:05") },
+		"title":   func(s string) string { return strings.ToUpper(s[:1]) + s[1:] },
+		"stateOK": stateOK,
+		"join":    strings.Join,
+		"add":     func(a, b int) int { return a + b },
+	}
+	out := pageSet{}
+	for _, name := range pageNames {
+		out[name] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html"))
+	}
+	return out
+}
+
+// stateOK sorts a service state into the badge colours.
+func stateOK(state string) string {
+	switch state {
+	case "up", "synced", "local", "applied", "ready":
+		return "ok"
+	case "disabled":
+		return "off"
+	case "down", "failed", "unsynchronised", "error":
+		return "bad"
+	}
+	return "warn"
+}
+
+func ago(d time.Duration) string {
+	switch {
+	case d < 0:
+		return "just now"
+	case d < time.Minute:
+		return fmt.Sprintf("%ds ago", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm ago", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh%02dm ago", int(d.Hours()), int(d.Minutes())%60)
+	}
+	return fmt.Sprintf("%dd ago", int(d.Hours()/24))
+}
+
+// pageData is what every page gets.
+type pageData struct {
+	Title   string
+	Nav     string // the nav entry to mark
+	User    string
+	Status  statusView
+	Service serviceView // the page's service, on service pages
+	Flash   string
+	Error   string
+	Node    nodeLine
+	Data    any
+}
+
+// nodeLine is the one command a node needs, with the CA pin.
+type nodeLine struct {
+	Command string
+	CA      string
+}
+
+func (s *Server) nodeLine(r *http.Request) nodeLine {
+	b, ok := s.deps.Instance.(Bootstrapper)
+	ca := caFingerprint(s.deps.Instance.CACertPEM())
+	if !ok || ca == "" {
+		return nodeLine{}
+	}
+	base := b.NodeBootstrap().MirrorURL
+	if base == "" {
+		base = "http://" + r.Host
+	}
+	return nodeLine{Command: fmt.Sprintf("curl -fsS %s/bootstrap/node.sh | sh -s -- --ca-sha256 %s", base, ca), CA: ca}
+}
+
+func (s *Server) render(w http.ResponseWriter, r *http.Request, name string, code int, d pageData) {
+	if p, ok := principalFrom(r.Context()); ok {
+		d.User = p.Name
+	}
+	if d.Flash == "" {
+		d.Flash = flashes[r.URL.Query().Get("done")]
+	}
+	var buf bytes.Buffer
+	if err := s.pages[name].Execute(&buf, d); err != nil {
+		s.log.Error("render page", "page", name, "err", err)
+		http.Error(w, "cannot render the page: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	w.Write(buf.Bytes())
+}
+
+// flashes are the messages a redirect after a change may show (?done=KEY);
+// fixed texts, so nothing from the URL lands on the page.
+var flashes = map[string]string{
+	"record-added":   "Record added; DNS reloaded.",
+	"record-deleted": "Record deleted; DNS reloaded.",
+	"flushed":        "DNS cache flushed.",
+	"saved":          "Config saved and reloaded. The previous version is kept as FILE.prev.",
+	"restored":       "The previous config was restored and reloaded.",
+	"revoked":        "Token revoked.",
+	"password-set":   "Password set. Sign in with it.",
+}
+
+// securityHeaders: no inline script or style, no framing, no sniffing,
+// nothing from elsewhere.
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Cross-Origin-Opener-Policy", "same-origin")
+		if r.TLS != nil {
+			h.Set("Strict-Transport-Security", "max-age=31536000")
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func staticHandler() http.Handler {
+	sub, _ := fs.Sub(staticFS, "static")
+	fsrv := http.StripPrefix("/static/", http.FileServerFS(sub))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		fsrv.ServeHTTP(w, r)
+	})
+}
+
+// uiPages adds the signed-in pages.
+func (s *Server) uiPages(r chi.Router) {
+	r.Get("/", s.pageOverview)
+	r.Get("/dns", s.pageDNS)
+	r.Post("/dns/records", s.formAddRecord)
+	r.Post("/dns/records/delete", s.formDeleteRecord)
+	r.Post("/dns/flush", s.formFlush)
+	r.Get("/ntp", s.pageService("ntp", "NTP", func(sv serviceView) any { var v ntpView; sv.detail(&v); return v }))
+	r.Get("/gateway", s.pageService("gateway", "Gateway", func(sv serviceView) any { var v gatewayView; sv.detail(&v); return v }))
+	r.Get("/mirror", s.pageService("mirror", "Mirror", func(sv serviceView) any { var v mirrorView; sv.detail(&v); return v }))
+	r.Get("/registry", s.pageService("registry", "Registry", func(sv serviceView) any { var v registryView; sv.detail(&v); return v }))
+	r.Get("/settings", s.pageSettings)
+	r.Post("/settings", s.formSettings)
+	r.Post("/settings/restore", s.formRestore)
+	r.Get("/tokens", s.pageTokens)
+	r.Post("/tokens", s.formNewToken)
+	r.Post("/tokens/{id}/revoke", s.formRevokeToken)
+	r.Get("/audit", s.pageAudit)
+	r.Post("/logout", s.handleLogout)
+}
+
+type overviewCard struct {
+	Service serviceView
+	Label   string
+	Figure  string
+	Spark   template.HTML
+}
+
+func (s *Server) pageOverview(w http.ResponseWriter, r *http.Request) {
+	st := s.status()
+	qps, _ := s.hist.dns()
+	var cards []overviewCard
+	for _, sv := range st.Services {
+		c := overviewCard{Service: sv, Label: strings.ToUpper(sv.Name)}
+		switch sv.Name {
+		case "dns":
+			var v dnsView
+			sv.detail(&v)
+			if sv.Running() {
+				c.Figure = fmt.Sprintf("%s q/s · cache %s", formatFloat(v.QPS), formatPercent(v.Cache.HitRatio*100))
+				c.Spark = sparkSVG(qps)
+			}
+		case "ntp":
+			var v ntpView
+			sv.detail(&v)
+			if sv.Running() {
+				c.Figure = fmt.Sprintf("stratum %d · offset %s", v.Stratum, formatSeconds(v.Offset))
+				var ps []point
+				for _, h := range v.History {
+					ps = append(ps, point{h.At, h.Offset})
+				}
+				c.Spark = sparkSVG(ps)
+			}
+		case "gateway":
+			var v gatewayView
+			sv.detail(&v)
+			if sv.Running() {
+				c.Figure = fmt.Sprintf("%s mode · %d rules · ip_forward=%s", v.Mode, len(v.Rules), v.IPForward)
+			}
+		case "mirror":
+			var v mirrorView
+			sv.detail(&v)
+			if sv.Running() {
+				c.Figure = fmt.Sprintf("%d repos", len(v.Repos))
+			}
+		case "registry":
+			var v registryView
+			sv.detail(&v)
+			if sv.Running() {
+				c.Figure = fmt.Sprintf("%d repositories · %s", len(v.Repositories), formatBytes(v.Bytes))
+			}
+		}
+		cards = append(cards, c)
+	}
+	s.render(w, r, "overview", http.StatusOK, pageData{Title: "Overview", Nav: "overview", Status: st, Node: s.nodeLine(r), Data: cards})
+}
+
+// pageService renders a service page; a service that does not run gets a
+// plain sentence saying so.
+func (s *Server) pageService(name, title string, decode func(serviceView) any) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		st := s.status()
+		sv := st.service(name)
+		d := pageData{Title: title, Nav: name, Status: st, Service: sv}
+		if sv.Running() {
+			d.Data = decode(sv)
+		}
+		if name == "ntp" && sv.Running() {
+			v := d.Data.(ntpView)
+			var ps []point
+			for _, h := range v.History {
+				ps = append(ps, point{h.At, h.Offset})
+			}
+			d.Data = struct {
+				ntpView
+				Plot template.HTML
+			}{v, plotSVG("Served offset from the system clock", ps, formatSeconds)}
+		}
+		s.render(w, r, name, http.StatusOK, d)
+	}
+}
+
+type dnsPage struct {
+	dnsView
+	Records  []zoneRecords
+	Editable bool
+	EditNote string
+	Filter   string
+	QPSPlot  template.HTML
+	HitPlot  template.HTML
+}
+
+type zoneRecords struct {
+	Zone    string
+	Serial  uint32
+	Records []string
+}
+
+func (s *Server) pageDNS(w http.ResponseWriter, r *http.Request) {
+	s.renderDNS(w, r, http.StatusOK, "")
+}
+
+func (s *Server) renderDNS(w http.ResponseWriter, r *http.Request, code int, errMsg string) {
+	st := s.status()
+	sv := st.service("dns")
+	d := pageData{Title: "DNS", Nav: "dns", Status: st, Service: sv, Error: errMsg}
+	if sv.Running() {
+		p := dnsPage{Filter: r.URL.Query().Get("q")}
+		sv.detail(&p.dnsView)
+		qps, hit := s.hist.dns()
+		p.QPSPlot = plotSVG("Queries per second", qps, formatFloat)
+		p.HitPlot = plotSVG("Cache hit ratio", hit, formatPercent)
+		if p.Filter != "" {
+			f := strings.ToLower(p.Filter)
+			recent := p.Recent[:0:0]
+			for _, e := range p.Recent {
+				if strings.Contains(strings.ToLower(e.Name+" "+e.Client+" "+e.Type+" "+e.Rcode+" "+e.Source), f) {
+					recent = append(recent, e)
+				}
+			}
+			p.Recent = recent
+		}
+		serials := map[string]uint32{}
+		for _, z := range p.Zones {
+			serials[strings.TrimSuffix(strings.ToLower(z.Name), ".")] = z.Serial
+		}
+		if _, data, err := s.configFile(); err == nil {
+			p.Editable = true
+			recs, err := ZoneRecords(data)
+			if err != nil {
+				p.EditNote = err.Error()
+			}
+			for zone, rs := range recs {
+				p.Records = append(p.Records, zoneRecords{Zone: zone, Serial: serials[strings.TrimSuffix(strings.ToLower(zone), ".")], Records: rs})
+			}
+			sort.Slice(p.Records, func(i, j int) bool { return p.Records[i].Zone < p.Records[j].Zone })
+		} else {
+			p.EditNote = err.Error()
+		}
+		d.Data = p
+	}
+	s.render(w, r, "dns", code, d)
+}
+
+func (s *Server) configFile() (string, []byte, error) {
+	if s.deps.ConfigEditor == nil {
+		return "", nil, errors.New("this instance has no config editor")
+	}
+	return s.deps.ConfigEditor.ConfigFile()
+}
+
+// apply hands a new config to the editor. When the reload rebuilds web
+// itself (the web section changed), this instance is told to stop while
+// the request waits; it then answers at once instead of holding up its own
+// shutdown: the file is saved and the reload is under way.
+func (s *Server) apply(r *http.Request, data []byte) error {
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	go func() {
+		select {
+		case <-s.stopping:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	err := s.deps.ConfigEditor.ApplyConfig(ctx, data)
+	select {
+	case <-s.stopping:
+		if errors.Is(err, context.Canceled) {
+			return nil
+		}
+	default:
+	}
+	return err
+}
+
+// editRecords changes the records through the config file.
+func (s *Server) editRecords(r *http.Request, zone, record string, add bool) error {
+	_, data, err := s.configFile()
+	if err != nil {
+		return err
+	}
+	var next []byte
+	if add {
+		next, err = AddZoneRecord(data, zone, record)
+	} else {
+		next, err = DeleteZoneRecord(data, zone, record)
+	}
+	if err != nil {
+		return err
+	}
+	verb := "dns record deleted"
+	if add {
+		verb = "dns record added"
+	}
+	setAudit(r, verb, zone+": "+record)
+	if err := s.apply(r, next); err != nil {
+		setAuditResult(r, "failed: "+err.Error())
+		return err
+	}
+	return nil
+}
+
+func (s *Server) formAddRecord(w http.ResponseWriter, r *http.Request) {
+	if err := s.editRecords(r, r.PostFormValue("zone"), r.PostFormValue("record"), true); err != nil {
+		s.renderDNS(w, r, http.StatusUnprocessableEntity, err.Error())
+		return
+	}
+	http.Redirect(w, r, "/dns?done=record-added", http.StatusSeeOther)
+}
+
+func (s *Server) formDeleteRecord(w http.ResponseWriter, r *http.Request) {
+	if err := s.editRecords(r, r.PostFormValue("zone"), r.PostFormValue("record"), false); err != nil {
+		s.renderDNS(w, r, http.StatusUnprocessableEntity, err.Error())
+		return
+	}
+	http.Redirect(w, r, "/dns?done=record-deleted", http.StatusSeeOther)
+}
+
+func (s *Server) formFlush(w http.ResponseWriter, r *http.Request) {
+	if s.deps.DNSCache == nil {
+		s.renderDNS(w, r, http.StatusNotFound, "no DNS cache here")
+		return
+	}
+	name := strings.TrimSpace(r.PostFormValue("name"))
+	n, err := s.deps.DNSCache.FlushDNSCache(name)
+	setAudit(r, "dns cache flushed", fmt.Sprintf("name=%q, %d entries", name, n))
+	if err != nil {
+		s.renderDNS(w, r, http.StatusConflict, err.Error())
+		return
+	}
+	http.Redirect(w, r, "/dns?done=flushed", http.StatusSeeOther)
+}
+
+type settingsPage struct {
+	Path     string
+	Text     string
+	Lines    []settingsLine
+	Problems []ConfigProblem
+	HasPrev  bool
+	ReadOnly string
+}
+
+type settingsLine struct {
+	N       int
+	Text    string
+	Problem string
+}
+
+func (s *Server) pageSettings(w http.ResponseWriter, r *http.Request) {
+	path, data, err := s.configFile()
+	p := settingsPage{Path: path, Text: string(data)}
+	if err != nil {
+		p.ReadOnly = err.Error()
+	} else if _, err := s.deps.ConfigEditor.PreviousConfig(); err == nil {
+		p.HasPrev = true
+	}
+	s.render(w, r, "settings", http.StatusOK, pageData{Title: "Settings", Nav: "settings", Status: s.status(), Data: p})
+}
+
+func (s *Server) formSettings(w http.ResponseWriter, r *http.Request) {
+	path, _, err := s.configFile()
+	if err != nil {
+		s.render(w, r, "settings", http.StatusConflict, pageData{Title: "Settings", Nav: "settings", Error: err.Error(), Data: settingsPage{ReadOnly: err.Error()}})
+		return
+	}
+	text := strings.ReplaceAll(r.PostFormValue("config"), "\r\n", "\n")
+	setAudit(r, "config edited", fmt.Sprintf("%s, %d bytes", path, len(text)))
+	if err := s.apply(r, []byte(text)); err != nil {
+		setAuditResult(r, "refused: "+err.Error())
+		p := settingsPage{Path: path, Text: text}
+		var ce *ConfigError
+		if errors.As(err, &ce) {
+			p.Problems = ce.Problems
+			p.Lines = annotate(text, ce.Problems)
+		}
+		if _, err := s.deps.ConfigEditor.PreviousConfig(); err == nil {
+			p.HasPrev = true
+		}
+		s.render(w, r, "settings", http.StatusUnprocessableEntity, pageData{Title: "Settings", Nav: "settings", Status: s.status(), Error: err.Error(), Data: p})
+		return
+	}
+	http.Redirect(w, r, "/settings?done=saved", http.StatusSeeOther)
+}
+
+// annotate pairs each line of text with the problems found on it.
+func annotate(text string, ps []ConfigProblem) []settingsLine {
+	byLine := map[int][]string{}
+	for _, p := range ps {
+		if p.Line > 0 {
+			msg := p.Msg
+			if p.Path != "" {
+				msg = p.Path + ": " + msg
+			}
+			if p.Hint != "" {
+				msg += " (" + p.Hint + ")"
+			}
+			byLine[p.Line] = append(byLine[p.Line], msg)
+		}
+	}
+	var out []settingsLine
+	for i, l := range strings.Split(text, "\n") {
+		out = append(out, settingsLine{N: i + 1, Text: l, Problem: strings.Join(byLine[i+1], "; ")})
+	}
+	return out
+}
+
+func (s *Server) formRestore(w http.ResponseWriter, r *http.Request) {
+	if s.deps.ConfigEditor == nil {
+		http.Error(w, "no config editor", http.StatusNotFound)
+		return
+	}
+	prev, err := s.deps.ConfigEditor.PreviousConfig()
+	setAudit(r, "config restored", "from the .prev file")
+	if err == nil {
+		err = s.apply(r, prev)
+	}
+	if err != nil {
+		setAuditResult(r, "failed: "+err.Error())
+		s.render(w, r, "settings", http.StatusConflict, pageData{Title: "Settings", Nav: "settings", Status: s.status(), Error: err.Error(), Data: settingsPage{ReadOnly: "restore failed"}})
+		return
+	}
+	http.Redirect(w, r, "/settings?done=restored", http.StatusSeeOther)
+}
+
+type tokensPage struct {
+	Tokens   []TokenInfo
+	NewName  string
+	NewToken string
+}
+
+func (s *Server) pageTokens(w http.ResponseWriter, r *http.Request) {
+	s.render(w, r, "tokens", http.StatusOK, pageData{Title: "API tokens", Nav: "tokens", Status: s.status(), Data: tokensPage{Tokens: s.auth.tokens()}})
+}
+
+func (s *Server) formNewToken(w http.ResponseWriter, r *http.Request) {
+	info, tok, err := s.auth.newToken(r.PostFormValue("name"))
+	setAudit(r, "api token created", info.Name)
+	d := pageData{Title: "API tokens", Nav: "tokens", Status: s.status()}
+	code := http.StatusOK
+	if err != nil {
+		d.Error, code = err.Error(), http.StatusUnprocessableEntity
+	}
+	d.Data = tokensPage{Tokens: s.auth.tokens(), NewName: info.Name, NewToken: tok}
+	s.render(w, r, "tokens", code, d)
+}
+
+func (s *Server) formRevokeToken(w http.ResponseWriter, r *http.Request) {
+	name, ok := s.auth.revokeToken(chi.URLParam(r, "id"))
+	setAudit(r, "api token revoked", name)
+	if !ok {
+		http.Error(w, "no such token", http.StatusNotFound)
+		return
+	}
+	http.Redirect(w, r, "/tokens?done=revoked", http.StatusSeeOther)
+}
+
+func (s *Server) pageAudit(w http.ResponseWriter, r *http.Request) {
+	s.render(w, r, "audit", http.StatusOK, pageData{Title: "Audit log", Nav: "audit", Status: s.status(), Data: s.auth.auditLog(200)})
+}
+
+// safeNext keeps a post-login redirect on this site.
+func safeNext(next string) string {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+		return "/"
+	}
+	return next
+}
+
+type loginPage struct {
+	Next       string
+	NoPassword bool
+}
+
+func (s *Server) pageLogin(w http.ResponseWriter, r *http.Request) {
+	s.renderLogin(w, r, http.StatusOK, "")
+}
+
+func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, code int, msg string) {
+	s.render(w, r, "login", code, pageData{Title: "Sign in", Error: msg, Node: s.nodeLine(r),
+		Data: loginPage{Next: safeNext(r.FormValue("next")), NoPassword: s.passwordHash() == ""}})
+}
+
+func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
+	addr := clientAddr(r)
+	setAuditWho(r, "admin")
+	setAudit(r, "login", "")
+	if ok, wait := s.auth.loginAllowed(addr); !ok {
+		setAuditResult(r, "refused: rate limited")
+		w.Header().Set("Retry-After", fmt.Sprint(int(wait.Seconds())+1))
+		s.renderLogin(w, r, http.StatusTooManyRequests, fmt.Sprintf("Too many failed attempts from %s; try again in %s.", addr, wait.Round(time.Second)))
+		return
+	}
+	hash := s.passwordHash()
+	if hash == "" {
+		setAuditResult(r, "refused: no password set")
+		s.renderLogin(w, r, http.StatusUnauthorized, "No admin password is set yet.")
+		return
+	}
+	if !checkPassword(hash, r.PostFormValue("password")) {
+		s.auth.loginFailed(addr)
+		setAuditResult(r, "refused: wrong password")
+		s.renderLogin(w, r, http.StatusUnauthorized, "Wrong password.")
+		return
+	}
+	s.auth.loginSucceeded(addr)
+	id, err := s.auth.newSession("admin")
+	if err != nil {
+		s.renderLogin(w, r, http.StatusInternalServerError, "cannot store the session: "+err.Error())
+		return
+	}
+	http.SetCookie(w, s.sessionCookie(id, int(sessionTTL.Seconds())))
+	http.Redirect(w, r, safeNext(r.PostFormValue("next")), http.StatusSeeOther)
+}
+
+func (s *Server) sessionCookie(value string, maxAge int) *http.Cookie {
+	return &http.Cookie{Name: sessionCookie, Value: value, Path: "/", MaxAge: maxAge, HttpOnly: true, Secure: s.deps.UITLS != nil, SameSite: http.SameSiteStrictMode}
+}
+
+func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
+	if c, err := r.Cookie(sessionCookie); err == nil {
+		s.auth.endSession(c.Value)
+	}
+	setAudit(r, "logout", "")
+	http.SetCookie(w, s.sessionCookie("", -1))
+	http.Redirect(w, r, "/login", http.StatusSeeOther)
+}
+
+// The one-time setup link: with no password set, the first start logs
+// /setup?token=T; that page sets the password (into the config file, or
+// for this run only under the built-in defaults) and the link dies.
+
+func (s *Server) setupValid(tok string) bool {
+	s.auth.mu.Lock()
+	defer s.auth.mu.Unlock()
+	return s.auth.setupToken != "" && len(tok) == len(s.auth.setupToken) && subtleEq(tok, s.auth.setupToken)
+}
+
+func (s *Server) pageSetup(w http.ResponseWriter, r *http.Request) {
+	tok := r.URL.Query().Get("token")
+	if !s.setupValid(tok) || s.passwordHash() != "" {
+		s.render(w, r, "setup", http.StatusNotFound, pageData{Title: "Set the admin password", Error: "This setup link is not valid (used already, or airgapd restarted: each start logs a new one while no password is set). Or run `airgapd passwd --config FILE`."})
+		return
+	}
+	s.render(w, r, "setup", http.StatusOK, pageData{Title: "Set the admin password", Data: tok})
+}
+
+func (s *Server) handleSetup(w http.ResponseWriter, r *http.Request) {
+	tok := r.PostFormValue("token")
+	setAuditWho(r, "setup link")
+	setAudit(r, "admin password set", "")
+	if !s.setupValid(tok) || s.passwordHash() != "" {
+		setAuditResult(r, "refused: invalid setup link")
+		s.render(w, r, "setup", http.StatusNotFound, pageData{Title: "Set the admin password", Error: "This setup link is not valid any more."})
+		return
+	}
+	pw := r.PostFormValue("password")
+	if pw != r.PostFormValue("confirm") {
+		s.render(w, r, "setup", http.StatusUnprocessableEntity, pageData{Title: "Set the admin password", Error: "The two passwords differ.", Data: tok})
+		return
+	}
+	hash, err := HashPassword(pw)
+	if err != nil {
+		s.render(w, r, "setup", http.StatusUnprocessableEntity, pageData{Title: "Set the admin password", Error: err.Error(), Data: tok})
+		return
+	}
+	_, data, err := s.configFile()
+	switch {
+	case err == nil:
+		next, err := SetPasswordHash(data, hash)
+		if err == nil {
+			err = s.apply(r, next)
+		}
+		if err != nil {
+			setAuditResult(r, "failed: "+err.Error())
+			s.render(w, r, "setup", http.StatusConflict, pageData{Title: "Set the admin password", Error: err.Error(), Data: tok})
+			return
+		}
+	default: // built-in defaults: for this run only
+		setAudit(r, "admin password set", "for this run only: no config file")
+	}
+	s.auth.mu.Lock()
+	s.auth.setupToken = ""
+	s.auth.runtimeHash = hash
+	s.auth.mu.Unlock()
+	http.Redirect(w, r, "/login?done=password-set", http.StatusSeeOther)
+}
+
+// readBody reads a bounded request body.
+func readBody(r *http.Request, limit int64) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("request body over %d bytes", limit)
+	}
+	return b, nil
+}

@@ -1,0 +1,110 @@
+package web
+
+import (
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+)
+
+const editSample = `# airgapd.yaml, written by hand
+data_dir: /var/lib/airgapd   # state
+web:
+  listen: ":8443"
+  tls: auto
+dns:
+  # local zones
+  zones:
+    - name: lab.internal
+      records: ["admin 300 A 192.168.10.10", 'registry CNAME admin']   # flow
+    - name: b.test.
+      records:
+        - "x 60 A 10.0.0.1"   # one
+        - y 60 A 10.0.0.2
+      ptr: true
+# trailing comment
+`
+
+// changedLines reports the lines of b that differ from a, assuming only
+// lines were replaced, added or removed at one place.
+func lineDiff(a, b string) (removed, added []string) {
+	al, bl := strings.Split(a, "\n"), strings.Split(b, "\n")
+	i := 0
+	for i < len(al) && i < len(bl) && al[i] == bl[i] {
+		i++
+	}
+	j, k := len(al), len(bl)
+	for j > i && k > i && al[j-1] == bl[k-1] {
+		j--
+		k--
+	}
+	return al[i:j], bl[i:k]
+}
+
+func TestZoneRecordEdits(t *testing.T) {
+	cases := []struct {
+		name          string
+		edit          func([]byte) ([]byte, error)
+		removed, adds []string
+	}{
+		{"add to flow list", func(b []byte) ([]byte, error) { return AddZoneRecord(b, "lab.internal.", "node1 300 A 192.168.10.21") },
+			[]string{`      records: ["admin 300 A 192.168.10.10", 'registry CNAME admin']   # flow`},
+			[]string{`      records: ["admin 300 A 192.168.10.10", 'registry CNAME admin', "node1 300 A 192.168.10.21"]   # flow`}},
+		{"add to block list", func(b []byte) ([]byte, error) { return AddZoneRecord(b, "b.test", `z 60 TXT "hi there"`) },
+			nil, []string{`        - "z 60 TXT \"hi there\""`}},
+		{"delete first of flow list", func(b []byte) ([]byte, error) {
+			return DeleteZoneRecord(b, "lab.internal", "admin 300 A 192.168.10.10")
+		},
+			[]string{`      records: ["admin 300 A 192.168.10.10", 'registry CNAME admin']   # flow`},
+			[]string{`      records: ['registry CNAME admin']   # flow`}},
+		{"delete last of flow list", func(b []byte) ([]byte, error) { return DeleteZoneRecord(b, "lab.internal", "registry CNAME admin") },
+			[]string{`      records: ["admin 300 A 192.168.10.10", 'registry CNAME admin']   # flow`},
+			[]string{`      records: ["admin 300 A 192.168.10.10"]   # flow`}},
+		{"delete from block list", func(b []byte) ([]byte, error) { return DeleteZoneRecord(b, "b.test", "x 60 A 10.0.0.1") },
+			[]string{`        - "x 60 A 10.0.0.1"   # one`}, nil},
+		{"password into a section without admin", func(b []byte) ([]byte, error) { return SetPasswordHash(b, "$2a$10$abc") },
+			nil, []string{`  admin: { password_hash: "$2a$10$abc" }`}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := tc.edit([]byte(editSample))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var n yaml.Node
+			if err := yaml.Unmarshal(out, &n); err != nil {
+				t.Fatalf("result is not YAML: %v\n%s", err, out)
+			}
+			removed, added := lineDiff(editSample, string(out))
+			if strings.Join(removed, "\n") != strings.Join(tc.removed, "\n") || strings.Join(added, "\n") != strings.Join(tc.adds, "\n") {
+				t.Errorf("lines removed %q added %q; want removed %q added %q\n%s", removed, added, tc.removed, tc.adds, out)
+			}
+		})
+	}
+}
+
+func TestSetPasswordHashReplacesOnlyTheValue(t *testing.T) {
+	for _, in := range []string{
+		"web:\n  admin: { password_hash: \"\" }  # keep\n",
+		"web:\n  admin:\n    password_hash: ''   # keep\n",
+		"web:\n  admin:\n    password_hash:\n",
+		"web:\n  admin:\n    password_hash: \"$2a$10$old\"\n",
+	} {
+		out, err := SetPasswordHash([]byte(in), "$2a$10$new")
+		if err != nil {
+			t.Fatalf("%q: %v", in, err)
+		}
+		var c struct {
+			Web Config `yaml:"web"`
+		}
+		if err := yaml.Unmarshal(out, &c); err != nil || c.Web.Admin.PasswordHash != "$2a$10$new" {
+			t.Errorf("%q → %q: hash %q, %v", in, out, c.Web.Admin.PasswordHash, err)
+		}
+		if strings.Contains(in, "# keep") && !strings.Contains(string(out), "# keep") {
+			t.Errorf("comment lost: %q", out)
+		}
+	}
+	if _, err := SetPasswordHash([]byte("dns: {}\n"), "$2a$10$x"); err == nil || !strings.Contains(err.Error(), "no web: section") {
+		t.Errorf("no web section: %v", err)
+	}
+}
