@@ -3,6 +3,7 @@ package mirror
 import (
 	"net/url"
 	"regexp"
+	"time"
 
 	"github.com/airgapd/airgapd/internal/conf"
 )
@@ -18,6 +19,17 @@ type Config struct {
 	// Parallel is how many packages one sync downloads at once (dnf's
 	// max_parallel_downloads).
 	Parallel int `yaml:"parallel"`
+	// IndexEvery is how often the server scans local repo folders and
+	// re-indexes those that changed; 0 turns the scan off (index with
+	// `airgapd mirror index`).
+	IndexEvery conf.Duration `yaml:"index_every"`
+	// IndexWorkers is how many RPM headers an index reads at once; 0 means
+	// one per CPU.
+	IndexWorkers int `yaml:"index_workers"`
+	// SigningKey is an armored OpenPGP private key (no passphrase) that
+	// signs repomd.xml of repos with sign: true; empty means a key airgapd
+	// generates once under data_dir/mirror/signing-key.asc.
+	SigningKey string `yaml:"signing_key"`
 }
 
 // Repo is one repository: exactly one of BaseURL (mirrored) or Path (a local
@@ -34,13 +46,22 @@ type Repo struct {
 	// Delete removes packages the upstream dropped (reposync --delete);
 	// otherwise they stay downloadable by URL, unlisted.
 	Delete bool `yaml:"delete"`
+	// Compress is a local repo's metadata compression: gz (the default,
+	// readable by every dnf and yum) or zstd (createrepo_c 1.x's default;
+	// RHEL and its rebuilds before 8.4 cannot read it).
+	Compress string `yaml:"compress"`
+	// Sign writes repodata/repomd.xml.asc for a local repo and puts the
+	// key and repo_gpgcheck=1 in its .repo file.
+	Sign bool `yaml:"sign"`
 }
 
 // Mirrored reports whether the repo is synced from an upstream.
 func (r Repo) Mirrored() bool { return r.BaseURL != "" }
 
 // DefaultConfig is what an empty `mirror: {}` section means.
-func DefaultConfig() Config { return Config{Listen: ":80", Parallel: 4} }
+func DefaultConfig() Config {
+	return Config{Listen: ":80", Parallel: 4, IndexEvery: conf.Duration(time.Minute)}
+}
 
 // maxParallel bounds downloads per sync: enough to fill a link, few enough
 // not to look like an attack to a public mirror.
@@ -59,6 +80,15 @@ func (c Config) Validate() error {
 	conf.CheckListen(&ps, "listen", c.Listen)
 	if c.Parallel < 1 || c.Parallel > maxParallel {
 		ps.Add("parallel", "use 1 to 32; 4 is a good start", "parallel is %d", c.Parallel)
+	}
+	if c.IndexEvery < 0 {
+		ps.Add("index_every", "use a duration like 1m, or 0 to scan never", "index_every is negative")
+	}
+	if c.IndexWorkers < 0 || c.IndexWorkers > 256 {
+		ps.Add("index_workers", "use 0 (one per CPU) to 256", "index_workers is %d", c.IndexWorkers)
+	}
+	if c.SigningKey != "" {
+		conf.CheckFile(&ps, "signing_key", c.SigningKey)
 	}
 	seen := map[string]bool{}
 	for i, r := range c.Repos {
@@ -82,6 +112,12 @@ func (c Config) Validate() error {
 		}
 		if r.Path != "" && (len(r.Arch) > 0 || r.Delete) {
 			ps.Add(p, "arch and delete apply to mirrored repos (baseurl:) only", "repo %q is a local folder", r.Name)
+		}
+		if r.BaseURL != "" && (r.Compress != "" || r.Sign) {
+			ps.Add(p, "a mirror publishes its upstream's repodata (and signature) as they are; compress and sign apply to local repos (path:)", "repo %q is a mirror", r.Name)
+		}
+		if r.Compress != "" && r.Compress != "gz" && r.Compress != "zstd" {
+			ps.Add(conf.Join(p, "compress"), "use gz (any dnf or yum) or zstd (EL 8.4 and later only)", "%q is not a metadata compression", r.Compress)
 		}
 		for j, a := range r.Arch {
 			if !archName.MatchString(a) {

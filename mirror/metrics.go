@@ -14,6 +14,8 @@ type metrics struct {
 	downloaded *prometheus.CounterVec
 	fetched    *prometheus.CounterVec
 	requests   *prometheus.CounterVec
+	indexes    *prometheus.CounterVec
+	headers    *prometheus.CounterVec
 
 	packages, bytes, lastSync, lastOK, syncing *prometheus.Desc
 }
@@ -25,7 +27,9 @@ func newMetrics(m *Mirror) *metrics {
 		downloaded: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "airgapd_mirror_downloaded_bytes_total", Help: "Bytes fetched from upstreams, by repo."}, []string{"repo"}),
 		fetched:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "airgapd_mirror_fetched_packages_total", Help: "Packages fetched and verified, by repo."}, []string{"repo"}),
 		requests:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "airgapd_mirror_requests_total", Help: "HTTP requests served, by kind (repos, files, other) and status code."}, []string{"kind", "code"}),
-		packages:   prometheus.NewDesc("airgapd_mirror_repo_packages", "Packages in the published repo.", []string{"repo"}, nil),
+		indexes:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "airgapd_mirror_indexes_total", Help: "Local repo indexes, by repo and result (ok, up_to_date, failed)."}, []string{"repo", "result"}),
+		headers:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "airgapd_mirror_index_headers_read_total", Help: "RPM headers read by indexes, by repo (unchanged files are not read again)."}, []string{"repo"}),
+		packages:   prometheus.NewDesc("airgapd_mirror_repo_packages", "Packages in the published repo (local repos: in the published index).", []string{"repo"}, nil),
 		bytes:      prometheus.NewDesc("airgapd_mirror_repo_bytes", "Size of the published repo's packages.", []string{"repo"}, nil),
 		lastSync:   prometheus.NewDesc("airgapd_mirror_last_sync_timestamp_seconds", "When the repo's last sync began (Unix time).", []string{"repo"}, nil),
 		lastOK:     prometheus.NewDesc("airgapd_mirror_last_sync_success", "1 when the repo's last sync succeeded, 0 when it failed.", []string{"repo"}, nil),
@@ -34,7 +38,7 @@ func newMetrics(m *Mirror) *metrics {
 }
 
 func (x *metrics) register(r prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{x.syncs, x.downloaded, x.fetched, x.requests, x} {
+	for _, c := range []prometheus.Collector{x.syncs, x.downloaded, x.fetched, x.requests, x.indexes, x.headers, x} {
 		if err := r.Register(c); err != nil {
 			return err
 		}
@@ -49,6 +53,11 @@ func (x *metrics) synced(repo string, res Result) {
 		result = "failed"
 	case res.UpToDate:
 		result = "up_to_date"
+	}
+	if res.Indexed {
+		x.indexes.WithLabelValues(repo, result).Inc()
+		x.headers.WithLabelValues(repo).Add(float64(res.HeadersRead))
+		return
 	}
 	x.syncs.WithLabelValues(repo, result).Inc()
 	x.downloaded.WithLabelValues(repo).Add(float64(max(res.Downloaded, 0)))
@@ -69,9 +78,6 @@ func (x *metrics) Describe(ch chan<- *prometheus.Desc) {
 
 func (x *metrics) Collect(ch chan<- prometheus.Metric) {
 	for _, r := range x.m.Status().Repos {
-		if r.Kind != "mirror" {
-			continue
-		}
 		ch <- prometheus.MustNewConstMetric(x.packages, prometheus.GaugeValue, float64(r.Packages), r.Name)
 		ch <- prometheus.MustNewConstMetric(x.bytes, prometheus.GaugeValue, float64(r.Bytes), r.Name)
 		if !r.LastSync.IsZero() {

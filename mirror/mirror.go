@@ -15,8 +15,14 @@
 // with Range, ETag and directory listings, never outside its folders. The
 // mirror never listens itself: web mounts the handler on mirror.listen.
 //
-// Indexing local folders (createrepo_c) and bundles arrive with their own
-// issues.
+// Index (`airgapd mirror index`, and the server's scan of local folders)
+// does what createrepo_c --update does for repos with a path: it reads the
+// headers of new and changed RPMs in parallel (go-rpmutils), reuses the
+// entries of unchanged ones, writes primary, filelists and other, and
+// repomd.xml, optionally signed, and publishes the repodata the same
+// atomic way; the packages are served from the folder itself.
+//
+// Bundles arrive with their own issue.
 package mirror
 
 import (
@@ -57,6 +63,8 @@ type Mirror struct {
 	states   map[string]repoState // read lazily from state.json
 	progress map[string]Progress  // syncs under way
 	running  bool
+
+	keyMu sync.Mutex // one signing key generated, never two
 }
 
 // New validates cfg and returns a mirror. It opens nothing.
@@ -81,13 +89,15 @@ func New(cfg Config, deps Deps) (*Mirror, error) {
 }
 
 // Run marks the mirror up until ctx ends, then returns nil. Syncs run when
-// asked (Sync); the handler serves whenever web calls it.
+// asked (Sync); local repos are indexed at start and re-indexed when their
+// folder changes (a scan every index_every); the handler serves whenever
+// web calls it.
 func (m *Mirror) Run(ctx context.Context) error {
 	m.mu.Lock()
 	m.running = true
 	m.mu.Unlock()
 	m.log.Info("mirror ready", "repos", len(m.config().Repos))
-	<-ctx.Done()
+	m.scanLoop(ctx)
 	m.mu.Lock()
 	m.running = false
 	m.mu.Unlock()
@@ -168,6 +178,9 @@ type RepoStatus struct {
 	LastError  string    `json:"last_error,omitempty"`
 	Published  time.Time `json:"published,omitzero"`
 	Progress   *Progress `json:"progress,omitempty"` // a sync under way
+	// HeadersRead is how many RPM headers a local repo's last index read
+	// (the others were reused).
+	HeadersRead int `json:"headers_read,omitempty"`
 }
 
 // Status reports every repo: what is published, the last sync and any sync
@@ -185,13 +198,13 @@ func (m *Mirror) Status() Status {
 		rs := RepoStatus{Name: r.Name, Kind: "mirror", BaseURL: r.BaseURL, Path: r.Path}
 		if !r.Mirrored() {
 			rs.Kind = "local"
-		} else {
-			s := m.state(r.Name)
-			rs.Revision, rs.Packages, rs.Bytes = s.Revision, s.Packages, s.Bytes
-			rs.LastSync, rs.LastResult, rs.LastError, rs.Published = s.LastSync, s.LastResult, s.LastError, s.Published
-			if s.LastResult == "failed" {
-				failed++
-			}
+		}
+		s := m.state(r.Name)
+		rs.Revision, rs.Packages, rs.Bytes = s.Revision, s.Packages, s.Bytes
+		rs.LastSync, rs.LastResult, rs.LastError, rs.Published = s.LastSync, s.LastResult, s.LastError, s.Published
+		rs.HeadersRead = s.HeadersRead
+		if s.LastResult == "failed" {
+			failed++
 		}
 		m.mu.Lock()
 		if p, ok := m.progress[r.Name]; ok {

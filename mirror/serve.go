@@ -38,6 +38,11 @@ func (m *Mirror) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			m.serveRepoFile(w, r, strings.TrimSuffix(name, ".repo"))
 			return
 		}
+		if idx, ok := m.localIndex(name); ok && (sub == "repodata" || strings.HasPrefix(sub, "repodata/")) {
+			// A local repo's published index, over whatever the folder holds.
+			m.serveTree(w, r, "repos", idx, sub)
+			return
+		}
 		root, err := m.repoRoot(name)
 		if err != nil {
 			m.m.request("repos", http.StatusNotFound)
@@ -84,6 +89,20 @@ func (m *Mirror) repoRoot(name string) (string, error) {
 		return "", fmt.Errorf("repo %q has not been synced yet: run `airgapd mirror sync %s`", name, name)
 	}
 	return cur, nil
+}
+
+// localIndex is the published index snapshot of local repo name (its
+// repodata/ is served in place of the folder's), when there is one.
+func (m *Mirror) localIndex(name string) (string, bool) {
+	r, ok := m.config().repo(name)
+	if !ok || r.Mirrored() {
+		return "", false
+	}
+	cur, err := repoStore(m.deps.DataDir, name).current()
+	if err != nil || cur == "" {
+		return "", false
+	}
+	return cur, true
 }
 
 // serveTree serves rel inside root: files with Range and ETag, folders as a
@@ -271,9 +290,14 @@ func (m *Mirror) serveRepoFile(w http.ResponseWriter, r *http.Request, name stri
 	if rp.Mirrored() {
 		desc = "mirror of " + rp.BaseURL
 	}
+	base := m.baseURL(r) + "/repos/" + url.PathEscape(rp.Name) + "/"
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Last-Modified", time.Now().UTC().Format(http.TimeFormat))
-	fmt.Fprintf(w, "# airgapd: %s\n[%s]\nname=%s (airgapd %s)\nbaseurl=%s/repos/%s/\nenabled=1\ngpgcheck=0\n",
-		desc, rp.Name, rp.Name, desc, m.baseURL(r), url.PathEscape(rp.Name))
+	fmt.Fprintf(w, "# airgapd: %s\n[%s]\nname=%s (airgapd %s)\nbaseurl=%s\nenabled=1\ngpgcheck=0\n",
+		desc, rp.Name, rp.Name, desc, base)
+	if !rp.Mirrored() && rp.Sign {
+		// The index is signed with airgapd's key, served beside it.
+		fmt.Fprintf(w, "repo_gpgcheck=1\ngpgkey=%srepodata/repomd.xml.key\n", base)
+	}
 	m.m.request("repos", http.StatusOK)
 }

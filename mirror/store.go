@@ -1,6 +1,7 @@
 package mirror
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -74,6 +75,22 @@ func (s store) lock() (unlock func(), err error) {
 		return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
 	}
 	return func() { f.Close() }, nil
+}
+
+// lockWait takes the repo's lock, waiting for whoever holds it until ctx
+// ends.
+func (s store) lockWait(ctx context.Context) (unlock func(), err error) {
+	for {
+		unlock, err := s.lock()
+		if !errors.Is(err, errBusy) {
+			return unlock, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // errBusy: another sync of the same repo holds the lock.
@@ -171,6 +188,10 @@ type repoState struct {
 	Packages  int       `json:"packages"`
 	Bytes     int64     `json:"bytes"`
 	Arch      []string  `json:"arch,omitempty"` // the filter it was synced with
+	// Local repos: what the published index was built from (file names,
+	// sizes, mtimes and options), and how many headers its run read.
+	Fingerprint string `json:"fingerprint,omitempty"`
+	HeadersRead int    `json:"headers_read,omitempty"`
 }
 
 func (s store) readState() repoState {

@@ -45,13 +45,20 @@ type Result struct {
 	Fetched    int     `json:"fetched"`
 	Downloaded int64   `json:"downloaded_bytes"`
 	Duration   float64 `json:"duration_seconds"`
+	// An index (local repos): RPM headers read this run, and entries
+	// reused from the last index (files unchanged in size and mtime).
+	Indexed     bool `json:"indexed,omitempty"`
+	HeadersRead int  `json:"headers_read,omitempty"`
+	Reused      int  `json:"reused,omitempty"`
 }
 
 // ErrUnknownRepo is returned for a name that is not in the config.
 var ErrUnknownRepo = errors.New("no such repo")
 
 // Sync mirrors the named repos (every mirrored repo when names is empty),
-// one after the other, and publishes each that succeeds. progress, when not
+// one after the other, and publishes each that succeeds. A local repo
+// named explicitly is indexed instead (as Index does), so one control
+// socket route serves `mirror sync` and `mirror index`. progress, when not
 // nil, is called as each goes (at most a few times a second). The error
 // joins every repo's failure; results has one entry per repo attempted.
 func (m *Mirror) Sync(ctx context.Context, names []string, progress func(Progress)) ([]Result, error) {
@@ -72,15 +79,18 @@ func (m *Mirror) Sync(ctx context.Context, names []string, progress func(Progres
 		if !ok {
 			return nil, fmt.Errorf("%w %q in the config", ErrUnknownRepo, n)
 		}
-		if !r.Mirrored() {
-			return nil, fmt.Errorf("repo %q is a local folder (path: %s), not a mirror: it is served as it is; indexing it arrives with `airgapd mirror index`", n, r.Path)
-		}
-		repos = append(repos, r)
+		repos = append(repos, r) // a local repo named here is indexed (the control socket's route for `mirror index`)
 	}
 	var results []Result
 	var errs []error
 	for _, r := range repos {
-		res, err := m.syncRepo(ctx, r, cfg.Parallel, progress)
+		var res Result
+		var err error
+		if r.Mirrored() {
+			res, err = m.syncRepo(ctx, r, cfg.Parallel, progress)
+		} else {
+			res, err = m.indexRepo(ctx, cfg, r, false, progress)
+		}
 		results = append(results, res)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", r.Name, err))

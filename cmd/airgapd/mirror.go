@@ -19,9 +19,9 @@ import (
 func newMirrorCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "mirror",
-		Short: "RPM repositories: sync mirrors from their upstreams (reposync)",
+		Short: "RPM repositories: sync mirrors from their upstreams (reposync), index local folders (createrepo_c)",
 	}
-	cmd.AddCommand(newMirrorSyncCmd())
+	cmd.AddCommand(newMirrorSyncCmd(), newMirrorIndexCmd())
 	return cmd
 }
 
@@ -94,6 +94,11 @@ func describeResult(r mirror.Result) string {
 	switch {
 	case !r.OK:
 		return fmt.Sprintf("%s: FAILED after %s: %s", r.Repo, took, r.Error)
+	case r.Indexed && r.UpToDate:
+		return fmt.Sprintf("%s: index up to date (revision %s, %d packages)", r.Repo, r.Revision, r.Packages)
+	case r.Indexed:
+		return fmt.Sprintf("%s: published revision %s, %d packages, %d headers read, %d reused in %s",
+			r.Repo, r.Revision, r.Packages, r.HeadersRead, r.Reused, took)
 	case r.UpToDate:
 		return fmt.Sprintf("%s: up to date (revision %s, %d packages)", r.Repo, r.Revision, r.Packages)
 	}
@@ -142,11 +147,14 @@ func (v *syncView) update(p mirror.Progress) {
 		v.repo = p.Repo
 	}
 	desc := fmt.Sprintf("%s: %s", p.Repo, p.Phase)
+	if p.Phase == "headers" {
+		desc = fmt.Sprintf("%s: %d/%d headers", p.Repo, p.Fetched, p.ToFetch)
+	}
 	if p.Phase == "packages" || p.Phase == "publish" {
 		desc = fmt.Sprintf("%s: %d/%d packages", p.Repo, p.Fetched, p.ToFetch)
 	}
 	if !v.tty {
-		if p.Phase == "packages" && time.Since(v.last) < 2*time.Second && p.Fetched < p.ToFetch {
+		if (p.Phase == "packages" || p.Phase == "headers") && time.Since(v.last) < 2*time.Second && p.Fetched < p.ToFetch {
 			return
 		}
 		if p.Phase == "done" || p.Phase == "failed" {
@@ -156,7 +164,7 @@ func (v *syncView) update(p mirror.Progress) {
 		fmt.Fprintf(v.w, "%s, %s of %s, %s/s\n", desc, humanBytes(p.BytesDone), humanBytes(p.Bytes), humanBytes(int64(p.Rate)))
 		return
 	}
-	if v.bar == nil && p.Phase == "packages" {
+	if v.bar == nil && (p.Phase == "packages" || p.Phase == "headers") {
 		v.bar = progressbar.NewOptions64(max(p.Bytes, 1),
 			progressbar.OptionSetWriter(v.w),
 			progressbar.OptionShowBytes(true),
@@ -180,4 +188,84 @@ func (v *syncView) finish() {
 		fmt.Fprintln(v.w)
 		v.bar = nil
 	}
+}
+
+func newMirrorIndexCmd() *cobra.Command {
+	var configPath, socket string
+	var quiet bool
+	cmd := &cobra.Command{
+		Use:   "index [NAME…] [--config FILE]",
+		Short: "Index local RPM folders (repos with path:) like createrepo_c --update, and publish the index atomically",
+		Long: `Index each named repo (every repo with a path when none is named): read
+the header of every .rpm in its folder that is new or changed in size or
+mtime since the last index (in parallel, mirror.index_workers), reuse the
+entries of the others, write repodata (primary, filelists, other and
+repomd.xml; signed when the repo has sign: true) and publish it in one
+rename. The folder itself is not written to.
+
+When airgapd is running, the server does the work (through the control
+socket, as root); otherwise this command does it on data_dir itself. A
+running server also re-indexes changed folders by itself (index_every).
+
+Exits 1 when any repo fails, naming what failed.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := loadConfig(configPath)
+			if err != nil {
+				return err
+			}
+			if !cfg.Enabled("mirror") {
+				return errors.New("the mirror section is absent or disabled in this config")
+			}
+			names := args
+			if len(names) == 0 {
+				// Named explicitly: the control socket's sync route indexes
+				// the local repos it is given.
+				for _, r := range cfg.Mirror.Repos {
+					if !r.Mirrored() {
+						names = append(names, r.Name)
+					}
+				}
+				if len(names) == 0 {
+					return errors.New("no repo in the config has a path to index")
+				}
+			}
+			for _, n := range names {
+				for _, r := range cfg.Mirror.Repos {
+					if r.Name == n && r.Mirrored() {
+						return fmt.Errorf("repo %q is a mirror of %s: use `airgapd mirror sync %s`", n, r.BaseURL, n)
+					}
+				}
+			}
+			if socket == "" {
+				socket = server.ControlSocketPath(cfg.RuntimeDir)
+			}
+			view := newSyncView(cmd.ErrOrStderr(), quiet)
+			var results []mirror.Result
+			var indexErr error
+			remote := fileExists(socket)
+			if remote {
+				results, indexErr = server.NewControlClient(socket).SyncMirror(cmd.Context(), names, view.update)
+				if errors.Is(indexErr, server.ErrNotRunning) {
+					remote = false
+				}
+			}
+			if !remote {
+				log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+				m, err := mirror.New(*cfg.Mirror, mirror.Deps{Logger: log, DataDir: cfg.DataDir})
+				if err != nil {
+					return err
+				}
+				results, indexErr = m.Index(cmd.Context(), names, view.update)
+			}
+			view.finish()
+			for _, r := range results {
+				fmt.Fprintln(cmd.OutOrStdout(), describeResult(r))
+			}
+			return indexErr
+		},
+	}
+	cmd.Flags().StringVarP(&configPath, "config", "c", "", "config file (repos, data_dir, runtime_dir); default: the development defaults")
+	cmd.Flags().StringVar(&socket, "socket", "", "control socket path (default: runtime_dir/api.sock)")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress output")
+	return cmd
 }
