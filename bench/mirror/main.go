@@ -1,6 +1,7 @@
 // Command mirrorbench is bench/mirror's helper (not part of make test):
 //
-//	mirrorbench gen DIR N SIZE          N noarch RPMs of SIZE bytes of random content in DIR/Packages
+//	mirrorbench gen DIR N SIZE [FIRST]  N noarch RPMs of SIZE bytes of random content in DIR/Packages,
+//	                                    numbered from FIRST (default 0)
 //	mirrorbench serve DIR PORTFILE      serve DIR on 127.0.0.1:0, write the port to PORTFILE, until killed
 //	mirrorbench fetch URL DIR OUT P [sha256]
 //	                                    the plain parallel download: every file under DIR, from URL, into OUT,
@@ -32,7 +33,11 @@ func main() {
 	switch os.Args[1] {
 	case "gen":
 		need(5)
-		err = gen(os.Args[2], atoi(os.Args[3]), atoi(os.Args[4]))
+		first := 0
+		if len(os.Args) > 5 {
+			first, _ = strconv.Atoi(os.Args[5])
+		}
+		err = gen(os.Args[2], atoi(os.Args[3]), atoi(os.Args[4]), first)
 	case "serve":
 		need(4)
 		err = serve(os.Args[2], os.Args[3])
@@ -49,7 +54,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: mirrorbench gen DIR N SIZE | serve DIR PORTFILE | fetch URL DIR OUT PARALLEL [sha256]")
+	fmt.Fprintln(os.Stderr, "usage: mirrorbench gen DIR N SIZE [FIRST] | serve DIR PORTFILE | fetch URL DIR OUT PARALLEL [sha256]")
 	os.Exit(2)
 }
 
@@ -67,7 +72,7 @@ func atoi(s string) int {
 	return n
 }
 
-func gen(dir string, n, size int) error {
+func gen(dir string, n, size, first int) error {
 	if n > 10000 || size > 1<<30 {
 		return fmt.Errorf("at most 10000 packages of 1 GiB")
 	}
@@ -75,7 +80,7 @@ func gen(dir string, n, size int) error {
 		return err
 	}
 	body := make([]byte, size)
-	for i := range n {
+	for i := first; i < first+n; i++ {
 		name := fmt.Sprintf("bench%04d", i)
 		rand.NewChaCha8([32]byte([]byte(fmt.Sprintf("%-32s", name)))).Read(body)
 		r, err := rpmpack.NewRPM(rpmpack.RPMMetaData{Name: name, Version: "1.0", Release: "1", Arch: "noarch", Summary: "bench", Description: "bench", Licence: "MIT", BuildTime: time.Unix(1700000000, 0), Compressor: "gzip:1"})
