@@ -14,6 +14,8 @@ type collector struct {
 
 	requests, pulls, pushes, deletes, bytesSent, bytesReceived, authFailures, writesRefused *prometheus.Desc
 	repos, tags, blobs, bytes, gcRuns, gcBlobs, gcBytes, gcRunning                          *prometheus.Desc
+
+	upHits, upMisses, upRefreshes, upErrors, upBytes, upReachable, upInFlight *prometheus.Desc
 }
 
 func newCollector(r *Registry) *collector {
@@ -38,12 +40,20 @@ func newCollector(r *Registry) *collector {
 		gcBlobs:       d("gc_blobs_removed_total", "Blobs removed by garbage collection."),
 		gcBytes:       d("gc_bytes_removed_total", "Bytes removed by garbage collection."),
 		gcRunning:     d("gc_running", "1 while garbage collection runs and writes are held off."),
+		upHits:        d("upstream_hits_total", "Manifests and blobs of a mirrored upstream served from the store without fetching.", "upstream"),
+		upMisses:      d("upstream_misses_total", "Manifests and blobs fetched from a mirrored upstream.", "upstream"),
+		upRefreshes:   d("upstream_refreshes_total", "Tag lookups checked against a mirrored upstream.", "upstream"),
+		upErrors:      d("upstream_errors_total", "Failures to reach a mirrored upstream (network errors, 5xx, broken downloads).", "upstream"),
+		upBytes:       d("upstream_bytes_total", "Bytes of manifests and blobs read from a mirrored upstream.", "upstream"),
+		upReachable:   d("upstream_reachable", "1 when the last contact with a mirrored upstream succeeded.", "upstream"),
+		upInFlight:    d("upstream_downloads_in_flight", "Blob downloads from a mirrored upstream running now.", "upstream"),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.requests, c.pulls, c.pushes, c.deletes, c.bytesSent, c.bytesReceived, c.authFailures,
-		c.writesRefused, c.repos, c.tags, c.blobs, c.bytes, c.gcRuns, c.gcBlobs, c.gcBytes, c.gcRunning} {
+		c.writesRefused, c.repos, c.tags, c.blobs, c.bytes, c.gcRuns, c.gcBlobs, c.gcBytes, c.gcRunning,
+		c.upHits, c.upMisses, c.upRefreshes, c.upErrors, c.upBytes, c.upReachable, c.upInFlight} {
 		ch <- d
 	}
 }
@@ -83,6 +93,21 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		running = 1
 	}
 	gauge(c.gcRunning, running)
+	if ups := c.r.upstreams.Load(); ups != nil {
+		for name, u := range *ups {
+			counter(c.upHits, u.hits.Load(), name)
+			counter(c.upMisses, u.misses.Load(), name)
+			counter(c.upRefreshes, u.refreshes.Load(), name)
+			counter(c.upErrors, u.errs.Load(), name)
+			counter(c.upBytes, u.bytes.Load(), name)
+			reachable := 0.0
+			if u.reachable() {
+				reachable = 1
+			}
+			ch <- prometheus.MustNewConstMetric(c.upReachable, prometheus.GaugeValue, reachable, name)
+			ch <- prometheus.MustNewConstMetric(c.upInFlight, prometheus.GaugeValue, float64(u.inflight.Load()), name)
+		}
+	}
 	if inv := c.r.inv.Load(); inv != nil {
 		gauge(c.repos, float64(len(inv.repos)+inv.omitted))
 		gauge(c.tags, float64(inv.tags))

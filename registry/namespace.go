@@ -78,6 +78,7 @@ func (r *Registry) namespaces(next http.Handler) http.Handler {
 		ns := q.Get("ns")
 		switch {
 		case ns != "" && r.honorNS(ns, req.Host):
+			r.log.Debug("registry: request for a namespace", "ns", ns, "method", req.Method, "path", req.URL.Path)
 			w.Header().Set(nsHeader, ns)
 			if rt.repo != "" && !strings.HasPrefix(rt.repo, ns+"/") {
 				q.Del("ns")

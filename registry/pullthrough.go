@@ -245,10 +245,13 @@ func (p ptRequest) blob(ctx context.Context, w http.ResponseWriter, req *http.Re
 			return false
 		}
 	}
-	if !p.u.available() {
+	// A download in progress (or just finished and being stored) serves
+	// whether or not the upstream is still there.
+	f := p.r.fetches.join(p, d, false)
+	if f == nil && !p.u.available() {
 		return false
 	}
-	if req.Method == http.MethodHead {
+	if f == nil && req.Method == http.MethodHead {
 		// A push checking which blobs it must send carries credentials;
 		// it must hear about the store, not the upstream.
 		if req.Header.Get("Authorization") != "" {
@@ -274,7 +277,9 @@ func (p ptRequest) blob(ctx context.Context, w http.ResponseWriter, req *http.Re
 		w.WriteHeader(http.StatusOK)
 		return true
 	}
-	f := p.r.fetches.join(p, d)
+	if f == nil {
+		f = p.r.fetches.join(p, d, true)
+	}
 	defer p.r.fetches.release(f)
 	select {
 	case <-f.started:
@@ -403,8 +408,9 @@ func (f *blobFetch) advance(n int64, done bool, err error) {
 	f.changed = make(chan struct{})
 }
 
-// join returns the download of d, starting it when none runs.
-func (b *blobFetches) join(p ptRequest, d digest.Digest) *blobFetch {
+// join returns the download of d, starting it when none runs and start is
+// set (nil when none runs and start is not).
+func (b *blobFetches) join(p ptRequest, d digest.Digest, start bool) *blobFetch {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if f := b.m[d]; f != nil {
@@ -412,6 +418,9 @@ func (b *blobFetches) join(p ptRequest, d digest.Digest) *blobFetch {
 		f.refs++
 		f.mu.Unlock()
 		return f
+	}
+	if !start {
+		return nil
 	}
 	if b.m == nil {
 		b.m = map[digest.Digest]*blobFetch{}

@@ -21,6 +21,7 @@ declare -A want=(
 	[createrepo_c]=createrepo-c
 	[dnf]=dnf
 	[skopeo]=skopeo
+	[ctr]=containerd
 	[shellcheck]=shellcheck
 	[chromium]=chromium
 )

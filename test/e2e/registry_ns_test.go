@@ -12,16 +12,20 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/airgapd/airgapd/internal/conf"
@@ -449,4 +453,114 @@ func readBlobs(img v1.Image) error {
 		}
 	}
 	return nil
+}
+
+// TestRegistryContainerdNS: Debian's containerd (1.6) pulls and unpacks
+// docker.io/library/hello:v1 with `ctr images pull --hosts-dir` and the
+// hosts.toml airgapd generates (server = airgapd, its CA, no upstream
+// address): it sends ?ns=docker.io, which airgapd pulls through from the
+// stand-in playing docker.io; then, with the stand-in stopped, a containerd
+// with an empty root pulls the same image from airgapd's store.
+func TestRegistryContainerdNS(t *testing.T) {
+	need(t, "containerd", "ctr")
+	hub := newStandIn(t)
+	img := ociImage(t, nil, 128<<10)
+	img, err := mutate.ConfigFile(img, &v1.ConfigFile{OS: "linux", Architecture: runtime.GOARCH, RootFS: mustConfig(t, img).RootFS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub.push(t, "library/hello:v1", img)
+	e := startNSRegistry(t, map[string]string{"docker.io": hub.srv.URL})
+
+	dir := t.TempDir()
+	hostsDir := filepath.Join(dir, "hosts")
+	h, err := registry.HostsTOML("docker.io", registry.NodeOptions{Host: e.host, CAPath: e.ca, Upstreams: []registry.Mirror{{Name: "docker.io", URL: hub.srv.URL}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(hostsDir, "docker.io"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(hostsDir, "docker.io", "hosts.toml"), h)
+	want := imageDigest(t, img)
+
+	pull := func(stage string) {
+		t.Helper()
+		sock := startContainerd(t, filepath.Join(dir, stage))
+		out, err := run(t, 60*time.Second, "ctr", "--address", sock, "images", "pull", "--hosts-dir", hostsDir, "docker.io/library/hello:v1")
+		if err != nil {
+			t.Fatalf("%s: ctr images pull: %v\n%s\nhosts.toml:\n%s", stage, err, out, h)
+		}
+		ls, err := run(t, 30*time.Second, "ctr", "--address", sock, "images", "ls")
+		if err != nil || !strings.Contains(ls, want) {
+			t.Errorf("%s: ctr images ls lacks %s: %v\n%s", stage, want, err, ls)
+		}
+		t.Logf("%s: ctr pulled and unpacked docker.io/library/hello:v1 %s", stage, want)
+	}
+	pull("online")
+	if lines := e.in.log.linesWith("ns=docker.io"); len(lines) > 0 {
+		t.Logf("airgapd saw %d requests with ns=docker.io, e.g. %s", len(lines), lines[0])
+	}
+	st := e.registryStatus(t)
+	if len(st.Mirrors) != 1 || st.Mirrors[0].Misses == 0 || hub.blobGets.Load() == 0 {
+		t.Errorf("containerd's pull did not go through the docker.io mirror: %+v, upstream blob GETs %d", st.Mirrors, hub.blobGets.Load())
+	}
+	hub.srv.Close()
+	pull("offline")
+}
+
+func mustConfig(t *testing.T, img v1.Image) *v1.ConfigFile {
+	t.Helper()
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cf
+}
+
+// startContainerd runs containerd with its own root, state and socket
+// under dir, and returns the socket once ctr reaches it.
+func startContainerd(t *testing.T, dir string) string {
+	t.Helper()
+	sock := filepath.Join(dir, "containerd.sock")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "config.toml")
+	writeFile(t, cfg, fmt.Sprintf("version = 2\nroot = %q\nstate = %q\n[grpc]\n  address = %q\n", filepath.Join(dir, "root"), filepath.Join(dir, "state"), sock))
+	cmd := exec.Command("containerd", "--config", cfg)
+	log := newLogBuffer()
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("containerd output:\n%s", log.String())
+		}
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if _, err := run(t, 5*time.Second, "ctr", "--address", sock, "version"); err == nil {
+			return sock
+		}
+		select {
+		case <-exited:
+			t.Fatalf("containerd exited:\n%s", log.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("containerd not answering on %s after 20s:\n%s", sock, log.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
