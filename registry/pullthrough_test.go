@@ -159,8 +159,8 @@ func TestPullThroughNamespaces(t *testing.T) {
 	if got, err := testutil.GatherAndCount(tr.metrics, "airgapd_registry_upstream_misses_total", "airgapd_registry_upstream_reachable"); err != nil || got != 2 {
 		t.Errorf("upstream metrics: %d series, %v", got, err)
 	}
-	if len(st.Mirrors) != 1 || !st.Mirrors[0].Reachable || st.Mirrors[0].Misses == 0 || st.Mirrors[0].Refreshes == 0 {
-		t.Errorf("status: %+v", st.Mirrors)
+	if len(st.Upstreams) != 1 || !st.Upstreams[0].Reachable || st.Upstreams[0].Misses == 0 || st.Upstreams[0].Refreshes == 0 {
+		t.Errorf("status: %+v", st.Upstreams)
 	}
 
 	// The upstream goes: cached tags and blobs are served at once.
@@ -175,8 +175,8 @@ func TestPullThroughNamespaces(t *testing.T) {
 	if d := time.Since(began); d > 5*time.Second {
 		t.Errorf("offline pull took %s", d)
 	}
-	if st := tr.Status(); st.Mirrors[0].Reachable {
-		t.Errorf("status after the upstream went: %+v", st.Mirrors[0])
+	if st := tr.Status(); st.Upstreams[0].Reachable {
+		t.Errorf("status after the upstream went: %+v", st.Upstreams[0])
 	}
 }
 

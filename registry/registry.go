@@ -76,9 +76,11 @@ type Status struct {
 	AuthFailures        int64     `json:"auth_failures"`
 	GCRunning           bool      `json:"gc_running"`
 	LastGC              *GCResult `json:"last_gc,omitempty"`
-	// Mirrors are the upstreams served through this registry, each with
-	// its reachability and what was pulled through.
-	Mirrors []UpstreamStatus `json:"mirrors,omitempty"`
+	// Mirrors names the upstreams served through this registry
+	// (registry.mirrors); Upstreams has each one's reachability and what
+	// was pulled through.
+	Mirrors   []string         `json:"mirrors,omitempty"`
+	Upstreams []UpstreamStatus `json:"upstreams,omitempty"`
 }
 
 // RepoStatus is one repository in Status.
@@ -302,8 +304,9 @@ func (r *Registry) Status() Status {
 	}
 	if ups := r.upstreams.Load(); ups != nil {
 		for _, m := range cfg.Mirrors {
+			st.Mirrors = append(st.Mirrors, m.Name)
 			if u := (*ups)[m.Name]; u != nil {
-				st.Mirrors = append(st.Mirrors, u.status())
+				st.Upstreams = append(st.Upstreams, u.status())
 			}
 		}
 	}
@@ -320,14 +323,14 @@ func (r *Registry) Status() Status {
 	if st.GCRunning {
 		st.Summary += "; garbage collection running, writes held off"
 	}
-	if len(st.Mirrors) > 0 {
+	if len(st.Upstreams) > 0 {
 		up := 0
-		for _, m := range st.Mirrors {
+		for _, m := range st.Upstreams {
 			if m.Reachable {
 				up++
 			}
 		}
-		st.Summary += fmt.Sprintf("; %d mirrors (%d reachable)", len(st.Mirrors), up)
+		st.Summary += fmt.Sprintf("; %d mirrors (%d reachable)", len(st.Upstreams), up)
 	}
 	return st
 }

@@ -230,10 +230,10 @@ func TestRegistryNamespaces(t *testing.T) {
 		t.Errorf("a second pull fetched %d more blobs from docker.io", n-hubBlobs)
 	}
 	st := e.registryStatus(t)
-	if len(st.Mirrors) != 2 {
-		t.Fatalf("status mirrors: %+v", st.Mirrors)
+	if len(st.Upstreams) != 2 {
+		t.Fatalf("status mirrors: %+v", st.Upstreams)
 	}
-	for _, m := range st.Mirrors {
+	for _, m := range st.Upstreams {
 		if !m.Reachable || m.Misses == 0 || m.Hits == 0 || m.BytesFetched == 0 {
 			t.Errorf("status of %s online: %+v", m.Name, m)
 		}
@@ -248,7 +248,7 @@ func TestRegistryNamespaces(t *testing.T) {
 	if d := time.Since(began); d > 20*time.Second {
 		t.Errorf("offline pulls took %s: an unreachable upstream must fail fast", d)
 	}
-	for _, m := range e.registryStatus(t).Mirrors {
+	for _, m := range e.registryStatus(t).Upstreams {
 		if m.Reachable || m.LastError == "" {
 			t.Errorf("status of %s offline: %+v", m.Name, m)
 		}
@@ -502,8 +502,8 @@ func TestRegistryContainerdNS(t *testing.T) {
 		t.Logf("airgapd saw %d requests with ns=docker.io, e.g. %s", len(lines), lines[0])
 	}
 	st := e.registryStatus(t)
-	if len(st.Mirrors) != 1 || st.Mirrors[0].Misses == 0 || hub.blobGets.Load() == 0 {
-		t.Errorf("containerd's pull did not go through the docker.io mirror: %+v, upstream blob GETs %d", st.Mirrors, hub.blobGets.Load())
+	if len(st.Upstreams) != 1 || st.Upstreams[0].Misses == 0 || hub.blobGets.Load() == 0 {
+		t.Errorf("containerd's pull did not go through the docker.io mirror: %+v, upstream blob GETs %d", st.Upstreams, hub.blobGets.Load())
 	}
 	hub.srv.Close()
 	pull("offline")
