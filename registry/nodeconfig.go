@@ -69,31 +69,37 @@ func upstreamURL(m Mirror) string {
 
 // HostsTOML is containerd's /etc/containerd/certs.d/NS/hosts.toml for one
 // namespace: an upstream from Upstreams, or Host itself (this registry,
-// pull and push). Either way `server` is this registry too, so containerd
-// never dials the upstream itself: a node behind the gap does not wait out
-// a 30 s dial timeout per pull. containerd adds ?ns=NS to each request for
-// an upstream, which is what keeps the upstreams apart here. (containerd
-// 1.6 refuses a file without a [host] table, so the capabilities and CA
-// cannot sit at the top level beside `server`.) The file format is the
-// same for containerd 1.6/1.7 and 2.x; only the config.toml line that
-// enables the folder differs (ContainerdConfig).
+// pull and push). For an upstream, `server` is this registry, with its
+// capabilities and CA beside it and an empty [host] table: containerd
+// never dials the upstream itself, so a node behind the gap does not wait
+// out a 30 s dial timeout per pull, and a miss is asked once (a [host]
+// entry repeating `server` makes containerd ask twice). containerd 1.6
+// refuses a file with no [host] table at all ("invalid `host` tree") and
+// falls back to the upstream, hence the empty one. containerd adds ?ns=NS
+// to each request, which is what keeps the upstreams apart here. The
+// format is the same for containerd 1.6/1.7 and 2.x; only the config.toml
+// line that enables the folder differs (ContainerdConfig).
 func HostsTOML(ns string, o NodeOptions) (string, error) {
 	self := o.scheme() + "://" + o.Host
 	var b strings.Builder
 	fmt.Fprintf(&b, "# /etc/containerd/certs.d/%s/hosts.toml, written by airgapd\n", ns)
-	caps := `["pull", "resolve", "push"]`
-	if ns != o.Host {
-		i := slices.IndexFunc(o.Upstreams, func(m Mirror) bool { return m.Name == ns })
-		if i < 0 {
-			return "", fmt.Errorf("%q is neither this registry (%s) nor one of registry.mirrors", ns, o.Host)
+	if ns == o.Host {
+		fmt.Fprintf(&b, "server = %q\n\n[host.%q]\n  capabilities = [\"pull\", \"resolve\", \"push\"]\n", self, self)
+		if !o.PlainHTTP {
+			fmt.Fprintf(&b, "  ca = %q\n", o.caPath())
 		}
-		fmt.Fprintf(&b, "# %s (%s) is reached through airgapd only.\n", ns, upstreamURL(o.Upstreams[i]))
-		caps = `["pull", "resolve"]`
+		return b.String(), nil
 	}
-	fmt.Fprintf(&b, "server = %q\n\n[host.%q]\n  capabilities = %s\n", self, self, caps)
+	i := slices.IndexFunc(o.Upstreams, func(m Mirror) bool { return m.Name == ns })
+	if i < 0 {
+		return "", fmt.Errorf("%q is neither this registry (%s) nor one of registry.mirrors", ns, o.Host)
+	}
+	fmt.Fprintf(&b, "# %s (%s) is reached through airgapd only.\n", ns, upstreamURL(o.Upstreams[i]))
+	fmt.Fprintf(&b, "server = %q\ncapabilities = [\"pull\", \"resolve\"]\n", self)
 	if !o.PlainHTTP {
-		fmt.Fprintf(&b, "  ca = %q\n", o.caPath())
+		fmt.Fprintf(&b, "ca = %q\n", o.caPath())
 	}
+	b.WriteString("\n# No other hosts; containerd 1.6 needs the table, even empty.\n[host]\n")
 	return b.String(), nil
 }
 

@@ -478,6 +478,11 @@ func TestRegistryContainerdNS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// containerd falls back to the upstream itself when it cannot use the
+	// file; this test must never let it try the real docker.io.
+	if !strings.Contains(h, `server = "https://`+e.host+`"`) || !strings.Contains(h, "\n[host]\n") {
+		t.Fatalf("generated hosts.toml does not send containerd to airgapd alone:\n%s", h)
+	}
 	if err := os.MkdirAll(filepath.Join(hostsDir, "docker.io"), 0o755); err != nil {
 		t.Fatal(err)
 	}
