@@ -22,7 +22,11 @@
 // repomd.xml, optionally signed, and publishes the repodata the same
 // atomic way; the packages are served from the folder itself.
 //
-// Bundles arrive with their own issue.
+// Bundles (CreateBundle, ImportBundle; docs/BUNDLE.md) carry published
+// repos, files and images across the air gap in one verified format: a tar
+// of content-addressed blobs and a manifest. Import verifies every blob
+// before it publishes anything; images go to the registry through the
+// ImageStore server passes in.
 package mirror
 
 import (
@@ -166,7 +170,7 @@ type Status struct {
 // RepoStatus is one repo in the status.
 type RepoStatus struct {
 	Name     string `json:"name"`
-	Kind     string `json:"kind"` // mirror | local
+	Kind     string `json:"kind"` // mirror | local | imported (from a bundle, not in the config)
 	BaseURL  string `json:"baseurl,omitempty"`
 	Path     string `json:"path,omitempty"`
 	Revision string `json:"revision,omitempty"`
@@ -215,7 +219,15 @@ func (m *Mirror) Status() Status {
 		pkgs += rs.Packages
 		st.Repos = append(st.Repos, rs)
 	}
-	st.Summary = fmt.Sprintf("%d repos, %d packages", len(cfg.Repos), pkgs)
+	for _, n := range m.importedRepos() {
+		if _, ok := cfg.repo(n); ok {
+			continue
+		}
+		s := m.state(n)
+		st.Repos = append(st.Repos, RepoStatus{Name: n, Kind: "imported", Revision: s.Revision, Packages: s.Packages, Bytes: s.Bytes, LastResult: s.LastResult, Published: s.Published})
+		pkgs += s.Packages
+	}
+	st.Summary = fmt.Sprintf("%d repos, %d packages", len(st.Repos), pkgs)
 	if syncing > 0 {
 		st.Summary += fmt.Sprintf(", %d syncing", syncing)
 	}

@@ -75,6 +75,9 @@ func (m *Mirror) serveHTTP(w http.ResponseWriter, r *http.Request) {
 // mirror, or a local repo's folder as it is.
 func (m *Mirror) repoRoot(name string) (string, error) {
 	r, ok := m.config().repo(name)
+	if !ok && m.isImported(name) {
+		r, ok = Repo{Name: name, BaseURL: "bundle"}, true // served from its published tree, like a mirror
+	}
 	if !ok {
 		return "", fmt.Errorf("no repo %q here", name)
 	}
@@ -252,8 +255,14 @@ func (m *Mirror) serveRepoList(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var entries []os.DirEntry
-	for _, rp := range m.config().Repos {
+	cfg := m.config()
+	for _, rp := range cfg.Repos {
 		entries = append(entries, virtualEntry{name: rp.Name, dir: true}, virtualEntry{name: rp.Name + ".repo"})
+	}
+	for _, n := range m.importedRepos() {
+		if _, ok := cfg.repo(n); !ok {
+			entries = append(entries, virtualEntry{name: n, dir: true}, virtualEntry{name: n + ".repo"})
+		}
 	}
 	writeListing(w, r, entries)
 	m.m.request("repos", http.StatusOK)
@@ -281,13 +290,17 @@ var _ fs.DirEntry = virtualEntry{}
 // /etc/yum.repos.d/.
 func (m *Mirror) serveRepoFile(w http.ResponseWriter, r *http.Request, name string) {
 	rp, ok := m.config().repo(name)
-	if !ok {
+	imported := !ok && m.isImported(name)
+	if !ok && !imported {
 		m.m.request("repos", http.StatusNotFound)
 		http.Error(w, fmt.Sprintf("no repo %q here", name), http.StatusNotFound)
 		return
 	}
 	desc := "local folder"
-	if rp.Mirrored() {
+	switch {
+	case imported:
+		rp, desc = Repo{Name: name}, "repo imported from a bundle"
+	case rp.Mirrored():
 		desc = "mirror of " + rp.BaseURL
 	}
 	base := m.baseURL(r) + "/repos/" + url.PathEscape(rp.Name) + "/"

@@ -1,0 +1,306 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/airgapd/airgapd/mirror"
+	"github.com/airgapd/airgapd/server"
+)
+
+func newBundleCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "bundle",
+		Short: "Carry repos, files and images across the air gap in one verified bundle (docs/BUNDLE.md)",
+	}
+	cmd.AddCommand(newBundleCreateCmd(), newBundleInspectCmd(), newBundleImportCmd())
+	return cmd
+}
+
+func newBundleCreateCmd() *cobra.Command {
+	var configPath, out, splitSize, since string
+	var repos, files, images, imageLists []string
+	var quiet bool
+	cmd := &cobra.Command{
+		Use:   "create --out PATH [--repo NAME]… [--files DIR]… [--image REF]… [--image-list F] [--split-size 4G] [--since OLD.manifest.json]",
+		Short: "Write a bundle of published repos, folders of files and images",
+		Long: `Write one bundle (a tar of content-addressed blobs and a manifest listing
+every item with its sha256; docs/BUNDLE.md) on the internet side:
+
+  --repo NAME     a repo this instance mirrors or indexes, as published now
+                  (sync or index it first); read under the repo's lock
+  --files DIR     a folder; its contents go to the root of mirror.files
+  --image REF     an image (registry/repository:tag, @sha256:… pins it),
+                  byte for byte: digests unchanged, a multi-arch index whole.
+                  An upstream listed in registry.mirrors with a url is
+                  fetched from that url (and its credentials), keeping its name
+  --image-list F  one image per line, '#' comments (kubespray-offline's
+                  images.list)
+
+--split-size cuts the bundle into OUT.part001, OUT.part002, … each no bigger
+than the size (4G, 700M, 4.7GB); import takes the first part or the folder.
+--since OLD.manifest.json (written beside every bundle as OUT.manifest.json,
+or the old bundle itself) leaves out what the old bundle carried; import
+then requires the old bundle to have been imported first.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(configPath)
+			if err != nil {
+				return err
+			}
+			for _, f := range imageLists {
+				refs, err := readImageList(f)
+				if err != nil {
+					return err
+				}
+				images = append(images, refs...)
+			}
+			var split int64
+			if splitSize != "" {
+				if split, err = mirror.ParseSize(splitSize); err != nil {
+					return fmt.Errorf("--split-size: %w", err)
+				}
+			}
+			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+			m, err := server.BundleMirror(cfg, log)
+			if err != nil {
+				return err
+			}
+			view := newByteView(cmd.ErrOrStderr(), quiet, "writing")
+			res, err := m.CreateBundle(cmd.Context(), mirror.CreateOptions{
+				Repos: repos, Files: files, Images: images, Out: out, SplitSize: split, Since: since,
+				Upstreams: server.BundleUpstreams(cfg), Progress: view.update,
+			})
+			view.finish()
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "bundle %s: %d repos, %d files, %d images; %d blobs, %s\n", res.ID, res.Repos, res.Files, res.Images, res.Blobs, humanBytes(res.Size))
+			for _, p := range res.Parts {
+				fmt.Fprintf(w, "  %s\n", p)
+			}
+			fmt.Fprintf(w, "manifest for a later --since: %s\n", res.Manifest)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&configPath, "config", "c", "", "config file (repos, data_dir, registry.mirrors); default: the development defaults")
+	f.StringVarP(&out, "out", "o", "", "bundle file to write (parts are OUT.part001, …)")
+	f.StringSliceVar(&repos, "repo", nil, "published repo to carry (repeat, or comma-separated)")
+	f.StringSliceVar(&files, "files", nil, "folder of files to carry (repeat)")
+	f.StringSliceVar(&images, "image", nil, "image reference to carry (repeat)")
+	f.StringSliceVar(&imageLists, "image-list", nil, "file with one image reference per line")
+	f.StringVar(&splitSize, "split-size", "", "largest part, e.g. 4G, 700M, 4.7GB (default: one file)")
+	f.StringVar(&since, "since", "", "manifest (OUT.manifest.json) or bundle of an earlier bundle: carry only what it did not")
+	f.BoolVarP(&quiet, "quiet", "q", false, "no progress output")
+	return cmd
+}
+
+// readImageList reads kubespray-offline's images.list: one reference a
+// line, blank lines and # comments ignored.
+func readImageList(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("--image-list: %w", err)
+	}
+	defer f.Close()
+	var refs []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		l := strings.TrimSpace(sc.Text())
+		if l == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		refs = append(refs, strings.Fields(l)[0])
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("--image-list %s: %w", path, err)
+	}
+	return refs, nil
+}
+
+func newBundleInspectCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "inspect PATH",
+		Short: "List what a bundle holds and its size per kind (reads the manifest; import verifies)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			info, err := mirror.InspectBundle(args[0])
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			if asJSON {
+				enc := json.NewEncoder(w)
+				enc.SetIndent("", "  ")
+				return enc.Encode(info)
+			}
+			writeBundleInfo(w, info)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the manifest and sizes as JSON")
+	return cmd
+}
+
+func writeBundleInfo(w io.Writer, info mirror.BundleInfo) {
+	bm := info.Manifest
+	fmt.Fprintf(w, "bundle %s\ncreated %s, %s", info.ID, bm.Created.Format(time.RFC3339), bm.Format)
+	if bm.Split != nil {
+		fmt.Fprintf(w, ", %d parts of %s", bm.Split.Parts, humanBytes(bm.Split.PartSize))
+	}
+	fmt.Fprintln(w)
+	if bm.Base != "" {
+		fmt.Fprintf(w, "incremental: only what changed since bundle %s (created %s)\n", bm.Base, bm.BaseCreated.Format(time.RFC3339))
+	}
+	var carried int64
+	for _, b := range bm.Blobs {
+		carried += b.Size
+	}
+	fmt.Fprintf(w, "carries %d blobs, %s: repos %s, files %s, images %s\n", len(bm.Blobs), humanBytes(carried),
+		humanBytes(info.Bytes["repos"]), humanBytes(info.Bytes["files"]), humanBytes(info.Bytes["images"]))
+	for _, r := range bm.Repos {
+		pkgs := 0
+		for _, f := range r.Files {
+			if strings.HasSuffix(f.Path, ".rpm") {
+				pkgs++
+			}
+		}
+		fmt.Fprintf(w, "repo   %s  revision %s, %d packages, %d files\n", r.Name, r.Revision, pkgs, len(r.Files))
+	}
+	for _, f := range bm.Files {
+		fmt.Fprintf(w, "file   %s  %s  %s\n", f.Path, humanBytes(f.Size), f.Digest)
+	}
+	for _, im := range bm.Images {
+		note := ""
+		if im.InBase {
+			note = "  (in the base bundle)"
+		}
+		fmt.Fprintf(w, "image  %s  %s  %s%s\n", im.Name, im.Digest, im.MediaType, note)
+	}
+}
+
+func newBundleImportCmd() *cobra.Command {
+	var configPath, socket string
+	var quiet bool
+	cmd := &cobra.Command{
+		Use:   "import PATH [--config FILE]",
+		Short: "Verify a bundle, then publish its repos, files and images",
+		Long: `Read the bundle (a file, its first part, or the folder holding it) and
+check every blob against its sha256 before anything is published. A missing
+or damaged part, or a damaged item, is named and nothing is published. Then:
+repos are published atomically under their names (served even when the
+config does not list them), files go into mirror.files, images into the
+registry under their upstream-qualified names (so ns= pulls find them).
+
+An incremental bundle (made --since) needs the bundle it was made on to have
+been imported first. An interrupted import, run again, reuses the blobs it
+verified already and finishes.
+
+This works on data_dir while no server runs (stop airgapd for a bundle with
+images: the registry's storage is locked by a running server).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := loadConfig(configPath)
+			if err != nil {
+				return err
+			}
+			info, err := mirror.InspectBundle(args[0])
+			if err != nil {
+				return err
+			}
+			hasImages := false
+			for _, im := range info.Manifest.Images {
+				hasImages = hasImages || !im.InBase
+			}
+			if socket == "" {
+				socket = server.ControlSocketPath(cfg.RuntimeDir)
+			}
+			if hasImages && controlSocketAnswers(socket) {
+				return errors.New("airgapd is running on this data_dir and holds the registry's storage; importing through its control socket is not built yet: stop it (systemctl stop airgapd), import, and start it again")
+			}
+			if (len(info.Manifest.Repos) > 0 || len(info.Manifest.Files) > 0) && !cfg.Enabled("mirror") {
+				return errors.New("the mirror section is absent or disabled in this config: enable it to serve the bundle's repos and files")
+			}
+			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+			m, err := server.BundleMirror(cfg, log)
+			if err != nil {
+				return err
+			}
+			var opts mirror.ImportOptions
+			if hasImages {
+				store, closeStore, err := server.OpenBundleImages(cfg, log)
+				if err != nil {
+					return err
+				}
+				defer closeStore()
+				opts.Images = store
+			}
+			view := newByteView(cmd.ErrOrStderr(), quiet, "verifying")
+			opts.Progress = view.update
+			res, err := m.ImportBundle(cmd.Context(), args[0], opts)
+			view.finish()
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "bundle %s imported: %d blobs verified, %d reused\n", res.ID, res.Verified, res.Reused)
+			for _, r := range res.Repos {
+				fmt.Fprintf(w, "repo   %s published\n", r)
+			}
+			if res.Files > 0 {
+				fmt.Fprintf(w, "files  %d in %s\n", res.Files, cfg.Mirror.Files)
+			}
+			for _, im := range res.Images {
+				fmt.Fprintf(w, "image  %s\n", im)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&configPath, "config", "c", "", "config file (mirror, registry, data_dir, runtime_dir); default: the development defaults")
+	cmd.Flags().StringVar(&socket, "socket", "", "control socket path (default: runtime_dir/api.sock)")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress output")
+	return cmd
+}
+
+// byteView shows bytes written or verified: a line every few seconds
+// (a bundle is mostly one long stream).
+type byteView struct {
+	w     io.Writer
+	quiet bool
+	verb  string
+	last  time.Time
+	began time.Time
+	done  int64
+	total int64
+}
+
+func newByteView(w io.Writer, quiet bool, verb string) *byteView {
+	return &byteView{w: w, quiet: quiet, verb: verb, began: time.Now(), last: time.Now()}
+}
+
+func (v *byteView) update(done, total int64) {
+	v.done, v.total = done, total
+	if v.quiet || time.Since(v.last) < 3*time.Second {
+		return
+	}
+	v.last = time.Now()
+	fmt.Fprintf(v.w, "%s %s of %s (%d%%)\n", v.verb, humanBytes(done), humanBytes(total), done*100/max(total, 1))
+}
+
+func (v *byteView) finish() {
+	if !v.quiet && time.Since(v.began) > 3*time.Second {
+		fmt.Fprintf(v.w, "%s %s in %s\n", v.verb, humanBytes(v.done), time.Since(v.began).Round(100*time.Millisecond))
+	}
+}
