@@ -40,6 +40,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/airgapd/airgapd/internal/conf"
+	"github.com/airgapd/airgapd/internal/humanize"
 )
 
 // Deps is what server hands the registry.
@@ -319,7 +320,7 @@ func (r *Registry) Status() Status {
 		st.Tags, st.Blobs, st.Bytes, st.CountedAt = inv.tags, inv.blobs, inv.bytes, inv.at
 	}
 	st.Summary = fmt.Sprintf("%d repositories, %d tags, %s in %d blobs; %d pulls, %d pushes",
-		len(st.Repositories)+st.RepositoriesOmitted, st.Tags, humanBytes(st.Bytes), st.Blobs, st.Pulls, st.Pushes)
+		len(st.Repositories)+st.RepositoriesOmitted, st.Tags, humanize.Bytes(st.Bytes), st.Blobs, st.Pulls, st.Pushes)
 	if st.GCRunning {
 		st.Summary += "; garbage collection running, writes held off"
 	}
@@ -337,16 +338,3 @@ func (r *Registry) Status() Status {
 
 // storageRoot is the default filesystem root under data_dir.
 func storageRoot(dataDir string) string { return filepath.Join(dataDir, "registry") }
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/airgapd/airgapd/internal/humanize"
 	"github.com/airgapd/airgapd/mirror"
 	"github.com/airgapd/airgapd/server"
 )
@@ -106,18 +107,8 @@ func describeResult(r mirror.Result) string {
 		r.Repo, r.Revision, r.Packages, r.Fetched, humanBytes(r.Downloaded), took)
 }
 
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
+// humanBytes is what every command prints sizes with.
+func humanBytes(n int64) string { return humanize.Bytes(n) }
 
 // syncView shows a sync's progress: a progress bar (bytes, packages, rate,
 // ETA) on a terminal, a line every few seconds otherwise.

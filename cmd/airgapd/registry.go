@@ -120,7 +120,7 @@ func writeGCResult(w io.Writer, res registry.GCResult) {
 	if res.DryRun {
 		verb = "would remove"
 	}
-	fmt.Fprintf(w, "%s %d blobs (%s), %d repository links, in %.1fs\n", verb, len(res.Blobs), registryBytes(res.Bytes), res.LayerLinks, res.Duration)
+	fmt.Fprintf(w, "%s %d blobs (%s), %d repository links, in %.1fs\n", verb, len(res.Blobs), humanBytes(res.Bytes), res.LayerLinks, res.Duration)
 	for _, b := range res.Blobs {
 		fmt.Fprintf(w, "  %s %d\n", b.Digest, b.Size)
 	}
@@ -227,7 +227,7 @@ func (v *importView) update(complete, total int64) {
 		v.bar.Set64(complete)
 	case time.Since(v.last) >= 2*time.Second || (total > 0 && complete == total):
 		v.last = time.Now()
-		fmt.Fprintf(v.w, "importing: %s of %s\n", registryBytes(complete), registryBytes(total))
+		fmt.Fprintf(v.w, "importing: %s of %s\n", humanBytes(complete), humanBytes(total))
 	}
 }
 
@@ -235,17 +235,4 @@ func (v *importView) finish() {
 	if v.bar != nil {
 		v.bar.Finish()
 	}
-}
-
-func registryBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -537,27 +537,7 @@ func (l *gwLab) cli(t *testing.T, verb string) string {
 // command in place, so the process is airgapd itself and gets the signals.
 func (l *gwLab) serve(t *testing.T) *instance {
 	t.Helper()
-	in := &instance{t: t, dir: l.dir, config: l.config, log: newLogBuffer(), exited: make(chan struct{})}
-	in.cmd = exec.Command("ip", "netns", "exec", l.admin, airgapdBin, "serve", "--config", l.config)
-	in.cmd.Stdout, in.cmd.Stderr = in.log, in.log
-	if err := in.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		in.err = in.cmd.Wait()
-		close(in.exited)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-in.exited:
-		default:
-			in.cmd.Process.Kill()
-			<-in.exited
-		}
-		if t.Failed() {
-			t.Logf("airgapd output:\n%s", in.log.String())
-		}
-	})
+	in := serveConfig(t, l.admin, l.dir, l.config)
 	in.waitLog("airgapd ready", 15*time.Second)
 	return in
 }

@@ -89,7 +89,14 @@ func launch(t *testing.T, dir, body string, env ...string) *instance {
 // launchIn starts airgapd inside network namespace netns ("" = this one).
 func launchIn(t *testing.T, netns, dir, body string, env ...string) *instance {
 	t.Helper()
-	in := &instance{t: t, dir: dir, config: writeConfig(t, dir, body), log: newLogBuffer(), exited: make(chan struct{})}
+	return serveConfig(t, netns, dir, writeConfig(t, dir, body), env...)
+}
+
+// serveConfig starts `airgapd serve --config config` inside network
+// namespace netns ("" = this one) and kills it when the test ends.
+func serveConfig(t *testing.T, netns, dir, config string, env ...string) *instance {
+	t.Helper()
+	in := &instance{t: t, dir: dir, config: config, log: newLogBuffer(), exited: make(chan struct{})}
 	in.cmd = netnsCommand(netns, airgapdBin, "serve", "--config", in.config)
 	in.cmd.Env = append(os.Environ(), env...)
 	in.cmd.Stdout = in.log
