@@ -7,8 +7,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -43,7 +45,11 @@ func handBundle(t *testing.T, path string, files map[string][]byte, damage bool)
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	blobs := map[string][]byte{}
-	for p, b := range files {
+	// In a fixed order, so the damaged and the good bundle have one
+	// manifest, hence one ID: the good import then resumes the damaged
+	// one's staging and clears it.
+	for _, p := range slices.Sorted(maps.Keys(files)) {
+		b := files[p]
 		s := sha256.Sum256(b)
 		d := "sha256:" + hex.EncodeToString(s[:])
 		bm.Files = append(bm.Files, BundleFile{Path: p, Digest: d, Size: int64(len(b))})
