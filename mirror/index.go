@@ -108,7 +108,27 @@ func scanFolder(dir string) ([]rpmFile, string, error) {
 	for _, f := range out {
 		fmt.Fprintf(h, "%s\x00%d\x00%d\n", f.href, f.fi.Size(), f.fi.ModTime().UnixNano())
 	}
+	// A changed modules.yaml or comps.xml re-indexes too.
+	for _, x := range extraMetadata {
+		if fi, err := os.Stat(filepath.Join(dir, x.file)); err == nil {
+			fmt.Fprintf(h, "%s\x00%d\x00%d\n", x.file, fi.Size(), fi.ModTime().UnixNano())
+		}
+	}
 	return out, hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// extraMetadata are files a local folder may hold beside its packages that
+// go into the repodata as they are, as `createrepo_c -g comps.xml` and
+// `modifyrepo_c modules.yaml` would put them: comps (package groups) and
+// modules.yaml (which EL8/EL9 AppStream-style repos need for modular
+// packages).
+var extraMetadata = []struct {
+	file string // at the folder's top
+	typ  string // repomd data type
+	ext  string // of the published file, before compression
+}{
+	{"comps.xml", "group", ".xml"},
+	{"modules.yaml", "modules", ".yaml"},
 }
 
 // indexOptions is what besides the packages decides the published
@@ -254,7 +274,7 @@ func (m *Mirror) indexRepo(ctx context.Context, cfg Config, r Repo, onlyIfChange
 	if prev, perr := strconv.ParseInt(state.Revision, 10, 64); perr == nil && prev >= time.Now().Unix() {
 		revision = strconv.FormatInt(prev+1, 10) // two runs in one second still differ
 	}
-	repomd, err := writeRepodata(filepath.Join(tmp, "repodata"), entries, r.compression(), revision)
+	repomd, err := writeRepodata(filepath.Join(tmp, "repodata"), entries, r.compression(), revision, r.Path)
 	if err != nil {
 		return res, err
 	}
@@ -334,7 +354,7 @@ type mdFile struct {
 
 // writeRepodata writes primary, filelists and other (each compressed in
 // its own goroutine) and repomd.xml into dir, and returns repomd.xml.
-func writeRepodata(dir string, entries []*indexEntry, compression, revision string) ([]byte, error) {
+func writeRepodata(dir string, entries []*indexEntry, compression, revision, folder string) ([]byte, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -372,10 +392,19 @@ func writeRepodata(dir string, entries []*indexEntry, compression, revision stri
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	extras, err := writeExtraMetadata(dir, folder, compression)
+	if err != nil {
+		return nil, err
+	}
 	var b bytes.Buffer
 	b.WriteString("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<repomd xmlns=\"http://linux.duke.edu/metadata/repo\" xmlns:rpm=\"http://linux.duke.edu/metadata/rpm\">\n")
 	fmt.Fprintf(&b, "  <revision>%s</revision>\n", revision)
-	for _, f := range out {
+	for _, f := range append(out, extras...) {
+		if f.openSum == "" { // stored uncompressed: no open-* elements
+			fmt.Fprintf(&b, "  <data type=\"%s\">\n    <checksum type=\"sha256\">%s</checksum>\n    <location href=\"%s\"/>\n    <timestamp>%d</timestamp>\n    <size>%d</size>\n  </data>\n",
+				f.typ, f.sum, f.href, f.mtime, f.size)
+			continue
+		}
 		fmt.Fprintf(&b, "  <data type=\"%s\">\n    <checksum type=\"sha256\">%s</checksum>\n    <open-checksum type=\"sha256\">%s</open-checksum>\n    <location href=\"%s\"/>\n    <timestamp>%d</timestamp>\n    <size>%d</size>\n    <open-size>%d</open-size>\n  </data>\n",
 			f.typ, f.sum, f.openSum, f.href, f.mtime, f.size, f.openSize)
 	}
@@ -412,6 +441,12 @@ func (c *countWriter) sum() string { return hex.EncodeToString(c.h.Sum(nil)) }
 // writeMD writes one metadata file, compressed, named by its checksum as
 // createrepo_c's unique-md-filenames do.
 func writeMD(dir, typ, compression string, body func(io.Writer) error) (mdFile, error) {
+	return writeMDAs(dir, typ, ".xml", compression, body)
+}
+
+// writeMDAs is writeMD for a file whose uncompressed name ends in base
+// (".xml", ".yaml").
+func writeMDAs(dir, typ, base, compression string, body func(io.Writer) error) (mdFile, error) {
 	tmp, err := os.CreateTemp(dir, ".tmp-"+typ+"-*")
 	if err != nil {
 		return mdFile{}, err
@@ -420,10 +455,10 @@ func writeMD(dir, typ, compression string, body func(io.Writer) error) (mdFile, 
 	defer tmp.Close()
 	packed := newCountWriter(tmp)
 	var zw io.WriteCloser
-	ext := ".xml.gz"
+	ext := base + ".gz"
 	switch compression {
 	case "zstd":
-		ext = ".xml.zst"
+		ext = base + ".zst"
 		zw, err = zstd.NewWriter(packed, zstd.WithEncoderConcurrency(1))
 		if err != nil {
 			return mdFile{}, err
@@ -468,4 +503,61 @@ func (r Repo) compression() string {
 		return "zstd"
 	}
 	return "gz"
+}
+
+// writeExtraMetadata publishes the folder's comps.xml (as "group", plain,
+// and "group_gz"/"group_zst", compressed, as createrepo_c does) and
+// modules.yaml (as "modules", compressed).
+func writeExtraMetadata(dir, folder, compression string) ([]mdFile, error) {
+	var out []mdFile
+	for _, x := range extraMetadata {
+		src := filepath.Join(folder, x.file)
+		data, err := os.ReadFile(src)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", src, err)
+		}
+		write := func(w io.Writer) error { _, err := w.Write(data); return err }
+		if x.typ == "group" {
+			plain, err := writePlainMD(dir, x.typ, x.ext, data)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, plain)
+			suffix := "_gz"
+			if compression == "zstd" {
+				suffix = "_zst"
+			}
+			f, err := writeMDAs(dir, x.typ+suffix, x.ext, compression, write)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, f)
+			continue
+		}
+		f, err := writeMDAs(dir, x.typ, x.ext, compression, write)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+// writePlainMD writes an uncompressed metadata file named by its checksum.
+func writePlainMD(dir, typ, ext string, data []byte) (mdFile, error) {
+	sum := sha256.Sum256(data)
+	f := mdFile{typ: typ, sum: hex.EncodeToString(sum[:]), size: int64(len(data))}
+	name := f.sum + "-" + typ + ext
+	f.href = "repodata/" + name
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		return mdFile{}, err
+	}
+	if fi, err := os.Stat(path); err == nil {
+		f.mtime = fi.ModTime().Unix()
+	}
+	return f, nil
 }

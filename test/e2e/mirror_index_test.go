@@ -311,3 +311,66 @@ func TestMirrorIndexSigned(t *testing.T) {
 		t.Errorf("dnf refused the tampered index, but not for its signature:\n%s", out)
 	}
 }
+
+// TestMirrorIndexGroupsAndModules: a folder's comps.xml and modules.yaml
+// go into the index, and dnf reads both.
+func TestMirrorIndexGroupsAndModules(t *testing.T) {
+	dnf := newDNFRoot(t)
+	pkgs := t.TempDir()
+	writeRPM(t, pkgs, "", testRPM{name: "alpha", version: "1.0", release: "1", files: []string{"/usr/bin/alpha"}})
+	writeFile(t, filepath.Join(pkgs, "comps.xml"), `<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE comps PUBLIC "-//Red Hat, Inc.//DTD Comps info//EN" "comps.dtd">
+<comps>
+  <group>
+    <id>k8s-tools</id>
+    <name>Kubernetes tools</name>
+    <description>What every node needs</description>
+    <default>false</default>
+    <uservisible>true</uservisible>
+    <packagelist>
+      <packagereq type="mandatory">alpha</packagereq>
+    </packagelist>
+  </group>
+</comps>
+`)
+	writeFile(t, filepath.Join(pkgs, "modules.yaml"), `---
+document: modulemd
+version: 2
+data:
+  name: alphamod
+  stream: "1"
+  version: 20261121
+  context: 00000000
+  arch: noarch
+  summary: the alpha module
+  description: A module holding alpha.
+  license:
+    module: [MIT]
+  profiles:
+    default:
+      rpms: [alpha]
+  artifacts:
+    rpms:
+    - alpha-0:1.0-1.noarch
+...
+`)
+	dir := t.TempDir()
+	in := start(t, dir, indexConfig(pkgs, ""))
+	mirrorURL := in.status().listener("mirror")
+	if out, err := mirrorIndex(t, in); err != nil {
+		t.Fatalf("mirror index: %v\n%s", err, out)
+	}
+	_, repomd, _ := mirrorGet(t, mirrorURL+"/repos/local/repodata/repomd.xml", nil)
+	for _, typ := range []string{`type="group"`, `type="group_gz"`, `type="modules"`} {
+		if !bytes.Contains(repomd, []byte(typ)) {
+			t.Errorf("repomd.xml lacks %s:\n%s", typ, repomd)
+		}
+	}
+	dnf.useRepo(mirrorURL, "local")
+	if out, err := dnf.run("group", "list", "--hidden"); err != nil || !strings.Contains(out, "Kubernetes tools") {
+		t.Errorf("dnf group list: %v\n%s", err, out)
+	}
+	if out, err := dnf.run("module", "list"); err != nil || !strings.Contains(out, "alphamod") {
+		t.Errorf("dnf module list: %v\n%s", err, out)
+	}
+}
