@@ -30,8 +30,7 @@ func (s *Server) mirrorControlRoutes(r chi.Router) {
 // cannot start (no mirror, unknown repo) gets a plain JSON error instead.
 // The sync stops when the caller goes away.
 func (s *Server) handleMirrorSync(w http.ResponseWriter, r *http.Request) {
-	ms, ok := s.deps.Instance.(MirrorSyncer)
-	if !ok {
+	if _, ok := s.deps.Instance.(MirrorSyncer); !ok {
 		writeJSONError(w, http.StatusNotFound, "no mirror here")
 		return
 	}
@@ -47,7 +46,7 @@ func (s *Server) handleMirrorSync(w http.ResponseWriter, r *http.Request) {
 			w.WriteHeader(http.StatusOK)
 		}
 	}
-	res, err := ms.SyncMirror(r.Context(), names, func(p any) {
+	res, err := s.mirrorSync(r, names, func(p any) {
 		mu.Lock()
 		defer mu.Unlock()
 		begin()
@@ -66,5 +65,4 @@ func (s *Server) handleMirrorSync(w http.ResponseWriter, r *http.Request) {
 		final["error"] = err.Error()
 	}
 	enc.Encode(final)
-	s.log.Info("mirror sync through the control socket", "repos", names, "err", err)
 }

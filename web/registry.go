@@ -37,7 +37,7 @@ func (s *Server) handleRegistryGC(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	dry, _ := strconv.ParseBool(r.URL.Query().Get("dry_run"))
-	res, err := s.deps.RegistryAdmin.RegistryGC(r.Context(), dry)
+	res, err := s.registryGC(r, dry)
 	if err != nil {
 		writeJSONError(w, http.StatusConflict, err.Error())
 		return

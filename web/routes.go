@@ -147,13 +147,11 @@ func (s *Server) handleNTPSetTime(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusBadRequest, `send {"time": "2026-11-21T16:30:05+09:00"} (RFC 3339)`)
 		return
 	}
-	setAudit(r, "ntp time set", req.Time.Format(time.RFC3339))
-	step, err := s.deps.NTPClock.SetNTPTime(req.Time)
+	step, err := s.ntpSetTime(r, req.Time)
 	if err != nil {
 		writeJSONError(w, http.StatusConflict, err.Error())
 		return
 	}
-	s.log.Info("NTP served time set through the API", "time", req.Time, "step", step)
 	writeJSON(w, http.StatusOK, map[string]any{"time": req.Time, "step_seconds": step.Seconds()})
 }
 

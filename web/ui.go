@@ -93,6 +93,9 @@ type pageData struct {
 	Error   string
 	Node    nodeLine
 	Data    any
+	// Action is the result of the form just posted on a service page
+	// (mirrorAction, registryAction), or nil.
+	Action any
 }
 
 // nodeLine is the one command a node needs, with the CA pin.
@@ -178,10 +181,13 @@ func (s *Server) uiPages(r chi.Router) {
 	r.Post("/dns/records", s.formAddRecord)
 	r.Post("/dns/records/delete", s.formDeleteRecord)
 	r.Post("/dns/flush", s.formFlush)
-	r.Get("/ntp", s.pageService("ntp", "NTP", func(sv serviceView) any { var v ntpView; sv.detail(&v); return v }))
-	r.Get("/gateway", s.pageService("gateway", "Gateway", func(sv serviceView) any { var v gatewayView; sv.detail(&v); return v }))
-	r.Get("/mirror", s.pageService("mirror", "Mirror", func(sv serviceView) any { var v mirrorView; sv.detail(&v); return v }))
-	r.Get("/registry", s.pageService("registry", "Registry", func(sv serviceView) any { var v registryView; sv.detail(&v); return v }))
+	r.Get("/ntp", s.pageService("ntp"))
+	r.Get("/gateway", s.pageService("gateway"))
+	r.Get("/mirror", s.pageService("mirror"))
+	r.Get("/registry", s.pageService("registry"))
+	r.Post("/ntp/settime", s.formNTPSetTime)
+	r.Post("/mirror/sync", s.formMirrorSync)
+	r.Post("/registry/gc", s.formRegistryGC)
 	r.Get("/settings", s.pageSettings)
 	r.Post("/settings", s.formSettings)
 	r.Post("/settings/restore", s.formRestore)
@@ -248,29 +254,60 @@ func (s *Server) pageOverview(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, "overview", http.StatusOK, pageData{Title: "Overview", Nav: "overview", Status: st, Node: s.nodeLine(r), Data: cards})
 }
 
+// serviceTitles are the service pages' titles.
+var serviceTitles = map[string]string{"ntp": "NTP", "gateway": "Gateway", "mirror": "Mirror", "registry": "Registry"}
+
 // pageService renders a service page; a service that does not run gets a
 // plain sentence saying so.
-func (s *Server) pageService(name, title string, decode func(serviceView) any) http.HandlerFunc {
+func (s *Server) pageService(name string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		st := s.status()
-		sv := st.service(name)
-		d := pageData{Title: title, Nav: name, Status: st, Service: sv}
-		if sv.Running() {
-			d.Data = decode(sv)
-		}
-		if name == "ntp" && sv.Running() {
-			v := d.Data.(ntpView)
+		s.renderService(w, r, name, http.StatusOK, "", "", nil)
+	}
+}
+
+// renderService renders a service page with a flash or an error and the
+// result of the action just taken, if any.
+func (s *Server) renderService(w http.ResponseWriter, r *http.Request, name string, code int, flash, errMsg string, action any) {
+	st := s.status()
+	sv := st.service(name)
+	d := pageData{Title: serviceTitles[name], Nav: name, Status: st, Service: sv, Flash: flash, Error: errMsg, Action: action}
+	if sv.Running() {
+		switch name {
+		case "ntp":
+			var v ntpView
+			sv.detail(&v)
 			var ps []point
 			for _, h := range v.History {
 				ps = append(ps, point{h.At, h.Offset})
 			}
 			d.Data = struct {
 				ntpView
-				Plot template.HTML
-			}{v, plotSVG("Served offset from the system clock", ps, formatSeconds)}
+				Plot     template.HTML
+				Now      string
+				Settable bool
+			}{v, plotSVG("Served offset from the system clock", ps, formatSeconds), s.now().Local().Format("2006-01-02 15:04:05"), s.deps.NTPClock != nil}
+		case "gateway":
+			var v gatewayView
+			sv.detail(&v)
+			d.Data = v
+		case "mirror":
+			var v mirrorView
+			sv.detail(&v)
+			_, canSync := s.deps.Instance.(MirrorSyncer)
+			d.Data = struct {
+				mirrorView
+				CanSync bool
+			}{v, canSync}
+		case "registry":
+			var v registryView
+			sv.detail(&v)
+			d.Data = struct {
+				registryView
+				CanGC bool
+			}{v, s.deps.RegistryAdmin != nil}
 		}
-		s.render(w, r, name, http.StatusOK, d)
 	}
+	s.render(w, r, name, code, d)
 }
 
 type dnsPage struct {

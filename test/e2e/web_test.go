@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"crypto/sha256"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -9,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -63,11 +66,18 @@ type webServer struct {
 
 func startWebServer(t *testing.T) *webServer {
 	t.Helper()
+	return startWebServerConfig(t, webTestConfig)
+}
+
+// startWebServerConfig starts airgapd on cfg, a variant of webTestConfig
+// (%s is the password hash).
+func startWebServerConfig(t *testing.T, cfg string) *webServer {
+	t.Helper()
 	hash, err := bcrypt.GenerateFromPassword([]byte(webPassword), bcrypt.MinCost)
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := start(t, t.TempDir(), strings.Replace(webTestConfig, "%s", string(hash), 1))
+	in := start(t, t.TempDir(), strings.Replace(cfg, "%s", string(hash), 1))
 	st := in.status()
 	ws := &webServer{instance: in, ui: st.listener("ui"), client: &http.Client{Timeout: 10 * time.Second}}
 	var dns struct {
@@ -417,5 +427,187 @@ func TestPasswd(t *testing.T) {
 	}
 	if now, _ := os.ReadFile(path); string(now) != string(after) {
 		t.Error("a refused password changed the file")
+	}
+}
+
+// auditHas reports whether the audit log has an entry with action and a
+// result starting with result.
+func (ws *webServer) auditHas(t *testing.T, c *http.Client, action, result string) bool {
+	t.Helper()
+	_, body, _ := ws.do(t, c, "GET", "/api/v1/audit", "", nil)
+	var entries []struct {
+		Who    string `json:"who"`
+		Action string `json:"action"`
+		Result string `json:"result"`
+	}
+	if err := json.Unmarshal([]byte(body), &entries); err != nil {
+		t.Fatalf("audit log: %v\n%s", err, body)
+	}
+	for _, e := range entries {
+		if e.Action == action && strings.HasPrefix(e.Result, result) && e.Who == "admin (session)" {
+			return true
+		}
+	}
+	t.Logf("audit log:\n%s", body)
+	return false
+}
+
+// TestWebNTPSetTimeForm: the NTP page's "Set time" form moves the time
+// the NTP service serves, shows the step and is audited; a time it cannot
+// read changes nothing.
+func TestWebNTPSetTimeForm(t *testing.T) {
+	ws := startWebServer(t)
+	c := ws.login(t)
+	if code, body, _ := ws.do(t, c, "GET", "/ntp", "", nil); code != 200 || !strings.Contains(body, `action="/ntp/settime"`) {
+		t.Fatalf("NTP page: %d, no set-time form\n%s", code, body)
+	}
+	// Local time as typed, an hour ahead.
+	to := time.Now().Add(time.Hour).Local().Format("2006-01-02 15:04:05")
+	code, body, _ := ws.do(t, c, "POST", "/ntp/settime", "time="+url.QueryEscape(to), nil)
+	if code != 200 || !strings.Contains(body, `id="flash"`) || !strings.Contains(body, "the served clock stepped &#43;59m5") {
+		t.Fatalf("set time: %d\n%s", code, body)
+	}
+	var ntp struct {
+		Listen []string `json:"listen"`
+	}
+	ws.status().detail(t, "ntp", &ntp)
+	if len(ntp.Listen) != 1 {
+		t.Fatalf("ntp listens on %v", ntp.Listen)
+	}
+	r, err := ntpQuery(ntp.Listen[0], "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := r.ClockOffset - time.Hour; d.Abs() > 2*time.Second {
+		t.Errorf("served time is %s ahead of this host, want 1h", r.ClockOffset)
+	}
+	// The API's status says so too.
+	_, body, _ = ws.do(t, c, "GET", "/api/v1/status", "", nil)
+	var st struct {
+		Services []struct {
+			Name    string `json:"name"`
+			Summary string `json:"summary"`
+		} `json:"services"`
+	}
+	json.Unmarshal([]byte(body), &st)
+	for _, sv := range st.Services {
+		if sv.Name == "ntp" && !strings.Contains(sv.Summary, "time set by operator") {
+			t.Errorf("NTP status summary: %s", sv.Summary)
+		}
+	}
+	if !ws.auditHas(t, c, "ntp time set", "ok: stepped +") {
+		t.Error("the audit log has no successful ntp time set by the session")
+	}
+	// Unreadable: 422 with the reason, the served time stays.
+	code, body, _ = ws.do(t, c, "POST", "/ntp/settime", "time=tomorrow", nil)
+	if code != 422 || !strings.Contains(body, `id="error"`) || !strings.Contains(body, "RFC 3339") {
+		t.Errorf("bad time: %d\n%s", code, body)
+	}
+	if r, err := ntpQuery(ntp.Listen[0], ""); err != nil || (r.ClockOffset-time.Hour).Abs() > 2*time.Second {
+		t.Errorf("after a refused time the served offset is %v (%v), want 1h", r.ClockOffset, err)
+	}
+	// A cross-site post is refused.
+	if code, _, _ := ws.do(t, c, "POST", "/ntp/settime", "time="+url.QueryEscape(to), map[string]string{"Sec-Fetch-Site": "cross-site", "Origin": "http://evil.example"}); code != http.StatusForbidden {
+		t.Errorf("cross-site set time = %d, want 403", code)
+	}
+}
+
+// TestWebMirrorSyncForm: the mirror page's "Sync now" syncs the repo to
+// the end, shows the summary, and the repo's last sync in the status
+// changes from never to ok.
+func TestWebMirrorSyncForm(t *testing.T) {
+	u := newRPMUpstream(t)
+	u.add("webpkg", 4096)
+	u.index()
+	cfg := strings.Replace(webTestConfig, `mirror:
+  listen: "127.0.0.1:0"
+`, `mirror:
+  listen: "127.0.0.1:0"
+  repos:
+    - { name: upstream, baseurl: "`+u.url()+`" }
+`, 1)
+	ws := startWebServerConfig(t, cfg)
+	c := ws.login(t)
+	type repo struct {
+		Name       string    `json:"name"`
+		Packages   int       `json:"packages"`
+		LastSync   time.Time `json:"last_sync"`
+		LastResult string    `json:"last_result"`
+	}
+	lastSync := func() repo {
+		var m struct {
+			Repos []repo `json:"repos"`
+		}
+		ws.status().detail(t, "mirror", &m)
+		for _, r := range m.Repos {
+			if r.Name == "upstream" {
+				return r
+			}
+		}
+		t.Fatalf("no repo upstream in the mirror's status: %+v", m)
+		return repo{}
+	}
+	before := lastSync()
+	if !before.LastSync.IsZero() {
+		t.Fatalf("the repo was synced before the test asked: %+v", before)
+	}
+	if code, body, _ := ws.do(t, c, "GET", "/mirror", "", nil); code != 200 || !strings.Contains(body, "Sync now") {
+		t.Fatalf("mirror page: %d, no Sync now\n%s", code, body)
+	}
+	code, body, _ := ws.do(t, c, "POST", "/mirror/sync", "repo=upstream", nil)
+	if code != 200 || !strings.Contains(body, "upstream synced: 1 packages, 1 fetched") || !strings.Contains(body, `id="sync-result"`) {
+		t.Fatalf("sync now: %d\n%s", code, body)
+	}
+	after := lastSync()
+	if after.LastSync.IsZero() || after.LastResult != "ok" || after.Packages != 1 {
+		t.Errorf("after sync now the repo's status is %+v, want a last sync ok with 1 package", after)
+	}
+	if n := u.count("Packages/webpkg-1.0-1.noarch.rpm"); n != 1 {
+		t.Errorf("the package was fetched %d times, want 1", n)
+	}
+	if !ws.auditHas(t, c, "mirror sync", "ok: upstream synced") {
+		t.Error("the audit log has no successful mirror sync by the session")
+	}
+	// An unknown repo: the reason, nothing run.
+	if code, body, _ := ws.do(t, c, "POST", "/mirror/sync", "repo=nope", nil); code != 409 || !strings.Contains(body, "no such repo") {
+		t.Errorf("sync of an unknown repo: %d\n%s", code, body)
+	}
+}
+
+// TestWebRegistryGCForm: the registry page's "GC dry run" lists an
+// unreferenced blob and leaves it; "GC" lists it and removes it.
+func TestWebRegistryGCForm(t *testing.T) {
+	ws := startWebServer(t)
+	c := ws.login(t)
+	// A blob no manifest references, as a deleted image leaves behind.
+	content := []byte("an orphaned layer for the web GC test\n")
+	sum := sha256.Sum256(content)
+	hex := fmt.Sprintf("%x", sum)
+	v2 := filepath.Join(ws.dir, "data", "registry", "docker", "registry", "v2")
+	blob := filepath.Join(v2, "blobs", "sha256", hex[:2], hex, "data")
+	os.MkdirAll(filepath.Dir(blob), 0o755)
+	os.MkdirAll(filepath.Join(v2, "repositories"), 0o755)
+	if err := os.WriteFile(blob, content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, body, _ := ws.do(t, c, "GET", "/registry", "", nil); code != 200 || !strings.Contains(body, "GC dry run") {
+		t.Fatalf("registry page: %d, no GC buttons\n%s", code, body)
+	}
+	code, body, _ := ws.do(t, c, "POST", "/registry/gc", "dry_run=true", nil)
+	if code != 200 || !strings.Contains(body, `id="gc-result"`) || !strings.Contains(body, "sha256:"+hex) || !strings.Contains(body, "would remove 1 blobs") {
+		t.Fatalf("gc dry run: %d\n%s", code, body)
+	}
+	if _, err := os.Stat(blob); err != nil {
+		t.Errorf("the dry run removed the blob: %v", err)
+	}
+	code, body, _ = ws.do(t, c, "POST", "/registry/gc", "", nil)
+	if code != 200 || !strings.Contains(body, "sha256:"+hex) || !strings.Contains(body, "Garbage collection removed 1 blobs") {
+		t.Fatalf("gc: %d\n%s", code, body)
+	}
+	if _, err := os.Stat(blob); !os.IsNotExist(err) {
+		t.Errorf("the blob is still on disk after GC: %v", err)
+	}
+	if !ws.auditHas(t, c, "registry gc dry run", "ok: would remove 1 blobs") || !ws.auditHas(t, c, "registry gc", "ok: removed 1 blobs") {
+		t.Error("the audit log lacks the session's gc runs")
 	}
 }

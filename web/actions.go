@@ -1,0 +1,254 @@
+package web
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// The service pages' actions: set the NTP time, sync a mirror repo, run
+// the registry's garbage collection. Each form runs the same code as its
+// API route (ntpSetTime, mirrorSync, registryGC), is audited, and shows
+// its result on the page it was posted from.
+
+// ntpSetTime is the API's and the form's `chronyc settime`.
+func (s *Server) ntpSetTime(r *http.Request, to time.Time) (time.Duration, error) {
+	if s.deps.NTPClock == nil {
+		return 0, errNoNTP
+	}
+	setAudit(r, "ntp time set", to.Format(time.RFC3339))
+	step, err := s.deps.NTPClock.SetNTPTime(to)
+	if err != nil {
+		setAuditResult(r, "failed: "+err.Error())
+		return 0, err
+	}
+	setAuditResult(r, "ok: stepped "+formatStep(step))
+	s.log.Info("NTP served time set", "time", to, "step", step, "by", auditWho(r))
+	return step, nil
+}
+
+var (
+	errNoNTP      = errors.New("no NTP service here")
+	errNoMirror   = errors.New("no mirror here")
+	errNoRegistry = errors.New("no registry here")
+)
+
+// mirrorSync is the API's and the form's mirror sync: the named repos
+// (every mirrored one when names is empty), a local repo named is indexed.
+func (s *Server) mirrorSync(r *http.Request, names []string, progress func(any)) (any, error) {
+	ms, ok := s.deps.Instance.(MirrorSyncer)
+	if !ok {
+		return nil, errNoMirror
+	}
+	what := "every mirrored repo"
+	if len(names) > 0 {
+		what = strings.Join(names, ", ")
+	}
+	setAudit(r, "mirror sync", what)
+	res, err := ms.SyncMirror(r.Context(), names, progress)
+	if err != nil {
+		setAuditResult(r, "failed: "+err.Error())
+	}
+	s.log.Info("mirror sync through the API or UI", "repos", names, "err", err, "by", auditWho(r))
+	return res, err
+}
+
+// registryGC is the API's and the form's `airgapd registry gc [--dry-run]`.
+func (s *Server) registryGC(r *http.Request, dry bool) (any, error) {
+	if s.deps.RegistryAdmin == nil {
+		return nil, errNoRegistry
+	}
+	action := "registry gc"
+	if dry {
+		action = "registry gc dry run"
+	}
+	setAudit(r, action, "")
+	res, err := s.deps.RegistryAdmin.RegistryGC(r.Context(), dry)
+	if err != nil {
+		setAuditResult(r, "failed: "+err.Error())
+		return nil, err
+	}
+	var v gcView
+	decodeInto(res, &v)
+	verb := "removed"
+	if dry {
+		verb = "would remove"
+	}
+	setAuditResult(r, fmt.Sprintf("ok: %s %d blobs, %s", verb, len(v.Blobs), formatBytes(v.Bytes)))
+	return res, nil
+}
+
+// auditWho names the caller for the log.
+func auditWho(r *http.Request) string {
+	if p, ok := principalFrom(r.Context()); ok {
+		return p.String()
+	}
+	return "local"
+}
+
+// decodeInto copies JSON-encodable v into the view into.
+func decodeInto(v, into any) {
+	if b, err := json.Marshal(v); err == nil {
+		json.Unmarshal(b, into)
+	}
+}
+
+func formatStep(d time.Duration) string {
+	sign := "+"
+	if d < 0 {
+		sign = "-"
+		d = -d
+	}
+	return sign + d.Round(time.Millisecond).String()
+}
+
+// gcView is registry.GCResult as the page shows it.
+type gcView struct {
+	DryRun   bool    `json:"dry_run"`
+	Duration float64 `json:"duration_seconds"`
+	Blobs    []struct {
+		Digest string `json:"digest"`
+		Size   int64  `json:"size"`
+	} `json:"blobs"`
+	Bytes      int64    `json:"bytes"`
+	LayerLinks int      `json:"layer_links"`
+	Kept       []string `json:"kept"`
+	Error      string   `json:"error"`
+}
+
+// syncResultView is mirror.Result as the page shows it.
+type syncResultView struct {
+	Repo        string  `json:"repo"`
+	OK          bool    `json:"ok"`
+	Error       string  `json:"error"`
+	UpToDate    bool    `json:"up_to_date"`
+	Revision    string  `json:"revision"`
+	Packages    int     `json:"packages"`
+	Fetched     int     `json:"fetched"`
+	Downloaded  int64   `json:"downloaded_bytes"`
+	Duration    float64 `json:"duration_seconds"`
+	Indexed     bool    `json:"indexed"`
+	HeadersRead int     `json:"headers_read"`
+	Reused      int     `json:"reused"`
+}
+
+// ntpTimeLayouts are what the set-time field takes: RFC 3339, or a local
+// time as typed or as a datetime-local input sends it.
+var ntpTimeLayouts = []string{"2006-01-02 15:04:05", "2006-01-02T15:04:05", "2006-01-02 15:04", "2006-01-02T15:04"}
+
+// parseSetTime reads the set-time field.
+func parseSetTime(v string) (time.Time, error) {
+	v = strings.TrimSpace(v)
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return t, nil
+	}
+	for _, l := range ntpTimeLayouts {
+		if t, err := time.ParseInLocation(l, v, time.Local); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("cannot read %q as a time: give RFC 3339 (2026-11-21T16:30:05+09:00) or this host's local time (2026-11-21 16:30:05)", v)
+}
+
+func (s *Server) formNTPSetTime(w http.ResponseWriter, r *http.Request) {
+	to, err := parseSetTime(r.PostFormValue("time"))
+	if err != nil {
+		setAudit(r, "ntp time set", "refused")
+		setAuditResult(r, "refused: "+err.Error())
+		s.renderService(w, r, "ntp", http.StatusUnprocessableEntity, "", err.Error(), nil)
+		return
+	}
+	step, err := s.ntpSetTime(r, to)
+	if err != nil {
+		s.renderService(w, r, "ntp", actionErrorCode(err), "", err.Error(), nil)
+		return
+	}
+	flash := fmt.Sprintf("Served time set to %s; the served clock stepped %s.", to.Local().Format("2006-01-02 15:04:05 MST"), formatStep(step))
+	s.renderService(w, r, "ntp", http.StatusOK, flash, "", nil)
+}
+
+// mirrorAction is the mirror page's result of a sync.
+type mirrorAction struct {
+	Results []syncResultView
+}
+
+func (s *Server) formMirrorSync(w http.ResponseWriter, r *http.Request) {
+	r.ParseForm()
+	var names []string
+	for _, n := range r.PostForm["repo"] {
+		if n = strings.TrimSpace(n); n != "" {
+			names = append(names, n)
+		}
+	}
+	// The page waits for the sync to finish (the mirror page in another
+	// tab shows its progress); like the API, it stops if the browser goes.
+	res, err := s.mirrorSync(r, names, func(any) {})
+	var act mirrorAction
+	decodeInto(res, &act.Results)
+	if err != nil && len(act.Results) == 0 {
+		s.renderService(w, r, "mirror", actionErrorCode(err), "", err.Error(), nil)
+		return
+	}
+	var parts []string
+	for _, x := range act.Results {
+		switch {
+		case !x.OK:
+			parts = append(parts, x.Repo+" failed")
+		case x.Indexed:
+			parts = append(parts, fmt.Sprintf("%s indexed (%d packages)", x.Repo, x.Packages))
+		case x.UpToDate:
+			parts = append(parts, fmt.Sprintf("%s up to date (%d packages)", x.Repo, x.Packages))
+		default:
+			parts = append(parts, fmt.Sprintf("%s synced: %d packages, %d fetched (%s)", x.Repo, x.Packages, x.Fetched, formatBytes(x.Downloaded)))
+		}
+	}
+	flash, errMsg, code := "", "", http.StatusOK
+	if err != nil {
+		errMsg, code = err.Error(), http.StatusConflict
+	} else {
+		flash = strings.Join(parts, "; ") + "."
+	}
+	setAuditResult(r, resultOr(err, strings.Join(parts, "; ")))
+	s.renderService(w, r, "mirror", code, flash, errMsg, act)
+}
+
+func resultOr(err error, ok string) string {
+	if err != nil {
+		return "failed: " + err.Error()
+	}
+	return "ok: " + ok
+}
+
+// registryAction is the registry page's result of a collection.
+type registryAction struct {
+	GC gcView
+}
+
+func (s *Server) formRegistryGC(w http.ResponseWriter, r *http.Request) {
+	dry := r.PostFormValue("dry_run") != ""
+	res, err := s.registryGC(r, dry)
+	if err != nil {
+		s.renderService(w, r, "registry", actionErrorCode(err), "", err.Error(), nil)
+		return
+	}
+	var act registryAction
+	decodeInto(res, &act.GC)
+	verb := "Garbage collection removed"
+	if dry {
+		verb = "Dry run: garbage collection would remove"
+	}
+	flash := fmt.Sprintf("%s %d blobs (%s) and %d layer links.", verb, len(act.GC.Blobs), formatBytes(act.GC.Bytes), act.GC.LayerLinks)
+	s.renderService(w, r, "registry", http.StatusOK, flash, "", act)
+}
+
+// actionErrorCode is 404 for a service that is not here, 409 otherwise,
+// as the API answers.
+func actionErrorCode(err error) int {
+	if errors.Is(err, errNoNTP) || errors.Is(err, errNoMirror) || errors.Is(err, errNoRegistry) {
+		return http.StatusNotFound
+	}
+	return http.StatusConflict
+}
