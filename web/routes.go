@@ -26,7 +26,7 @@ func (s *Server) uiRouter() http.Handler {
 	}))
 	r.Use(cop.Handler, s.authenticate, s.audited)
 	s.commonRoutes(r)
-	r.Handle("/metrics", promhttp.HandlerFor(s.deps.Metrics, promhttp.HandlerOpts{}))
+	r.Handle("/metrics", s.metricsGuard(promhttp.HandlerFor(s.deps.Metrics, promhttp.HandlerOpts{})))
 	s.bootstrapRoutes(r)
 	r.Handle("/static/*", staticHandler())
 	r.Get("/login", s.pageLogin)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -212,5 +213,24 @@ func TestControlActions(t *testing.T) {
 	}
 	if want := time.Date(2026, 11, 21, 7, 30, 5, 0, time.UTC); !set.Equal(want) {
 		t.Errorf("set %v, want %v", set, want)
+	}
+}
+
+func TestMetricsConfig(t *testing.T) {
+	c := DefaultConfig()
+	c.Metrics = MetricsConfig{Allow: []string{"10.0.0.0/8", "192.168.1.5"}, Token: "0123456789abcdef"}
+	if err := c.Validate(); err != nil {
+		t.Errorf("valid metrics config: %v", err)
+	}
+	c.Metrics = MetricsConfig{Allow: []string{"10.0.0.1/8"}, Token: "short"}
+	err := c.Validate()
+	if err == nil || !strings.Contains(err.Error(), "metrics.allow[0]") || !strings.Contains(err.Error(), "metrics.token") {
+		t.Errorf("invalid metrics config: %v", err)
+	}
+	allow := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	for addr, want := range map[string]bool{"10.1.2.3:5555": true, "[::ffff:10.1.2.3]:1": true, "127.0.0.1:80": false, "junk": false} {
+		if got := addrAllowed(addr, allow); got != want {
+			t.Errorf("addrAllowed(%q) = %v, want %v", addr, got, want)
+		}
 	}
 }

@@ -611,3 +611,40 @@ func TestWebRegistryGCForm(t *testing.T) {
 		t.Error("the audit log lacks the session's gc runs")
 	}
 }
+
+// TestWebMetricsRestricted: with web.metrics.token set, /metrics on the UI
+// listener needs the bearer token; outside web.metrics.allow it is 403;
+// the control socket's /metrics stays open to root.
+func TestWebMetricsRestricted(t *testing.T) {
+	const token = "scrape-me-0123456789abcdef"
+	cfg := strings.Replace(webTestConfig, "  tls: off\n", "  tls: off\n  metrics: { allow: [127.0.0.0/8], token: \""+token+"\" }\n", 1)
+	ws := startWebServerConfig(t, cfg)
+	if code, _, h := ws.do(t, nil, "GET", "/metrics", "", nil); code != 401 || !strings.HasPrefix(h.Get("WWW-Authenticate"), "Bearer") {
+		t.Errorf("/metrics without token = %d, want 401 with WWW-Authenticate", code)
+	}
+	if code, _, _ := ws.do(t, nil, "GET", "/metrics", "", map[string]string{"Authorization": "Bearer wrong"}); code != 401 {
+		t.Errorf("/metrics with a wrong token = %d, want 401", code)
+	}
+	code, body, _ := ws.do(t, nil, "GET", "/metrics", "", map[string]string{"Authorization": "Bearer " + token})
+	if code != 200 || !strings.Contains(body, "airgapd_build_info") {
+		t.Errorf("/metrics with the token = %d, want 200 with series", code)
+	}
+	// An API token is not the metrics token.
+	if code, _, _ := ws.do(t, nil, "GET", "/metrics", "", map[string]string{"Authorization": "Bearer " + ws.newToken(t, ws.login(t), "scripts")}); code != 401 {
+		t.Errorf("/metrics with an API token = %d, want 401", code)
+	}
+	out, err := run(t, 10*time.Second, "curl", "-fsS", "--unix-socket", filepath.Join(ws.dir, "run", "api.sock"), "http://airgapd/metrics")
+	if err != nil || !strings.Contains(out, "airgapd_build_info") {
+		t.Errorf("control socket /metrics: %v\n%.200s", err, out)
+	}
+
+	// Outside allow: 403, token or not.
+	cfg = strings.Replace(webTestConfig, "  tls: off\n", "  tls: off\n  metrics: { allow: [10.0.0.0/8] }\n", 1)
+	ws = startWebServerConfig(t, cfg)
+	if code, _, _ := ws.do(t, nil, "GET", "/metrics", "", nil); code != 403 {
+		t.Errorf("/metrics from 127.0.0.1 with allow [10.0.0.0/8] = %d, want 403", code)
+	}
+	if code, _, _ := ws.do(t, nil, "GET", "/healthz", "", nil); code != 200 {
+		t.Errorf("/healthz = %d: the restriction must cover /metrics only", code)
+	}
+}
