@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/go-chi/chi/v5"
 )
@@ -19,6 +20,7 @@ func (s *Server) apiRoutes(r chi.Router) {
 	r.Get("/api/v1/dns/records", s.handleListRecords)
 	r.Post("/api/v1/dns/records", s.handleRecord(true))
 	r.Delete("/api/v1/dns/records", s.handleRecord(false))
+	r.Put("/api/v1/dns/records", s.handleReplaceRecord)
 	r.Post("/api/v1/ntp/settime", s.handleNTPSetTime)
 	r.Get("/api/v1/config", s.handleGetConfig)
 	r.Put("/api/v1/config", s.handlePutConfig)
@@ -67,6 +69,25 @@ func (s *Server) handleRecord(add bool) http.HandlerFunc {
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"ok": true, "zone": req.Zone, "record": req.Record})
 	}
+}
+
+// handleReplaceRecord changes one record in place:
+// {"zone": Z, "old": R0, "record": R1}.
+func (s *Server) handleReplaceRecord(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Zone   string `json:"zone"`
+		Old    string `json:"old"`
+		Record string `json:"record"`
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 8192)).Decode(&req); err != nil || req.Zone == "" || req.Old == "" || req.Record == "" {
+		writeJSONError(w, http.StatusBadRequest, `send {"zone": "lab.internal", "old": "node1 300 A 192.168.10.21", "record": "node1 300 A 192.168.10.22"}`)
+		return
+	}
+	if err := s.replaceRecord(r, req.Zone, req.Old, req.Record); err != nil {
+		writeConfigError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "zone": req.Zone, "old": req.Old, "record": strings.TrimSpace(req.Record)})
 }
 
 func writeConfigError(w http.ResponseWriter, err error) {

@@ -141,6 +141,7 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, name string, cod
 var flashes = map[string]string{
 	"record-added":   "Record added; DNS reloaded.",
 	"record-deleted": "Record deleted; DNS reloaded.",
+	"record-changed": "Record changed; DNS reloaded.",
 	"flushed":        "DNS cache flushed.",
 	"saved":          "Config saved and reloaded. The previous version is kept as FILE.prev.",
 	"restored":       "The previous config was restored and reloaded.",
@@ -180,6 +181,7 @@ func (s *Server) uiPages(r chi.Router) {
 	r.Get("/dns", s.pageDNS)
 	r.Post("/dns/records", s.formAddRecord)
 	r.Post("/dns/records/delete", s.formDeleteRecord)
+	r.Post("/dns/records/edit", s.formEditRecord)
 	r.Post("/dns/flush", s.formFlush)
 	r.Get("/ntp", s.pageService("ntp"))
 	r.Get("/gateway", s.pageService("gateway"))
@@ -429,6 +431,33 @@ func (s *Server) editRecords(r *http.Request, zone, record string, add bool) err
 		return err
 	}
 	return nil
+}
+
+// replaceRecord changes one record in place through the config file:
+// the same path as add and delete (validated, written, reloaded, audited).
+func (s *Server) replaceRecord(r *http.Request, zone, old, record string) error {
+	_, data, err := s.configFile()
+	if err != nil {
+		return err
+	}
+	next, err := ReplaceZoneRecord(data, zone, old, record)
+	if err != nil {
+		return err
+	}
+	setAudit(r, "dns record changed", zone+": "+old+" → "+strings.TrimSpace(record))
+	if err := s.apply(r, next); err != nil {
+		setAuditResult(r, "failed: "+err.Error())
+		return err
+	}
+	return nil
+}
+
+func (s *Server) formEditRecord(w http.ResponseWriter, r *http.Request) {
+	if err := s.replaceRecord(r, r.PostFormValue("zone"), r.PostFormValue("old"), r.PostFormValue("record")); err != nil {
+		s.renderDNS(w, r, http.StatusUnprocessableEntity, err.Error())
+		return
+	}
+	http.Redirect(w, r, "/dns?done=record-changed", http.StatusSeeOther)
 }
 
 func (s *Server) formAddRecord(w http.ResponseWriter, r *http.Request) {

@@ -363,3 +363,39 @@ func ZoneRecords(src []byte) (map[string][]string, error) {
 	}
 	return out, nil
 }
+
+// ReplaceZoneRecord returns src with the record of zone whose text is old
+// (as written in the config) changed to record: only that scalar's text
+// changes, so its line keeps its indent and comment.
+func ReplaceZoneRecord(src []byte, zone, old, record string) ([]byte, error) {
+	record = strings.TrimSpace(record)
+	if record == "" || strings.ContainsAny(record, "\r\n") {
+		return nil, errors.New("a record is one RFC 1035 line, e.g. `node1 300 A 192.168.10.21`")
+	}
+	if record == old {
+		return nil, errors.New("the record is unchanged")
+	}
+	d, err := parseYAMLDoc(src)
+	if err != nil {
+		return nil, err
+	}
+	recs, err := d.zoneRecords(zone)
+	if err != nil {
+		return nil, err
+	}
+	idx := -1
+	for i, n := range recs.Content {
+		if n.Kind == yaml.ScalarNode && n.Value == old {
+			idx = i
+			break
+		}
+	}
+	if idx < 0 {
+		return nil, fmt.Errorf("zone %s has no record %q in the config", zone, old)
+	}
+	s, e, err := d.scalarSpan(recs.Content[idx])
+	if err != nil {
+		return nil, err
+	}
+	return splice(d.src, s, e, yamlQuote(record)), nil
+}

@@ -108,3 +108,29 @@ func TestSetPasswordHashReplacesOnlyTheValue(t *testing.T) {
 		t.Errorf("no web section: %v", err)
 	}
 }
+
+func TestReplaceZoneRecord(t *testing.T) {
+	for _, c := range []struct{ zone, old, rec, line string }{
+		{"lab.internal", "registry CNAME admin", "registry 60 CNAME admin", `      records: ["admin 300 A 192.168.10.10", "registry 60 CNAME admin"]   # flow`},
+		{"b.test", "x 60 A 10.0.0.1", "x 60 A 10.0.0.9", `        - "x 60 A 10.0.0.9"   # one`},
+		{"b.test.", "y 60 A 10.0.0.2", "y 60 A 10.0.0.3", `        - "y 60 A 10.0.0.3"`},
+	} {
+		out, err := ReplaceZoneRecord([]byte(editSample), c.zone, c.old, c.rec)
+		if err != nil {
+			t.Fatalf("%s: %v", c.old, err)
+		}
+		removed, added := lineDiff(editSample, string(out))
+		if len(removed) != 1 || len(added) != 1 || added[0] != c.line {
+			t.Errorf("%s: removed %q added %q, want one line %q", c.old, removed, added, c.line)
+		}
+	}
+	if _, err := ReplaceZoneRecord([]byte(editSample), "b.test", "nope", "z A 10.0.0.1"); err == nil {
+		t.Error("replacing a missing record succeeded")
+	}
+	if _, err := ReplaceZoneRecord([]byte(editSample), "b.test", "y 60 A 10.0.0.2", "y 60 A 10.0.0.2"); err == nil {
+		t.Error("an unchanged record was accepted")
+	}
+	if _, err := ReplaceZoneRecord([]byte(editSample), "b.test", "y 60 A 10.0.0.2", "a\nb"); err == nil {
+		t.Error("a two-line record was accepted")
+	}
+}

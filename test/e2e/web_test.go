@@ -158,6 +158,7 @@ func TestWebAPIAuth(t *testing.T) {
 		{"POST", "/api/v1/dns/cache/flush", ""},
 		{"GET", "/api/v1/dns/records", ""},
 		{"POST", "/api/v1/dns/records", `{"zone":"lab.internal","record":"x A 10.0.0.1"}`},
+		{"PUT", "/api/v1/dns/records", `{"zone":"lab.internal","old":"x A 10.0.0.1","record":"x A 10.0.0.2"}`},
 		{"DELETE", "/api/v1/dns/records", `{"zone":"lab.internal","record":"registry CNAME admin"}`},
 		{"POST", "/api/v1/ntp/settime", `{"time":"2026-11-21T16:30:05+09:00"}`},
 		{"GET", "/api/v1/config", ""},
@@ -338,6 +339,35 @@ func TestWebConfigEdits(t *testing.T) {
 	}
 	if got := digShort(t, ws.dns, "node1.lab.internal"); got != "192.168.10.21" {
 		t.Errorf("dig node1.lab.internal = %q, want 192.168.10.21", got)
+	}
+	// Editing it in place on the DNS page changes that line only.
+	code, body, _ = ws.do(t, c, "POST", "/dns/records/edit", "zone=lab.internal&old="+url.QueryEscape("node1 300 A 192.168.10.21")+"&record="+url.QueryEscape("node1 300 A 192.168.10.22"), nil)
+	if code != 200 || !strings.Contains(body, "Record changed") {
+		t.Fatalf("edit record: %d\n%s", code, body)
+	}
+	edited, _ := os.ReadFile(ws.config)
+	removed, added = lines(string(after), string(edited))
+	if len(removed) != 1 || len(added) != 1 || removed[0] != `        - "node1 300 A 192.168.10.21"` || added[0] != `        - "node1 300 A 192.168.10.22"` {
+		t.Errorf("the edit changed more than that line: removed %q, added %q", removed, added)
+	}
+	if got := digShort(t, ws.dns, "node1.lab.internal"); got != "192.168.10.22" {
+		t.Errorf("dig node1.lab.internal after the edit = %q, want 192.168.10.22", got)
+	}
+	if !ws.auditHas(t, c, "dns record changed", "") {
+		t.Error("the audit log lacks the record change")
+	}
+	// And back through the API: the file is as after the add.
+	code, body, _ = ws.do(t, c, "PUT", "/api/v1/dns/records", `{"zone":"lab.internal","old":"node1 300 A 192.168.10.22","record":"node1 300 A 192.168.10.21"}`, nil)
+	if now, _ := os.ReadFile(ws.config); code != 200 || string(now) != string(after) {
+		t.Errorf("PUT /api/v1/dns/records = %d %s; file back as after the add: %v", code, body, string(now) == string(after))
+	}
+	if got := digShort(t, ws.dns, "node1.lab.internal"); got != "192.168.10.21" {
+		t.Errorf("dig node1.lab.internal after the API edit = %q, want 192.168.10.21", got)
+	}
+	// An invalid replacement: 422, nothing written.
+	code, _, _ = ws.do(t, c, "PUT", "/api/v1/dns/records", `{"zone":"lab.internal","old":"node1 300 A 192.168.10.21","record":"node1 300 A 999.1.1.1"}`, nil)
+	if now, _ := os.ReadFile(ws.config); code != 422 || string(now) != string(after) {
+		t.Errorf("invalid replacement: %d, file changed: %v", code, string(now) != string(after))
 	}
 	// Deleting it restores the file byte for byte.
 	code, _, _ = ws.do(t, c, "POST", "/dns/records/delete", "zone=lab.internal&record="+url.QueryEscape("node1 300 A 192.168.10.21"), nil)
