@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"strings"
 	"time"
@@ -79,6 +80,30 @@ func (s *Server) registryGC(r *http.Request, dry bool) (any, error) {
 	}
 	setAuditResult(r, fmt.Sprintf("ok: %s %d blobs, %s", verb, len(v.Blobs), formatBytes(v.Bytes)))
 	return res, nil
+}
+
+// registryDeleteTag is the API's and the form's tag deletion.
+func (s *Server) registryDeleteTag(r *http.Request, repo, tag string) error {
+	if s.deps.RegistryAdmin == nil {
+		return errNoRegistry
+	}
+	setAudit(r, "registry tag deleted", repo+":"+tag)
+	if err := s.deps.RegistryAdmin.RegistryDeleteTag(r.Context(), repo, tag); err != nil {
+		setAuditResult(r, "failed: "+err.Error())
+		return err
+	}
+	setAuditResult(r, "ok")
+	s.log.Info("registry tag deleted through the API or UI", "repo", repo, "tag", tag, "by", auditWho(r))
+	return nil
+}
+
+func (s *Server) formRegistryDeleteTag(w http.ResponseWriter, r *http.Request) {
+	repo, tag := r.PostFormValue("repo"), r.PostFormValue("tag")
+	if err := s.registryDeleteTag(r, repo, tag); err != nil {
+		s.renderService(w, r, "registry", actionErrorCode(err), "", err.Error(), nil)
+		return
+	}
+	s.renderService(w, r, "registry", http.StatusOK, fmt.Sprintf("Tag %s:%s deleted; its manifest and layers stay until garbage collection finds nothing else uses them.", repo, tag), "", nil)
 }
 
 // auditWho names the caller for the log.
@@ -247,7 +272,7 @@ func (s *Server) formRegistryGC(w http.ResponseWriter, r *http.Request) {
 // actionErrorCode is 404 for a service that is not here, 409 otherwise,
 // as the API answers.
 func actionErrorCode(err error) int {
-	if errors.Is(err, errNoNTP) || errors.Is(err, errNoMirror) || errors.Is(err, errNoRegistry) {
+	if errors.Is(err, errNoNTP) || errors.Is(err, errNoMirror) || errors.Is(err, errNoRegistry) || errors.Is(err, fs.ErrNotExist) {
 		return http.StatusNotFound
 	}
 	return http.StatusConflict

@@ -22,12 +22,31 @@ type RegistryAdmin interface {
 	// RegistryImport stores the images in the file at path (on this host)
 	// under repo when given, calling progress as bytes go in.
 	RegistryImport(ctx context.Context, path, repo string, progress func(complete, total int64)) (any, error)
+	// RegistryDeleteTag removes tag from repo (the manifest and blobs stay
+	// until GC); an error wrapping fs.ErrNotExist when there is no such tag.
+	RegistryDeleteTag(ctx context.Context, repo, tag string) error
 }
 
 // registryAdminRoutes adds the control socket's registry endpoints.
 func (s *Server) registryAdminRoutes(r chi.Router) {
 	r.Post("/api/v1/registry/gc", s.handleRegistryGC)
 	r.Post("/api/v1/registry/import", s.handleRegistryImport)
+	r.Delete("/api/v1/registry/tags", s.handleRegistryDeleteTag)
+}
+
+// handleRegistryDeleteTag removes a tag (?repo=R&tag=T).
+func (s *Server) handleRegistryDeleteTag(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	repo, tag := q.Get("repo"), q.Get("tag")
+	if repo == "" || tag == "" {
+		writeJSONError(w, http.StatusBadRequest, "send ?repo=lab/app&tag=v1")
+		return
+	}
+	if err := s.registryDeleteTag(r, repo, tag); err != nil {
+		writeJSONError(w, actionErrorCode(err), err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"deleted": repo + ":" + tag})
 }
 
 // handleRegistryGC is `airgapd registry gc [--dry-run]` (?dry_run=true).

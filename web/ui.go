@@ -47,6 +47,12 @@ func parsePages() pageSet {
 		"stateOK": stateOK,
 		"join":    strings.Join,
 		"add":     func(a, b int) int { return a + b },
+		"hitratio": func(hits, misses int64) string {
+			if hits+misses == 0 {
+				return "—"
+			}
+			return formatPercent(float64(hits) * 100 / float64(hits+misses))
+		},
 	}
 	out := pageSet{}
 	for _, name := range pageNames {
@@ -190,6 +196,7 @@ func (s *Server) uiPages(r chi.Router) {
 	r.Post("/ntp/settime", s.formNTPSetTime)
 	r.Post("/mirror/sync", s.formMirrorSync)
 	r.Post("/registry/gc", s.formRegistryGC)
+	r.Post("/registry/tags/delete", s.formRegistryDeleteTag)
 	r.Get("/settings", s.pageSettings)
 	r.Post("/settings", s.formSettings)
 	r.Post("/settings/restore", s.formRestore)

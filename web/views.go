@@ -199,6 +199,20 @@ type registryView struct {
 	GCRunning           bool      `json:"gc_running"`
 	Mirrors             []string  `json:"mirrors"`
 	CountedAt           time.Time `json:"counted_at"`
+	Upstreams           []struct {
+		Name         string     `json:"name"`
+		URL          string     `json:"url"`
+		Reachable    bool       `json:"reachable"`
+		LastOK       *time.Time `json:"last_ok"`
+		LastError    string     `json:"last_error"`
+		LastErrorAt  *time.Time `json:"last_error_at"`
+		Hits         int64      `json:"hits"`
+		Misses       int64      `json:"misses"`
+		Refreshes    int64      `json:"refreshes"`
+		Errors       int64      `json:"errors"`
+		BytesFetched int64      `json:"bytes_fetched"`
+		InFlight     int64      `json:"in_flight"`
+	} `json:"upstreams"`
 }
 
 // status decodes the instance's status; a status of another shape (a test

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -232,5 +233,35 @@ func TestMetricsConfig(t *testing.T) {
 		if got := addrAllowed(addr, allow); got != want {
 			t.Errorf("addrAllowed(%q) = %v, want %v", addr, got, want)
 		}
+	}
+}
+
+// TestRegistryPageUpstreams: the Registry page tables each upstream of the
+// status's `upstreams` with its reachability, hits, misses and bytes.
+func TestRegistryPageUpstreams(t *testing.T) {
+	status := map[string]any{"services": []map[string]any{{
+		"name": "registry", "enabled": true, "state": "up",
+		"detail": map[string]any{
+			"repositories": []map[string]any{{"name": "lab/app", "tags": []string{"v1"}, "manifests": 1, "bytes": 100}},
+			"upstreams": []map[string]any{
+				{"name": "docker.io", "url": "https://registry-1.docker.io", "reachable": true, "hits": 30, "misses": 10, "bytes_fetched": 3 << 20},
+				{"name": "quay.io", "url": "https://quay.io", "reachable": false, "last_error": "dial tcp: no route to host", "hits": 0, "misses": 0},
+			},
+		},
+	}}}
+	s, err := New(DefaultConfig(), Deps{Instance: fakeInstance{status: func() any { return status }}, Control: listen(t, "unix", filepath.Join(t.TempDir(), "api.sock"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := httptest.NewRecorder()
+	s.renderService(w, httptest.NewRequest("GET", "/registry", nil), "registry", 200, "", "", nil)
+	body := w.Body.String()
+	for _, want := range []string{`id="upstreams"`, "docker.io", "https://registry-1.docker.io", "reachable", ">30<", ">10<", "75%", "3.0 MiB", "quay.io", "unreachable", "no route to host", "lab/app"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("registry page lacks %q", want)
+		}
+	}
+	if strings.Contains(body, `action="/registry/tags/delete"`) {
+		t.Error("delete-tag forms without a RegistryAdmin")
 	}
 }

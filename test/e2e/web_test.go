@@ -678,3 +678,70 @@ func TestWebMetricsRestricted(t *testing.T) {
 		t.Errorf("/healthz = %d: the restriction must cover /metrics only", code)
 	}
 }
+
+// TestWebRegistryDeleteTag: a tag pushed with skopeo is deleted through
+// DELETE /api/v1/registry/tags and the Registry page's form; it is gone
+// from the registry's tag list, the other tag stays, and both are audited.
+func TestWebRegistryDeleteTag(t *testing.T) {
+	need(t, "skopeo")
+	cfg := strings.Replace(webTestConfig, "  pull_from: [127.0.0.0/8]\n", "  pull_from: [127.0.0.0/8]\n  users: [{name: admin, password_hash: \""+registryTestHash+"\"}]\n", 1)
+	ws := startWebServerConfig(t, cfg)
+	host := strings.TrimPrefix(ws.status().listener("registry"), "http://")
+	dir := t.TempDir()
+	lay := writeLayout(t, filepath.Join(dir, "layout"), ociImage(t, nil, 16<<10), "v1")
+	skopeo := func(args ...string) (string, error) {
+		cmd := exec.Command("skopeo", args...)
+		cmd.Env = append(os.Environ(), "HOME="+dir)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	for _, tag := range []string{"v1", "v2", "v3"} {
+		if out, err := skopeo("copy", "--dest-tls-verify=false", "--dest-creds", "admin:s3cret", "oci:"+lay+":v1", "docker://"+host+"/lab/app:"+tag); err != nil {
+			t.Fatalf("skopeo push %s: %v\n%s", tag, err, out)
+		}
+	}
+	tags := func() []string {
+		out, err := skopeo("list-tags", "--tls-verify=false", "docker://"+host+"/lab/app")
+		var l struct{ Tags []string }
+		if err != nil || json.Unmarshal([]byte(out), &l) != nil {
+			t.Fatalf("skopeo list-tags: %v\n%s", err, out)
+		}
+		return l.Tags
+	}
+	c := ws.login(t)
+	tok := ws.newToken(t, c, "ci")
+	bearer := map[string]string{"Authorization": "Bearer " + tok}
+	if code, body, _ := ws.do(t, nil, "DELETE", "/api/v1/registry/tags?repo=lab/app&tag=v1", "", bearer); code != 200 || !strings.Contains(body, "lab/app:v1") {
+		t.Fatalf("DELETE /api/v1/registry/tags = %d %s", code, body)
+	}
+	if got := strings.Join(tags(), ","); got != "v2,v3" {
+		t.Errorf("tags after the API delete = %s, want v2,v3", got)
+	}
+	if code, _, _ := ws.do(t, nil, "DELETE", "/api/v1/registry/tags?repo=lab/app&tag=v1", "", bearer); code != 404 {
+		t.Errorf("deleting a missing tag = %d, want 404", code)
+	}
+	if code, _, _ := ws.do(t, nil, "DELETE", "/api/v1/registry/tags?repo=lab/app&tag=v2", "", nil); code != 401 {
+		t.Errorf("DELETE without a token = %d, want 401", code)
+	}
+	// The page lists the tags with delete buttons; its form deletes one.
+	// (The page's repository list is recounted in the background.)
+	var page string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if _, page, _ = ws.do(t, c, "GET", "/registry", "", nil); strings.Contains(page, `name="tag" value="v2"`) {
+			break
+		}
+	}
+	if !strings.Contains(page, `action="/registry/tags/delete"`) || !strings.Contains(page, `name="tag" value="v3"`) || !strings.Contains(page, `id="upstreams"`) {
+		t.Errorf("registry page has no delete-tag forms or upstreams table:\n%s", page)
+	}
+	code, body, _ := ws.do(t, c, "POST", "/registry/tags/delete", "repo=lab/app&tag=v3", nil)
+	if code != 200 || !strings.Contains(body, "Tag lab/app:v3 deleted") {
+		t.Fatalf("delete-tag form: %d\n%s", code, body)
+	}
+	if got := strings.Join(tags(), ","); got != "v2" {
+		t.Errorf("tags after the form's delete = %s, want v2", got)
+	}
+	if !ws.auditHas(t, c, "registry tag deleted", "ok") {
+		t.Error("the audit log lacks the session's tag deletion")
+	}
+}
