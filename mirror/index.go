@@ -50,19 +50,7 @@ func (m *Mirror) Index(ctx context.Context, names []string, progress func(Progre
 		}
 		repos = append(repos, r)
 	}
-	var results []Result
-	var errs []error
-	for _, r := range repos {
-		res, err := m.indexRepo(ctx, cfg, r, false, progress)
-		results = append(results, res)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", r.Name, err))
-		}
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	return results, errors.Join(errs...)
+	return m.runRepos(ctx, cfg, repos, progress) // every one of them is local
 }
 
 // rpmFile is one .rpm found in a local repo's folder.

@@ -81,6 +81,12 @@ func (m *Mirror) Sync(ctx context.Context, names []string, progress func(Progres
 		}
 		repos = append(repos, r) // a local repo named here is indexed (the control socket's route for `mirror index`)
 	}
+	return m.runRepos(ctx, cfg, repos, progress)
+}
+
+// runRepos syncs each mirrored repo and indexes each local one, in turn,
+// until ctx ends; the error joins every repo's failure.
+func (m *Mirror) runRepos(ctx context.Context, cfg Config, repos []Repo, progress func(Progress)) ([]Result, error) {
 	var results []Result
 	var errs []error
 	for _, r := range repos {

@@ -52,42 +52,45 @@ Exits 1 when any repo fails, naming what failed.`,
 			if !cfg.Enabled("mirror") {
 				return errors.New("the mirror section is absent or disabled in this config")
 			}
-			if socket == "" {
-				socket = server.ControlSocketPath(cfg.RuntimeDir)
-			}
-			out := cmd.OutOrStdout()
-			view := newSyncView(cmd.ErrOrStderr(), quiet)
-			var results []mirror.Result
-			var syncErr error
-			remote := fileExists(socket)
-			if remote {
-				results, syncErr = server.NewControlClient(socket).SyncMirror(cmd.Context(), args, view.update)
-				if errors.Is(syncErr, server.ErrNotRunning) {
-					remote = false
-				}
-			}
-			if !remote {
-				log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-				m, err := mirror.New(*cfg.Mirror, mirror.Deps{Logger: log, DataDir: cfg.DataDir})
-				if err != nil {
-					return err
-				}
-				results, syncErr = m.Sync(cmd.Context(), args, view.update)
-			}
-			view.finish()
-			for _, r := range results {
-				fmt.Fprintln(out, describeResult(r))
-			}
-			if syncErr != nil {
-				return syncErr
-			}
-			return nil
+			return runMirrorJob(cmd, cfg, socket, args, quiet)
 		},
 	}
 	cmd.Flags().StringVarP(&configPath, "config", "c", "", "config file (repos, data_dir, runtime_dir); default: the development defaults")
 	cmd.Flags().StringVar(&socket, "socket", "", "control socket path (default: runtime_dir/api.sock)")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress output")
 	return cmd
+}
+
+// runMirrorJob syncs the named repos (indexing the local ones) through the
+// running server's control socket, or on data_dir itself when no server
+// runs, shows progress, and prints one line per repo.
+func runMirrorJob(cmd *cobra.Command, cfg *server.Config, socket string, names []string, quiet bool) error {
+	if socket == "" {
+		socket = server.ControlSocketPath(cfg.RuntimeDir)
+	}
+	view := newSyncView(cmd.ErrOrStderr(), quiet)
+	var results []mirror.Result
+	var jobErr error
+	remote := fileExists(socket)
+	if remote {
+		results, jobErr = server.NewControlClient(socket).SyncMirror(cmd.Context(), names, view.update)
+		if errors.Is(jobErr, server.ErrNotRunning) {
+			remote = false
+		}
+	}
+	if !remote {
+		log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+		m, err := mirror.New(*cfg.Mirror, mirror.Deps{Logger: log, DataDir: cfg.DataDir})
+		if err != nil {
+			return err
+		}
+		results, jobErr = m.Sync(cmd.Context(), names, view.update)
+	}
+	view.finish()
+	for _, r := range results {
+		fmt.Fprintln(cmd.OutOrStdout(), describeResult(r))
+	}
+	return jobErr
 }
 
 func describeResult(r mirror.Result) string {
@@ -227,32 +230,7 @@ Exits 1 when any repo fails, naming what failed.`,
 					}
 				}
 			}
-			if socket == "" {
-				socket = server.ControlSocketPath(cfg.RuntimeDir)
-			}
-			view := newSyncView(cmd.ErrOrStderr(), quiet)
-			var results []mirror.Result
-			var indexErr error
-			remote := fileExists(socket)
-			if remote {
-				results, indexErr = server.NewControlClient(socket).SyncMirror(cmd.Context(), names, view.update)
-				if errors.Is(indexErr, server.ErrNotRunning) {
-					remote = false
-				}
-			}
-			if !remote {
-				log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-				m, err := mirror.New(*cfg.Mirror, mirror.Deps{Logger: log, DataDir: cfg.DataDir})
-				if err != nil {
-					return err
-				}
-				results, indexErr = m.Index(cmd.Context(), names, view.update)
-			}
-			view.finish()
-			for _, r := range results {
-				fmt.Fprintln(cmd.OutOrStdout(), describeResult(r))
-			}
-			return indexErr
+			return runMirrorJob(cmd, cfg, socket, names, quiet)
 		},
 	}
 	cmd.Flags().StringVarP(&configPath, "config", "c", "", "config file (repos, data_dir, runtime_dir); default: the development defaults")
