@@ -287,26 +287,31 @@ func AddZoneRecord(src []byte, zone, record string) ([]byte, error) {
 	return splice(d.src, at, at, text), nil
 }
 
-// DeleteZoneRecord returns src without the record of zone whose text is
-// record (as written in the config).
-func DeleteZoneRecord(src []byte, zone, record string) ([]byte, error) {
+// findZoneRecord parses src and finds the record of zone whose text is
+// record: the document, the zone's records list and the record's index.
+func findZoneRecord(src []byte, zone, record string) (*yamlDoc, *yaml.Node, int, error) {
 	d, err := parseYAMLDoc(src)
 	if err != nil {
-		return nil, err
+		return nil, nil, 0, err
 	}
 	recs, err := d.zoneRecords(zone)
 	if err != nil {
-		return nil, err
+		return nil, nil, 0, err
 	}
-	idx := -1
 	for i, n := range recs.Content {
 		if n.Kind == yaml.ScalarNode && n.Value == record {
-			idx = i
-			break
+			return d, recs, i, nil
 		}
 	}
-	if idx < 0 {
-		return nil, fmt.Errorf("zone %s has no record %q in the config", zone, record)
+	return nil, nil, 0, fmt.Errorf("zone %s has no record %q in the config", zone, record)
+}
+
+// DeleteZoneRecord returns src without the record of zone whose text is
+// record (as written in the config).
+func DeleteZoneRecord(src []byte, zone, record string) ([]byte, error) {
+	d, recs, idx, err := findZoneRecord(src, zone, record)
+	if err != nil {
+		return nil, err
 	}
 	s, e, err := d.scalarSpan(recs.Content[idx])
 	if err != nil {
@@ -375,23 +380,9 @@ func ReplaceZoneRecord(src []byte, zone, old, record string) ([]byte, error) {
 	if record == old {
 		return nil, errors.New("the record is unchanged")
 	}
-	d, err := parseYAMLDoc(src)
+	d, recs, idx, err := findZoneRecord(src, zone, old)
 	if err != nil {
 		return nil, err
-	}
-	recs, err := d.zoneRecords(zone)
-	if err != nil {
-		return nil, err
-	}
-	idx := -1
-	for i, n := range recs.Content {
-		if n.Kind == yaml.ScalarNode && n.Value == old {
-			idx = i
-			break
-		}
-	}
-	if idx < 0 {
-		return nil, fmt.Errorf("zone %s has no record %q in the config", zone, old)
 	}
 	s, e, err := d.scalarSpan(recs.Content[idx])
 	if err != nil {
