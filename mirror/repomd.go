@@ -78,12 +78,18 @@ type pkg struct {
 	Base     string // xml:base, when the package lives elsewhere
 	Checksum checksum
 	Size     int64
+	EVR      evr // for keep: (newest versions only)
 }
 
 // primaryPackage is the part of a <package> element the sync reads.
 type primaryPackage struct {
-	Name     string   `xml:"name"`
-	Arch     string   `xml:"arch"`
+	Name    string `xml:"name"`
+	Arch    string `xml:"arch"`
+	Version struct {
+		Epoch string `xml:"epoch,attr"`
+		Ver   string `xml:"ver,attr"`
+		Rel   string `xml:"rel,attr"`
+	} `xml:"version"`
 	Checksum checksum `xml:"checksum"`
 	Size     struct {
 		Package int64 `xml:"package,attr"`
@@ -126,6 +132,7 @@ func parsePrimary(r io.Reader, name string) ([]pkg, error) {
 		out = append(out, pkg{
 			Name: p.Name, Arch: p.Arch, Href: p.Location.Href, Base: p.Location.Base,
 			Checksum: checksum{Type: p.Checksum.Type, Value: strings.TrimSpace(p.Checksum.Value)}, Size: p.Size.Package,
+			EVR: evr{Epoch: p.Version.Epoch, Ver: p.Version.Ver, Rel: p.Version.Rel},
 		})
 	}
 }
