@@ -1,8 +1,13 @@
 // Command regbench uploads one blob to each registry under test, then
-// times pulling it back (GET /v2/NAME/blobs/DIGEST) from each, alternating,
-// against reading the same file from disk. It prints the median rate of
-// each and the ratios. Bounded: -runs rounds, each read once per target.
-// Used by run.sh; not part of `make test`.
+// times pulling it back (GET /v2/NAME/blobs/DIGEST) from each, rotating the
+// order, against reading the same file, in two states of the page cache:
+// warm (every copy of the blob cached, as on a host that served it a moment
+// ago) and cold (each copy's pages evicted with posix_fadvise(DONTNEED)
+// just before it is read, so the bytes come off the disk). It prints the
+// median rate of each and the ratios. Every reader does the same work with
+// the bytes: 1 MiB reads into a buffer that is then dropped. Bounded: -runs
+// rounds per state, each reading the blob once per target. Used by run.sh;
+// not part of `make test`.
 package main
 
 import (
@@ -17,26 +22,34 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 type target struct {
 	name, base, user, pass string
+	// storage is the registry's filesystem rootdirectory; cold reads
+	// evict the blob's data file under it.
+	storage string
 }
 
 func main() {
 	var (
 		file    = flag.String("file", "", "the blob")
-		runs    = flag.Int("runs", 5, "rounds (each reads the blob once from every target)")
+		runs    = flag.Int("runs", 5, "rounds per cache state (each reads the blob once from every target)")
 		caFile  = flag.String("cacert", "", "CA for https targets")
+		states  = flag.String("cache", "warm,cold", "page-cache states to measure, in order: warm, cold")
 		targets targetFlags
 	)
-	flag.Var(&targets, "target", "NAME=URL[,USER:PASS]; repeat")
+	flag.Var(&targets, "target", "NAME=URL[,USER:PASS][,storage=DIR]; repeat (DIR: the registry's filesystem rootdirectory, needed for cold)")
 	flag.Parse()
 	if *file == "" || len(targets) == 0 || *runs < 1 || *runs > 50 {
-		fmt.Fprintln(os.Stderr, "usage: regbench -file F -target NAME=URL[,USER:PASS]… [-runs N] [-cacert CA]")
+		fmt.Fprintln(os.Stderr, "usage: regbench -file F -target NAME=URL[,USER:PASS][,storage=DIR]… [-runs N] [-cacert CA] [-cache warm,cold]")
 		os.Exit(2)
 	}
 	client, err := newClient(*caFile)
@@ -50,6 +63,9 @@ func main() {
 	dg := "sha256:" + hex.EncodeToString(h.Sum(nil))
 	fmt.Printf("blob %s, %d MiB\n", dg, size>>20)
 
+	// paths: the file each reader's bytes come from, for eviction and
+	// the page-cache checks.
+	paths := map[string]string{"disk": *file}
 	for _, t := range targets {
 		check(upload(client, t, *file, dg, size))
 		// One verified read before timing: the content is right.
@@ -58,39 +74,139 @@ func main() {
 		if got != size {
 			check(fmt.Errorf("%s served %d bytes, want %d", t.name, got, size))
 		}
+		if t.storage != "" {
+			hexd := strings.TrimPrefix(dg, "sha256:")
+			paths[t.name] = filepath.Join(t.storage, "docker", "registry", "v2", "blobs", "sha256", hexd[:2], hexd, "data")
+		}
 	}
-	rates := map[string][]float64{}
 	order := append([]string{"disk"}, names(targets)...)
-	for r := range *runs {
-		// Rotate the order every round so none always goes first.
-		for i := range order {
-			name := order[(i+r)%len(order)]
-			start := time.Now()
-			var n int64
-			if name == "disk" {
-				n, err = readFile(*file)
-			} else {
-				n, err = pull(client, targets.get(name), dg, false)
-			}
-			check(err)
-			if n != size {
-				check(fmt.Errorf("%s: %d bytes, want %d", name, n, size))
-			}
-			rates[name] = append(rates[name], float64(size)/time.Since(start).Seconds()/(1<<20))
+	for _, state := range strings.Split(*states, ",") {
+		cold := state == "cold"
+		if !cold && state != "warm" {
+			check(fmt.Errorf("-cache: %q is neither warm nor cold", state))
 		}
-	}
-	med := map[string]float64{}
-	for _, name := range order {
-		med[name] = median(rates[name])
-		fmt.Printf("%-10s median %7.0f MiB/s  (runs: %s)\n", name, med[name], list(rates[name]))
-	}
-	for _, name := range names(targets) {
-		if name == "airgapd" {
-			continue
+		for _, name := range order {
+			if cold && paths[name] == "" {
+				check(fmt.Errorf("cold reads need %s's storage=DIR to evict its copy of the blob", name))
+			}
 		}
-		fmt.Printf("ratio airgapd/%s: %.2f\n", name, med["airgapd"]/med[name])
+		rates := map[string][]float64{}
+		// cachedBefore and cachedAfter: the fraction of each copy's pages in
+		// the page cache right before and right after each timed read.
+		cachedBefore := map[string][]float64{}
+		cachedAfter := map[string][]float64{}
+		for r := range *runs {
+			// Rotate the order every round so none always goes first.
+			for i := range order {
+				name := order[(i+r)%len(order)]
+				if path := paths[name]; path != "" {
+					if cold {
+						check(evict(path))
+					}
+					frac, err := cachedFraction(path)
+					check(err)
+					cachedBefore[name] = append(cachedBefore[name], frac)
+					if cold && frac > 0.01 {
+						check(fmt.Errorf("%s: %.1f%% of %s still cached after posix_fadvise(DONTNEED); cold numbers would be wrong", name, 100*frac, path))
+					}
+				}
+				start := time.Now()
+				var n int64
+				if name == "disk" {
+					n, err = readFile(*file)
+				} else {
+					n, err = pull(client, targets.get(name), dg, false)
+				}
+				check(err)
+				elapsed := time.Since(start)
+				if n != size {
+					check(fmt.Errorf("%s: %d bytes, want %d", name, n, size))
+				}
+				rates[name] = append(rates[name], float64(size)/elapsed.Seconds()/(1<<20))
+				if path := paths[name]; path != "" {
+					frac, err := cachedFraction(path)
+					check(err)
+					cachedAfter[name] = append(cachedAfter[name], frac)
+				}
+			}
+		}
+		fmt.Printf("-- %s page cache\n", state)
+		med := map[string]float64{}
+		for _, name := range order {
+			med[name] = median(rates[name])
+			fmt.Printf("%-10s median %7.0f MiB/s  (runs: %s)", name, med[name], list(rates[name]))
+			if b := cachedBefore[name]; len(b) > 0 {
+				fmt.Printf("  cached before %s%%, after %s%%", pctRange(b), pctRange(cachedAfter[name]))
+			}
+			fmt.Println()
+		}
+		for _, name := range names(targets) {
+			if name == "airgapd" {
+				continue
+			}
+			fmt.Printf("ratio %s airgapd/%s: %.2f\n", state, name, med["airgapd"]/med[name])
+		}
+		fmt.Printf("ratio %s airgapd/disk: %.2f\n", state, med["airgapd"]/med["disk"])
 	}
-	fmt.Printf("ratio airgapd/disk: %.2f\n", med["airgapd"]/med["disk"])
+}
+
+// evict drops the file's pages from the page cache: a per-file hint, not
+// a system-wide drop_caches. DONTNEED leaves dirty pages alone, so write
+// back whatever an upload left dirty first.
+func evict(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fd := int(f.Fd())
+	if err := unix.Fdatasync(fd); err != nil {
+		return fmt.Errorf("fdatasync %s: %w", path, err)
+	}
+	if err := unix.Fadvise(fd, 0, 0, unix.FADV_DONTNEED); err != nil {
+		return fmt.Errorf("posix_fadvise(DONTNEED) %s: %w", path, err)
+	}
+	return nil
+}
+
+// cachedFraction asks mincore how much of the file is in the page cache;
+// mapping the file does not read it.
+func cachedFraction(path string) (float64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil || st.Size() == 0 {
+		return 0, err
+	}
+	m, err := unix.Mmap(int(f.Fd()), 0, int(st.Size()), unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		return 0, fmt.Errorf("mmap %s: %w", path, err)
+	}
+	defer unix.Munmap(m)
+	page := int64(os.Getpagesize())
+	vec := make([]byte, (st.Size()+page-1)/page)
+	// x/sys has no mincore wrapper for Linux.
+	if _, _, errno := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&m[0])), uintptr(len(m)), uintptr(unsafe.Pointer(&vec[0]))); errno != 0 {
+		return 0, fmt.Errorf("mincore %s: %w", path, errno)
+	}
+	resident := 0
+	for _, v := range vec {
+		resident += int(v & 1)
+	}
+	return float64(resident) / float64(len(vec)), nil
+}
+
+func pctRange(xs []float64) string {
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	lo, hi := fmt.Sprintf("%.1f", 100*s[0]), fmt.Sprintf("%.1f", 100*s[len(s)-1])
+	if lo == hi {
+		return lo
+	}
+	return lo + "–" + hi
 }
 
 func newClient(caFile string) (*http.Client, error) {
@@ -208,11 +324,18 @@ func (ts *targetFlags) String() string { return fmt.Sprint(*ts) }
 func (ts *targetFlags) Set(s string) error {
 	name, rest, ok := strings.Cut(s, "=")
 	if !ok {
-		return errors.New("want NAME=URL[,USER:PASS]")
+		return errors.New("want NAME=URL[,USER:PASS][,storage=DIR]")
 	}
-	u, cred, _ := strings.Cut(rest, ",")
-	user, pass, _ := strings.Cut(cred, ":")
-	*ts = append(*ts, target{name: name, base: strings.TrimRight(u, "/"), user: user, pass: pass})
+	parts := strings.Split(rest, ",")
+	t := target{name: name, base: strings.TrimRight(parts[0], "/")}
+	for _, p := range parts[1:] {
+		if dir, ok := strings.CutPrefix(p, "storage="); ok {
+			t.storage = dir
+		} else {
+			t.user, t.pass, _ = strings.Cut(p, ":")
+		}
+	}
+	*ts = append(*ts, t)
 	return nil
 }
 

@@ -7,18 +7,25 @@
 # Both registries use filesystem storage in a temp dir; each mode (plain
 # HTTP, then TLS with a certificate from airgapd's CA for both) uploads the
 # blob once per registry, checks one pull byte for byte, then times RUNS
-# pulls from each, rotating the order. The reference registry is built once
+# pulls from each, rotating the order, first with every copy of the blob in
+# the page cache (warm), then with each copy evicted by
+# posix_fadvise(DONTNEED) right before it is read (cold: from the disk; the
+# temp dir must be on a disk, not tmpfs). The reference registry is built once
 # into $REGISTRY_BIN_DIR (default ~/.cache/airgapd-bench; about 100 s cold).
 set -euo pipefail
 SIZE=${1:-1024}
 RUNS=${2:-5}
 DIST_VERSION=v3.0.0
 BIN_DIR=${REGISTRY_BIN_DIR:-$HOME/.cache/airgapd-bench}
-W=$(mktemp -d /tmp/airgapd-bench-registry.XXXXXX)
+W=$(mktemp -d "${BENCH_TMPDIR:-/tmp}/airgapd-bench-registry.XXXXXX")
 chmod 700 "$W"
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$W"; }
 trap cleanup EXIT
+if [[ $(stat -f -c %T "$W") == tmpfs ]]; then
+  echo "$W is on tmpfs: cold reads would never touch a disk; set BENCH_TMPDIR to a directory on one" >&2
+  exit 1
+fi
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 # wait_up URL [CA]: poll /v2/ until it answers at all (bounded).
 wait_up() {
@@ -86,9 +93,10 @@ X
   wait_up "$mode://127.0.0.1:$RPORT" "$CA"
   echo "== $mode"
   "$W/regbench" -file "$W/blob" -runs "$RUNS" ${CA:+-cacert "$CA"} \
-    -target "reference=$mode://127.0.0.1:$RPORT" \
-    -target "airgapd=$mode://127.0.0.1:$APORT,bench:bench"
+    -target "reference=$mode://127.0.0.1:$RPORT,storage=$W/r/data" \
+    -target "airgapd=$mode://127.0.0.1:$APORT,bench:bench,storage=$W/a/data/registry"
   stop "$APID"; stop "$RPID"
 done
+echo "storage: $(df --output=source,fstype "$W" | tail -1 | tr -s ' '), read_ahead_kb $(cat /sys/class/block/"$(basename "$(df --output=source "$W" | tail -1)")"/queue/read_ahead_kb 2>/dev/null || echo '?')"
 echo "machine: $(nproc) cores, $(. /etc/os-release; echo "$PRETTY_NAME"), $(go version | cut -d' ' -f3)"
 echo "reference: distribution registry $("$BIN_DIR/registry" --version 2>/dev/null | head -1)"
