@@ -23,6 +23,12 @@ type Config struct {
 	// re-indexes those that changed; 0 turns the scan off (index with
 	// `airgapd mirror index`).
 	IndexEvery conf.Duration `yaml:"index_every"`
+	// SyncEvery and SyncAt schedule syncs of every mirrored repo
+	// (schedule.go): SyncEvery after the last sync began, or daily at
+	// SyncAt ("HH:MM", local time); one or the other. Neither: syncs run
+	// only when asked. A repo's own sync_every or sync_at replaces these.
+	SyncEvery conf.Duration `yaml:"sync_every"`
+	SyncAt    string        `yaml:"sync_at"`
 	// IndexWorkers is how many RPM headers an index reads at once; 0 means
 	// one per CPU.
 	IndexWorkers int `yaml:"index_workers"`
@@ -46,6 +52,21 @@ type Repo struct {
 	// Delete removes packages the upstream dropped (reposync --delete);
 	// otherwise they stay downloadable by URL, unlisted.
 	Delete bool `yaml:"delete"`
+	// Keep, when above 0, downloads only the Keep newest versions of each
+	// name and arch (reposync --newest-only is keep: 1); the metadata is
+	// the upstream's all the same (newest.go).
+	Keep int `yaml:"keep"`
+	// GPGCheck verifies every package's signature against GPGKey before a
+	// sync publishes anything, and gives the nodes gpgcheck=1 and the key
+	// in the .repo file (pkgsig.go). GPGKey is one or more armored public
+	// keys, space-separated as in dnf: a file (/path or file:///path) or a
+	// URL, absolute or relative to baseurl.
+	GPGCheck bool   `yaml:"gpgcheck"`
+	GPGKey   string `yaml:"gpgkey"`
+	// SyncEvery and SyncAt replace the mirror's schedule for this repo;
+	// sync_every: 0 means it syncs only when asked.
+	SyncEvery *conf.Duration `yaml:"sync_every"`
+	SyncAt    string         `yaml:"sync_at"`
 	// Compress is a local repo's metadata compression: gz (the default,
 	// readable by every dnf and yum) or zstd (createrepo_c 1.x's default;
 	// RHEL and its rebuilds before 8.4 cannot read it).
@@ -87,6 +108,7 @@ func (c Config) Validate() error {
 	if c.IndexWorkers < 0 || c.IndexWorkers > 256 {
 		ps.Add("index_workers", "use 0 (one per CPU) to 256", "index_workers is %d", c.IndexWorkers)
 	}
+	c.checkSchedule(&ps)
 	if c.SigningKey != "" {
 		conf.CheckFile(&ps, "signing_key", c.SigningKey)
 	}
@@ -124,6 +146,7 @@ func (c Config) Validate() error {
 				ps.Add(conf.Index(conf.Join(p, "arch"), j), "write an RPM arch like x86_64, aarch64 or noarch", "%q is not an architecture", a)
 			}
 		}
+		c.checkRepoPolicy(&ps, p, r)
 	}
 	return ps.Err()
 }

@@ -16,6 +16,7 @@ type metrics struct {
 	requests   *prometheus.CounterVec
 	indexes    *prometheus.CounterVec
 	headers    *prometheus.CounterVec
+	schedRuns  *prometheus.CounterVec
 
 	packages, bytes, lastSync, lastOK, syncing *prometheus.Desc
 }
@@ -29,6 +30,7 @@ func newMetrics(m *Mirror) *metrics {
 		requests:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "airgapd_mirror_requests_total", Help: "HTTP requests served, by kind (repos, files, other) and status code."}, []string{"kind", "code"}),
 		indexes:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "airgapd_mirror_indexes_total", Help: "Local repo indexes, by repo and result (ok, up_to_date, failed)."}, []string{"repo", "result"}),
 		headers:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "airgapd_mirror_index_headers_read_total", Help: "RPM headers read by indexes, by repo (unchanged files are not read again)."}, []string{"repo"}),
+		schedRuns:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "airgapd_mirror_scheduled_syncs_total", Help: "Syncs the schedule started, by repo and result (ok, up_to_date, failed, skipped: another sync was under way)."}, []string{"repo", "result"}),
 		packages:   prometheus.NewDesc("airgapd_mirror_repo_packages", "Packages in the published repo (local repos: in the published index).", []string{"repo"}, nil),
 		bytes:      prometheus.NewDesc("airgapd_mirror_repo_bytes", "Size of the published repo's packages.", []string{"repo"}, nil),
 		lastSync:   prometheus.NewDesc("airgapd_mirror_last_sync_timestamp_seconds", "When the repo's last sync began (Unix time).", []string{"repo"}, nil),
@@ -38,7 +40,7 @@ func newMetrics(m *Mirror) *metrics {
 }
 
 func (x *metrics) register(r prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{x.syncs, x.downloaded, x.fetched, x.requests, x.indexes, x.headers, x} {
+	for _, c := range []prometheus.Collector{x.syncs, x.downloaded, x.fetched, x.requests, x.indexes, x.headers, x.schedRuns, x} {
 		if err := r.Register(c); err != nil {
 			return err
 		}
@@ -64,6 +66,10 @@ func (x *metrics) synced(repo string, res Result) {
 	if res.OK {
 		x.fetched.WithLabelValues(repo).Add(float64(res.Fetched))
 	}
+}
+
+func (x *metrics) scheduled(repo, result string) {
+	x.schedRuns.WithLabelValues(repo, result).Inc()
 }
 
 func (x *metrics) request(kind string, code int) {

@@ -67,6 +67,7 @@ type Mirror struct {
 	states   map[string]repoState // read lazily from state.json
 	progress map[string]Progress  // syncs under way
 	running  bool
+	sched    *scheduler // sync_every / sync_at (schedule.go)
 
 	keyMu sync.Mutex // one signing key generated, never two
 }
@@ -82,7 +83,7 @@ func New(cfg Config, deps Deps) (*Mirror, error) {
 	if deps.DataDir == "" {
 		return nil, fmt.Errorf("mirror: no data_dir")
 	}
-	m := &Mirror{deps: deps, log: deps.Logger, cfg: cfg, states: map[string]repoState{}, progress: map[string]Progress{}}
+	m := &Mirror{deps: deps, log: deps.Logger, cfg: cfg, states: map[string]repoState{}, progress: map[string]Progress{}, sched: newScheduler()}
 	m.m = newMetrics(m)
 	if deps.Metrics != nil {
 		if err := m.m.register(deps.Metrics); err != nil {
@@ -93,7 +94,8 @@ func New(cfg Config, deps Deps) (*Mirror, error) {
 }
 
 // Run marks the mirror up until ctx ends, then returns nil. Syncs run when
-// asked (Sync); local repos are indexed at start and re-indexed when their
+// asked (Sync) and when a repo's sync_every or sync_at says (schedule.go);
+// local repos are indexed at start and re-indexed when their
 // folder changes (a scan every index_every); the handler serves whenever
 // web calls it.
 func (m *Mirror) Run(ctx context.Context) error {
@@ -101,7 +103,14 @@ func (m *Mirror) Run(ctx context.Context) error {
 	m.running = true
 	m.mu.Unlock()
 	m.log.Info("mirror ready", "repos", len(m.config().Repos))
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		m.scheduleLoop(ctx)
+	}()
 	m.scanLoop(ctx)
+	wg.Wait()
 	m.mu.Lock()
 	m.running = false
 	m.mu.Unlock()
@@ -118,6 +127,7 @@ func (m *Mirror) Reload(cfg Config) error {
 	m.mu.Lock()
 	m.cfg = cfg
 	m.mu.Unlock()
+	m.sched.poke()
 	return nil
 }
 
@@ -185,6 +195,11 @@ type RepoStatus struct {
 	// HeadersRead is how many RPM headers a local repo's last index read
 	// (the others were reused).
 	HeadersRead int `json:"headers_read,omitempty"`
+	// Schedule is a mirrored repo's sync_every or sync_at ("every 6h0m0s",
+	// "daily at 02:30"), and NextSync when the running server syncs it next
+	// (in the past: due, or under way).
+	Schedule string    `json:"schedule,omitempty"`
+	NextSync time.Time `json:"next_sync,omitzero"`
 }
 
 // Status reports every repo: what is published, the last sync and any sync
@@ -207,6 +222,7 @@ func (m *Mirror) Status() Status {
 		rs.Revision, rs.Packages, rs.Bytes = s.Revision, s.Packages, s.Bytes
 		rs.LastSync, rs.LastResult, rs.LastError, rs.Published = s.LastSync, s.LastResult, s.LastError, s.Published
 		rs.HeadersRead = s.HeadersRead
+		rs.Schedule, rs.NextSync = cfg.scheduleOf(r).String(), m.nextSync(cfg, r)
 		if s.LastResult == "failed" {
 			failed++
 		}

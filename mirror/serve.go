@@ -306,11 +306,49 @@ func (m *Mirror) serveRepoFile(w http.ResponseWriter, r *http.Request, name stri
 	base := m.baseURL(r) + "/repos/" + url.PathEscape(rp.Name) + "/"
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Last-Modified", time.Now().UTC().Format(http.TimeFormat))
-	fmt.Fprintf(w, "# airgapd: %s\n[%s]\nname=%s (airgapd %s)\nbaseurl=%s\nenabled=1\ngpgcheck=0\n",
-		desc, rp.Name, rp.Name, desc, base)
-	if !rp.Mirrored() && rp.Sign {
-		// The index is signed with airgapd's key, served beside it.
-		fmt.Fprintf(w, "repo_gpgcheck=1\ngpgkey=%srepodata/repomd.xml.key\n", base)
+	gpgcheck, repoGPGCheck, gpgkeys := m.repoKeys(rp, imported, base)
+	fmt.Fprintf(w, "# airgapd: %s\n[%s]\nname=%s (airgapd %s)\nbaseurl=%s\nenabled=1\ngpgcheck=%d\n",
+		desc, rp.Name, rp.Name, desc, base, gpgcheck)
+	if repoGPGCheck {
+		fmt.Fprint(w, "repo_gpgcheck=1\n")
+	}
+	if len(gpgkeys) > 0 {
+		fmt.Fprintf(w, "gpgkey=%s\n", strings.Join(gpgkeys, " "))
 	}
 	m.m.request("repos", http.StatusOK)
+}
+
+// repoKeys is what a repo's .repo file says about signatures: gpgcheck=1
+// with the repo's gpgkey once a sync with gpgcheck: true has verified and
+// published it (keyFileName); repo_gpgcheck=1 with repomd.xml.key for a
+// signed local index, and for a mirror whose upstream publishes
+// repomd.xml.asc and repomd.xml.key (passed on byte for byte).
+func (m *Mirror) repoKeys(rp Repo, imported bool, base string) (gpgcheck int, repoGPGCheck bool, gpgkeys []string) {
+	switch {
+	case imported:
+		return 0, false, nil
+	case !rp.Mirrored():
+		if rp.Sign {
+			// The index is signed with airgapd's key, served beside it.
+			return 0, true, []string{base + "repodata/repomd.xml.key"}
+		}
+		return 0, false, nil
+	}
+	cur, err := repoStore(m.deps.DataDir, rp.Name).current()
+	if err != nil || cur == "" {
+		return 0, false, nil
+	}
+	has := func(rel string) bool {
+		fi, err := os.Stat(filepath.Join(cur, filepath.FromSlash(rel)))
+		return err == nil && fi.Mode().IsRegular()
+	}
+	if rp.GPGCheck && has(keyFileName(rp.Name)) {
+		gpgcheck = 1
+		gpgkeys = append(gpgkeys, base+url.PathEscape(keyFileName(rp.Name)))
+	}
+	if has("repodata/repomd.xml.asc") && has("repodata/repomd.xml.key") {
+		repoGPGCheck = true
+		gpgkeys = append(gpgkeys, base+"repodata/repomd.xml.key")
+	}
+	return gpgcheck, repoGPGCheck, gpgkeys
 }

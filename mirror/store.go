@@ -188,6 +188,8 @@ type repoState struct {
 	Packages  int       `json:"packages"`
 	Bytes     int64     `json:"bytes"`
 	Arch      []string  `json:"arch,omitempty"` // the filter it was synced with
+	// Policy is the keep and gpgcheck it was synced with (syncPolicy).
+	Policy string `json:"policy,omitempty"`
 	// Local repos: what the published index was built from (file names,
 	// sizes, mtimes and options), and how many headers its run read.
 	Fingerprint string `json:"fingerprint,omitempty"`

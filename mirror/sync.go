@@ -184,11 +184,20 @@ func (m *Mirror) syncRepo(ctx context.Context, r Repo, parallel int, notify func
 		return res, err
 	}
 	res.Revision = md.Revision
+	// gpgcheck's keys, read each sync: a changed key rebuilds the snapshot.
+	var keys gpgKeys
+	if r.GPGCheck {
+		keys, err = loadKeys(ctx, strings.Fields(r.GPGKey), base, func(ctx context.Context, u string) ([]byte, error) { return f.get(ctx, u, maxKeyFile) })
+		if err != nil {
+			return res, err
+		}
+	}
+	policy := syncPolicy(r, keys)
 	cur, err := st.current()
 	if err != nil {
 		return res, err
 	}
-	if cur != "" && slices.Equal(state.Arch, r.Arch) && state.LastResult == "ok" {
+	if cur != "" && slices.Equal(state.Arch, r.Arch) && state.Policy == policy && state.LastResult == "ok" {
 		if old, err := os.ReadFile(filepath.Join(cur, "repodata", "repomd.xml")); err == nil && bytes.Equal(old, mdBytes) {
 			res.UpToDate, res.Packages = true, state.Packages
 			m.log.Info("repo is up to date", "repo", r.Name, "revision", md.Revision)
@@ -257,6 +266,7 @@ func (m *Mirror) syncRepo(ctx context.Context, r Repo, parallel int, notify func
 	if len(r.Arch) > 0 {
 		pkgs = slices.DeleteFunc(pkgs, func(p pkg) bool { return !slices.Contains(r.Arch, p.Arch) })
 	}
+	pkgs = newest(pkgs, r.Keep)
 	seen := map[string]bool{}
 	var todo []pkg
 	var total int64
@@ -302,10 +312,25 @@ func (m *Mirror) syncRepo(ctx context.Context, r Repo, parallel int, notify func
 			return res, fmt.Errorf("keep packages the upstream dropped: %w", err)
 		}
 	}
+	if r.GPGCheck {
+		// Every package of the tree to publish, against gpgkey; the ones
+		// the published tree holds were checked with these keys already.
+		tr.update(true, func(pr *Progress) { pr.Phase = "verify" })
+		n, err := verifyTree(ctx, tmp, cur, state.Policy == policy, keys.keys, parallel)
+		if err != nil {
+			return res, err
+		}
+		if err := writeKeyFile(tmp, r.Name, keys.armored); err != nil {
+			return res, fmt.Errorf("gpgkey: %w", err)
+		}
+		m.log.Info("package signatures verified", "repo", r.Name, "checked", n, "keys", strings.Join(keys.fingerprints(), ","))
+		tr.update(true, func(pr *Progress) { pr.Phase = "publish" })
+	}
 	if _, err := st.publish(tmp); err != nil {
 		return res, fmt.Errorf("publish: %w", err)
 	}
 	state.Revision, state.Published, state.Packages, state.Bytes, state.Arch = md.Revision, time.Now(), res.Packages, total, slices.Clone(r.Arch)
+	state.Policy = policy
 	m.log.Info("repo published", "repo", r.Name, "revision", md.Revision, "packages", res.Packages, "fetched", len(todo), "took", time.Since(began).Round(time.Millisecond))
 	return res, nil
 }
