@@ -1,8 +1,8 @@
 package mirror
 
 import (
-	"net/url"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/airgapd/airgapd/internal/conf"
@@ -36,10 +36,14 @@ type Config struct {
 	// signs repomd.xml of repos with sign: true; empty means a key airgapd
 	// generates once under data_dir/mirror/signing-key.asc.
 	SigningKey string `yaml:"signing_key"`
+	// Vars are the values of $releasever, $basearch and any other
+	// variable repo URLs use, as dnf's --releasever and /etc/dnf/vars
+	// give them; a repo's own vars override these.
+	Vars map[string]string `yaml:"vars"`
 }
 
-// Repo is one repository: exactly one of BaseURL (mirrored) or Path (a local
-// folder airgapd indexes).
+// Repo is one repository: exactly one of BaseURL, Mirrorlist or Metalink
+// (mirrored) or Path (a local folder airgapd indexes).
 type Repo struct {
 	Name    string `yaml:"name"`
 	BaseURL string `yaml:"baseurl"`
@@ -74,10 +78,33 @@ type Repo struct {
 	// Sign writes repodata/repomd.xml.asc for a local repo and puts the
 	// key and repo_gpgcheck=1 in its .repo file.
 	Sign bool `yaml:"sign"`
+
+	// How a mirrored repo reaches its upstream, with dnf.conf(5)'s names
+	// (upstream.go). Mirrorlist is a URL of a list of baseurls, one a line;
+	// Metalink a URL of a metalink 3.0 file giving repomd.xml's hashes
+	// and mirrors. $releasever, $basearch and other vars are substituted
+	// in all three URLs.
+	Mirrorlist string            `yaml:"mirrorlist"`
+	Metalink   string            `yaml:"metalink"`
+	Vars       map[string]string `yaml:"vars"`
+	// Proxy is an http:// proxy URL; "_none_" or "" means direct even when
+	// the environment names a proxy; absent means the environment's
+	// (HTTPS_PROXY, HTTP_PROXY, NO_PROXY).
+	Proxy         *string `yaml:"proxy"`
+	ProxyUsername string  `yaml:"proxy_username"`
+	ProxyPassword string  `yaml:"proxy_password"`
+	// SSLCACert, when set, is the only CA trusted for the upstream's
+	// certificate; SSLClientCert and SSLClientKey are a client certificate
+	// for upstreams that ask for one (RHEL CDN, Satellite). SSLVerify false
+	// skips the check of the upstream's certificate (logged as a warning).
+	SSLCACert     string `yaml:"sslcacert"`
+	SSLClientCert string `yaml:"sslclientcert"`
+	SSLClientKey  string `yaml:"sslclientkey"`
+	SSLVerify     *bool  `yaml:"sslverify"`
 }
 
 // Mirrored reports whether the repo is synced from an upstream.
-func (r Repo) Mirrored() bool { return r.BaseURL != "" }
+func (r Repo) Mirrored() bool { return r.BaseURL != "" || r.Mirrorlist != "" || r.Metalink != "" }
 
 // DefaultConfig is what an empty `mirror: {}` section means.
 func DefaultConfig() Config {
@@ -112,6 +139,7 @@ func (c Config) Validate() error {
 	if c.SigningKey != "" {
 		conf.CheckFile(&ps, "signing_key", c.SigningKey)
 	}
+	checkVars(&ps, "vars", c.Vars)
 	seen := map[string]bool{}
 	for i, r := range c.Repos {
 		p := conf.Index("repos", i)
@@ -122,20 +150,18 @@ func (c Config) Validate() error {
 			ps.Add(conf.Join(p, "name"), "give each repo its own name", "repo %q is defined twice", r.Name)
 		}
 		seen[r.Name] = true
-		switch {
-		case r.BaseURL == "" && r.Path == "":
-			ps.Add(p, "give baseurl: to mirror a repo or path: to index a local folder", "repo %q has neither baseurl nor path", r.Name)
-		case r.BaseURL != "" && r.Path != "":
-			ps.Add(p, "keep one of them", "repo %q has both baseurl and path", r.Name)
-		case r.BaseURL != "":
-			if u, err := url.Parse(r.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-				ps.Add(conf.Join(p, "baseurl"), "write an http:// or https:// URL", "%q is not a repo URL", r.BaseURL)
-			}
+		switch sources := r.sources(); len(sources) {
+		case 0:
+			ps.Add(p, "give baseurl:, mirrorlist: or metalink: to mirror a repo, or path: to index a local folder", "repo %q has no baseurl, mirrorlist, metalink or path", r.Name)
+		case 1:
+		default:
+			ps.Add(p, "keep one of them", "repo %q has %s", r.Name, strings.Join(sources, " and "))
 		}
+		r.checkUpstream(&ps, p, c.Vars)
 		if r.Path != "" && (len(r.Arch) > 0 || r.Delete) {
 			ps.Add(p, "arch and delete apply to mirrored repos (baseurl:) only", "repo %q is a local folder", r.Name)
 		}
-		if r.BaseURL != "" && (r.Compress != "" || r.Sign) {
+		if r.Mirrored() && (r.Compress != "" || r.Sign) {
 			ps.Add(p, "a mirror publishes its upstream's repodata (and signature) as they are; compress and sign apply to local repos (path:)", "repo %q is a mirror", r.Name)
 		}
 		if r.Compress != "" && r.Compress != "gz" && r.Compress != "zstd" {

@@ -81,7 +81,9 @@ type fetcher struct {
 	idle     time.Duration // a response that sends nothing for this long is dropped
 }
 
-func newFetcher(log *slog.Logger, parallel int) *fetcher {
+// newFetcher builds the downloads of one sync of repo r, through its proxy
+// and with its TLS settings (upstream.go).
+func newFetcher(log *slog.Logger, parallel int, r Repo) (*fetcher, error) {
 	tr := &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
@@ -93,7 +95,10 @@ func newFetcher(log *slog.Logger, parallel int) *fetcher {
 		// Range requests ambiguous.
 		DisableCompression: true,
 	}
-	return &fetcher{client: &http.Client{Transport: tr}, log: log, attempts: 4, backoff: 500 * time.Millisecond, idle: 60 * time.Second}
+	if err := configureUpstream(tr, r, log); err != nil {
+		return nil, err
+	}
+	return &fetcher{client: &http.Client{Transport: tr}, log: log, attempts: 4, backoff: 500 * time.Millisecond, idle: 60 * time.Second}, nil
 }
 
 func (f *fetcher) close() { f.client.CloseIdleConnections() }

@@ -171,18 +171,18 @@ func (m *Mirror) syncRepo(ctx context.Context, r Repo, parallel int, notify func
 		m.finished(r.Name, state, res)
 	}()
 
-	f := newFetcher(m.log, parallel)
-	defer f.close()
-	base := strings.TrimSuffix(r.BaseURL, "/") + "/"
-	mdBytes, err := f.get(ctx, base+"repodata/repomd.xml", maxRepomd)
-	if err != nil {
-		return res, fmt.Errorf("repomd.xml: %w", err)
-	}
-	downloaded.Add(int64(len(mdBytes)))
-	md, err := parseRepomd(mdBytes)
+	f, err := newFetcher(m.log, parallel, r)
 	if err != nil {
 		return res, err
 	}
+	defer f.close()
+	// The baseurl, or the first good mirror of a mirrorlist or metalink.
+	up, err := openUpstream(ctx, f, r, repoVars(m.config().Vars, r.Vars), m.log)
+	if err != nil {
+		return res, err
+	}
+	base, mdBytes, md := up.base, up.repomd, up.md
+	downloaded.Add(up.fetched)
 	res.Revision = md.Revision
 	// gpgcheck's keys, read each sync: a changed key rebuilds the snapshot.
 	var keys gpgKeys

@@ -80,7 +80,12 @@ func TestParseDiagnostics(t *testing.T) {
 		{
 			name: "mirror repo needs baseurl or path, local folders need not exist",
 			yaml: "mirror:\n  repos:\n    - { name: a }\n    - { name: b, path: /nonexistent/rpms }\n",
-			want: []string{`3:7: mirror.repos[0]: repo "a" has neither baseurl nor path`},
+			want: []string{`3:7: mirror.repos[0]: repo "a" has no baseurl, mirrorlist, metalink or path`},
+		},
+		{
+			name: "mirror URL variable without a value",
+			yaml: "mirror:\n  vars: { basearch: x86_64 }\n  repos:\n    - name: el\n      baseurl: http://up/$releasever/$basearch/\n",
+			want: []string{`5:16: mirror.repos[0].baseurl: baseurl uses $releasever, which has no value`},
 		},
 		{
 			name: "registry mirrors: names and mappings",
