@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -31,8 +32,72 @@ type ImageStore interface {
 type ImportOptions struct {
 	// Images receives the bundle's images; nil refuses a bundle with images.
 	Images ImageStore
-	// Progress, when set, is called as the bundle is read and verified.
-	Progress func(done, total int64)
+	// Progress, when set, is called as the bundle is read and verified
+	// (a few times a second) and as each part is published.
+	Progress func(ImportProgress)
+}
+
+// ImportProgress is an import as it goes, for the progress bar, the UI and
+// the status. The last one stays in the status after the import ends.
+type ImportProgress struct {
+	Bundle string `json:"bundle"` // the bundle's id
+	Path   string `json:"path"`   // as given to the import
+	Phase  string `json:"phase"`  // verify | publish | done | failed
+	// Bytes is the size of the bundle (all parts); BytesDone of it has
+	// been read and checked.
+	Bytes     int64 `json:"bytes"`
+	BytesDone int64 `json:"bytes_done"`
+	// Blobs is how many blobs the bundle carries; BlobsDone have been
+	// verified (or were verified by an interrupted run).
+	Blobs     int `json:"blobs"`
+	BlobsDone int `json:"blobs_done"`
+	// Item is what is being published: "repo NAME", "files", "images".
+	Item    string    `json:"item,omitempty"`
+	Started time.Time `json:"started"`
+	// Rate is bytes read per second over the import so far.
+	Rate  float64 `json:"rate"`
+	Error string  `json:"error,omitempty"`
+}
+
+// importTracker keeps one import's progress, publishes it to the status
+// at every change and hands it to the caller a few times a second.
+type importTracker struct {
+	m      *Mirror
+	mu     sync.Mutex
+	p      ImportProgress
+	last   time.Time
+	notify func(ImportProgress)
+}
+
+func (t *importTracker) update(force bool, f func(*ImportProgress)) {
+	t.mu.Lock()
+	f(&t.p)
+	if s := time.Since(t.p.Started).Seconds(); s > 0 {
+		t.p.Rate = float64(t.p.BytesDone) / s
+	}
+	p := t.p
+	send := force || time.Since(t.last) >= 200*time.Millisecond
+	if send {
+		t.last = time.Now()
+	}
+	t.mu.Unlock()
+	t.m.mu.Lock()
+	t.m.bundleImport = &p
+	t.m.mu.Unlock()
+	if send && t.notify != nil {
+		t.notify(p)
+	}
+}
+
+// bundleImportStatus is the import under way, or the last one.
+func (m *Mirror) bundleImportStatus() *ImportProgress {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.bundleImport == nil {
+		return nil
+	}
+	p := *m.bundleImport
+	return &p
 }
 
 // ImportResult is what an import published.
@@ -56,8 +121,10 @@ func (m *Mirror) bundleDir() string { return filepath.Join(m.deps.DataDir, "bund
 // rename), images through opts.Images. Verified blobs are kept in staging
 // until the import completes, so an interrupted import run again does not
 // write them twice; publishing again what was published is harmless.
-func (m *Mirror) ImportBundle(ctx context.Context, path string, opts ImportOptions) (ImportResult, error) {
-	var res ImportResult
+//
+// While it runs, the mirror's status shows its progress (bundle_import),
+// and the last import's outcome stays there.
+func (m *Mirror) ImportBundle(ctx context.Context, path string, opts ImportOptions) (res ImportResult, err error) {
 	bm, raw, parts, err := findBundle(path)
 	if err != nil {
 		return res, err
@@ -97,13 +164,27 @@ func (m *Mirror) ImportBundle(ctx context.Context, path string, opts ImportOptio
 	}
 	defer unlock()
 
+	tr := &importTracker{m: m, notify: opts.Progress, p: ImportProgress{
+		Bundle: res.ID, Path: path, Phase: "verify", Blobs: len(bm.Blobs), Bytes: bundleSize(parts), Started: time.Now()}}
+	tr.update(true, func(*ImportProgress) {})
+	defer func() {
+		tr.update(true, func(p *ImportProgress) {
+			p.Item = ""
+			if err != nil {
+				p.Phase, p.Error = "failed", err.Error()
+				return
+			}
+			p.Phase, p.BytesDone = "done", p.Bytes
+		})
+	}()
+
 	// 1. Read and verify every blob into staging.
 	staging := filepath.Join(m.bundleDir(), "staging", hexID)
 	if err := os.MkdirAll(filepath.Join(staging, "blobs", "sha256"), 0o750); err != nil {
 		return res, err
 	}
 	staged := func(d string) string { return filepath.Join(staging, filepath.FromSlash(blobEntry(d))) }
-	verified, reused, err := m.verifyBundle(ctx, bm, parts, staged, opts.Progress)
+	verified, reused, err := m.verifyBundle(ctx, bm, parts, staged, tr)
 	res.Verified, res.Reused = verified, reused
 	if err != nil {
 		return res, err
@@ -150,11 +231,18 @@ func (m *Mirror) ImportBundle(ctx context.Context, path string, opts ImportOptio
 	}
 
 	// 3. Publish.
+	publishing := func(item string) {
+		tr.update(true, func(p *ImportProgress) { p.Phase, p.Item = "publish", item })
+	}
 	for _, r := range bm.Repos {
+		publishing("repo " + r.Name)
 		if err := m.publishBundleRepo(ctx, res.ID, bm, r, staged); err != nil {
 			return res, fmt.Errorf("repo %s: %w (run the import again to finish)", r.Name, err)
 		}
 		res.Repos = append(res.Repos, r.Name)
+	}
+	if len(bm.Files) > 0 {
+		publishing("files")
 	}
 	for _, f := range bm.Files {
 		if carried[f.Digest] { // the others are in place already (checked above)
@@ -165,6 +253,7 @@ func (m *Mirror) ImportBundle(ctx context.Context, path string, opts ImportOptio
 		res.Files++
 	}
 	if len(images) > 0 {
+		publishing("images")
 		dir, err := writeLayout(staging, images, bm, staged)
 		if err != nil {
 			return res, err
@@ -193,14 +282,10 @@ func (m *Mirror) ImportBundle(ctx context.Context, path string, opts ImportOptio
 // into staging under its digest once its checksum matched. A blob whose
 // bytes do not match is named with the items made of it and the part it
 // sits in; nothing is published then.
-func (m *Mirror) verifyBundle(ctx context.Context, bm *BundleManifest, parts bundleParts, staged func(string) string, progress func(done, total int64)) (verified, reused int, err error) {
+func (m *Mirror) verifyBundle(ctx context.Context, bm *BundleManifest, parts bundleParts, staged func(string) string, track *importTracker) (verified, reused int, err error) {
 	want := map[string]int64{}
 	for _, b := range bm.Blobs {
 		want[b.Digest] = b.Size
-	}
-	var total int64
-	for _, s := range parts.sizes {
-		total += s
 	}
 	r, closeAll, err := parts.open()
 	if err != nil {
@@ -208,6 +293,8 @@ func (m *Mirror) verifyBundle(ctx context.Context, bm *BundleManifest, parts bun
 	}
 	defer closeAll()
 	cr := &countReader{r: r}
+	cr.onRead = func(n int64) { track.update(false, func(p *ImportProgress) { p.BytesDone = n }) }
+	blobDone := func() { track.update(false, func(p *ImportProgress) { p.BlobsDone++ }) }
 	tr := tar.NewReader(cr)
 	if _, err := tr.Next(); err != nil { // the manifest, read already
 		return 0, 0, err
@@ -235,6 +322,7 @@ func (m *Mirror) verifyBundle(ctx context.Context, bm *BundleManifest, parts bun
 		dataAt := cr.n
 		if _, err := os.Stat(staged(d)); err == nil {
 			reused++
+			blobDone()
 			continue // verified by an earlier, interrupted run
 		}
 		tmp := staged(d) + ".tmp"
@@ -261,9 +349,7 @@ func (m *Mirror) verifyBundle(ctx context.Context, bm *BundleManifest, parts bun
 			return verified, reused, err
 		}
 		verified++
-		if progress != nil {
-			progress(cr.n, total)
-		}
+		blobDone()
 	}
 	for _, b := range bm.Blobs {
 		if !seen[b.Digest] {
@@ -274,6 +360,15 @@ func (m *Mirror) verifyBundle(ctx context.Context, bm *BundleManifest, parts bun
 		return verified, reused, fmt.Errorf("the bundle is damaged, nothing was published: %s; bring an undamaged copy", strings.Join(firstN(bad, 5), "; "))
 	}
 	return verified, reused, nil
+}
+
+// bundleSize is the size of all the bundle's parts together.
+func bundleSize(parts bundleParts) int64 {
+	var total int64
+	for _, s := range parts.sizes {
+		total += s
+	}
+	return total
 }
 
 // describeBlob names the items made of blob d.
@@ -309,14 +404,20 @@ func firstN(s []string, n int) []string {
 	return append(slices.Clone(s[:n]), fmt.Sprintf("and %d more", len(s)-n))
 }
 
+// countReader counts the bytes read through it, telling onRead (when
+// set) the count so far.
 type countReader struct {
-	r io.Reader
-	n int64
+	r      io.Reader
+	n      int64
+	onRead func(n int64)
 }
 
 func (c *countReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
+	if c.onRead != nil && n > 0 {
+		c.onRead(c.n)
+	}
 	return n, err
 }
 

@@ -68,6 +68,8 @@ type Mirror struct {
 	progress map[string]Progress  // syncs under way
 	running  bool
 	sched    *scheduler // sync_every / sync_at (schedule.go)
+	// bundleImport is the bundle import under way, or the last one.
+	bundleImport *ImportProgress
 
 	keyMu sync.Mutex // one signing key generated, never two
 }
@@ -175,6 +177,9 @@ type Status struct {
 	Summary string       `json:"summary"`
 	Repos   []RepoStatus `json:"repos"`
 	Files   string       `json:"files,omitempty"`
+	// BundleImport is the bundle import under way, or the last one since
+	// the server started.
+	BundleImport *ImportProgress `json:"bundle_import,omitempty"`
 }
 
 // RepoStatus is one repo in the status.
@@ -206,7 +211,7 @@ type RepoStatus struct {
 // under way.
 func (m *Mirror) Status() Status {
 	cfg := m.config()
-	st := Status{State: "up", Files: cfg.Files}
+	st := Status{State: "up", Files: cfg.Files, BundleImport: m.bundleImportStatus()}
 	m.mu.Lock()
 	if !m.running {
 		st.State = "down"

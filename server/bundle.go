@@ -1,12 +1,17 @@
 package server
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
+	"net/url"
 
 	"github.com/airgapd/airgapd/mirror"
 	"github.com/airgapd/airgapd/registry"
+	"github.com/airgapd/airgapd/web"
 )
 
 // bundleImages puts a bundle's images into the registry: mirror declares
@@ -62,4 +67,86 @@ func OpenBundleImages(cfg *Config, log *slog.Logger) (mirror.ImageStore, func(),
 		return nil, nil, err
 	}
 	return bundleImages{r: o.Registry}, func() { o.Close() }, nil
+}
+
+var _ web.BundleImporter = (*Server)(nil)
+
+// ImportBundle implements web.BundleImporter: the control socket's
+// POST /api/v1/bundle/import, which `airgapd bundle import` uses while a
+// server runs. The running mirror publishes (its repos are served at once,
+// its status shows the progress) and the running registry stores the
+// images, so nothing needs a restart. Without a running mirror (a bundle
+// of images only) a mirror with the default settings does the reading.
+func (s *Server) ImportBundle(ctx context.Context, path string, progress func(any)) (any, error) {
+	s.mu.Lock()
+	var m *mirror.Mirror
+	var reg *registry.Registry
+	for _, in := range s.instances {
+		switch {
+		case in.name == "mirror" && in.mirror != nil:
+			m = in.mirror
+		case in.name == "registry" && in.registry != nil:
+			reg = in.registry
+		}
+	}
+	dataDir := s.cfg.DataDir
+	s.mu.Unlock()
+	if m == nil {
+		var err error
+		if m, err = mirror.New(mirror.DefaultConfig(), mirror.Deps{Logger: s.log, DataDir: dataDir}); err != nil {
+			return nil, err
+		}
+	}
+	var opts mirror.ImportOptions
+	if reg != nil {
+		opts.Images = bundleImages{r: reg}
+	}
+	opts.Progress = func(p mirror.ImportProgress) { progress(p) }
+	res, err := m.ImportBundle(ctx, path, opts)
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// ImportBundle asks the running server to import the bundle at path (an
+// absolute path on the server's host), calling progress as the server
+// reports it. It waits as long as the import takes; cancelling ctx stops
+// the import (run it again to finish: what was verified is kept).
+func (c *Client) ImportBundle(ctx context.Context, path string, progress func(mirror.ImportProgress)) (mirror.ImportResult, error) {
+	var res mirror.ImportResult
+	resp, err := c.post(ctx, "/api/v1/bundle/import?"+url.Values{"path": {path}}.Encode())
+	if err != nil {
+		return res, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	for sc.Scan() {
+		var line struct {
+			Progress *mirror.ImportProgress `json:"progress"`
+			Result   *mirror.ImportResult   `json:"result"`
+			Done     bool                   `json:"done"`
+			Error    string                 `json:"error"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
+			return res, fmt.Errorf("decode progress from %s: %w", c.display, err)
+		}
+		if line.Progress != nil && progress != nil {
+			progress(*line.Progress)
+		}
+		if line.Done {
+			if line.Error != "" {
+				return res, errors.New(line.Error)
+			}
+			if line.Result == nil {
+				return res, fmt.Errorf("%s ended the import without a result", c.display)
+			}
+			return *line.Result, nil
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return res, fmt.Errorf("%s stopped answering during the import (did the server stop?): %w; run the import again to finish it", c.display, err)
+	}
+	return res, fmt.Errorf("%s ended the import without a result (did the server stop?); run the import again to finish it", c.display)
 }

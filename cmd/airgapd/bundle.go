@@ -8,10 +8,13 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/airgapd/airgapd/mirror"
 	"github.com/airgapd/airgapd/server"
@@ -205,18 +208,27 @@ config does not list them), files go into mirror.files, images into the
 registry under their upstream-qualified names (so ns= pulls find them).
 
 An incremental bundle (made --since) needs the bundle it was made on to have
-been imported first. An interrupted import, run again, reuses the blobs it
-verified already and finishes.
+been imported first. An interrupted import (Ctrl-C, kill -9, a server
+stopped mid-way), run again, reuses the blobs it verified already and
+finishes; nothing is published twice or half.
 
-This works on data_dir while no server runs (stop airgapd for a bundle with
-images: the registry's storage is locked by a running server).`,
+When airgapd is running, the server does the work through its control socket
+(as root): PATH is a path on the admin host, which the server reads itself
+(it is made absolute here), so it must be readable by the server. The
+running mirror and registry serve what was imported at once, and the
+server's status (airgapd status, the UI, /api/v1/status) shows the import's
+progress while it runs. Otherwise this command works on data_dir itself.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := loadConfig(configPath)
 			if err != nil {
 				return err
 			}
-			info, err := mirror.InspectBundle(args[0])
+			path, err := filepath.Abs(args[0])
+			if err != nil {
+				return err
+			}
+			info, err := mirror.InspectBundle(path)
 			if err != nil {
 				return err
 			}
@@ -224,32 +236,19 @@ images: the registry's storage is locked by a running server).`,
 			for _, im := range info.Manifest.Images {
 				hasImages = hasImages || !im.InBase
 			}
-			if socket == "" {
-				socket = server.ControlSocketPath(cfg.RuntimeDir)
-			}
-			if hasImages && controlSocketAnswers(socket) {
-				return errors.New("airgapd is running on this data_dir and holds the registry's storage; importing through its control socket is not built yet: stop it (systemctl stop airgapd), import, and start it again")
-			}
 			if (len(info.Manifest.Repos) > 0 || len(info.Manifest.Files) > 0) && !cfg.Enabled("mirror") {
 				return errors.New("the mirror section is absent or disabled in this config: enable it to serve the bundle's repos and files")
 			}
-			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-			m, err := server.BundleMirror(cfg, log)
-			if err != nil {
-				return err
-			}
-			var opts mirror.ImportOptions
-			if hasImages {
-				store, closeStore, err := server.OpenBundleImages(cfg, log)
-				if err != nil {
-					return err
-				}
-				defer closeStore()
-				opts.Images = store
+			if socket == "" {
+				socket = server.ControlSocketPath(cfg.RuntimeDir)
 			}
 			view := newByteView(cmd.ErrOrStderr(), quiet, "verifying")
-			opts.Progress = view.update
-			res, err := m.ImportBundle(cmd.Context(), args[0], opts)
+			var res mirror.ImportResult
+			if controlSocketAnswers(socket) {
+				res, err = server.NewControlClient(socket).ImportBundle(cmd.Context(), path, view.updateImport)
+			} else {
+				res, err = importBundleHere(cmd, cfg, path, hasImages, view)
+			}
 			view.finish()
 			if err != nil {
 				return err
@@ -274,33 +273,134 @@ images: the registry's storage is locked by a running server).`,
 	return cmd
 }
 
-// byteView shows bytes written or verified: a line every few seconds
-// (a bundle is mostly one long stream).
+// importBundleHere imports on data_dir itself, while no server runs (the
+// registry's storage lock keeps one from starting meanwhile).
+func importBundleHere(cmd *cobra.Command, cfg *server.Config, path string, hasImages bool, view *byteView) (mirror.ImportResult, error) {
+	log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	m, err := server.BundleMirror(cfg, log)
+	if err != nil {
+		return mirror.ImportResult{}, err
+	}
+	opts := mirror.ImportOptions{Progress: view.updateImport}
+	if hasImages {
+		store, closeStore, err := server.OpenBundleImages(cfg, log)
+		if err != nil {
+			return mirror.ImportResult{}, err
+		}
+		defer closeStore()
+		opts.Images = store
+	}
+	return m.ImportBundle(cmd.Context(), path, opts)
+}
+
+// byteView shows a bundle being written or verified as mirror sync's
+// progress does: on a terminal a bar with bytes, blobs, rate and ETA; when
+// not a terminal a line every few seconds; a final line either way; nothing
+// with --quiet.
 type byteView struct {
-	w     io.Writer
-	quiet bool
-	verb  string
-	last  time.Time
-	began time.Time
-	done  int64
-	total int64
+	w         io.Writer
+	quiet     bool
+	verb      string // writing | verifying
+	bar       *progressbar.ProgressBar
+	last      time.Time
+	began     time.Time
+	done      int64
+	total     int64
+	items     int
+	itemsAll  int    // 0: not known (create reports blobs as they are written)
+	publish   string // what an import is publishing now
+	announced bool
 }
 
 func newByteView(w io.Writer, quiet bool, verb string) *byteView {
-	return &byteView{w: w, quiet: quiet, verb: verb, began: time.Now(), last: time.Now()}
+	v := &byteView{w: w, quiet: quiet, verb: verb, began: time.Now(), last: time.Now()}
+	if f, ok := w.(*os.File); ok && !quiet && term.IsTerminal(int(f.Fd())) {
+		v.bar = progressbar.NewOptions64(-1,
+			progressbar.OptionSetWriter(w),
+			progressbar.OptionShowBytes(true),
+			progressbar.OptionShowTotalBytes(true),
+			progressbar.OptionSetPredictTime(true),
+			progressbar.OptionSetWidth(30),
+			progressbar.OptionThrottle(100*time.Millisecond),
+			progressbar.OptionShowElapsedTimeOnFinish(),
+			progressbar.OptionSetDescription(verb),
+		)
+	}
+	return v
 }
 
+// update is bundle create's progress: called once per blob written.
 func (v *byteView) update(done, total int64) {
-	v.done, v.total = done, total
-	if v.quiet || time.Since(v.last) < 3*time.Second {
-		return
+	v.items++
+	v.show(done, total)
+}
+
+// updateImport is bundle import's progress, from this process or the
+// server's.
+func (v *byteView) updateImport(p mirror.ImportProgress) {
+	v.items, v.itemsAll = p.BlobsDone, p.Blobs
+	if p.Phase == "publish" {
+		v.publish = p.Item
 	}
-	v.last = time.Now()
-	fmt.Fprintf(v.w, "%s %s of %s (%d%%)\n", v.verb, humanBytes(done), humanBytes(total), done*100/max(total, 1))
+	v.show(p.BytesDone, p.Bytes)
+}
+
+func (v *byteView) describe() string {
+	if v.publish != "" {
+		return "publishing " + v.publish
+	}
+	if v.itemsAll > 0 {
+		return fmt.Sprintf("%s %d/%d blobs", v.verb, v.items, v.itemsAll)
+	}
+	return fmt.Sprintf("%s %d blobs", v.verb, v.items)
+}
+
+func (v *byteView) rate() int64 {
+	if s := time.Since(v.began).Seconds(); s > 0 {
+		return int64(float64(v.done) / s)
+	}
+	return 0
+}
+
+func (v *byteView) show(done, total int64) {
+	v.done, v.total = done, total
+	switch {
+	case v.quiet:
+	case v.bar != nil:
+		if total > 0 && v.bar.GetMax64() != total {
+			v.bar.ChangeMax64(total)
+		}
+		v.bar.Describe(v.describe())
+		v.bar.Set64(min(done, max(total, 1)))
+	case time.Since(v.last) >= 2*time.Second || (v.publish != "" && !v.announced):
+		v.last = time.Now()
+		v.announced = v.publish != ""
+		eta := ""
+		if r := v.rate(); r > 0 && total > done {
+			eta = ", ETA " + time.Duration(float64(total-done)/float64(r)*float64(time.Second)).Round(time.Second).String()
+		}
+		fmt.Fprintf(v.w, "%s, %s of %s, %s/s%s\n", v.describe(), humanBytes(done), humanBytes(total), humanBytes(v.rate()), eta)
+	}
 }
 
 func (v *byteView) finish() {
-	if !v.quiet && time.Since(v.began) > 3*time.Second {
-		fmt.Fprintf(v.w, "%s %s in %s\n", v.verb, humanBytes(v.done), time.Since(v.began).Round(100*time.Millisecond))
+	if v.quiet {
+		return
 	}
+	if v.bar != nil {
+		v.bar.Finish()
+		fmt.Fprintln(v.w)
+	}
+	took := time.Since(v.began)
+	fmt.Fprintf(v.w, "%s %s, %d blobs in %s (%s/s)\n", pastTense(v.verb), humanBytes(v.done), v.items, took.Round(100*time.Millisecond), humanBytes(v.rate()))
+}
+
+func pastTense(verb string) string {
+	switch verb {
+	case "writing":
+		return "wrote"
+	case "verifying":
+		return "verified"
+	}
+	return verb
 }
