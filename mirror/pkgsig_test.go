@@ -164,7 +164,13 @@ func TestSigLoadKeys(t *testing.T) {
 func TestSigSync(t *testing.T) {
 	k := testKey(t, packet.PubKeyAlgoRSA)
 	pkgs := map[string][]byte{"alpha": signedRPM(t, "alpha", k), "bravo": signedRPM(t, "bravo", k)}
-	up := httptest.NewServer(newFakeRepo(pkgs, ""))
+	// The upstream signs its repomd.xml too: passed on, with repo_gpgcheck.
+	withRepoSig := func(r *fakeRepo) *fakeRepo {
+		r.files["repodata/repomd.xml.asc"] = []byte("-----BEGIN PGP SIGNATURE-----\n")
+		r.files["repodata/repomd.xml.key"] = armoredPublic(t, k)
+		return r
+	}
+	up := httptest.NewServer(withRepoSig(newFakeRepo(pkgs, "")))
 	defer up.Close()
 	keyFile := filepath.Join(t.TempDir(), "KEY")
 	os.WriteFile(keyFile, armoredPublic(t, k), 0o644)
@@ -177,7 +183,7 @@ func TestSigSync(t *testing.T) {
 	if _, err := m.Sync(context.Background(), nil, nil); err != nil {
 		t.Fatalf("sync of signed packages: %v", err)
 	}
-	if rec := get(t, m.Handler(), "/repos/up.repo"); !strings.Contains(rec.Body.String(), "gpgcheck=1\ngpgkey=http://192.0.2.1:8081/repos/up/RPM-GPG-KEY-up\n") {
+	if rec := get(t, m.Handler(), "/repos/up.repo"); !strings.Contains(rec.Body.String(), "gpgcheck=1\nrepo_gpgcheck=1\ngpgkey=http://192.0.2.1:8081/repos/up/RPM-GPG-KEY-up http://192.0.2.1:8081/repos/up/repodata/repomd.xml.key\n") {
 		t.Errorf(".repo file:\n%s", rec.Body.String())
 	}
 	if rec := get(t, m.Handler(), "/repos/up/RPM-GPG-KEY-up"); rec.Code != 200 || !bytes.Equal(rec.Body.Bytes(), armoredPublic(t, k)) {
@@ -186,7 +192,7 @@ func TestSigSync(t *testing.T) {
 	first := m.state("up").Revision
 
 	pkgs["charlie"] = signedRPM(t, "charlie", nil)
-	up.Config.Handler = newFakeRepo(pkgs, "")
+	up.Config.Handler = withRepoSig(newFakeRepo(pkgs, ""))
 	_, err := m.Sync(context.Background(), nil, nil)
 	if err == nil || !strings.Contains(err.Error(), "charlie-1-1.noarch.rpm: not signed") || !strings.Contains(err.Error(), "nothing published") {
 		t.Fatalf("sync with an unsigned package: %v", err)

@@ -172,7 +172,7 @@ func (r Repo) checkUpstream(ps *conf.Problems, p string, mirrorVars map[string]s
 		switch {
 		case len(missing) > 0:
 			ps.Add(conf.Join(p, u.key), `give it a value under mirror.vars (every repo) or the repo's vars, e.g. vars: {releasever: "9", basearch: x86_64}`,
-				"%s uses $%s, which has no value", u.key, strings.Join(missing, ", $"))
+				"%s uses $%s with no value", u.key, strings.Join(missing, ", $"))
 		case !httpURL(expanded):
 			ps.Add(conf.Join(p, u.key), "write an http:// or https:// URL", "%q is not a repo URL", u.val)
 		}

@@ -65,7 +65,7 @@ func TestUpstreamValidate(t *testing.T) {
 		{name: "plain baseurl", repo: Repo{BaseURL: "http://up/"}},
 		{name: "mirrorlist", repo: Repo{Mirrorlist: "https://mirrors.example/mirrorlist?repo=BaseOS-$releasever"}, vars: map[string]string{"releasever": "9"}},
 		{name: "metalink", repo: Repo{Metalink: "https://mirrors.example/metalink?repo=epel-$releasever&arch=$basearch", Vars: map[string]string{"releasever": "9", "basearch": "x86_64"}}},
-		{name: "variable without a value", repo: Repo{BaseURL: "http://up/$releasever/$basearch/"}, vars: map[string]string{"basearch": "x86_64"}, wantPath: "repos[0].baseurl", want: "uses $releasever, which has no value"},
+		{name: "variable without a value", repo: Repo{BaseURL: "http://up/$releasever/$basearch/"}, vars: map[string]string{"basearch": "x86_64"}, wantPath: "repos[0].baseurl", want: "uses $releasever with no value"},
 		{name: "braced variable without a value", repo: Repo{Metalink: "http://up/?repo=${stream}"}, wantPath: "repos[0].metalink", want: "uses $stream"},
 		{name: "substituted, still not a URL", repo: Repo{BaseURL: "$proto://up/"}, vars: map[string]string{"proto": "ftp"}, wantPath: "repos[0].baseurl", want: "not a repo URL"},
 		{name: "baseurl and mirrorlist", repo: Repo{BaseURL: "http://up/", Mirrorlist: "http://up/list"}, wantPath: "repos[0]", want: "has baseurl and mirrorlist"},

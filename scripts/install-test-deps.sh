@@ -19,6 +19,7 @@ declare -A want=(
 	[iptables]=iptables
 	[nft]=nftables
 	[createrepo_c]=createrepo-c
+	[tinyproxy]=tinyproxy
 	[dnf]=dnf
 	[skopeo]=skopeo
 	[ctr]=containerd

@@ -85,7 +85,7 @@ func TestParseDiagnostics(t *testing.T) {
 		{
 			name: "mirror URL variable without a value",
 			yaml: "mirror:\n  vars: { basearch: x86_64 }\n  repos:\n    - name: el\n      baseurl: http://up/$releasever/$basearch/\n",
-			want: []string{`5:16: mirror.repos[0].baseurl: baseurl uses $releasever, which has no value`},
+			want: []string{`5:16: mirror.repos[0].baseurl: baseurl uses $releasever with no value`},
 		},
 		{
 			name: "registry mirrors: names and mappings",
