@@ -36,6 +36,9 @@ type target struct {
 	// storage is the registry's filesystem rootdirectory; cold reads
 	// evict the blob's data file under it.
 	storage string
+	// file, for a plain file server (regbench -serve): the file it serves,
+	// so there is nothing to upload.
+	file string
 }
 
 func main() {
@@ -44,12 +47,19 @@ func main() {
 		runs    = flag.Int("runs", 5, "rounds per cache state (each reads the blob once from every target)")
 		caFile  = flag.String("cacert", "", "CA for https targets")
 		states  = flag.String("cache", "warm,cold", "page-cache states to measure, in order: warm, cold")
+		serve   = flag.String("serve", "", "instead: serve -file as every blob on this address with a bare net/http server")
+		cert    = flag.String("tlscert", "", "with -serve: certificate for TLS")
+		key     = flag.String("tlskey", "", "with -serve: its key")
 		targets targetFlags
 	)
-	flag.Var(&targets, "target", "NAME=URL[,USER:PASS][,storage=DIR]; repeat (DIR: the registry's filesystem rootdirectory, needed for cold)")
+	flag.Var(&targets, "target", "NAME=URL[,USER:PASS][,storage=DIR|file=PATH]; repeat (DIR: the registry's filesystem rootdirectory, PATH: the file a -serve target serves; one is needed for cold)")
 	flag.Parse()
+	if *serve != "" && *file != "" {
+		check(serveFile(*serve, *file, *cert, *key))
+		return
+	}
 	if *file == "" || len(targets) == 0 || *runs < 1 || *runs > 50 {
-		fmt.Fprintln(os.Stderr, "usage: regbench -file F -target NAME=URL[,USER:PASS][,storage=DIR]… [-runs N] [-cacert CA] [-cache warm,cold]")
+		fmt.Fprintln(os.Stderr, "usage: regbench -file F -target NAME=URL[,USER:PASS][,storage=DIR|file=PATH]… [-runs N] [-cacert CA] [-cache warm,cold]\n       regbench -file F -serve ADDR [-tlscert C -tlskey K]")
 		os.Exit(2)
 	}
 	client, err := newClient(*caFile)
@@ -67,14 +77,19 @@ func main() {
 	// the page-cache checks.
 	paths := map[string]string{"disk": *file}
 	for _, t := range targets {
-		check(upload(client, t, *file, dg, size))
+		if t.file == "" {
+			check(upload(client, t, *file, dg, size))
+		}
 		// One verified read before timing: the content is right.
 		got, err := pull(client, t, dg, true)
 		check(err)
 		if got != size {
 			check(fmt.Errorf("%s served %d bytes, want %d", t.name, got, size))
 		}
-		if t.storage != "" {
+		switch {
+		case t.file != "":
+			paths[t.name] = t.file
+		case t.storage != "":
 			hexd := strings.TrimPrefix(dg, "sha256:")
 			paths[t.name] = filepath.Join(t.storage, "docker", "registry", "v2", "blobs", "sha256", hexd[:2], hexd, "data")
 		}
@@ -147,7 +162,34 @@ func main() {
 			fmt.Printf("ratio %s airgapd/%s: %.2f\n", state, name, med["airgapd"]/med[name])
 		}
 		fmt.Printf("ratio %s airgapd/disk: %.2f\n", state, med["airgapd"]/med["disk"])
+		if l, err := os.ReadFile("/proc/loadavg"); err == nil {
+			fmt.Printf("load average after the %s rounds: %s", state, l)
+		}
 	}
+}
+
+// serveFile is the floor under any Go registry: a bare net/http server
+// answering every blob GET with http.ServeContent on the file (sendfile on
+// plain HTTP, crypto/tls's copy on TLS), no routing, auth or storage
+// driver. It runs until killed.
+func serveFile(addr, file, cert, key string) error {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v2/", func(w http.ResponseWriter, _ *http.Request) {})
+	mux.HandleFunc("GET /v2/bench/blob/blobs/{digest}", func(w http.ResponseWriter, req *http.Request) {
+		f, err := os.Open(file)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		defer f.Close()
+		w.Header().Set("Content-Type", "application/octet-stream")
+		http.ServeContent(w, req, "", time.Time{}, f)
+	})
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	if cert != "" {
+		return srv.ListenAndServeTLS(cert, key)
+	}
+	return srv.ListenAndServe()
 }
 
 // evict drops the file's pages from the page cache: a per-file hint, not
@@ -324,13 +366,15 @@ func (ts *targetFlags) String() string { return fmt.Sprint(*ts) }
 func (ts *targetFlags) Set(s string) error {
 	name, rest, ok := strings.Cut(s, "=")
 	if !ok {
-		return errors.New("want NAME=URL[,USER:PASS][,storage=DIR]")
+		return errors.New("want NAME=URL[,USER:PASS][,storage=DIR|file=PATH]")
 	}
 	parts := strings.Split(rest, ",")
 	t := target{name: name, base: strings.TrimRight(parts[0], "/")}
 	for _, p := range parts[1:] {
 		if dir, ok := strings.CutPrefix(p, "storage="); ok {
 			t.storage = dir
+		} else if path, ok := strings.CutPrefix(p, "file="); ok {
+			t.file = path
 		} else {
 			t.user, t.pass, _ = strings.Cut(p, ":")
 		}

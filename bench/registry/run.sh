@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench/registry/run.sh — pulling one blob (default 1 GiB) from airgapd's
 # registry, from the reference distribution `registry` binary (the same
-# distribution version airgapd embeds) and reading the file from disk, in
+# distribution version airgapd embeds), from a bare net/http file server
+# (the floor for any Go server) and reading the file from disk, in
 # the same run, on loopback (not part of `make test`). From the repository
 # root:  bash bench/registry/run.sh [SIZE_MIB] [RUNS]
 # Both registries use filesystem storage in a temp dir; each mode (plain
@@ -52,7 +53,7 @@ head -c $((SIZE << 20)) /dev/urandom >"$W/blob"
 HASH=$(go run ./bench/registry/hash bench)
 
 for mode in http https; do
-  APORT=$(free_port); RPORT=$(free_port); DPORT=$(free_port)
+  APORT=$(free_port); RPORT=$(free_port); DPORT=$(free_port); FPORT=$(free_port)
   tls=off; [[ $mode == https ]] && tls=auto
   rm -rf "$W/a" "$W/r"; mkdir -p "$W/a" "$W/r"
   cat >"$W/a/airgapd.yaml" <<X
@@ -89,13 +90,17 @@ http:
 $TLSCONF
 X
   OTEL_TRACES_EXPORTER=none "$BIN_DIR/registry" serve "$W/r/config.yml" >"$W/r/log" 2>&1 & RPID=$!; PIDS+=($RPID)
+  # The floor: the same file from a bare net/http server (regbench -serve).
+  "$W/regbench" -serve "127.0.0.1:$FPORT" -file "$W/blob" ${CA:+-tlscert "$W/a/data/pki/server.crt" -tlskey "$W/a/data/pki/server.key"} >"$W/f.log" 2>&1 & FPID=$!; PIDS+=($FPID)
   wait_up "$mode://127.0.0.1:$APORT" "$CA"
   wait_up "$mode://127.0.0.1:$RPORT" "$CA"
+  wait_up "$mode://127.0.0.1:$FPORT" "$CA"
   echo "== $mode"
   "$W/regbench" -file "$W/blob" -runs "$RUNS" ${CA:+-cacert "$CA"} \
     -target "reference=$mode://127.0.0.1:$RPORT,storage=$W/r/data" \
-    -target "airgapd=$mode://127.0.0.1:$APORT,bench:bench,storage=$W/a/data/registry"
-  stop "$APID"; stop "$RPID"
+    -target "airgapd=$mode://127.0.0.1:$APORT,bench:bench,storage=$W/a/data/registry" \
+    -target "net/http=$mode://127.0.0.1:$FPORT,file=$W/blob"
+  stop "$APID"; stop "$RPID"; stop "$FPID"
 done
 echo "storage: $(df --output=source,fstype "$W" | tail -1 | tr -s ' '), read_ahead_kb $(cat /sys/class/block/"$(basename "$(df --output=source "$W" | tail -1)")"/queue/read_ahead_kb 2>/dev/null || echo '?')"
 echo "machine: $(nproc) cores, $(. /etc/os-release; echo "$PRETTY_NAME"), $(go version | cut -d' ' -f3)"
