@@ -173,8 +173,26 @@ type mirrorView struct {
 			BytesDone int64  `json:"bytes_done"`
 		} `json:"progress"`
 	} `json:"repos"`
-	Files string `json:"files"`
+	Files        string            `json:"files"`
+	BundleImport *bundleImportView `json:"bundle_import"`
 }
+
+// bundleImportView is the bundle import under way, or the last one.
+type bundleImportView struct {
+	Path      string    `json:"path"`
+	Phase     string    `json:"phase"`
+	Bytes     int64     `json:"bytes"`
+	BytesDone int64     `json:"bytes_done"`
+	Blobs     int       `json:"blobs"`
+	BlobsDone int       `json:"blobs_done"`
+	Item      string    `json:"item"`
+	Started   time.Time `json:"started"`
+	Rate      float64   `json:"rate"`
+	Error     string    `json:"error"`
+}
+
+// RateBytes is the rate in whole bytes per second, for the bytes filter.
+func (v bundleImportView) RateBytes() int64 { return int64(v.Rate) }
 
 type registryView struct {
 	Storage      string   `json:"storage"`

@@ -301,7 +301,8 @@ type byteView struct {
 	w         io.Writer
 	quiet     bool
 	verb      string // writing | verifying
-	bar       *progressbar.ProgressBar
+	tty       bool
+	bar       *progressbar.ProgressBar // made once the total is known
 	last      time.Time
 	began     time.Time
 	done      int64
@@ -315,16 +316,7 @@ type byteView struct {
 func newByteView(w io.Writer, quiet bool, verb string) *byteView {
 	v := &byteView{w: w, quiet: quiet, verb: verb, began: time.Now(), last: time.Now()}
 	if f, ok := w.(*os.File); ok && !quiet && term.IsTerminal(int(f.Fd())) {
-		v.bar = progressbar.NewOptions64(-1,
-			progressbar.OptionSetWriter(w),
-			progressbar.OptionShowBytes(true),
-			progressbar.OptionShowTotalBytes(true),
-			progressbar.OptionSetPredictTime(true),
-			progressbar.OptionSetWidth(30),
-			progressbar.OptionThrottle(100*time.Millisecond),
-			progressbar.OptionShowElapsedTimeOnFinish(),
-			progressbar.OptionSetDescription(verb),
-		)
+		v.tty = true
 	}
 	return v
 }
@@ -366,9 +358,19 @@ func (v *byteView) show(done, total int64) {
 	v.done, v.total = done, total
 	switch {
 	case v.quiet:
-	case v.bar != nil:
-		if total > 0 && v.bar.GetMax64() != total {
-			v.bar.ChangeMax64(total)
+	case v.tty:
+		if v.bar == nil {
+			v.bar = progressbar.NewOptions64(max(total, 1),
+				progressbar.OptionSetWriter(v.w),
+				progressbar.OptionShowBytes(true),
+				progressbar.OptionShowTotalBytes(true),
+				progressbar.OptionShowCount(), // done/total bytes
+				progressbar.OptionSetPredictTime(true),
+				progressbar.OptionSetWidth(30),
+				progressbar.OptionThrottle(100*time.Millisecond),
+				progressbar.OptionShowElapsedTimeOnFinish(),
+				progressbar.OptionSetDescription(v.describe()),
+			)
 		}
 		v.bar.Describe(v.describe())
 		v.bar.Set64(min(done, max(total, 1)))
