@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -15,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // A bundle carries repos, files and images across the air gap in one
@@ -87,6 +90,15 @@ type BundleImage struct {
 	Size      int64    `json:"size"`
 	Blobs     []string `json:"blobs"`
 	InBase    bool     `json:"in_base,omitempty"`
+	// Platforms is set when --platform left some of an index's manifests
+	// out: the index is carried byte for byte, Blobs holds only these
+	// platforms' manifests, configs and layers.
+	Platforms []string `json:"platforms,omitempty"`
+	// Subject is set on what is attached to another manifest of the
+	// bundle: a cosign tag (Name ends :sha256-HEX.sig, .att or .sbom) or an
+	// OCI referrer (Name is repository@digest), so import stores it where
+	// signature and referrers lookups find it.
+	Subject string `json:"subject,omitempty"`
 }
 
 // BundleBlob is one blob the tar holds.
@@ -173,6 +185,12 @@ func (bm *BundleManifest) Validate() error {
 				return fmt.Errorf("image %s: blob %q is not a sha256 digest", im.Name, b)
 			}
 		}
+		if im.Subject != "" && !digestRE.MatchString(im.Subject) {
+			return fmt.Errorf("image %s: subject %q is not a sha256 digest", im.Name, im.Subject)
+		}
+		if _, d, ok := strings.Cut(im.Name, "@"); ok && d != im.Digest {
+			return fmt.Errorf("image %s: its name pins %s but its digest is %s", im.Name, d, im.Digest)
+		}
 	}
 	if bm.Split != nil && (bm.Split.PartSize <= 0 || bm.Split.Parts < 1 || bm.Split.Size <= 0 ||
 		int64(bm.Split.Parts) != (bm.Split.Size+bm.Split.PartSize-1)/bm.Split.PartSize) {
@@ -256,7 +274,7 @@ func ReadBundleManifest(path string) (*BundleManifest, string, error) {
 	if head, _ := br.Peek(1); len(head) == 1 && head[0] == '{' {
 		b, err = io.ReadAll(io.LimitReader(br, maxBundleManifest))
 	} else {
-		b, err = readManifestFrom(br)
+		b, err = readStreamManifest(br)
 	}
 	if err != nil {
 		return nil, "", fmt.Errorf("%s: %w", path, err)
@@ -272,13 +290,19 @@ func ReadBundleManifest(path string) (*BundleManifest, string, error) {
 type bundleParts struct {
 	files []string
 	sizes []int64
+	// compressed: the parts hold a zstd stream of the tar. Offsets into
+	// the tar then say nothing about parts; rawRead counts the compressed
+	// bytes open's reader has consumed, so partOf names the part being
+	// read when a problem shows (the decoder reads a little ahead).
+	compressed bool
+	rawRead    *int64
 }
 
 // findBundle resolves what the user named — a bundle file, its first part
 // (or any part), the name given to --out, or a folder holding one bundle —
 // into its manifest and parts. Missing or short parts are named.
 func findBundle(path string) (*BundleManifest, []byte, bundleParts, error) {
-	var parts bundleParts
+	parts := bundleParts{rawRead: new(int64)}
 	first := path
 	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
 		entries, err := os.ReadDir(path)
@@ -323,7 +347,7 @@ func findBundle(path string) (*BundleManifest, []byte, bundleParts, error) {
 		}
 		return nil, nil, parts, err
 	}
-	raw, err := readManifestFrom(bufio.NewReader(f))
+	raw, err := readStreamManifest(f)
 	f.Close()
 	if err != nil {
 		return nil, nil, parts, fmt.Errorf("%s: %w", first, err)
@@ -341,7 +365,8 @@ func findBundle(path string) (*BundleManifest, []byte, bundleParts, error) {
 			return nil, nil, parts, err
 		}
 		parts.files, parts.sizes = []string{first}, []int64{fi.Size()}
-		return bm, raw, parts, nil
+		parts.compressed, err = isZstd(first)
+		return bm, raw, parts, err
 	}
 	if stem == "" {
 		return nil, nil, parts, fmt.Errorf("%s holds a split bundle's manifest but is not named NAME.part001", first)
@@ -365,13 +390,18 @@ func findBundle(path string) (*BundleManifest, []byte, bundleParts, error) {
 	if len(problems) > 0 {
 		return nil, nil, parts, fmt.Errorf("%s; copy the part(s) from the media next to %s and run again; nothing was published", strings.Join(problems, "; "), filepath.Base(first))
 	}
-	return bm, raw, parts, nil
+	parts.compressed, err = isZstd(first)
+	return bm, raw, parts, err
 }
 
-// partOf names the part holding byte offset off of the stream.
+// partOf names the part holding byte offset off of the tar stream (of a
+// compressed bundle: near where its reader is).
 func (p bundleParts) partOf(off int64) string {
 	if len(p.files) == 1 {
 		return filepath.Base(p.files[0])
+	}
+	if p.compressed && p.rawRead != nil {
+		off = *p.rawRead
 	}
 	for i, s := range p.sizes {
 		if off < s {
@@ -382,8 +412,37 @@ func (p bundleParts) partOf(off int64) string {
 	return fmt.Sprintf("part %d (%s)", len(p.files), filepath.Base(p.files[len(p.files)-1]))
 }
 
-// open returns the whole stream, parts concatenated.
+// open returns the whole tar stream: the parts concatenated, and
+// decompressed when they hold zstd.
 func (p bundleParts) open() (io.Reader, func(), error) {
+	r, closeFiles, err := p.openRaw()
+	if err != nil || !p.compressed {
+		return r, closeFiles, err
+	}
+	dec, err := zstd.NewReader(&rawCounter{r: r, n: p.rawRead}, zstd.WithDecoderConcurrency(1))
+	if err != nil {
+		closeFiles()
+		return nil, nil, err
+	}
+	return dec, func() { dec.Close(); closeFiles() }, nil
+}
+
+// rawCounter counts the compressed bytes read into n (when set).
+type rawCounter struct {
+	r io.Reader
+	n *int64
+}
+
+func (c *rawCounter) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	if c.n != nil {
+		*c.n += int64(n)
+	}
+	return n, err
+}
+
+// openRaw returns the parts concatenated, as they are on disk.
+func (p bundleParts) openRaw() (io.Reader, func(), error) {
 	var rs []io.Reader
 	var fs []*os.File
 	closeAll := func() {
@@ -403,11 +462,61 @@ func (p bundleParts) open() (io.Reader, func(), error) {
 	return io.MultiReader(rs...), closeAll, nil
 }
 
+// zstdMagic starts a zstd frame; a skippable frame starts with 0x50..0x5F
+// then the same three bytes as skippableMagic.
+var (
+	zstdMagic      = []byte{0x28, 0xb5, 0x2f, 0xfd}
+	skippableMagic = []byte{0x2a, 0x4d, 0x18}
+)
+
+// looksZstd tells a zstd stream from a tar by its first four bytes (a tar
+// starts with an entry name, printable text).
+func looksZstd(head []byte) bool {
+	if len(head) < 4 {
+		return false
+	}
+	return bytes.Equal(head[:4], zstdMagic) || (head[0]&0xf0 == 0x50 && bytes.Equal(head[1:4], skippableMagic))
+}
+
+// isZstd reports whether the file at p starts a zstd stream.
+func isZstd(p string) (bool, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	head := make([]byte, 4)
+	n, _ := io.ReadFull(f, head)
+	return looksZstd(head[:n]), nil
+}
+
+// readStreamManifest reads the manifest at the start of a bundle stream,
+// plain tar or zstd-compressed tar.
+func readStreamManifest(r io.Reader) ([]byte, error) {
+	br := bufio.NewReader(r)
+	head, _ := br.Peek(4)
+	if !looksZstd(head) {
+		return readManifestFrom(br)
+	}
+	dec, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1))
+	if err != nil {
+		return nil, err
+	}
+	defer dec.Close()
+	b, err := readManifestFrom(dec)
+	if err != nil {
+		return nil, fmt.Errorf("zstd-compressed: %w", err)
+	}
+	return b, nil
+}
+
 // BundleInfo is what `bundle inspect` shows.
 type BundleInfo struct {
 	ID       string          `json:"id"`
 	Parts    []string        `json:"parts"`
 	Manifest *BundleManifest `json:"manifest"`
+	// Compressed: the parts hold the tar zstd-compressed.
+	Compressed bool `json:"compressed"`
 	// Bytes is what the bundle carries per kind (repos, files, images);
 	// a blob shared by several kinds counts for the first.
 	Bytes map[string]int64 `json:"bytes"`
@@ -420,7 +529,7 @@ func InspectBundle(path string) (BundleInfo, error) {
 	if err != nil {
 		return BundleInfo{}, err
 	}
-	info := BundleInfo{ID: bundleID(raw), Parts: parts.files, Manifest: bm, Bytes: map[string]int64{}}
+	info := BundleInfo{ID: bundleID(raw), Parts: parts.files, Manifest: bm, Compressed: parts.compressed, Bytes: map[string]int64{}}
 	carried := map[string]int64{}
 	for _, b := range bm.Blobs {
 		carried[b.Digest] = b.Size
@@ -445,4 +554,50 @@ func InspectBundle(path string) (BundleInfo, error) {
 		}
 	}
 	return info, nil
+}
+
+// ImageBlobChecker is an ImageStore that can tell which blobs it lacks.
+// With one, an incremental bundle's image need not carry the blobs the
+// registry holds already (the layers it shares with the base's images);
+// without one, every blob of an image must be in the bundle.
+type ImageBlobChecker interface {
+	MissingBlobs(ctx context.Context, digests []string) ([]string, error)
+}
+
+// missingImageBlobs names, for the images an import stores, each blob the
+// bundle does not carry and the store does not hold.
+func missingImageBlobs(ctx context.Context, store ImageStore, images []BundleImage, carried map[string]bool) ([]string, error) {
+	var ask []string
+	asked := map[string]bool{}
+	for _, im := range images {
+		for _, b := range im.Blobs {
+			if !carried[b] && !asked[b] {
+				asked[b] = true
+				ask = append(ask, b)
+			}
+		}
+	}
+	if len(ask) == 0 {
+		return nil, nil
+	}
+	absent := ask
+	if bc, ok := store.(ImageBlobChecker); ok {
+		var err error
+		if absent, err = bc.MissingBlobs(ctx, ask); err != nil {
+			return nil, fmt.Errorf("ask the registry which blobs it holds: %w", err)
+		}
+	}
+	isAbsent := map[string]bool{}
+	for _, b := range absent {
+		isAbsent[b] = true
+	}
+	var missing []string
+	for _, im := range images {
+		for _, b := range im.Blobs {
+			if !carried[b] && isAbsent[b] {
+				missing = append(missing, "image "+im.Name+": blob "+b)
+			}
+		}
+	}
+	return missing, nil
 }

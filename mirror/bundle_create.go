@@ -6,23 +6,21 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
-	"net/url"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/klauspost/compress/zstd"
 )
 
 // BundleUpstream is where an image registry is really reached from the
@@ -47,6 +45,13 @@ type CreateOptions struct {
 	// Since is an older bundle's manifest (OUT.manifest.json or the
 	// bundle itself): blobs it carried are left out.
 	Since string
+	// Platforms (os/arch[/variant], comma lists allowed) filters
+	// multi-arch indexes: the index is carried byte for byte, with only
+	// these platforms' manifests and blobs. Empty keeps indexes whole.
+	Platforms []string
+	// Compress is "zstd" for a zstd-compressed tar, "" or "none" for a
+	// plain one.
+	Compress string
 	// Upstreams maps a registry host to where it is reached.
 	Upstreams map[string]BundleUpstream
 	// Progress, when set, is called as bytes are written.
@@ -83,12 +88,24 @@ func (m *Mirror) CreateBundle(ctx context.Context, opts CreateOptions) (CreateRe
 	if len(opts.Repos)+len(opts.Files)+len(opts.Images) == 0 {
 		return res, errors.New("nothing to bundle: give --repo, --files, --image or --image-list")
 	}
+	switch opts.Compress {
+	case "", "none", "zstd":
+	default:
+		return res, fmt.Errorf("--compress %q: write zstd or none", opts.Compress)
+	}
+	platforms, err := parsePlatforms(opts.Platforms)
+	if err != nil {
+		return res, err
+	}
 	bm := &BundleManifest{Format: BundleFormat, Created: time.Now().UTC().Truncate(time.Second)}
 	srcs := map[string]blobSource{}
 	need := map[string]bool{} // blobs the base does not cover
 
 	// What the base bundle's host has.
 	baseRepo, baseFile, baseImage := map[string]bool{}, map[string]bool{}, map[string]bool{}
+	// Image blobs the base's host has: the registry keeps one store for
+	// every repository, so a layer is left out whatever image it is in.
+	baseImageBlob := map[string]bool{}
 	if opts.Since != "" {
 		base, id, err := ReadBundleManifest(opts.Since)
 		if err != nil {
@@ -105,6 +122,9 @@ func (m *Mirror) CreateBundle(ctx context.Context, opts CreateOptions) (CreateRe
 		}
 		for _, im := range base.Images {
 			baseImage[im.Name+"\x00"+im.Digest] = true
+			for _, b := range im.Blobs {
+				baseImageBlob[b] = true
+			}
 		}
 	}
 
@@ -208,18 +228,28 @@ func (m *Mirror) CreateBundle(ctx context.Context, opts CreateOptions) (CreateRe
 		}
 	}
 
-	// Images, byte for byte.
+	// Images, byte for byte, with what is attached to them.
+	ic := &imageCollector{ctx: ctx, log: m.log, ups: opts.Upstreams, srcs: srcs, base: baseImage, platforms: platforms, manifests: map[string]bool{}}
+	listed := map[string]bool{}
 	for _, ref := range opts.Images {
-		im, err := addImage(ctx, ref, opts.Upstreams, srcs, baseImage)
+		items, err := ic.collect(ref)
 		if err != nil {
 			return res, err
 		}
-		if !im.InBase {
-			for _, b := range im.Blobs {
-				need[b] = true
+		for _, im := range items {
+			if listed[im.Name+"\x00"+im.Digest] {
+				continue // a signature shared by two references
 			}
+			listed[im.Name+"\x00"+im.Digest] = true
+			if !im.InBase {
+				for _, b := range im.Blobs {
+					if !baseImageBlob[b] {
+						need[b] = true
+					}
+				}
+			}
+			bm.Images = append(bm.Images, im)
 		}
-		bm.Images = append(bm.Images, im)
 	}
 
 	// The blobs to carry, in the order items name them.
@@ -246,15 +276,20 @@ func (m *Mirror) CreateBundle(ctx context.Context, opts CreateOptions) (CreateRe
 		bm.Blobs = []BundleBlob{}
 	}
 
-	raw, total, err := layoutManifest(bm, opts.SplitSize)
+	var raw []byte
+	var total int64
+	var parts []string
+	if opts.Compress == "zstd" {
+		raw, total, parts, err = writeZstdBundle(ctx, opts, bm, srcs)
+	} else {
+		if raw, total, err = layoutManifest(bm, opts.SplitSize); err == nil {
+			parts, err = writeBundle(ctx, opts, bm, raw, total, srcs)
+		}
+	}
 	if err != nil {
 		return res, err
 	}
-	res = CreateResult{ID: bundleID(raw), Size: total, Repos: len(bm.Repos), Files: len(bm.Files), Images: len(bm.Images), Blobs: len(bm.Blobs)}
-	res.Parts, err = writeBundle(ctx, opts, bm, raw, total, srcs)
-	if err != nil {
-		return res, err
-	}
+	res = CreateResult{ID: bundleID(raw), Parts: parts, Size: total, Repos: len(bm.Repos), Files: len(bm.Files), Images: len(bm.Images), Blobs: len(bm.Blobs)}
 	res.Manifest = opts.Out + ".manifest.json"
 	if err := writeFileAtomic(res.Manifest, raw); err != nil {
 		return res, fmt.Errorf("write %s: %w", res.Manifest, err)
@@ -292,158 +327,6 @@ func imageName(ref name.Tag) string {
 	return reg + "/" + ref.RepositoryStr() + ":" + ref.TagStr()
 }
 
-// addImage fetches ref's manifest (or index) and describes every blob it is
-// made of; the blobs are read when the bundle is written.
-func addImage(ctx context.Context, ref string, ups map[string]BundleUpstream, srcs map[string]blobSource, base map[string]bool) (BundleImage, error) {
-	var im BundleImage
-	pin := ""
-	if r, d, ok := strings.Cut(ref, "@"); ok {
-		ref, pin = r, d
-	}
-	tag, err := name.NewTag(ref)
-	if err != nil {
-		return im, fmt.Errorf("image %q: %w (write registry/repository:tag, optionally @sha256:… to pin it)", ref, err)
-	}
-	im.Name = imageName(tag)
-	src := tag
-	opts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain)}
-	host, _, _ := strings.Cut(im.Name, "/")
-	if up, ok := ups[host]; ok && up.URL != "" {
-		u, err := url.Parse(up.URL)
-		if err != nil || u.Host == "" {
-			return im, fmt.Errorf("image %s: registry.mirrors url %q is not a URL", im.Name, up.URL)
-		}
-		var nopts []name.Option
-		if u.Scheme == "http" {
-			nopts = append(nopts, name.Insecure)
-		}
-		repo := strings.Trim(u.Path, "/")
-		if repo != "" {
-			repo += "/"
-		}
-		src, err = name.NewTag(u.Host+"/"+repo+tag.RepositoryStr()+":"+tag.TagStr(), nopts...)
-		if err != nil {
-			return im, fmt.Errorf("image %s via %s: %w", im.Name, up.URL, err)
-		}
-		if up.Username != "" {
-			opts[1] = remote.WithAuth(&authn.Basic{Username: up.Username, Password: up.Password})
-		}
-	}
-	desc, err := remote.Get(src, opts...)
-	if err != nil {
-		return im, fmt.Errorf("image %s: fetch from %s: %w", im.Name, src.RegistryStr(), err)
-	}
-	im.Digest, im.MediaType, im.Size = desc.Digest.String(), string(desc.MediaType), desc.Size
-	if pin != "" && pin != im.Digest {
-		return im, fmt.Errorf("image %s is %s now, not the pinned %s", im.Name, im.Digest, pin)
-	}
-	if base[im.Name+"\x00"+im.Digest] {
-		im.InBase = true
-		return im, nil
-	}
-	addBytes := func(d v1.Hash, b []byte) {
-		im.Blobs = append(im.Blobs, d.String())
-		if _, ok := srcs[d.String()]; !ok {
-			srcs[d.String()] = blobSource{size: int64(len(b)), open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }}
-		}
-	}
-	var addImg func(img v1.Image) error
-	addImg = func(img v1.Image) error {
-		rawMf, err := img.RawManifest()
-		if err != nil {
-			return err
-		}
-		d, err := img.Digest()
-		if err != nil {
-			return err
-		}
-		addBytes(d, rawMf)
-		cfgName, err := img.ConfigName()
-		if err != nil {
-			return err
-		}
-		rawCfg, err := img.RawConfigFile()
-		if err != nil {
-			return err
-		}
-		addBytes(cfgName, rawCfg)
-		layers, err := img.Layers()
-		if err != nil {
-			return err
-		}
-		for _, l := range layers {
-			ld, err := l.Digest()
-			if err != nil {
-				return err
-			}
-			size, err := l.Size()
-			if err != nil {
-				return err
-			}
-			im.Blobs = append(im.Blobs, ld.String())
-			if _, ok := srcs[ld.String()]; !ok {
-				srcs[ld.String()] = blobSource{size: size, open: l.Compressed}
-			}
-		}
-		return nil
-	}
-	var addIdx func(idx v1.ImageIndex) error
-	addIdx = func(idx v1.ImageIndex) error {
-		rawIdx, err := idx.RawManifest()
-		if err != nil {
-			return err
-		}
-		d, err := idx.Digest()
-		if err != nil {
-			return err
-		}
-		addBytes(d, rawIdx)
-		mf, err := idx.IndexManifest()
-		if err != nil {
-			return err
-		}
-		for _, c := range mf.Manifests {
-			switch {
-			case c.MediaType.IsIndex():
-				child, err := idx.ImageIndex(c.Digest)
-				if err != nil {
-					return err
-				}
-				if err := addIdx(child); err != nil {
-					return err
-				}
-			default:
-				child, err := idx.Image(c.Digest)
-				if err != nil {
-					return err
-				}
-				if err := addImg(child); err != nil {
-					return fmt.Errorf("manifest %s: %w", c.Digest, err)
-				}
-			}
-		}
-		return nil
-	}
-	if desc.MediaType.IsIndex() {
-		idx, err := desc.ImageIndex()
-		if err == nil {
-			err = addIdx(idx)
-		}
-		if err != nil {
-			return im, fmt.Errorf("image %s: %w", im.Name, err)
-		}
-	} else {
-		img, err := desc.Image()
-		if err == nil {
-			err = addImg(img)
-		}
-		if err != nil {
-			return im, fmt.Errorf("image %s: %w", im.Name, err)
-		}
-	}
-	return im, nil
-}
-
 // layoutManifest renders the manifest and works out the tar's size, and
 // with a split size the number of parts (which the manifest states, so
 // this settles on a fixed point: the count changes the manifest's length
@@ -468,6 +351,9 @@ func layoutManifest(bm *BundleManifest, splitSize int64) ([]byte, int64, error) 
 			return nil, 0, err
 		}
 		total := n + blobBytes + 1024 // two zero blocks end a tar
+		if splitSize > 0 && total > splitSize && n > splitSize {
+			return nil, 0, fmt.Errorf("the manifest takes %d bytes and must fit in the first part: give a --split-size of at least %d", n, n)
+		}
 		if splitSize <= 0 || total <= splitSize {
 			if bm.Split == nil {
 				return raw, total, nil
@@ -502,38 +388,18 @@ func writeBundle(ctx context.Context, opts CreateOptions, bm *BundleManifest, ra
 	}()
 	bw := bufio.NewWriterSize(pw, 1<<20)
 	tw := tar.NewWriter(bw)
-	var done int64
 	if err := tw.WriteHeader(tarHeader(bundleManifestName, int64(len(raw)), bm.Created)); err != nil {
 		return nil, err
 	}
 	if _, err := tw.Write(raw); err != nil {
 		return nil, err
 	}
-	for _, b := range bm.Blobs {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		src := srcs[b.Digest]
-		if err := tw.WriteHeader(tarHeader(blobEntry(b.Digest), b.Size, bm.Created)); err != nil {
-			return nil, err
-		}
-		rc, err := src.open()
-		if err != nil {
-			return nil, fmt.Errorf("blob %s: %w", b.Digest, err)
-		}
-		h := sha256.New()
-		n, err := io.Copy(tw, io.TeeReader(rc, h))
-		rc.Close()
-		if err != nil {
-			return nil, fmt.Errorf("blob %s: %w", b.Digest, err)
-		}
-		if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != b.Digest || n != b.Size {
-			return nil, fmt.Errorf("blob %s changed while it was bundled (now %s, %d bytes): run create again", b.Digest, got, n)
-		}
-		done += n
+	if err := writeBlobEntries(ctx, tw, bm, srcs, func(done int64) {
 		if opts.Progress != nil {
 			opts.Progress(done, total)
 		}
+	}); err != nil {
+		return nil, err
 	}
 	if err := tw.Close(); err != nil {
 		return nil, err
@@ -550,6 +416,183 @@ func writeBundle(ctx context.Context, opts CreateOptions, bm *BundleManifest, ra
 	}
 	ok = true
 	return names, nil
+}
+
+// writeBlobEntries writes each blob the manifest lists as a tar entry,
+// checking it is still the blob it was when listed.
+func writeBlobEntries(ctx context.Context, tw *tar.Writer, bm *BundleManifest, srcs map[string]blobSource, progress func(done int64)) error {
+	var done int64
+	for _, b := range bm.Blobs {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		src := srcs[b.Digest]
+		if err := tw.WriteHeader(tarHeader(blobEntry(b.Digest), b.Size, bm.Created)); err != nil {
+			return err
+		}
+		rc, err := src.open()
+		if err != nil {
+			return fmt.Errorf("blob %s: %w", b.Digest, err)
+		}
+		h := sha256.New()
+		n, err := io.Copy(tw, io.TeeReader(rc, h))
+		rc.Close()
+		if err != nil {
+			return fmt.Errorf("blob %s: %w", b.Digest, err)
+		}
+		if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != b.Digest || n != b.Size {
+			return fmt.Errorf("blob %s changed while it was bundled (now %s, %d bytes): run create again", b.Digest, got, n)
+		}
+		done += n
+		progress(done)
+	}
+	return nil
+}
+
+// manifestRoomSlack is what the zstd manifest frame's room keeps beyond
+// the first rendering, for the part count and size written at the end.
+const manifestRoomSlack = 256
+
+// writeZstdBundle writes the tar zstd-compressed into OUT or its parts.
+// The manifest entry is a zstd frame of its own, padded with a skippable
+// frame to a fixed room, and the blob entries and the tar's end follow in
+// further frames: decoders read concatenated frames as one stream and skip
+// skippable ones. The manifest states the parts and the compressed size,
+// known only at the end, so the room is written twice: once with a guess,
+// once with the numbers (its size does not depend on them).
+func writeZstdBundle(ctx context.Context, opts CreateOptions, bm *BundleManifest, srcs map[string]blobSource) ([]byte, int64, []string, error) {
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	defer enc.Close()
+	manifestFrame := func() ([]byte, []byte, error) {
+		raw, err := json.MarshalIndent(bm, "", "  ")
+		if err != nil {
+			return nil, nil, err
+		}
+		raw = append(raw, '\n')
+		var buf bytes.Buffer
+		tw := tar.NewWriter(&buf)
+		if err := tw.WriteHeader(tarHeader(bundleManifestName, int64(len(raw)), bm.Created)); err != nil {
+			return nil, nil, err
+		}
+		if _, err := tw.Write(raw); err != nil {
+			return nil, nil, err
+		}
+		if err := tw.Flush(); err != nil {
+			return nil, nil, err
+		}
+		return raw, enc.EncodeAll(buf.Bytes(), nil), nil
+	}
+	if opts.SplitSize > 0 {
+		bm.Split = &BundleSplit{PartSize: opts.SplitSize, Parts: 1 << 30, Size: 1 << 62} // as long as the numbers get
+	}
+	_, guess, err := manifestFrame()
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	room := int64(len(guess)) + manifestRoomSlack
+	if opts.SplitSize > 0 && room > opts.SplitSize {
+		return nil, 0, nil, fmt.Errorf("the compressed manifest takes %d bytes and must fit in the first part: give a --split-size of at least %d", room, room)
+	}
+
+	partSize := opts.SplitSize
+	if partSize <= 0 {
+		partSize = math.MaxInt64
+	}
+	pw := &partWriter{out: opts.Out, partSize: partSize, single: opts.SplitSize <= 0}
+	if err := os.MkdirAll(filepath.Dir(opts.Out), 0o755); err != nil {
+		return nil, 0, nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			pw.abort()
+		}
+	}()
+	bw := bufio.NewWriterSize(pw, 1<<20)
+	if _, err := bw.Write(make([]byte, room)); err != nil {
+		return nil, 0, nil, err
+	}
+	zw, err := zstd.NewWriter(bw, zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	tw := tar.NewWriter(zw)
+	var blobBytes int64
+	for _, b := range bm.Blobs {
+		blobBytes += b.Size
+	}
+	if err := writeBlobEntries(ctx, tw, bm, srcs, func(done int64) {
+		if opts.Progress != nil {
+			opts.Progress(done, blobBytes)
+		}
+	}); err != nil {
+		zw.Close()
+		return nil, 0, nil, err
+	}
+	if err := tw.Close(); err != nil {
+		return nil, 0, nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, 0, nil, err
+	}
+	if err := bw.Flush(); err != nil {
+		return nil, 0, nil, err
+	}
+	if pw.cur != nil {
+		if err := pw.closeCur(); err != nil {
+			return nil, 0, nil, err
+		}
+	}
+
+	total := pw.written
+	bm.Split = nil
+	if opts.SplitSize > 0 && total > opts.SplitSize {
+		bm.Split = &BundleSplit{PartSize: opts.SplitSize, Parts: int((total + opts.SplitSize - 1) / opts.SplitSize), Size: total}
+	}
+	raw, frame, err := manifestFrame()
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	pad := room - int64(len(frame)) - 8 // a skippable frame's magic and length
+	if pad < 0 {
+		return nil, 0, nil, fmt.Errorf("the compressed manifest grew past its room (%d > %d bytes): this is a bug in airgapd", len(frame), room)
+	}
+	head := make([]byte, room)
+	copy(head, frame)
+	binary.LittleEndian.PutUint32(head[len(frame):], 0x184D2A50)
+	binary.LittleEndian.PutUint32(head[len(frame)+4:], uint32(pad))
+	f, err := os.OpenFile(pw.names[0]+".tmp", os.O_WRONLY, 0)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	if _, err := f.WriteAt(head, 0); err != nil {
+		f.Close()
+		return nil, 0, nil, err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return nil, 0, nil, err
+	}
+	if err := f.Close(); err != nil {
+		return nil, 0, nil, err
+	}
+	if bm.Split == nil && !pw.single {
+		// Asked to split, but it fits in one part: one file, as plain
+		// bundles are then.
+		if err := os.Rename(pw.names[0]+".tmp", opts.Out+".tmp"); err != nil {
+			return nil, 0, nil, err
+		}
+		pw.names, pw.single = []string{opts.Out}, true
+	}
+	names, err := pw.finish()
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	ok = true
+	return raw, total, names, nil
 }
 
 // partWriter writes a stream into OUT (single) or OUT.part001, … of

@@ -218,13 +218,11 @@ func (m *Mirror) ImportBundle(ctx context.Context, path string, opts ImportOptio
 			}
 		}
 	}
-	for _, im := range images {
-		for _, b := range im.Blobs {
-			if !carried[b] {
-				missing = append(missing, "image "+im.Name+": blob "+b)
-			}
-		}
+	imageMissing, err := missingImageBlobs(ctx, opts.Images, images, carried)
+	if err != nil {
+		return res, err
 	}
+	missing = append(missing, imageMissing...)
 	if len(missing) > 0 {
 		return res, fmt.Errorf("the bundle does not carry %d item(s) and this host does not have them (%s): import the bundle it was made --since first; nothing was published",
 			len(missing), strings.Join(firstN(missing, 5), ", "))
@@ -598,6 +596,9 @@ func writeLayout(staging string, images []BundleImage, bm *BundleManifest, stage
 				continue
 			}
 			linked[b] = true
+			if _, err := os.Stat(staged(b)); err != nil {
+				continue // not carried: the registry holds it (checked before publishing)
+			}
 			if err := linkOrCopy(staged(b), filepath.Join(dir, filepath.FromSlash(blobEntry(b)))); err != nil {
 				return "", fmt.Errorf("image %s: %w", im.Name, err)
 			}

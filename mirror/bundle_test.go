@@ -7,12 +7,16 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"maps"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 func TestParseSize(t *testing.T) {
@@ -162,4 +166,128 @@ func TestBundleSizeAsPlanned(t *testing.T) {
 	if err != nil || info.ID != res.ID || info.Bytes["files"] != 1+511+512+513+20000 {
 		t.Errorf("inspect: %+v, %v", info, err)
 	}
+}
+
+// TestBundleZstd: --compress zstd writes a zstd stream (whole or in parts)
+// that decodes to the same tar a plain bundle is, and that inspect and
+// import read; so does a bundle compressed by hand (tar, then zstd).
+func TestBundleZstd(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	os.MkdirAll(src, 0o755)
+	rnd := rand.New(rand.NewPCG(1, 2))
+	content := map[string][]byte{}
+	for i, n := range []int{0, 700, 30000, 90000} {
+		b := make([]byte, n)
+		for j := range b {
+			b[j] = byte(rnd.IntN(256))
+		}
+		p := string(rune('a' + i))
+		content[p] = b
+		os.WriteFile(filepath.Join(src, p), b, 0o644)
+	}
+	creator, err := New(DefaultConfig(), Deps{DataDir: filepath.Join(dir, "data")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	handPlain := filepath.Join(dir, "hand.tar")
+	handBundle(t, handPlain, content, false)
+	for _, tc := range []struct {
+		name      string
+		splitSize int64
+		byHand    bool
+		wantParts int
+	}{
+		{name: "whole", wantParts: 1},
+		{name: "split", splitSize: 40000, wantParts: 4},
+		{name: "split but small enough", splitSize: 1 << 20, wantParts: 1},
+		{name: "by hand", byHand: true, wantParts: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-"), "b.tar.zst")
+			var parts []string
+			var size int64
+			if tc.byHand {
+				os.MkdirAll(filepath.Dir(out), 0o755)
+				enc, _ := zstd.NewWriter(nil)
+				if err := os.WriteFile(out, enc.EncodeAll(mustReadFile(t, handPlain), nil), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				parts = []string{out}
+			} else {
+				res, err := creator.CreateBundle(context.Background(), CreateOptions{Files: []string{src}, Out: out, SplitSize: tc.splitSize, Compress: "zstd"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				parts, size = res.Parts, res.Size
+			}
+			if len(parts) != tc.wantParts {
+				t.Fatalf("%d parts (%v); want %d", len(parts), parts, tc.wantParts)
+			}
+			var whole []byte
+			for i, p := range parts {
+				b := mustReadFile(t, p)
+				if tc.splitSize > 0 && i < len(parts)-1 && int64(len(b)) != tc.splitSize {
+					t.Errorf("%s is %d bytes; want %d", p, len(b), tc.splitSize)
+				}
+				whole = append(whole, b...)
+			}
+			if !tc.byHand && int64(len(whole)) != size {
+				t.Errorf("parts hold %d bytes; create said %d", len(whole), size)
+			}
+			if !bytes.HasPrefix(whole, zstdMagic) {
+				t.Errorf("the bundle starts % x; want zstd's magic", whole[:4])
+			}
+			dec, err := zstd.NewReader(bytes.NewReader(whole))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer dec.Close()
+			tr := tar.NewReader(dec)
+			var names []string
+			for {
+				h, err := tr.Next()
+				if err != nil {
+					if err != io.EOF {
+						t.Fatalf("the decompressed tar: %v", err)
+					}
+					break
+				}
+				names = append(names, h.Name)
+			}
+			if len(names) != 1+len(content) || names[0] != bundleManifestName {
+				t.Errorf("the decompressed tar holds %v; want the manifest and %d blobs", names, len(content))
+			}
+			info, err := InspectBundle(parts[0])
+			if err != nil || len(info.Parts) != tc.wantParts || len(info.Manifest.Files) != len(content) {
+				t.Fatalf("inspect: %+v, %v", info, err)
+			}
+			if tc.wantParts > 1 && (info.Manifest.Split == nil || info.Manifest.Split.Size != int64(len(whole))) {
+				t.Errorf("the manifest's split %+v does not state the compressed size %d", info.Manifest.Split, len(whole))
+			}
+			cfg := DefaultConfig()
+			cfg.Files = filepath.Join(filepath.Dir(out), "files")
+			m, err := New(cfg, Deps{DataDir: filepath.Join(filepath.Dir(out), "data")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := m.ImportBundle(context.Background(), parts[0], ImportOptions{}); err != nil {
+				t.Fatalf("import: %v", err)
+			}
+			for p, want := range content {
+				if got, err := os.ReadFile(filepath.Join(cfg.Files, p)); err != nil || !bytes.Equal(got, want) {
+					t.Errorf("%s after import: %v, %d bytes; want %d", p, err, len(got), len(want))
+				}
+			}
+		})
+	}
+}
+
+func mustReadFile(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -22,6 +22,7 @@ declare -A want=(
 	[tinyproxy]=tinyproxy
 	[dnf]=dnf
 	[skopeo]=skopeo
+	[zstd]=zstd
 	[ctr]=containerd
 	[shellcheck]=shellcheck
 	[chromium]=chromium

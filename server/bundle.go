@@ -29,6 +29,14 @@ func (b bundleImages) ImportLayout(ctx context.Context, dir string) error {
 	return err
 }
 
+var _ mirror.ImageBlobChecker = bundleImages{}
+
+// MissingBlobs implements mirror.ImageBlobChecker: an incremental bundle's
+// images may leave out the blobs the registry holds.
+func (b bundleImages) MissingBlobs(ctx context.Context, digests []string) ([]string, error) {
+	return b.r.MissingBlobs(ctx, digests)
+}
+
 // BundleMirror is the mirror a one-shot `airgapd bundle` command works
 // with on data_dir: the config's mirror section, or its defaults when the
 // section is absent (a bundle of files and images needs none to be made).

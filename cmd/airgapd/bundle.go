@@ -30,11 +30,11 @@ func newBundleCmd() *cobra.Command {
 }
 
 func newBundleCreateCmd() *cobra.Command {
-	var configPath, out, splitSize, since string
-	var repos, files, images, imageLists []string
+	var configPath, out, splitSize, since, compress string
+	var repos, files, images, imageLists, platforms []string
 	var quiet bool
 	cmd := &cobra.Command{
-		Use:   "create --out PATH [--repo NAME]… [--files DIR]… [--image REF]… [--image-list F] [--split-size 4G] [--since OLD.manifest.json]",
+		Use:   "create --out PATH [--repo NAME]… [--files DIR]… [--image REF]… [--image-list F] [--platform os/arch]… [--compress zstd] [--split-size 4G] [--since OLD.manifest.json]",
 		Short: "Write a bundle of published repos, folders of files and images",
 		Long: `Write one bundle (a tar of content-addressed blobs and a manifest listing
 every item with its sha256; docs/BUNDLE.md) on the internet side:
@@ -48,12 +48,24 @@ every item with its sha256; docs/BUNDLE.md) on the internet side:
                   fetched from that url (and its credentials), keeping its name
   --image-list F  one image per line, '#' comments (kubespray-offline's
                   images.list)
+  --platform P    os/arch[/variant], repeat or comma-separate: of a multi-arch
+                  index carry only these platforms' manifests and layers (the
+                  index itself unchanged; other platforms answer 404 after
+                  import). Default: indexes whole
+
+Each image's signatures and attachments come along: cosign's tags
+(sha256-HEX.sig, .att, .sbom) and OCI referrers, stored under the same names
+on import.
+
+--compress zstd writes the tar zstd-compressed (import and inspect notice it
+by itself; so does 'zstd -d').
 
 --split-size cuts the bundle into OUT.part001, OUT.part002, … each no bigger
 than the size (4G, 700M, 4.7GB); import takes the first part or the folder.
 --since OLD.manifest.json (written beside every bundle as OUT.manifest.json,
-or the old bundle itself) leaves out what the old bundle carried; import
-then requires the old bundle to have been imported first.`,
+or the old bundle itself) leaves out what the old bundle carried, down to
+single image layers; import then requires the old bundle to have been
+imported first.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(configPath)
@@ -81,6 +93,7 @@ then requires the old bundle to have been imported first.`,
 			view := newByteView(cmd.ErrOrStderr(), quiet, "writing")
 			res, err := m.CreateBundle(cmd.Context(), mirror.CreateOptions{
 				Repos: repos, Files: files, Images: images, Out: out, SplitSize: split, Since: since,
+				Platforms: platforms, Compress: compress,
 				Upstreams: server.BundleUpstreams(cfg), Progress: view.update,
 			})
 			view.finish()
@@ -104,6 +117,8 @@ then requires the old bundle to have been imported first.`,
 	f.StringSliceVar(&images, "image", nil, "image reference to carry (repeat)")
 	f.StringSliceVar(&imageLists, "image-list", nil, "file with one image reference per line")
 	f.StringVar(&splitSize, "split-size", "", "largest part, e.g. 4G, 700M, 4.7GB (default: one file)")
+	f.StringSliceVar(&platforms, "platform", nil, "os/arch[/variant] of multi-arch images to carry (repeat, or comma-separated; default: all)")
+	f.StringVar(&compress, "compress", "none", "zstd: write the tar zstd-compressed; none: plain tar")
 	f.StringVar(&since, "since", "", "manifest (OUT.manifest.json) or bundle of an earlier bundle: carry only what it did not")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress output")
 	return cmd
@@ -160,6 +175,9 @@ func newBundleInspectCmd() *cobra.Command {
 func writeBundleInfo(w io.Writer, info mirror.BundleInfo) {
 	bm := info.Manifest
 	fmt.Fprintf(w, "bundle %s\ncreated %s, %s", info.ID, bm.Created.Format(time.RFC3339), bm.Format)
+	if info.Compressed {
+		fmt.Fprint(w, ", zstd-compressed")
+	}
 	if bm.Split != nil {
 		fmt.Fprintf(w, ", %d parts of %s", bm.Split.Parts, humanBytes(bm.Split.PartSize))
 	}
@@ -187,8 +205,14 @@ func writeBundleInfo(w io.Writer, info mirror.BundleInfo) {
 	}
 	for _, im := range bm.Images {
 		note := ""
+		if len(im.Platforms) > 0 {
+			note += "  platforms " + strings.Join(im.Platforms, ",")
+		}
+		if im.Subject != "" {
+			note += "  attached to " + im.Subject
+		}
 		if im.InBase {
-			note = "  (in the base bundle)"
+			note += "  (in the base bundle)"
 		}
 		fmt.Fprintf(w, "image  %s  %s  %s%s\n", im.Name, im.Digest, im.MediaType, note)
 	}
