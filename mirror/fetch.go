@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -169,17 +170,22 @@ func statusError(resp *http.Response, url string) error {
 // and checksum match. progress gets byte deltas (negative when a partial
 // file is thrown away).
 func (f *fetcher) fetch(ctx context.Context, url, partial, dst string, sum checksum, size int64, progress func(int64)) error {
-	if err := os.MkdirAll(filepath.Dir(partial), 0o750); err != nil {
-		return err
+	return f.fetchWith(ctx, url, partial, dst, sum, size, nil, progress)
+}
+
+// fetchWith is fetch with the caller's copy buffer (nil: one of its own).
+// A download worker passes the same buffer for every package, so a sync
+// allocates a few buffers rather than one per package: in a binary this
+// size every garbage collection costs, and fresh memory costs page faults.
+func (f *fetcher) fetchWith(ctx context.Context, url, partial, dst string, sum checksum, size int64, buf []byte, progress func(int64)) error {
+	if len(buf) == 0 {
+		buf = make([]byte, copyBuffer)
 	}
 	var last error
 	for attempt := range f.attempts {
-		fresh, err := f.fetchOnce(ctx, url, partial, sum, size, progress)
+		fresh, err := f.fetchOnce(ctx, url, partial, sum, size, buf, progress)
 		if err == nil {
-			if err := os.MkdirAll(filepath.Dir(dst), 0o750); err != nil {
-				return err
-			}
-			return os.Rename(partial, dst)
+			return renameMkdir(partial, dst)
 		}
 		last = err
 		if ctx.Err() != nil {
@@ -209,20 +215,60 @@ func (f *fetcher) fetch(ctx context.Context, url, partial, dst string, sum check
 	return last
 }
 
+// renameMkdir moves a verified file to its pool name, making the pool's
+// folder only when the rename says it is missing (one system call per
+// package instead of a stat and a rename).
+func renameMkdir(from, to string) error {
+	err := os.Rename(from, to)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := mkdirOne(filepath.Dir(to), 0o750); err != nil {
+			return err
+		}
+		err = os.Rename(from, to)
+	}
+	return err
+}
+
+// mkdirOne makes dir, and its parents only when they are missing too: a
+// new pool folder's parent is there nearly always.
+func mkdirOne(dir string, perm fs.FileMode) error {
+	err := os.Mkdir(dir, perm)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return os.MkdirAll(dir, perm)
+	case errors.Is(err, fs.ErrExist):
+		return nil // another worker made it, or a file is in the way (the next step says so)
+	}
+	return err
+}
+
+// openPartial opens (or creates) a download's partial file, making its
+// folder only when it is missing.
+func openPartial(name string) (*os.File, error) {
+	out, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o640)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(filepath.Dir(name), 0o750); err != nil {
+			return nil, err
+		}
+		out, err = os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o640)
+	}
+	return out, err
+}
+
 // fetchOnce makes one attempt, resuming from whatever partial holds. fresh
-// reports whether it started from byte 0.
-func (f *fetcher) fetchOnce(ctx context.Context, url, partial string, sum checksum, size int64, progress func(int64)) (fresh bool, err error) {
+// reports whether it started from byte 0. buf is the copy buffer.
+func (f *fetcher) fetchOnce(ctx context.Context, url, partial string, sum checksum, size int64, buf []byte, progress func(int64)) (fresh bool, err error) {
 	h, err := newHash(sum.Type)
 	if err != nil {
 		return true, errPermanent{err}
 	}
-	out, err := os.OpenFile(partial, os.O_RDWR|os.O_CREATE, 0o640)
+	out, err := openPartial(partial)
 	if err != nil {
 		return true, err
 	}
 	defer out.Close()
 	// Hash what an earlier run left, so bytes are read back at most once.
-	have, err := io.Copy(h, out)
+	have, err := hashExisting(h, out, buf)
 	if err != nil {
 		return true, err
 	}
@@ -276,7 +322,7 @@ func (f *fetcher) fetchOnce(ctx context.Context, url, partial string, sum checks
 			limit = size - have + 1 // one more byte shows an oversize file
 		}
 		body := newIdleReader(io.LimitReader(resp.Body, limit), f.idle, cancel)
-		n, err := io.CopyBuffer(io.MultiWriter(out, h), &progressReader{r: body, report: progress}, make([]byte, copyBuffer))
+		n, err := copyHashed(out, h, &progressReader{r: body, report: progress}, buf)
 		body.stop()
 		have += n
 		if err != nil {
@@ -295,9 +341,61 @@ func (f *fetcher) fetchOnce(ctx context.Context, url, partial string, sum checks
 	return fresh, nil
 }
 
-// copyBuffer is the read size for downloads: fewer system calls than
-// io.Copy's 32 KiB.
-const copyBuffer = 256 << 10
+// hashExisting hashes what f holds from its start, through buf, and
+// returns its size. (io.Copy would allocate a buffer per file.)
+func hashExisting(h hash.Hash, f *os.File, buf []byte) (int64, error) {
+	var have int64
+	for {
+		n, err := f.Read(buf)
+		h.Write(buf[:n])
+		have += int64(n)
+		if err == io.EOF {
+			return have, nil
+		}
+		if err != nil {
+			return have, err
+		}
+	}
+}
+
+// copyHashed copies r into w and h through buf, filling buf before each
+// write: a socket read returns whatever has arrived (a few KiB to a few
+// hundred), and each write(2) to a file costs a system call and a
+// file-system transaction whatever its size. What buf holds is written
+// before any error returns, so a failed or cancelled download resumes after
+// every byte it received; only a kill -9 loses what was in buf, which the
+// resume's Range asks for again.
+func copyHashed(w io.Writer, h hash.Hash, r io.Reader, buf []byte) (int64, error) {
+	var written int64
+	for {
+		n := 0
+		var rerr error
+		for n < len(buf) && rerr == nil {
+			var m int
+			m, rerr = r.Read(buf[n:])
+			n += m
+		}
+		if n > 0 {
+			h.Write(buf[:n])
+			if _, err := w.Write(buf[:n]); err != nil {
+				return written, err
+			}
+			written += int64(n)
+		}
+		if rerr == io.EOF {
+			return written, nil
+		}
+		if rerr != nil {
+			return written, rerr
+		}
+	}
+}
+
+// copyBuffer is the size of one download worker's copy buffer, and so of
+// the writes to a partial file: a 1.5 MB package goes to disk in 3 writes
+// (reads on loopback bring about 160 KiB each, on a real link far less),
+// and 32 workers (the most) hold 16 MiB.
+const copyBuffer = 512 << 10
 
 // progressReader reports bytes as they are read. (Every read: a sync
 // stalled by its upstream must show what it has.)

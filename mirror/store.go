@@ -155,13 +155,18 @@ func (s store) gcPool() {
 	})
 }
 
-// link puts pool file src at rel inside tree.
+// link puts pool file src at rel inside tree. It makes the folder only
+// when the link says it is missing: most packages share a folder, so that
+// is one system call per package, not a stat and a link.
 func link(src, tree, rel string) error {
 	dst := filepath.Join(tree, filepath.FromSlash(rel))
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return err
-	}
 	err := os.Link(src, dst)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return err
+		}
+		err = os.Link(src, dst)
+	}
 	if errors.Is(err, fs.ErrExist) {
 		return nil
 	}

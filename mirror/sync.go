@@ -348,9 +348,10 @@ func (m *Mirror) download(ctx context.Context, f *fetcher, st store, base string
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			buf := make([]byte, copyBuffer) // this worker's, for every package it fetches
 			for p := range jobs {
 				url := locationURL(base, location{Href: p.Href, Base: p.Base})
-				err := f.fetch(ctx, url, st.partial(p.Checksum), st.pool(p.Checksum), p.Checksum, p.Size, func(n int64) {
+				err := f.fetchWith(ctx, url, st.partial(p.Checksum), st.pool(p.Checksum), p.Checksum, p.Size, buf, func(n int64) {
 					downloaded.Add(n)
 					tr.update(false, func(pr *Progress) { pr.BytesDone += n })
 				})
