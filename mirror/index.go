@@ -46,7 +46,7 @@ func (m *Mirror) Index(ctx context.Context, names []string, progress func(Progre
 			return nil, fmt.Errorf("%w %q in the config", ErrUnknownRepo, n)
 		}
 		if r.Mirrored() {
-			return nil, fmt.Errorf("repo %q is a mirror of %s: sync it (`airgapd mirror sync %s`), its upstream's index is published as it is", n, r.BaseURL, n)
+			return nil, fmt.Errorf("repo %q is a mirror of %s: sync it (`airgapd mirror sync %s`), its upstream's index is published as it is", n, r.Upstream(), n)
 		}
 		repos = append(repos, r)
 	}

@@ -184,9 +184,12 @@ type Status struct {
 
 // RepoStatus is one repo in the status.
 type RepoStatus struct {
-	Name     string `json:"name"`
-	Kind     string `json:"kind"` // mirror | local | imported (from a bundle, not in the config)
-	BaseURL  string `json:"baseurl,omitempty"`
+	Name    string `json:"name"`
+	Kind    string `json:"kind"` // mirror | local | imported (from a bundle, not in the config)
+	BaseURL string `json:"baseurl,omitempty"`
+	// Upstream is the baseurl the last sync used (the mirror a mirrorlist
+	// or metalink gave, variables substituted).
+	Upstream string `json:"upstream,omitempty"`
 	Path     string `json:"path,omitempty"`
 	Revision string `json:"revision,omitempty"`
 	Packages int    `json:"packages"`
@@ -227,6 +230,7 @@ func (m *Mirror) Status() Status {
 		rs.Revision, rs.Packages, rs.Bytes = s.Revision, s.Packages, s.Bytes
 		rs.LastSync, rs.LastResult, rs.LastError, rs.Published = s.LastSync, s.LastResult, s.LastError, s.Published
 		rs.HeadersRead = s.HeadersRead
+		rs.Upstream = s.Upstream
 		rs.Schedule, rs.NextSync = cfg.scheduleOf(r).String(), m.nextSync(cfg, r)
 		if s.LastResult == "failed" {
 			failed++

@@ -301,7 +301,7 @@ func (m *Mirror) serveRepoFile(w http.ResponseWriter, r *http.Request, name stri
 	case imported:
 		rp, desc = Repo{Name: name}, "repo imported from a bundle"
 	case rp.Mirrored():
-		desc = "mirror of " + rp.BaseURL
+		desc = "mirror of " + rp.Upstream()
 	}
 	base := m.baseURL(r) + "/repos/" + url.PathEscape(rp.Name) + "/"
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")

@@ -193,6 +193,9 @@ type repoState struct {
 	Packages  int       `json:"packages"`
 	Bytes     int64     `json:"bytes"`
 	Arch      []string  `json:"arch,omitempty"` // the filter it was synced with
+	// Upstream is the baseurl the last sync used: variables substituted,
+	// the mirror a mirrorlist or metalink gave.
+	Upstream string `json:"upstream,omitempty"`
 	// Policy is the keep and gpgcheck it was synced with (syncPolicy).
 	Policy string `json:"policy,omitempty"`
 	// Local repos: what the published index was built from (file names,

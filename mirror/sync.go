@@ -183,6 +183,7 @@ func (m *Mirror) syncRepo(ctx context.Context, r Repo, parallel int, notify func
 	}
 	base, mdBytes, md := up.base, up.repomd, up.md
 	downloaded.Add(up.fetched)
+	state.Upstream = base
 	res.Revision = md.Revision
 	// gpgcheck's keys, read each sync: a changed key rebuilds the snapshot.
 	var keys gpgKeys

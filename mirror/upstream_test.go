@@ -159,6 +159,9 @@ func TestUpstreamMirrorlist(t *testing.T) {
 	if rec := get(t, m.Handler(), "/repos/up/repodata/repomd.xml"); rec.Code != 200 || !bytes.Equal(rec.Body.Bytes(), up.files["repodata/repomd.xml"]) {
 		t.Errorf("repomd.xml from the second mirror: %d", rec.Code)
 	}
+	if got := m.Status().Repos[0].Upstream; got != good.URL+"/" {
+		t.Errorf("status upstream %q, want the second mirror %s/", got, good.URL)
+	}
 	if len(up.gets["Packages/a-1-1.noarch.rpm"]) != 1 {
 		t.Errorf("package fetched %d times from the good mirror, want 1", len(up.gets["Packages/a-1-1.noarch.rpm"]))
 	}

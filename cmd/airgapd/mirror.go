@@ -226,7 +226,7 @@ Exits 1 when any repo fails, naming what failed.`,
 			for _, n := range names {
 				for _, r := range cfg.Mirror.Repos {
 					if r.Name == n && r.Mirrored() {
-						return fmt.Errorf("repo %q is a mirror of %s: use `airgapd mirror sync %s`", n, r.BaseURL, n)
+						return fmt.Errorf("repo %q is a mirror of %s: use `airgapd mirror sync %s`", n, r.Upstream(), n)
 					}
 				}
 			}

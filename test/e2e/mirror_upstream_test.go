@@ -111,6 +111,13 @@ func TestMirrorUpstreamMirrorlist(t *testing.T) {
 	if line := in.waitLog("upstream mirror chosen", 5*time.Second); !strings.Contains(line, u.url()) {
 		t.Errorf("chosen mirror: %s, want %s", line, u.url())
 	}
+	var st struct {
+		Repos []struct{ Name, Upstream string } `json:"repos"`
+	}
+	in.status().detail(t, "mirror", &st)
+	if len(st.Repos) != 1 || st.Repos[0].Upstream != u.url() {
+		t.Errorf("status: %+v, want upstream %s", st.Repos, u.url())
+	}
 	dnf.useRepo(in.status().listener("mirror"), "up")
 	if got := dnf.packages("up"); !slices.Equal(got, names) {
 		t.Errorf("dnf repoquery through airgapd: %v, want %v", got, names)
