@@ -360,10 +360,12 @@ func TestMirrorUpstreamClientCertificate(t *testing.T) {
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	dnf := newDNFRoot(t)
+	proxy := startTinyproxy(t, "alice", "s3cret")
 	in := start(t, dir, upstreamConfig(fmt.Sprintf(`  repos:
     - { name: nocert, baseurl: "%[1]s/", sslcacert: %[2]s }
     - { name: withcert, baseurl: "%[1]s/", sslcacert: %[2]s, sslclientcert: %[3]s, sslclientkey: %[4]s }
-`, srv.URL, pki.caFile, pki.clientCert, pki.clientKey)))
+    - { name: proxied, baseurl: "%[1]s/", sslcacert: %[2]s, sslclientcert: %[3]s, sslclientkey: %[4]s, proxy: "%[5]s", proxy_username: alice, proxy_password: s3cret }
+`, srv.URL, pki.caFile, pki.clientCert, pki.clientKey, proxy.url)))
 
 	out, err := mirrorSync(t, in, "nocert")
 	if err == nil || !strings.Contains(out, "certificate required") || !strings.Contains(out, "set sslclientcert and sslclientkey") {
@@ -375,6 +377,13 @@ func TestMirrorUpstreamClientCertificate(t *testing.T) {
 	dnf.useRepo(in.status().listener("mirror"), "withcert")
 	if got := dnf.packages("withcert"); !slices.Equal(got, names) {
 		t.Errorf("dnf repoquery: %v, want %v", got, names)
+	}
+	// The same through a proxy: a CONNECT tunnel, logged in, TLS inside.
+	if out, err := mirrorSync(t, in, "proxied"); err != nil || !strings.Contains(out, "2 packages") {
+		t.Fatalf("sync through the proxy's CONNECT: %v\n%s", err, out)
+	}
+	if proxyLog, _ := os.ReadFile(proxy.log); !strings.Contains(string(proxyLog), "CONNECT "+strings.TrimPrefix(srv.URL, "https://")) {
+		t.Errorf("tinyproxy's log shows no CONNECT to %s:\n%s", srv.URL, proxyLog)
 	}
 }
 
