@@ -19,7 +19,7 @@ import (
 // the status.
 type Progress struct {
 	Repo  string `json:"repo"`
-	Phase string `json:"phase"` // metadata | packages | publish | done | failed
+	Phase string `json:"phase"` // metadata | packages | verify (gpgcheck) | publish | done | failed
 	// Packages is how many packages the upstream lists (after the arch
 	// filter); ToFetch of them were missing here, Fetched have arrived.
 	Packages int `json:"packages"`
