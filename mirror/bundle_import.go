@@ -290,7 +290,9 @@ func (m *Mirror) verifyBundle(ctx context.Context, bm *BundleManifest, parts bun
 		return 0, 0, err
 	}
 	defer closeAll()
-	cr := &countReader{r: r}
+	// A cancelled import (the caller went away) stops inside a big blob
+	// too, not only between blobs.
+	cr := &countReader{r: r, ctx: ctx}
 	cr.onRead = func(n int64) { track.update(false, func(p *ImportProgress) { p.BytesDone = n }) }
 	blobDone := func() { track.update(false, func(p *ImportProgress) { p.BlobsDone++ }) }
 	tr := tar.NewReader(cr)
@@ -307,6 +309,9 @@ func (m *Mirror) verifyBundle(ctx context.Context, bm *BundleManifest, parts bun
 		h, err := tr.Next()
 		if err == io.EOF {
 			break
+		}
+		if err != nil && ctx.Err() != nil {
+			return verified, reused, stopped(ctx)
 		}
 		if err != nil {
 			return verified, reused, fmt.Errorf("the bundle is damaged near byte %d, in %s: %w; bring an undamaged copy; nothing was published", at, parts.partOf(at), err)
@@ -333,6 +338,10 @@ func (m *Mirror) verifyBundle(ctx context.Context, bm *BundleManifest, parts bun
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
+		if err != nil && ctx.Err() != nil {
+			os.Remove(tmp)
+			return verified, reused, stopped(ctx)
+		}
 		if err != nil {
 			os.Remove(tmp)
 			return verified, reused, fmt.Errorf("read %s (%s): %w", describeBlob(bm, d), parts.partOf(dataAt), err)
@@ -358,6 +367,11 @@ func (m *Mirror) verifyBundle(ctx context.Context, bm *BundleManifest, parts bun
 		return verified, reused, fmt.Errorf("the bundle is damaged, nothing was published: %s; bring an undamaged copy", strings.Join(firstN(bad, 5), "; "))
 	}
 	return verified, reused, nil
+}
+
+// stopped is the error of an import whose ctx ended.
+func stopped(ctx context.Context) error {
+	return fmt.Errorf("import stopped before anything was published (run it again to finish; what was verified is kept): %w", ctx.Err())
 }
 
 // bundleSize is the size of all the bundle's parts together.
@@ -403,14 +417,21 @@ func firstN(s []string, n int) []string {
 }
 
 // countReader counts the bytes read through it, telling onRead (when
-// set) the count so far.
+// set) the count so far; once ctx (when set) ends, reads fail with its
+// error.
 type countReader struct {
 	r      io.Reader
 	n      int64
 	onRead func(n int64)
+	ctx    context.Context
 }
 
 func (c *countReader) Read(p []byte) (int, error) {
+	if c.ctx != nil {
+		if err := c.ctx.Err(); err != nil {
+			return 0, err
+		}
+	}
 	n, err := c.r.Read(p)
 	c.n += int64(n)
 	if c.onRead != nil && n > 0 {

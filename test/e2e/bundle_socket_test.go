@@ -2,9 +2,12 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -31,12 +34,30 @@ type bundleImportStatus struct {
 	Error     string `json:"error"`
 }
 
+// bundleImport reads the mirror's bundle_import from /api/v1/status on
+// the control socket, straight from the test (no process started per
+// look, so a short import is still seen part-way).
 func (in *instance) bundleImport() *bundleImportStatus {
 	in.t.Helper()
+	sock := filepath.Join(in.dir, "run", "api.sock")
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", sock)
+	}}}
+	defer c.CloseIdleConnections()
+	resp, err := c.Get("http://airgapd/api/v1/status")
+	if err != nil {
+		in.t.Fatalf("GET /api/v1/status on %s: %v", sock, err)
+	}
+	defer resp.Body.Close()
+	var r statusReport
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		in.t.Fatalf("decode status: %v", err)
+	}
 	var m struct {
 		BundleImport *bundleImportStatus `json:"bundle_import"`
 	}
-	in.status().detail(in.t, "mirror", &m)
+	r.detail(in.t, "mirror", &m)
 	return m.BundleImport
 }
 
@@ -108,8 +129,10 @@ func watchImport(t *testing.T, in *instance, bi *backgroundImport, seen func(bun
 	return got
 }
 
+// midVerify: the import is reading the bundle, some blobs are verified
+// and staged, some bytes are still to come.
 func midVerify(p bundleImportStatus) bool {
-	return p.Phase == "verify" && p.BytesDone > 0 && p.BytesDone < p.Bytes && p.Blobs > 0
+	return p.Phase == "verify" && p.BytesDone > 0 && p.BytesDone < p.Bytes && p.BlobsDone > 0
 }
 
 // TestBundleImportThroughSocket: with a server running on an empty
@@ -253,6 +276,39 @@ func TestBundleImportThroughSocket(t *testing.T) {
 		}
 		if leftovers, _ := filepath.Glob(filepath.Join(tg.files, ".airgapd-*")); len(leftovers) > 0 {
 			t.Errorf("files folder holds leftovers: %v", leftovers)
+		}
+	})
+
+	t.Run("the command stopped mid-import", func(t *testing.T) {
+		tg := newTarget(t)
+		in := start(t, tg.dir, tg.body)
+		bi := tg.startImport(big, "-q")
+		if seen := watchImport(t, in, bi, midVerify); !slices.ContainsFunc(seen, midVerify) {
+			t.Fatalf("the import ended before it was seen part-way (%+v); make bigFileSize larger for this machine:\n%s", seen, bi.out.String())
+		}
+		bi.cmd.Process.Kill()
+		bi.wait(t, 30*time.Second)
+		// The server notices the caller is gone and stops, inside the big
+		// file, publishing nothing.
+		var last *bundleImportStatus
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
+			if last = in.bundleImport(); last != nil && last.Phase != "verify" {
+				break
+			}
+			select {
+			case <-in.exited:
+				t.Fatalf("the server exited: %v", in.err)
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+		if last == nil || last.Phase != "failed" || !strings.Contains(last.Error, "import stopped") || last.BytesDone >= last.Bytes {
+			t.Errorf("status after the command was killed: %+v; want failed, stopped part-way", last)
+		}
+		if p := tg.published(); len(p) > 0 {
+			t.Errorf("an import stopped while verifying published: %v", p)
+		}
+		if out, err := tg.importBundle(big); err != nil || strings.Contains(out, " 0 reused") {
+			t.Errorf("import again after the command was killed: %v\n%s", err, out)
 		}
 	})
 
