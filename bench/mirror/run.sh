@@ -1,16 +1,32 @@
 #!/usr/bin/env bash
-# bench/mirror/run.sh — airgapd mirror sync against a plain parallel download
+# bench/mirror/run.sh — airgapd mirror sync against plain parallel downloads
 # of the same files, in the same run, from the same loopback upstream (not
 # part of `make test`). Run from the repository root:
-#   bash bench/mirror/run.sh [PACKAGES] [SIZE_BYTES] [PARALLEL]
-# Defaults: 200 packages of 1.5 MB (about 300 MB), 4 at once. The upstream
-# is a Go file server on 127.0.0.1 over a createrepo_c repo of rpmpack RPMs.
-# Two rounds, alternating which goes first; outputs are deleted (and the
-# page cache of the outputs dropped by deleting them) between runs.
+#   bash bench/mirror/run.sh [PACKAGES] [SIZE_BYTES] [PARALLEL] [ROUNDS]
+# Defaults: 200 packages of 1.5 MB (about 300 MB), 4 at once, 5 rounds. The
+# upstream is a Go file server on 127.0.0.1 over a createrepo_c repo of
+# rpmpack RPMs. Needs createrepo_c, curl and bc.
+#
+# Each round runs the four, from an empty destination each, in an order
+# that rotates from round to round:
+#   curl        curl --parallel --parallel-max PARALLEL, every file of the repo
+#               (packages and repodata) written to disk, no checks
+#   go          mirrorbench fetch: the same in Go (net/http, io.Copy)
+#   go+sha256   the same, hashing each file with SHA-256 as it arrives (no
+#               comparison): the least a download that verifies must do
+#   airgapd     airgapd mirror sync --quiet on an empty data_dir with
+#               parallel: PARALLEL (no server running, so the command does the
+#               work itself): start, repomd.xml, metadata verified, packages
+#               verified, the snapshot of hard links, the publish
+# It prints each run's wall time and the CPU time (user+sys) of the client
+# process, then the best and median wall time of each, the throughput
+# ratios airgapd/baseline for both, and the time of a second sync with
+# nothing new. Client, upstream and airgapd share the machine's cores.
 set -euo pipefail
 N=${1:-200}
 SIZE=${2:-1500000}
 P=${3:-4}
+ROUNDS=${4:-5}
 W=$(mktemp -d /tmp/airgapd-bench-mirror.XXXXXX)
 chmod 700 "$W"
 PIDS=()
@@ -21,7 +37,7 @@ go build -o "$W/airgapd" ./cmd/airgapd
 go build -o "$W/mirrorbench" ./bench/mirror
 "$W/mirrorbench" gen "$W/up" "$N" "$SIZE"
 createrepo_c --quiet "$W/up"
-TOTAL=$(du -sb "$W/up" | cut -f1)
+TOTAL=$(find "$W/up" -type f -printf '%s\n' | awk '{s += $1} END {print s}')
 "$W/mirrorbench" serve "$W/up" "$W/port" & PIDS+=($!)
 for _ in $(seq 100); do [ -s "$W/port" ] && break; sleep 0.1; done
 [ -s "$W/port" ] || { echo "upstream did not start" >&2; exit 1; }
@@ -35,33 +51,57 @@ mirror:
   parallel: $P
   repos: [{ name: bench, baseurl: "$URL/" }]
 X
+# curl's list: every file of the repo, each to its own output name.
+(cd "$W/up" && find . -type f -printf '%P\n' | sort) | while read -r rel; do
+  printf 'url = "%s/%s"\noutput = "%s/curl/%s"\n' "$URL" "$rel" "$W" "$rel"
+done > "$W/curl.cfg"
 
-now() { date +%s.%N; }
-plain() { # $1: "" or sha256
-  rm -rf "$W/plain"; sync
-  local t0; t0=$(now)
-  "$W/mirrorbench" fetch "$URL" "$W/up" "$W/plain" "$P" ${1:-}
-  echo "$(now) - $t0" | bc
+# client NAME: one download of the whole repo.
+client() {
+  case $1 in
+    curl) curl -sS --fail --parallel --parallel-max "$P" --create-dirs -K "$W/curl.cfg" ;;
+    go) "$W/mirrorbench" fetch "$URL" "$W/up" "$W/plain" "$P" ;;
+    go+sha256) "$W/mirrorbench" fetch "$URL" "$W/up" "$W/plain" "$P" sha256 ;;
+    airgapd) "$W/airgapd" mirror sync --quiet --config "$W/airgapd.yaml" bench >/dev/null ;;
+  esac
 }
-airgapd() {
-  rm -rf "$W/data"; sync
-  local t0; t0=$(now)
-  "$W/airgapd" mirror sync --quiet --config "$W/airgapd.yaml" bench >/dev/null
-  echo "$(now) - $t0" | bc
+# run NAME: one timed run from an empty destination, checked to hold every
+# byte of the repo; sets RUN_WALL and RUN_CPU (user+sys of the client).
+run() {
+  local out=$W/plain
+  case $1 in curl) out=$W/curl ;; airgapd) out=$W/data ;; esac
+  rm -rf "$out"; sync
+  local TIMEFORMAT='%R %U %S'
+  if ! { time client "$1" 2>"$W/stderr"; } 2>"$W/time"; then cat "$W/stderr" >&2; exit 1; fi
+  [ "$1" = airgapd ] && out=$W/data/mirror/repos/bench/current/
+  local got; got=$(find "$out" -type f -printf '%s\n' | awk '{s += $1} END {print s}')
+  [ "$got" = "$TOTAL" ] || { echo "$1 wrote $got bytes, the repo has $TOTAL" >&2; exit 1; }
+  read -r RUN_WALL RUN_CPU < <(awk '{printf "%s %.3f\n", $1, $2 + $3}' "$W/time")
 }
 
-echo "upstream: $N packages, $((TOTAL / 1000000)) MB, parallel $P, $(nproc) cores"
+NAMES=(curl go go+sha256 airgapd)
+echo "upstream: $N packages, $((TOTAL / 1000000)) MB, parallel $P, $(nproc) cores, $ROUNDS rounds"
+declare -A WALL CPU
 mbs() { echo "$TOTAL/$1/1000000" | bc -l; }
-declare -a TP TH TA
-for round in 1 2 3; do
-  if [ $((round % 2)) = 1 ]; then a=$(airgapd); p=$(plain); h=$(plain sha256); else h=$(plain sha256); p=$(plain); a=$(airgapd); fi
-  TP+=("$p"); TH+=("$h"); TA+=("$a")
-  printf "round %d: plain %.2fs (%.0f MB/s)  plain+sha256 %.2fs (%.0f MB/s)  airgapd %.2fs (%.0f MB/s)\n" "$round" "$p" "$(mbs "$p")" "$h" "$(mbs "$h")" "$a" "$(mbs "$a")"
+for round in $(seq "$ROUNDS"); do
+  line="round $round:"
+  for i in 0 1 2 3; do
+    name=${NAMES[$(((i + round) % 4))]}
+    run "$name"
+    WALL[$name]+="$RUN_WALL "; CPU[$name]+="$RUN_CPU "
+    line+=$(printf "  %s %.2fs %.0f MB/s (cpu %.2fs)" "$name" "$RUN_WALL" "$(mbs "$RUN_WALL")" "$RUN_CPU")
+  done
+  echo "$line"
 done
-best() { printf '%s\n' "$@" | sort -n | head -1; }
-bp=$(best "${TP[@]}"); bh=$(best "${TH[@]}"); ba=$(best "${TA[@]}")
-printf "best: plain %.2fs, plain+sha256 %.2fs, airgapd %.2fs\n" "$bp" "$bh" "$ba"
-printf "ratio airgapd/plain %.2fx, airgapd/plain+sha256 %.2fx (throughput)\n" "$(echo "$bp/$ba" | bc -l)" "$(echo "$bh/$ba" | bc -l)"
+best() { printf '%s\n' $1 | sort -n | head -1; }
+median() { printf '%s\n' $1 | sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+printf "%-10s %8s %8s %9s %10s %17s %19s\n" "" "best s" "MB/s" "median s" "median cpu" "airgapd/it, best" "airgapd/it, median"
+ba=$(best "${WALL[airgapd]}"); ma=$(median "${WALL[airgapd]}")
+for name in "${NAMES[@]}"; do
+  b=$(best "${WALL[$name]}"); m=$(median "${WALL[$name]}"); c=$(median "${CPU[$name]}")
+  printf "%-10s %8.3f %8.0f %9.3f %10.3f %16.2fx %18.2fx\n" "$name" "$b" "$(mbs "$b")" "$m" "$c" "$(echo "$b/$ba" | bc -l)" "$(echo "$m/$ma" | bc -l)"
+done
 # The resume path: a second sync with everything present.
-t0=$(now); "$W/airgapd" mirror sync --quiet --config "$W/airgapd.yaml" bench >/dev/null; t1=$(now)
-printf "airgapd re-sync with nothing new: %.3fs\n" "$(echo "$t1 - $t0" | bc)"
+TIMEFORMAT='%R'
+t=$( { time "$W/airgapd" mirror sync --quiet --config "$W/airgapd.yaml" bench >/dev/null; } 2>&1 )
+printf "airgapd re-sync with nothing new: %.3fs\n" "$t"
