@@ -133,8 +133,12 @@ func (c Config) checkRepoPolicy(ps *conf.Problems, p string, r Repo) {
 	case !r.GPGCheck && r.GPGKey != "":
 		ps.Add(conf.Join(p, "gpgcheck"), "set gpgcheck: true to verify packages against gpgkey (or drop gpgkey)", "gpgkey is set but gpgcheck is not")
 	}
+	base := r.BaseURL
+	if base == "" {
+		base = "http://upstream.invalid/" // mirrorlist or metalink: the base is known at sync time
+	}
 	for _, spec := range strings.Fields(r.GPGKey) {
-		file, _, err := keySource(spec, r.BaseURL)
+		file, _, err := keySource(spec, base)
 		switch {
 		case err != nil:
 			ps.Add(conf.Join(p, "gpgkey"), "write /path/to/KEY, file:///path/to/KEY or a URL", "%v", err)

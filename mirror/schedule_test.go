@@ -72,6 +72,7 @@ func TestScheduleOfAndValidate(t *testing.T) {
 		{"gpgcheck without key", "", "", Repo{BaseURL: remote, GPGCheck: true}, "", "gpgcheck: true without gpgkey"},
 		{"gpgkey without gpgcheck", "", "", Repo{BaseURL: remote, GPGKey: "RPM-GPG-KEY"}, "", "gpgkey is set but gpgcheck is not"},
 		{"gpgkey URL", "", "", Repo{BaseURL: remote, GPGCheck: true, GPGKey: "RPM-GPG-KEY https://keys.example.org/k.asc"}, "", ""},
+		{"gpgkey relative, mirrorlist", "", "", Repo{Mirrorlist: "https://mirrors.example.org/list?repo=el9", GPGCheck: true, GPGKey: "RPM-GPG-KEY"}, "", ""},
 		{"gpgkey missing file", "", "", Repo{BaseURL: remote, GPGCheck: true, GPGKey: "/nonexistent/KEY"}, "", "repos[0].gpgkey"},
 		{"gpgkey ftp", "", "", Repo{BaseURL: remote, GPGCheck: true, GPGKey: "ftp://x/KEY"}, "", "neither a key file nor an http(s) URL"},
 		{"local repo", "", "", Repo{Path: "/srv/rpms", Keep: 1}, "", "apply to mirrored repos"},

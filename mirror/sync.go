@@ -21,7 +21,7 @@ type Progress struct {
 	Repo  string `json:"repo"`
 	Phase string `json:"phase"` // metadata | packages | verify (gpgcheck) | publish | done | failed
 	// Packages is how many packages the upstream lists (after the arch
-	// filter); ToFetch of them were missing here, Fetched have arrived.
+	// and keep filters); ToFetch of them were missing here, Fetched have arrived.
 	Packages int `json:"packages"`
 	ToFetch  int `json:"to_fetch"`
 	Fetched  int `json:"fetched"`
