@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -136,19 +137,9 @@ func httpURL(s string) bool {
 
 // checkVars reports variable names dnf could not use.
 func checkVars(ps *conf.Problems, path string, vars map[string]string) {
-	for _, k := range slices.Sorted(mapKeys(vars)) {
+	for _, k := range slices.Sorted(maps.Keys(vars)) {
 		if !varName.MatchString(k) {
 			ps.Add(conf.Join(path, k), "use letters, digits and '_', as $releasever and $basearch do", "%q is not a variable name", k)
-		}
-	}
-}
-
-func mapKeys(m map[string]string) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
 		}
 	}
 }
@@ -418,12 +409,13 @@ type metalinkDoc struct {
 		Size       int64             `xml:"size"`
 		Hashes     []metalinkHash    `xml:"verification>hash"`
 		Alternates []metalinkVersion `xml:"alternates>alternate"`
-		URLs       []struct {
-			Protocol   string `xml:"protocol,attr"`
-			Preference int    `xml:"preference,attr"`
-			URL        string `xml:",chardata"`
-		} `xml:"resources>url"`
+		URLs       []metalinkURL     `xml:"resources>url"`
 	} `xml:"files>file"`
+}
+
+type metalinkURL struct {
+	Preference int    `xml:"preference,attr"` // 100 is best
+	URL        string `xml:",chardata"`
 }
 
 type metalinkVersion struct {
@@ -458,13 +450,7 @@ func parseMetalink(b []byte) (*metalink, error) {
 			return nil, errors.New("it gives no sha256 or sha512 hash of repomd.xml to check it against")
 		}
 		urls := slices.Clone(f.URLs)
-		slices.SortStableFunc(urls, func(a, b struct {
-			Protocol   string `xml:"protocol,attr"`
-			Preference int    `xml:"preference,attr"`
-			URL        string `xml:",chardata"`
-		}) int {
-			return cmp.Compare(b.Preference, a.Preference)
-		})
+		slices.SortStableFunc(urls, func(a, b metalinkURL) int { return cmp.Compare(b.Preference, a.Preference) })
 		for _, u := range urls {
 			s := strings.TrimSpace(u.URL)
 			base, ok := strings.CutSuffix(s, "repodata/repomd.xml")
