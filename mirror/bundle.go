@@ -424,7 +424,19 @@ func (p bundleParts) open() (io.Reader, func(), error) {
 		closeFiles()
 		return nil, nil, err
 	}
-	return dec, func() { dec.Close(); closeFiles() }, nil
+	return damagedZstd{dec}, func() { dec.Close(); closeFiles() }, nil
+}
+
+// damagedZstd says what a decoder's error means for the user: the
+// compressed bytes are not what was written (zstd checks each frame).
+type damagedZstd struct{ r io.Reader }
+
+func (d damagedZstd) Read(b []byte) (int, error) {
+	n, err := d.r.Read(b)
+	if err != nil && err != io.EOF {
+		err = fmt.Errorf("the zstd-compressed stream is damaged (%w)", err)
+	}
+	return n, err
 }
 
 // rawCounter counts the compressed bytes read into n (when set).

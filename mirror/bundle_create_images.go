@@ -325,10 +325,16 @@ func (c *imageCollector) attached(repoName string, src source, im BundleImage) (
 		var found []BundleImage
 		for _, suffix := range cosignSuffixes {
 			tag := "sha256-" + hexD + suffix
-			desc, err := remote.Get(src.repo.Tag(tag), src.opts...)
+			// HEAD first: most images have no such tag, and registries
+			// that limit pulls count GETs of manifests, not HEADs.
+			_, err := remote.Head(src.repo.Tag(tag), src.opts...)
 			if isNotFound(err) {
 				continue
 			}
+			if err != nil {
+				return nil, fmt.Errorf("signature tag %s: %w", tag, err)
+			}
+			desc, err := remote.Get(src.repo.Tag(tag), src.opts...)
 			if err != nil {
 				return nil, fmt.Errorf("signature tag %s: %w", tag, err)
 			}

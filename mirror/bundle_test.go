@@ -197,11 +197,16 @@ func TestBundleZstd(t *testing.T) {
 		splitSize int64
 		byHand    bool
 		wantParts int
+		// damage flips a byte in the middle of the last part: import
+		// names the part and publishes nothing. (It cannot always name the
+		// item: the decoder checks a frame's checksum as it reads ahead.)
+		damage bool
 	}{
 		{name: "whole", wantParts: 1},
 		{name: "split", splitSize: 40000, wantParts: 4},
 		{name: "split but small enough", splitSize: 1 << 20, wantParts: 1},
 		{name: "by hand", byHand: true, wantParts: 1},
+		{name: "damaged", splitSize: 40000, wantParts: 4, damage: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-"), "b.tar.zst")
@@ -270,6 +275,20 @@ func TestBundleZstd(t *testing.T) {
 			m, err := New(cfg, Deps{DataDir: filepath.Join(filepath.Dir(out), "data")})
 			if err != nil {
 				t.Fatal(err)
+			}
+			if tc.damage {
+				last := parts[len(parts)-1]
+				b := mustReadFile(t, last)
+				b[len(b)/2] ^= 1
+				os.WriteFile(last, b, 0o644)
+				_, err := m.ImportBundle(context.Background(), parts[0], ImportOptions{})
+				if err == nil || !strings.Contains(err.Error(), "damaged") || !strings.Contains(err.Error(), filepath.Base(last)) || !strings.Contains(err.Error(), "nothing was published") {
+					t.Errorf("import of a damaged zstd bundle: %v; want it to say damaged, name %s and that nothing was published", err, filepath.Base(last))
+				}
+				if es, _ := os.ReadDir(cfg.Files); len(es) > 0 {
+					t.Errorf("a damaged bundle published %d files", len(es))
+				}
+				return
 			}
 			if _, err := m.ImportBundle(context.Background(), parts[0], ImportOptions{}); err != nil {
 				t.Fatalf("import: %v", err)

@@ -74,8 +74,8 @@ func sha256Of(s string) string {
 // TestBundleCreatePlatformZstd: --platform linux/arm64 carries a two-platform
 // index byte for byte with only arm64's manifest, config and layer, in a
 // zstd-compressed bundle split in parts. The zstd CLI reads the joined parts
-// as a tar; import stores the index unchanged, skopeo pulls arm64 from the
-// offline instance, and amd64 answers 404.
+// as a tar; import stores the index unchanged, garbage collection keeps it,
+// skopeo pulls arm64 from the offline instance, and amd64 answers 404.
 func TestBundleCreatePlatformZstd(t *testing.T) {
 	need(t, "skopeo", "zstd", "tar")
 	k8s := newStandIn(t)
@@ -84,6 +84,11 @@ func TestBundleCreatePlatformZstd(t *testing.T) {
 	b := imageBastion(t, k8s)
 	out := b.createImages("arm.tar.zst", []string{"registry.k8s.io/lab/multi:v1"},
 		"--platform", "linux/arm64", "--compress", "zstd", "--split-size", "32K")
+
+	if o, err := b.airgapd("bundle", "create", "-q", "--out", filepath.Join(b.out, "none.tar"), "--image", "registry.k8s.io/lab/multi:v1", "--platform", "linux/s390x"); err == nil ||
+		!strings.Contains(o, "linux/s390x") || !strings.Contains(o, "linux/amd64, linux/arm64") {
+		t.Errorf("create with a platform the index lacks: %v\n%s; want a refusal naming what it offers", err, o)
+	}
 
 	ib := inspect(t, out+".part001")
 	if len(ib.Manifest.Images) != 1 {
@@ -123,6 +128,10 @@ func TestBundleCreatePlatformZstd(t *testing.T) {
 	tg := newTarget(t)
 	if o, err := tg.importBundle(out + ".part001"); err != nil {
 		t.Fatalf("import: %v\n%s", err, o)
+	}
+	// Garbage collection must keep what a partial index holds.
+	if o, err := run(t, 60*time.Second, airgapdBin, "registry", "gc", "--config", tg.config); err != nil {
+		t.Fatalf("registry gc after the import: %v\n%s", err, o)
 	}
 	k8s.srv.Close()
 	host, skopeo, _ := tg.served(t)
