@@ -74,8 +74,9 @@ func sha256Of(s string) string {
 // TestBundleCreatePlatformZstd: --platform linux/arm64 carries a two-platform
 // index byte for byte with only arm64's manifest, config and layer, in a
 // zstd-compressed bundle split in parts. The zstd CLI reads the joined parts
-// as a tar; import stores the index unchanged, garbage collection keeps it,
-// skopeo pulls arm64 from the offline instance, and amd64 answers 404.
+// as a tar; import into a running instance stores the index unchanged,
+// garbage collection keeps it, skopeo pulls arm64 with no upstream, and
+// amd64 answers 404.
 func TestBundleCreatePlatformZstd(t *testing.T) {
 	need(t, "skopeo", "zstd", "tar")
 	k8s := newStandIn(t)
@@ -125,7 +126,11 @@ func TestBundleCreatePlatformZstd(t *testing.T) {
 		t.Errorf("zstd -d | tar -t lists %v; want airgapd-bundle.json and %d blobs", names, len(ib.Manifest.Blobs))
 	}
 
+	// Into a running instance (through its control socket), so the
+	// registry serving pulls is the one that stored the index.
+	k8s.srv.Close()
 	tg := newTarget(t)
+	host, skopeo, _ := tg.served(t)
 	if o, err := tg.importBundle(out + ".part001"); err != nil {
 		t.Fatalf("import: %v\n%s", err, o)
 	}
@@ -133,8 +138,6 @@ func TestBundleCreatePlatformZstd(t *testing.T) {
 	if o, err := run(t, 60*time.Second, airgapdBin, "registry", "gc", "--config", tg.config); err != nil {
 		t.Fatalf("registry gc after the import: %v\n%s", err, o)
 	}
-	k8s.srv.Close()
-	host, skopeo, _ := tg.served(t)
 	certDir := filepath.Join(tg.dir, "certs")
 	ref := "docker://" + host + "/registry.k8s.io/lab/multi:v1"
 	if o, err := skopeo("inspect", "--raw", "--cert-dir", certDir, ref); err != nil || sha256Of(o) != indexDigest(t, multi) {
