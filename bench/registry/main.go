@@ -155,13 +155,21 @@ func main() {
 			}
 			fmt.Println()
 		}
-		for _, name := range names(targets) {
+		// Two ratios: of the medians, and the median of each round's own
+		// ratio — a round's reads follow each other within seconds, so
+		// load from other processes that comes and goes hits both sides
+		// of a round's ratio alike.
+		for _, name := range append(names(targets), "disk") {
 			if name == "airgapd" {
 				continue
 			}
-			fmt.Printf("ratio %s airgapd/%s: %.2f\n", state, name, med["airgapd"]/med[name])
+			perRound := make([]float64, len(rates[name]))
+			for i := range perRound {
+				perRound[i] = rates["airgapd"][i] / rates[name][i]
+			}
+			fmt.Printf("ratio %s airgapd/%s: %.2f of medians, %.2f median per round (rounds: %s)\n",
+				state, name, med["airgapd"]/med[name], median(perRound), list2(perRound))
 		}
-		fmt.Printf("ratio %s airgapd/disk: %.2f\n", state, med["airgapd"]/med["disk"])
 		if l, err := os.ReadFile("/proc/loadavg"); err == nil {
 			fmt.Printf("load average after the %s rounds: %s", state, l)
 		}
@@ -410,6 +418,14 @@ func list(xs []float64) string {
 	var parts []string
 	for _, x := range xs {
 		parts = append(parts, fmt.Sprintf("%.0f", x))
+	}
+	return strings.Join(parts, " ")
+}
+
+func list2(xs []float64) string {
+	var parts []string
+	for _, x := range xs {
+		parts = append(parts, fmt.Sprintf("%.2f", x))
 	}
 	return strings.Join(parts, " ")
 }
