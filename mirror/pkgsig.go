@@ -102,8 +102,9 @@ func loadKeys(ctx context.Context, specs []string, base string, get func(ctx con
 var errUnsigned = errors.New("not signed")
 
 // verifyPackage checks the OpenPGP signatures in an RPM's signature header
-// (the header-only one rpm ≥ 4.16 writes, RSA or EdDSA/ECDSA, and the
-// older header+payload one) against keys, and its payload digest. A package
+// (the header-only one rpm ≥ 4.16 writes — RSAHEADER, or DSAHEADER for
+// EdDSA as rpm 4.18's rpmsign files it — and the older header+payload
+// one) against keys, and its payload digest. A package
 // with no signature fails, as dnf with gpgcheck=1 would fail it.
 func verifyPackage(path string, keys openpgp.EntityList) error {
 	f, err := os.Open(path)

@@ -12,6 +12,7 @@ declare -A want=(
 	[named]=bind9
 	[dig]=dnsutils
 	[rpm]=rpm
+	[gpg]=gpg
 	[systemd-analyze]=systemd
 	[dnsperf]=dnsperf
 	[unbound]=unbound

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -272,6 +273,53 @@ func TestMirrorPolicySignatures(t *testing.T) {
 	}
 	if got := dnf.packages("up"); !slices.Equal(got, []string{"alpha", "bravo", "delta"}) {
 		t.Errorf("dnf after trusting both keys: %v", got)
+	}
+
+	// A package signed by rpm's own rpmsign with an EdDSA key from gpg: rpm
+	// 4.18 writes the header-only signature alone. With that key as a
+	// local file in gpgkey, it passes; rpmkeys agrees.
+	need(t, "rpmsign", "gpg")
+	gnupg := filepath.Join(t.TempDir(), "gnupg")
+	os.Mkdir(gnupg, 0o700)
+	gpgEnv := []string{"GNUPGHOME=" + gnupg}
+	gpgRun := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(args[0], args[1:]...)
+		cmd.Env = append(os.Environ(), gpgEnv...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	gpgRun("gpg", "--batch", "--passphrase", "", "--quick-gen-key", "airgapd ed25519 <ed@example.invalid>", "ed25519", "sign", "never")
+	edKeyFile := filepath.Join(t.TempDir(), "RPM-GPG-KEY-ed")
+	writeFile(t, edKeyFile, gpgRun("gpg", "--armor", "--export", "ed@example.invalid"))
+	echo := u.addVersion("echo", "1.0", nil)
+	gpgBin, _ := exec.LookPath("gpg") // rpm's default %__gpg is /usr/bin/gpg2 on some systems
+	gpgRun("rpmsign", "--define", "__gpg "+gpgBin, "--define", "_gpg_name ed@example.invalid", "--define", "_gpg_path "+gnupg, "--addsign", filepath.Join(u.dir, echo))
+	u.index()
+	// rpm 4.18 files an EdDSA header signature under DSAHEADER.
+	if out, err := exec.Command("rpm", "-qp", "--qf", "%{DSAHEADER:pgpsig}|%{RSAHEADER:pgpsig}|%{SIGPGP:pgpsig}", filepath.Join(u.dir, echo)).Output(); err != nil || !strings.HasPrefix(string(out), "EdDSA/") || !strings.HasSuffix(string(out), "|(none)|(none)") {
+		t.Errorf("rpmsign wrote %q (%v), want a header-only EdDSA signature", out, err)
+	}
+	if out, err := run(t, 30*time.Second, "rpmkeys", "--dbpath", rpmdb, "--import", edKeyFile); err != nil {
+		t.Fatalf("rpmkeys --import the EdDSA key: %v\n%s", err, out)
+	}
+	if out, err := run(t, 30*time.Second, "rpmkeys", "--dbpath", rpmdb, "-K", filepath.Join(u.dir, echo)); err != nil || !strings.Contains(out, "signatures OK") {
+		t.Fatalf("rpmkeys -K %s: %v\n%s", echo, err, out)
+	}
+	if out, err := mirrorSync(t, in, "up"); err == nil || !strings.Contains(out, echo+": signed with key") {
+		t.Errorf("sync of the rpmsign'ed package before its key is in gpgkey: %v\n%s", err, out)
+	}
+	in.rewrite(policyConfig(u, dir, "      gpgcheck: true\n      gpgkey: RPM-GPG-KEY-test RPM-GPG-KEY-other "+edKeyFile+"\n"))
+	in.signal(syscall.SIGHUP)
+	in.waitLogN("config reloaded", 2, 10*time.Second)
+	if out, err := mirrorSync(t, in, "up"); err != nil || !strings.Contains(out, "4 packages") {
+		t.Errorf("sync with the EdDSA key as a file: %v\n%s", err, out)
+	}
+	if got := dnf.packages("up"); !slices.Equal(got, []string{"alpha", "bravo", "delta", "echo"}) {
+		t.Errorf("dnf after the EdDSA-signed package: %v", got)
 	}
 }
 
