@@ -3,9 +3,10 @@
 //	mirrorbench gen DIR N SIZE [FIRST]  N noarch RPMs of SIZE bytes of random content in DIR/Packages,
 //	                                    numbered from FIRST (default 0)
 //	mirrorbench serve DIR PORTFILE      serve DIR on 127.0.0.1:0, write the port to PORTFILE, until killed
-//	mirrorbench fetch URL DIR OUT P [sha256]
+//	mirrorbench fetch URL DIR OUT P [sha256] [buf=BYTES]
 //	                                    the plain parallel download: every file under DIR, from URL, into OUT,
-//	                                    P at once; with sha256, hashing each file as it arrives (no comparison)
+//	                                    P at once, with io.Copy; with sha256, hashing each file as it arrives
+//	                                    (no comparison); with buf=, through io.CopyBuffer and a buffer of BYTES
 package main
 
 import (
@@ -19,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -43,7 +45,18 @@ func main() {
 		err = serve(os.Args[2], os.Args[3])
 	case "fetch":
 		need(6)
-		err = fetch(os.Args[2], os.Args[3], os.Args[4], atoi(os.Args[5]), len(os.Args) > 6 && os.Args[6] == "sha256")
+		hash, buf := false, 0
+		for _, a := range os.Args[6:] {
+			switch {
+			case a == "sha256":
+				hash = true
+			case strings.HasPrefix(a, "buf="):
+				buf = atoi(strings.TrimPrefix(a, "buf="))
+			default:
+				usage()
+			}
+		}
+		err = fetch(os.Args[2], os.Args[3], os.Args[4], atoi(os.Args[5]), hash, buf)
 	default:
 		usage()
 	}
@@ -54,7 +67,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: mirrorbench gen DIR N SIZE [FIRST] | serve DIR PORTFILE | fetch URL DIR OUT PARALLEL [sha256]")
+	fmt.Fprintln(os.Stderr, "usage: mirrorbench gen DIR N SIZE [FIRST] | serve DIR PORTFILE | fetch URL DIR OUT PARALLEL [sha256] [buf=BYTES]")
 	os.Exit(2)
 }
 
@@ -120,7 +133,8 @@ func serve(dir, portFile string) error {
 
 // fetch downloads every regular file under dir from url into out, parallel
 // at once, with no checks: the plain download airgapd is measured against.
-func fetch(url, dir, out string, parallel int, hash bool) error {
+// buf > 0 copies through a buffer of that size instead of io.Copy's 32 KiB.
+func fetch(url, dir, out string, parallel int, hash bool, buf int) error {
 	var rels []string
 	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err == nil && d.Type().IsRegular() {
@@ -138,7 +152,7 @@ func fetch(url, dir, out string, parallel int, hash bool) error {
 		go func() {
 			defer wg.Done()
 			for rel := range jobs {
-				errs <- get(client, url+"/"+rel, filepath.Join(out, filepath.FromSlash(rel)), hash)
+				errs <- get(client, url+"/"+rel, filepath.Join(out, filepath.FromSlash(rel)), hash, buf)
 			}
 		}()
 	}
@@ -156,7 +170,7 @@ func fetch(url, dir, out string, parallel int, hash bool) error {
 	return nil
 }
 
-func get(c *http.Client, url, dst string, hash bool) error {
+func get(c *http.Client, url, dst string, hash bool, buf int) error {
 	resp, err := c.Get(url)
 	if err != nil {
 		return err
@@ -176,7 +190,13 @@ func get(c *http.Client, url, dst string, hash bool) error {
 	if hash {
 		w = io.MultiWriter(f, sha256.New())
 	}
-	if _, err := io.Copy(w, resp.Body); err != nil {
+	if buf > 0 {
+		// Hide *os.File's ReadFrom, which would copy through 32 KiB again.
+		_, err = io.CopyBuffer(struct{ io.Writer }{w}, resp.Body, make([]byte, buf))
+	} else {
+		_, err = io.Copy(w, resp.Body)
+	}
+	if err != nil {
 		f.Close()
 		return err
 	}

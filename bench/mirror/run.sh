@@ -8,12 +8,14 @@
 # upstream is a Go file server on 127.0.0.1 over a createrepo_c repo of
 # rpmpack RPMs. Needs createrepo_c, curl and bc.
 #
-# Each round runs the four, from an empty destination each, in an order
+# Each round runs the five, from an empty destination each, in an order
 # that rotates from round to round:
 #   curl        curl --parallel --parallel-max PARALLEL, every file of the repo
 #               (packages and repodata) written to disk, no checks
 #   go          mirrorbench fetch: the same in Go (net/http, io.Copy)
-#   go+sha256   the same, hashing each file with SHA-256 as it arrives (no
+#   go-512k     the same through a 512 KiB buffer (airgapd's copy size): a
+#               plain download with airgapd's fewer system calls
+#   go+sha256   go, hashing each file with SHA-256 as it arrives (no
 #               comparison): the least a download that verifies must do
 #   airgapd     airgapd mirror sync --quiet on an empty data_dir with
 #               parallel: PARALLEL (no server running, so the command does the
@@ -22,9 +24,10 @@
 #   airgapd-old with AIRGAPD_OLD set: the same with that binary (a before
 #               and after in one run)
 # It prints each run's wall time, the CPU time (user+sys) of the client
-# process and of the upstream (from /proc, in 10 ms ticks), then the best and median wall time of each, the throughput
-# ratios airgapd/baseline for both, and the time of a second sync with
-# nothing new. Client, upstream and airgapd share the machine's cores.
+# process and of the upstream (from /proc, in 10 ms ticks), then the best
+# and median wall time of each, the throughput ratios airgapd/baseline for
+# both, and the time of a second sync with nothing new. Client, upstream
+# and airgapd share the machine's cores.
 set -euo pipefail
 N=${1:-200}
 SIZE=${2:-1500000}
@@ -66,6 +69,7 @@ client() {
   case $1 in
     curl) curl -sS --fail --parallel --parallel-max "$P" --create-dirs -K "$W/curl.cfg" ;;
     go) "$W/mirrorbench" fetch "$URL" "$W/up" "$W/plain" "$P" ;;
+    go-512k) "$W/mirrorbench" fetch "$URL" "$W/up" "$W/plain" "$P" buf=524288 ;;
     go+sha256) "$W/mirrorbench" fetch "$URL" "$W/up" "$W/plain" "$P" sha256 ;;
     airgapd) "$W/airgapd" mirror sync --quiet --config "$W/airgapd.yaml" bench >/dev/null ;;
     airgapd-old) "$AIRGAPD_OLD" mirror sync --quiet --config "$W/airgapd-old.yaml" bench >/dev/null ;;
@@ -90,7 +94,7 @@ run() {
   read -r RUN_WALL RUN_CPU < <(awk '{printf "%s %.3f\n", $1, $2 + $3}' "$W/time")
 }
 
-NAMES=(curl go go+sha256 airgapd)
+NAMES=(curl go go-512k go+sha256 airgapd)
 [ -n "${AIRGAPD_OLD:-}" ] && NAMES+=(airgapd-old)
 K=${#NAMES[@]}
 echo "upstream: $N packages, $((TOTAL / 1000000)) MB, parallel $P, $(nproc) cores, $ROUNDS rounds"
