@@ -54,8 +54,9 @@ type CreateOptions struct {
 	Compress string
 	// Upstreams maps a registry host to where it is reached.
 	Upstreams map[string]BundleUpstream
-	// Progress, when set, is called as bytes are written.
-	Progress func(done, total int64)
+	// Progress, when set, is called as bytes are written (every MiB or so)
+	// and after each blob.
+	Progress func(CreateProgress)
 }
 
 // CreateResult is what create wrote.
@@ -394,9 +395,9 @@ func writeBundle(ctx context.Context, opts CreateOptions, bm *BundleManifest, ra
 	if _, err := tw.Write(raw); err != nil {
 		return nil, err
 	}
-	if err := writeBlobEntries(ctx, tw, bm, srcs, func(done int64) {
+	if err := writeBlobEntries(ctx, tw, bm, srcs, func(done int64, blobs int) {
 		if opts.Progress != nil {
-			opts.Progress(done, total)
+			opts.Progress(CreateProgress{BytesDone: done, Bytes: total, BlobsDone: blobs, Blobs: len(bm.Blobs)})
 		}
 	}); err != nil {
 		return nil, err
@@ -418,11 +419,20 @@ func writeBundle(ctx context.Context, opts CreateOptions, bm *BundleManifest, ra
 	return names, nil
 }
 
+// CreateProgress is a bundle being written, for the progress bar.
+type CreateProgress struct {
+	BytesDone int64 // blob bytes written so far
+	Bytes     int64 // of this many
+	BlobsDone int   // blobs written whole
+	Blobs     int
+}
+
 // writeBlobEntries writes each blob the manifest lists as a tar entry,
-// checking it is still the blob it was when listed.
-func writeBlobEntries(ctx context.Context, tw *tar.Writer, bm *BundleManifest, srcs map[string]blobSource, progress func(done int64)) error {
+// checking it is still the blob it was when listed. progress hears the
+// bytes written so far (within a big blob too) and the blobs done.
+func writeBlobEntries(ctx context.Context, tw *tar.Writer, bm *BundleManifest, srcs map[string]blobSource, progress func(done int64, blobs int)) error {
 	var done int64
-	for _, b := range bm.Blobs {
+	for i, b := range bm.Blobs {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -435,7 +445,8 @@ func writeBlobEntries(ctx context.Context, tw *tar.Writer, bm *BundleManifest, s
 			return fmt.Errorf("blob %s: %w", b.Digest, err)
 		}
 		h := sha256.New()
-		n, err := io.Copy(tw, io.TeeReader(rc, h))
+		pw := &progressWriter{w: tw, report: func(k int64) { progress(done+k, i) }}
+		n, err := io.Copy(pw, io.TeeReader(rc, h))
 		rc.Close()
 		if err != nil {
 			return fmt.Errorf("blob %s: %w", b.Digest, err)
@@ -444,9 +455,26 @@ func writeBlobEntries(ctx context.Context, tw *tar.Writer, bm *BundleManifest, s
 			return fmt.Errorf("blob %s changed while it was bundled (now %s, %d bytes): run create again", b.Digest, got, n)
 		}
 		done += n
-		progress(done)
+		progress(done, i+1)
 	}
 	return nil
+}
+
+// progressWriter reports the bytes written through it at every MiB.
+type progressWriter struct {
+	w       io.Writer
+	n, last int64
+	report  func(n int64)
+}
+
+func (p *progressWriter) Write(b []byte) (int, error) {
+	n, err := p.w.Write(b)
+	p.n += int64(n)
+	if p.n-p.last >= 1<<20 {
+		p.last = p.n
+		p.report(p.n)
+	}
+	return n, err
 }
 
 // manifestRoomSlack is what the zstd manifest frame's room keeps beyond
@@ -524,9 +552,9 @@ func writeZstdBundle(ctx context.Context, opts CreateOptions, bm *BundleManifest
 	for _, b := range bm.Blobs {
 		blobBytes += b.Size
 	}
-	if err := writeBlobEntries(ctx, tw, bm, srcs, func(done int64) {
+	if err := writeBlobEntries(ctx, tw, bm, srcs, func(done int64, blobs int) {
 		if opts.Progress != nil {
-			opts.Progress(done, blobBytes)
+			opts.Progress(CreateProgress{BytesDone: done, Bytes: blobBytes, BlobsDone: blobs, Blobs: len(bm.Blobs)})
 		}
 	}); err != nil {
 		zw.Close()

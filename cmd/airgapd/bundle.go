@@ -94,7 +94,7 @@ imported first.`,
 			res, err := m.CreateBundle(cmd.Context(), mirror.CreateOptions{
 				Repos: repos, Files: files, Images: images, Out: out, SplitSize: split, Since: since,
 				Platforms: platforms, Compress: compress,
-				Upstreams: server.BundleUpstreams(cfg), Progress: view.update,
+				Upstreams: server.BundleUpstreams(cfg), Progress: view.updateCreate,
 			})
 			view.finish()
 			if err != nil {
@@ -345,10 +345,10 @@ func newByteView(w io.Writer, quiet bool, verb string) *byteView {
 	return v
 }
 
-// update is bundle create's progress: called once per blob written.
-func (v *byteView) update(done, total int64) {
-	v.items++
-	v.show(done, total)
+// updateCreate is bundle create's progress.
+func (v *byteView) updateCreate(p mirror.CreateProgress) {
+	v.items, v.itemsAll = p.BlobsDone, p.Blobs
+	v.show(p.BytesDone, p.Bytes)
 }
 
 // updateImport is bundle import's progress, from this process or the
