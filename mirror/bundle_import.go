@@ -89,6 +89,18 @@ func (t *importTracker) update(force bool, f func(*ImportProgress)) {
 	}
 }
 
+// summary is the import's part of the mirror's one-line summary (airgapd
+// status): only while it runs.
+func (p *ImportProgress) summary() string {
+	if p == nil || (p.Phase != "verify" && p.Phase != "publish") {
+		return ""
+	}
+	if p.Phase == "publish" {
+		return ", importing a bundle: publishing " + p.Item
+	}
+	return fmt.Sprintf(", importing a bundle: %d%% verified", p.BytesDone*100/max(p.Bytes, 1))
+}
+
 // bundleImportStatus is the import under way, or the last one.
 func (m *Mirror) bundleImportStatus() *ImportProgress {
 	m.mu.Lock()

@@ -259,6 +259,7 @@ func (m *Mirror) Status() Status {
 	if failed > 0 {
 		st.Summary += fmt.Sprintf(", %d last sync failed", failed)
 	}
+	st.Summary += st.BundleImport.summary()
 	return st
 }
 
