@@ -24,6 +24,7 @@ declare -A want=(
 	[dnf]=dnf
 	[skopeo]=skopeo
 	[zstd]=zstd
+	[script]=bsdutils
 	[ctr]=containerd
 	[shellcheck]=shellcheck
 	[chromium]=chromium

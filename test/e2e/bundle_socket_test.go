@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -365,4 +366,77 @@ func entryNames(es []os.DirEntry) []string {
 		n = append(n, e.Name())
 	}
 	return n
+}
+
+// TestBundleProgressViews: on a terminal (script(1) gives the command a
+// pty) create and import draw a bar with the blobs done of all, the bytes
+// and the rate, then a final line; not on a terminal they print no bar,
+// only lines; with -q nothing but the result.
+func TestBundleProgressViews(t *testing.T) {
+	need(t, "script")
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	os.MkdirAll(src, 0o755)
+	writeFile(t, filepath.Join(src, "a.txt"), "a\n")
+	f, err := os.Create(filepath.Join(src, "big.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if err := os.Truncate(filepath.Join(src, "big.bin"), 64<<20); err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeConfig(t, dir, fmt.Sprintf("mirror: { listen: 127.0.0.1:0, files: %s }\n", filepath.Join(dir, "files")))
+	out := filepath.Join(dir, "b.tar")
+	inTerminal := func(args ...string) string {
+		t.Helper()
+		line := airgapdBin
+		for _, a := range args {
+			line += " '" + a + "'"
+		}
+		o, err := run(t, 2*time.Minute, "script", "-qec", line, "/dev/null")
+		if err != nil {
+			t.Fatalf("%s in a terminal: %v\n%s", strings.Join(args, " "), err, o)
+		}
+		return o
+	}
+	cases := []struct {
+		name     string
+		args     []string
+		tty      bool
+		want     []string
+		dontWant []string
+	}{
+		{name: "create on a terminal", tty: true, args: []string{"bundle", "create", "--files", src, "--out", out, "--config", cfg},
+			want: []string{"writing 2/2 blobs", "100%", "MB/s", "/67 MB", "wrote 64.0 MiB, 2 blobs in "}},
+		{name: "import on a terminal", tty: true, args: []string{"bundle", "import", out, "--config", cfg},
+			want: []string{"verifying ", "/2 blobs", "MB/s", "verified 64.0 MiB, 2 blobs in ", "imported: 2 blobs verified"}},
+		{name: "import not on a terminal", args: []string{"bundle", "import", out, "--config", cfg},
+			want: []string{"verified 64.0 MiB, 2 blobs in ", "imported: 2 blobs verified"}, dontWant: []string{"█", "%"}},
+		{name: "import quiet", args: []string{"bundle", "import", "-q", out, "--config", cfg},
+			want: []string{"imported: "}, dontWant: []string{"verified 64.0 MiB", "█"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var o string
+			if c.tty {
+				o = inTerminal(c.args...)
+			} else {
+				var err error
+				if o, err = run(t, 2*time.Minute, airgapdBin, c.args...); err != nil {
+					t.Fatalf("%v\n%s", err, o)
+				}
+			}
+			for _, w := range c.want {
+				if !strings.Contains(o, w) {
+					t.Errorf("output lacks %q:\n%s", w, o)
+				}
+			}
+			for _, w := range c.dontWant {
+				if strings.Contains(o, w) {
+					t.Errorf("output has %q:\n%s", w, o)
+				}
+			}
+		})
+	}
 }
