@@ -314,8 +314,8 @@ func (m *Mirror) verifyBundle(ctx context.Context, bm *BundleManifest, parts bun
 	seen := map[string]bool{}
 	var bad []string
 	for {
-		if err := ctx.Err(); err != nil {
-			return verified, reused, err
+		if ctx.Err() != nil {
+			return verified, reused, stopped(ctx)
 		}
 		at := cr.n
 		h, err := tr.Next()
