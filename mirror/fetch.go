@@ -393,8 +393,8 @@ func copyHashed(w io.Writer, h hash.Hash, r io.Reader, buf []byte) (int64, error
 
 // copyBuffer is the size of one download worker's copy buffer, and so of
 // the writes to a partial file: a 1.5 MB package goes to disk in 3 writes
-// (reads on loopback bring about 160 KiB each, on a real link far less),
-// and 32 workers (the most) hold 16 MiB.
+// (a read brings about 160 KiB on loopback, at most one 16 KiB TLS record
+// from an https upstream), and 32 workers (the most) hold 16 MiB.
 const copyBuffer = 512 << 10
 
 // progressReader reports bytes as they are read. (Every read: a sync
