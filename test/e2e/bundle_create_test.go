@@ -53,17 +53,38 @@ func (b *bastion) createImages(name string, images []string, extra ...string) st
 func (tg *target) served(t *testing.T) (host string, skopeo func(args ...string) (string, error), ns *nsEnv) {
 	t.Helper()
 	in := start(t, tg.dir, tg.body)
+	host, _, skopeo = anonSkopeo(t, in, tg.dir)
+	return host, skopeo, startedNSEnv(t, in, tg.dir, host)
+}
+
+// anonSkopeo is skopeo as a node uses it against in's registry: anonymous,
+// trusting only the instance's CA, which it writes to certDir under dir.
+// Callers pass --cert-dir themselves: inspect and copy spell it differently.
+func anonSkopeo(t *testing.T, in *instance, dir string) (host, certDir string, skopeo func(args ...string) (string, error)) {
+	t.Helper()
 	host = strings.TrimPrefix(in.status().listener("registry"), "https://")
-	certDir := filepath.Join(tg.dir, "certs")
+	certDir = filepath.Join(dir, "certs")
 	os.MkdirAll(certDir, 0o755)
-	writeFile(t, filepath.Join(certDir, "ca.crt"), string(mustRead(t, filepath.Join(tg.dir, "data", "pki", "ca.crt"))))
-	e := &regEnv{anonDir: filepath.Join(tg.dir, "anon")}
+	writeFile(t, filepath.Join(certDir, "ca.crt"), string(mustRead(t, filepath.Join(dir, "data", "pki", "ca.crt"))))
+	e := &regEnv{anonDir: filepath.Join(dir, "anon")}
 	os.MkdirAll(e.anonDir, 0o755)
 	writeFile(t, filepath.Join(e.anonDir, "config.json"), `{"auths": {}}`)
-	// Callers pass --cert-dir themselves: inspect and copy spell it
-	// differently.
-	skopeo = func(args ...string) (string, error) { return e.skopeo(t, args...) }
-	return host, skopeo, startedNSEnv(t, in, tg.dir, host)
+	return host, certDir, func(args ...string) (string, error) { return e.skopeo(t, args...) }
+}
+
+// checkImageDigests has skopeo read every ref of want (ref → manifest
+// digest) from in's registry and compares the digests; it returns the
+// registry's host:port.
+func checkImageDigests(t *testing.T, in *instance, dir string, want map[string]string) string {
+	t.Helper()
+	host, certDir, skopeo := anonSkopeo(t, in, dir)
+	for ref, dg := range want {
+		out, err := skopeo("inspect", "--raw", "--cert-dir", certDir, "docker://"+host+"/"+ref)
+		if err != nil || sha256Of(out) != dg {
+			t.Errorf("skopeo inspect --raw %s: %v; digest of what it printed is not %s\n%s", ref, err, dg, out)
+		}
+	}
+	return host
 }
 
 func sha256Of(s string) string {

@@ -3,8 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -197,19 +195,7 @@ func TestBundleImportThroughSocket(t *testing.T) {
 				t.Errorf("GET /files/%s: %d, %d bytes; want the bastion's file byte for byte", rel, code, len(body))
 			}
 		}
-		host := strings.TrimPrefix(in.status().listener("registry"), "https://")
-		certDir := filepath.Join(tg.dir, "certs")
-		os.MkdirAll(certDir, 0o755)
-		writeFile(t, filepath.Join(certDir, "ca.crt"), string(mustRead(t, filepath.Join(tg.dir, "data", "pki", "ca.crt"))))
-		e := &regEnv{anonDir: filepath.Join(tg.dir, "anon")}
-		os.MkdirAll(e.anonDir, 0o755)
-		writeFile(t, filepath.Join(e.anonDir, "config.json"), `{"auths": {}}`)
-		for ref, dg := range want {
-			out, err := e.skopeo(t, "inspect", "--raw", "--cert-dir", certDir, "docker://"+host+"/"+ref)
-			if sum := sha256.Sum256([]byte(out)); err != nil || "sha256:"+hex.EncodeToString(sum[:]) != dg {
-				t.Errorf("skopeo inspect --raw %s: %v; digest of what it printed is not %s\n%s", ref, err, dg, out)
-			}
-		}
+		checkImageDigests(t, in, tg.dir, want)
 	}
 
 	t.Run("progress and served at once", func(t *testing.T) {

@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -436,20 +434,7 @@ func TestBundle(t *testing.T) {
 			t.Errorf("GET /files/%s: %d, %d bytes; want the bastion's file byte for byte", rel, code, len(body))
 		}
 	}
-	regURL := in.status().listener("registry")
-	host := strings.TrimPrefix(regURL, "https://")
-	certDir := filepath.Join(fresh.dir, "certs")
-	os.MkdirAll(certDir, 0o755)
-	writeFile(t, filepath.Join(certDir, "ca.crt"), string(mustRead(t, filepath.Join(fresh.dir, "data", "pki", "ca.crt"))))
-	e := &regEnv{anonDir: filepath.Join(fresh.dir, "anon")}
-	os.MkdirAll(e.anonDir, 0o755)
-	writeFile(t, filepath.Join(e.anonDir, "config.json"), `{"auths": {}}`)
-	for ref, dg := range want {
-		out, err := e.skopeo(t, "inspect", "--raw", "--cert-dir", certDir, "docker://"+host+"/"+ref)
-		if sum := sha256.Sum256([]byte(out)); err != nil || "sha256:"+hex.EncodeToString(sum[:]) != dg {
-			t.Errorf("skopeo inspect --raw %s: %v; digest of what it printed is not %s\n%s", ref, err, dg, out)
-		}
-	}
+	host := checkImageDigests(t, in, fresh.dir, want)
 	ns := startedNSEnv(t, in, fresh.dir, host)
 	if got, err := ns.pull(t, "registry.k8s.io", "lab/app:v1"); err != nil || got != want["registry.k8s.io/lab/app:v1"] {
 		t.Errorf("ns=registry.k8s.io pull of lab/app:v1 with no upstream: %s, %v", got, err)
