@@ -157,8 +157,11 @@ type mirrorView struct {
 		Name       string    `json:"name"`
 		Kind       string    `json:"kind"`
 		BaseURL    string    `json:"baseurl"`
+		Upstream   string    `json:"upstream"`
 		Path       string    `json:"path"`
 		Revision   string    `json:"revision"`
+		Schedule   string    `json:"schedule"`
+		NextSync   time.Time `json:"next_sync"`
 		Packages   int       `json:"packages"`
 		Bytes      int64     `json:"bytes"`
 		LastSync   time.Time `json:"last_sync"`

@@ -1,0 +1,53 @@
+package web
+
+import (
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestMirrorPageRepos: the Mirror page shows where a repo was last synced
+// from (a mirrorlist's or metalink's choice), its schedule and next sync.
+func TestMirrorPageRepos(t *testing.T) {
+	cases := []struct {
+		name    string
+		repo    map[string]any
+		want    []string
+		notWant []string
+	}{
+		{name: "mirrorlist",
+			repo: map[string]any{"name": "epel", "kind": "mirror", "upstream": "http://m2.example/epel/9/x86_64/", "schedule": "daily at 02:30", "next_sync": "2026-11-23T02:30:00Z"},
+			want: []string{"http://m2.example/epel/9/x86_64/", "daily at 02:30, next 2026-11-23 02:30"}},
+		{name: "baseurl, variables substituted",
+			repo: map[string]any{"name": "baseos", "kind": "mirror", "baseurl": "http://up/$releasever/", "upstream": "http://up/9/", "schedule": "every 6h0m0s"},
+			want: []string{"http://up/$releasever/", "last from http://up/9/", "every 6h0m0s"}, notWant: []string{", next"}},
+		{name: "local", repo: map[string]any{"name": "local", "kind": "local", "path": "/srv/rpms"},
+			want: []string{"/srv/rpms"}, notWant: []string{"last from", "every "}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			status := map[string]any{"services": []map[string]any{{
+				"name": "mirror", "enabled": true, "state": "up",
+				"detail": map[string]any{"repos": []any{c.repo}},
+			}}}
+			s, err := New(DefaultConfig(), Deps{Instance: fakeInstance{status: func() any { return status }}, Control: listen(t, "unix", filepath.Join(t.TempDir(), "api.sock"))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := httptest.NewRecorder()
+			s.renderService(w, httptest.NewRequest("GET", "/mirror", nil), "mirror", 200, "", "", nil)
+			body := w.Body.String()
+			for _, want := range c.want {
+				if !strings.Contains(body, want) {
+					t.Errorf("mirror page lacks %q", want)
+				}
+			}
+			for _, nw := range c.notWant {
+				if strings.Contains(body, nw) {
+					t.Errorf("mirror page has %q", nw)
+				}
+			}
+		})
+	}
+}
