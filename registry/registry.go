@@ -111,6 +111,10 @@ type Registry struct {
 	internal    http.Handler                // the same without auth, for import
 	logrusCtx   context.Context
 
+	// referrersMu makes each change of a referrers list (read, add,
+	// write back) one at a time.
+	referrersMu sync.Mutex
+
 	upstreams atomic.Pointer[map[string]*upstream] // by mirror name
 	fetches   blobFetches
 	fetchCtx  context.Context // pulled-through downloads; ends with Run
@@ -170,6 +174,7 @@ func New(cfg Config, deps Deps) (*Registry, error) {
 	if dc.Storage.Type() == "filesystem" {
 		app = blobFiles(fmt.Sprint(dc.Storage.Parameters()["rootdirectory"]), app)
 	}
+	app = r.referrersAPI(app)
 	// Import goes through internal: it stores what the file holds and must
 	// never be told a blob exists because an upstream has it.
 	entry := newLogrusEntry(deps.Logger)

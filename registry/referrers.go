@@ -1,0 +1,243 @@
+package registry
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+
+	"github.com/distribution/distribution/v3"
+	"github.com/distribution/reference"
+	"github.com/opencontainers/go-digest"
+	"github.com/opencontainers/image-spec/specs-go"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// maxManifestBytes is distribution's own limit for a manifest body.
+const maxManifestBytes = 4 << 20
+
+// referrersAPI adds what distribution v3 lacks of OCI 1.1's referrers:
+//
+//   - A manifest pushed with a `subject` is added, by the registry, to its
+//     subject's referrers list, and the answer carries `OCI-Subject`, so
+//     clients (oras, notation, cosign, go-containerregistry) leave the list
+//     to the registry.
+//   - GET /v2/NAME/referrers/DIGEST[?artifactType=T] returns that list.
+//
+// The list is kept where the referrers tag schema keeps it, the index under
+// the tag `sha256-HEX`: clients that only know the tag schema read and
+// extend the same list, and bundles and GC see it as an ordinary tag.
+func (r *Registry) referrersAPI(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		rt := parseRoute(req.URL.Path)
+		switch {
+		case rt.kind == routeReferrers && (req.Method == http.MethodGet || req.Method == http.MethodHead):
+			r.serveReferrers(w, req, rt)
+		case rt.kind == routeManifest && req.Method == http.MethodPut:
+			r.putManifest(w, req, rt, next)
+		default:
+			next.ServeHTTP(w, req)
+		}
+	})
+}
+
+// referrerFields are the parts of a pushed manifest its referrers entry
+// is made of.
+type referrerFields struct {
+	MediaType    string            `json:"mediaType"`
+	ArtifactType string            `json:"artifactType"`
+	Config       *v1.Descriptor    `json:"config"`
+	Subject      *v1.Descriptor    `json:"subject"`
+	Annotations  map[string]string `json:"annotations"`
+}
+
+// putManifest lets distribution store the manifest and, when it names a
+// subject and was stored, lists it under the subject before the client is
+// answered, so a client that reads the referrers right after its push
+// finds it.
+func (r *Registry) putManifest(w http.ResponseWriter, req *http.Request, rt route, next http.Handler) {
+	body, err := io.ReadAll(io.LimitReader(req.Body, maxManifestBytes+1))
+	if err != nil {
+		http.Error(w, "reading the manifest: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	req.Body = io.NopCloser(bytes.NewReader(body))
+	var m referrerFields
+	if len(body) > maxManifestBytes || json.Unmarshal(body, &m) != nil || m.Subject == nil || m.Subject.Digest.Validate() != nil {
+		next.ServeHTTP(w, req) // distribution judges it as it would
+		return
+	}
+	next.ServeHTTP(&subjectWriter{ResponseWriter: w, stored: func(h http.Header) {
+		pushed, err := digest.Parse(h.Get("Docker-Content-Digest"))
+		if err != nil {
+			return
+		}
+		artifactType := m.ArtifactType
+		if artifactType == "" && m.Config != nil {
+			artifactType = m.Config.MediaType
+		}
+		entry := v1.Descriptor{MediaType: m.MediaType, Digest: pushed, Size: int64(len(body)), ArtifactType: artifactType, Annotations: m.Annotations}
+		if err := r.addReferrer(req.Context(), rt.repo, m.Subject.Digest, entry); err != nil {
+			// The manifest is stored; a client that falls back to the tag
+			// schema still lists it.
+			r.log.Warn("listing a referrer", "repo", rt.repo, "subject", m.Subject.Digest, "referrer", pushed, "err", err)
+			return
+		}
+		h.Set("OCI-Subject", m.Subject.Digest.String())
+	}}, req)
+}
+
+// subjectWriter calls stored once distribution answers 201 Created, before
+// the status goes out, so stored can still add headers.
+type subjectWriter struct {
+	http.ResponseWriter
+	stored func(http.Header)
+	wrote  bool
+}
+
+func (s *subjectWriter) WriteHeader(code int) {
+	if !s.wrote {
+		s.wrote = true
+		if code == http.StatusCreated {
+			s.stored(s.Header())
+		}
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *subjectWriter) Write(b []byte) (int, error) {
+	if !s.wrote {
+		s.WriteHeader(http.StatusOK)
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+// referrersTag is where the referrers tag schema keeps subject's list.
+func referrersTag(subject digest.Digest) string {
+	return subject.Algorithm().String() + "-" + subject.Encoded()
+}
+
+// addReferrer adds entry to subject's list in repo, once. One at a time:
+// the list is read, changed and written back.
+func (r *Registry) addReferrer(ctx context.Context, repo string, subject digest.Digest, entry v1.Descriptor) error {
+	named, err := reference.WithName(repo)
+	if err != nil {
+		return err
+	}
+	r.referrersMu.Lock()
+	defer r.referrersMu.Unlock()
+	ctx = withLogrus(ctx, r.log)
+	rp, err := r.ns.Repository(ctx, named)
+	if err != nil {
+		return err
+	}
+	idx, err := r.referrersOf(ctx, rp, subject)
+	if err != nil {
+		return err
+	}
+	if slices.ContainsFunc(idx.Manifests, func(d v1.Descriptor) bool { return d.Digest == entry.Digest }) {
+		return nil
+	}
+	idx.Manifests = append(idx.Manifests, entry)
+	payload, err := json.Marshal(idx)
+	if err != nil {
+		return err
+	}
+	m, desc, err := distribution.UnmarshalManifest(v1.MediaTypeImageIndex, payload)
+	if err != nil {
+		return err
+	}
+	ms, err := rp.Manifests(ctx)
+	if err != nil {
+		return err
+	}
+	tag := referrersTag(subject)
+	if _, err := ms.Put(ctx, m, distribution.WithTag(tag)); err != nil {
+		return fmt.Errorf("storing the referrers index: %w", err)
+	}
+	if err := rp.Tags(ctx).Tag(ctx, tag, desc); err != nil {
+		return fmt.Errorf("tagging the referrers index %s: %w", tag, err)
+	}
+	r.markDirty()
+	return nil
+}
+
+// referrersOf reads subject's list in rp: the index under its referrers
+// tag, or an empty one.
+func (r *Registry) referrersOf(ctx context.Context, rp distribution.Repository, subject digest.Digest) (v1.Index, error) {
+	idx := v1.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: v1.MediaTypeImageIndex, Manifests: []v1.Descriptor{}}
+	desc, err := rp.Tags(ctx).Get(ctx, referrersTag(subject))
+	if err != nil {
+		var unknown distribution.ErrTagUnknown
+		var repoUnknown distribution.ErrRepositoryUnknown
+		if errors.As(err, &unknown) || errors.As(err, &repoUnknown) || isPathNotFound(err) {
+			return idx, nil
+		}
+		return idx, err
+	}
+	ms, err := rp.Manifests(ctx)
+	if err != nil {
+		return idx, err
+	}
+	m, err := ms.Get(ctx, desc.Digest)
+	if err != nil {
+		return idx, err
+	}
+	_, payload, err := m.Payload()
+	if err != nil {
+		return idx, err
+	}
+	var stored v1.Index
+	if err := json.Unmarshal(payload, &stored); err != nil {
+		return idx, fmt.Errorf("the referrers tag %s is not an index: %w", referrersTag(subject), err)
+	}
+	idx.Manifests = append(idx.Manifests, stored.Manifests...)
+	return idx, nil
+}
+
+// serveReferrers answers the referrers API. Per the distribution spec, a
+// registry that serves it answers 200 with an empty index, never 404, when
+// nothing refers to the digest.
+func (r *Registry) serveReferrers(w http.ResponseWriter, req *http.Request, rt route) {
+	subject, err := digest.Parse(rt.ref)
+	if err != nil {
+		writeAPIError(w, http.StatusBadRequest, "DIGEST_INVALID", "not a digest: "+rt.ref)
+		return
+	}
+	named, err := reference.WithName(rt.repo)
+	if err != nil {
+		writeAPIError(w, http.StatusBadRequest, "NAME_INVALID", "not a repository name: "+rt.repo)
+		return
+	}
+	ctx := withLogrus(req.Context(), r.log)
+	rp, err := r.ns.Repository(ctx, named)
+	if err != nil {
+		writeAPIError(w, http.StatusInternalServerError, "UNKNOWN", err.Error())
+		return
+	}
+	idx, err := r.referrersOf(ctx, rp, subject)
+	if err != nil {
+		r.log.Warn("reading referrers", "repo", rt.repo, "subject", subject, "err", err)
+		writeAPIError(w, http.StatusInternalServerError, "UNKNOWN", "reading the referrers list failed")
+		return
+	}
+	if want := req.URL.Query().Get("artifactType"); want != "" {
+		idx.Manifests = slices.DeleteFunc(idx.Manifests, func(d v1.Descriptor) bool { return d.ArtifactType != want })
+		w.Header().Set("OCI-Filters-Applied", "artifactType")
+	}
+	body, err := json.Marshal(idx)
+	if err != nil {
+		writeAPIError(w, http.StatusInternalServerError, "UNKNOWN", err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", v1.MediaTypeImageIndex)
+	w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+	w.WriteHeader(http.StatusOK)
+	if req.Method == http.MethodGet {
+		_, _ = w.Write(body)
+	}
+}
