@@ -147,7 +147,7 @@ func (m *Mirror) CreateBundle(ctx context.Context, opts CreateOptions) (CreateRe
 			return res, fmt.Errorf("repo %s: %w", n, err)
 		}
 		if cur == "" {
-			return res, fmt.Errorf("repo %s has nothing published: run `airgapd mirror sync %s` (or `mirror index`) first", n, n)
+			return res, fmt.Errorf("repo %s has nothing published: run `airgapd mirror sync %s` (or `mirror index`) first, or give bundle create --sync", n, n)
 		}
 		br := BundleRepo{Name: n, Revision: st.readState().Revision}
 		add := func(root, prefix string, skipRepodata bool) error {

@@ -32,15 +32,19 @@ func newBundleCmd() *cobra.Command {
 func newBundleCreateCmd() *cobra.Command {
 	var configPath, out, splitSize, since, compress string
 	var repos, files, images, imageLists, platforms []string
-	var quiet bool
+	var quiet, syncFirst bool
 	cmd := &cobra.Command{
-		Use:   "create --out PATH [--repo NAME]… [--files DIR]… [--image REF]… [--image-list F] [--platform os/arch]… [--compress zstd] [--split-size 4G] [--since OLD.manifest.json]",
+		Use:   "create --out PATH [--repo NAME]… [--sync] [--files DIR]… [--image REF]… [--image-list F] [--platform os/arch]… [--compress zstd] [--split-size 4G] [--since OLD.manifest.json]",
 		Short: "Write a bundle of published repos, folders of files and images",
 		Long: `Write one bundle (a tar of content-addressed blobs and a manifest listing
 every item with its sha256; docs/BUNDLE.md) on the internet side:
 
   --repo NAME     a repo this instance mirrors or indexes, as published now
-                  (sync or index it first); read under the repo's lock
+                  (sync or index it first, or give --sync); read under the
+                  repo's lock
+  --sync          sync (or index) every --repo first, as 'airgapd mirror
+                  sync NAME…' does: through the running server when one
+                  answers on the control socket, else on data_dir
   --files DIR     a folder; its contents go to the root of mirror.files
   --image REF     an image (registry/repository:tag, @sha256:… pins it),
                   byte for byte: digests unchanged, a multi-arch index whole.
@@ -85,6 +89,14 @@ imported first.`,
 					return fmt.Errorf("--split-size: %w", err)
 				}
 			}
+			if syncFirst && len(repos) > 0 {
+				if !cfg.Enabled("mirror") {
+					return errors.New("--sync: the mirror section is absent or disabled in this config: enable it and list the repos")
+				}
+				if err := runMirrorJob(cmd, cfg, "", repos, quiet); err != nil {
+					return fmt.Errorf("--sync: %w (no bundle written)", err)
+				}
+			}
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 			m, err := server.BundleMirror(cfg, log)
 			if err != nil {
@@ -120,6 +132,7 @@ imported first.`,
 	f.StringSliceVar(&platforms, "platform", nil, "os/arch[/variant] of multi-arch images to carry (repeat, or comma-separated; default: all)")
 	f.StringVar(&compress, "compress", "none", "zstd: write the tar zstd-compressed; none: plain tar")
 	f.StringVar(&since, "since", "", "manifest (OUT.manifest.json) or bundle of an earlier bundle: carry only what it did not")
+	f.BoolVar(&syncFirst, "sync", false, "sync (or index) each --repo before bundling it")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress output")
 	return cmd
 }

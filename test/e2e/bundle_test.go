@@ -539,3 +539,41 @@ wait:
 		t.Errorf("staging left behind: %d entries", len(es))
 	}
 }
+
+// TestBundleCreateSync: a repo never synced is refused with a hint, and
+// --sync syncs it first; a later --sync carries what the upstream added
+// since.
+func TestBundleCreateSync(t *testing.T) {
+	need(t, "createrepo_c")
+	u := newRPMUpstream(t)
+	u.add("alpha", 16<<10)
+	u.index()
+	b := newBastion(t, u, newStandIn(t))
+
+	out := filepath.Join(b.out, "first.tar")
+	if o, err := b.airgapd("bundle", "create", "-q", "--repo", "up", "--out", out); err == nil || !strings.Contains(o, "nothing published") || !strings.Contains(o, "--sync") {
+		t.Fatalf("bundle create of a repo never synced: %v; want a refusal naming --sync\n%s", err, o)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Errorf("a refused create left %s", out)
+	}
+	if o, err := b.airgapd("bundle", "create", "-q", "--sync", "--repo", "up", "--out", out); err != nil {
+		t.Fatalf("bundle create --sync: %v\n%s", err, o)
+	}
+	if d := inspect(t, out).repoFile("Packages/alpha-1.0-1.noarch.rpm"); d == "" {
+		t.Errorf("the --sync bundle lacks alpha")
+	}
+
+	u.add("bravo", 16<<10)
+	u.index()
+	second := filepath.Join(b.out, "second.tar")
+	if o, err := b.airgapd("bundle", "create", "-q", "--sync", "--repo", "up", "--out", second); err != nil {
+		t.Fatalf("second bundle create --sync: %v\n%s", err, o)
+	}
+	ib := inspect(t, second)
+	for _, p := range []string{"Packages/alpha-1.0-1.noarch.rpm", "Packages/bravo-1.0-1.noarch.rpm"} {
+		if ib.repoFile(p) == "" {
+			t.Errorf("the second --sync bundle lacks %s", p)
+		}
+	}
+}
