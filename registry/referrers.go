@@ -39,6 +39,8 @@ func (r *Registry) referrersAPI(next http.Handler) http.Handler {
 			r.serveReferrers(w, req, rt)
 		case rt.kind == routeManifest && req.Method == http.MethodPut:
 			r.putManifest(w, req, rt, next)
+		case rt.kind == routeManifest && req.Method == http.MethodDelete:
+			r.deleteManifest(w, req, rt, next)
 		default:
 			next.ServeHTTP(w, req)
 		}
@@ -91,18 +93,59 @@ func (r *Registry) putManifest(w http.ResponseWriter, req *http.Request, rt rout
 	}}, req)
 }
 
-// subjectWriter calls stored once distribution answers 201 Created, before
-// the status goes out, so stored can still add headers.
+// deleteManifest lets distribution delete a manifest by digest and, when
+// the manifest named a subject, takes it out of the subject's list, so the
+// list never names a manifest that is gone.
+func (r *Registry) deleteManifest(w http.ResponseWriter, req *http.Request, rt route, next http.Handler) {
+	target, err := digest.Parse(rt.ref)
+	named, nameErr := reference.WithName(rt.repo)
+	if err != nil || nameErr != nil {
+		next.ServeHTTP(w, req)
+		return
+	}
+	ctx := withLogrus(req.Context(), r.log)
+	var subject *v1.Descriptor
+	if rp, err := r.ns.Repository(ctx, named); err == nil {
+		if ms, err := rp.Manifests(ctx); err == nil {
+			if m, err := ms.Get(ctx, target); err == nil {
+				if _, payload, err := m.Payload(); err == nil {
+					var f referrerFields
+					if json.Unmarshal(payload, &f) == nil && f.Subject != nil && f.Subject.Digest.Validate() == nil {
+						subject = f.Subject
+					}
+				}
+			}
+		}
+	}
+	if subject == nil {
+		next.ServeHTTP(w, req)
+		return
+	}
+	next.ServeHTTP(&subjectWriter{ResponseWriter: w, done: http.StatusAccepted, stored: func(http.Header) {
+		if err := r.removeReferrer(req.Context(), rt.repo, subject.Digest, target); err != nil {
+			r.log.Warn("unlisting a deleted referrer", "repo", rt.repo, "subject", subject.Digest, "referrer", target, "err", err)
+		}
+	}}, req)
+}
+
+// subjectWriter calls stored once distribution answers with the status that
+// says it did the work (201 Created for a push, 202 Accepted for a delete),
+// before the status goes out, so stored can still add headers.
 type subjectWriter struct {
 	http.ResponseWriter
 	stored func(http.Header)
+	done   int // the status that means distribution did it; 0: 201 Created
 	wrote  bool
 }
 
 func (s *subjectWriter) WriteHeader(code int) {
 	if !s.wrote {
 		s.wrote = true
-		if code == http.StatusCreated {
+		done := s.done
+		if done == 0 {
+			done = http.StatusCreated
+		}
+		if code == done {
 			s.stored(s.Header())
 		}
 	}
@@ -143,6 +186,44 @@ func (r *Registry) addReferrer(ctx context.Context, repo string, subject digest.
 		return nil
 	}
 	idx.Manifests = append(idx.Manifests, entry)
+	return r.storeReferrers(ctx, rp, subject, idx)
+}
+
+// removeReferrer takes referrer out of subject's list in repo; the tag goes
+// when the list is empty.
+func (r *Registry) removeReferrer(ctx context.Context, repo string, subject, referrer digest.Digest) error {
+	named, err := reference.WithName(repo)
+	if err != nil {
+		return err
+	}
+	r.referrersMu.Lock()
+	defer r.referrersMu.Unlock()
+	ctx = withLogrus(ctx, r.log)
+	rp, err := r.ns.Repository(ctx, named)
+	if err != nil {
+		return err
+	}
+	idx, err := r.referrersOf(ctx, rp, subject)
+	if err != nil {
+		return err
+	}
+	n := len(idx.Manifests)
+	idx.Manifests = slices.DeleteFunc(idx.Manifests, func(d v1.Descriptor) bool { return d.Digest == referrer })
+	switch {
+	case len(idx.Manifests) == n:
+		return nil
+	case len(idx.Manifests) == 0:
+		if err := rp.Tags(ctx).Untag(ctx, referrersTag(subject)); err != nil {
+			return fmt.Errorf("removing the empty referrers tag: %w", err)
+		}
+		r.markDirty()
+		return nil
+	}
+	return r.storeReferrers(ctx, rp, subject, idx)
+}
+
+// storeReferrers writes idx as subject's list and points its tag at it.
+func (r *Registry) storeReferrers(ctx context.Context, rp distribution.Repository, subject digest.Digest, idx v1.Index) error {
 	payload, err := json.Marshal(idx)
 	if err != nil {
 		return err

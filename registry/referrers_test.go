@@ -2,6 +2,7 @@ package registry
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -141,6 +142,30 @@ func TestReferrersAPI(t *testing.T) {
 	}
 	if im, err := refs.IndexManifest(); err != nil || len(im.Manifests) != 2 {
 		t.Errorf("remote.Referrers: %v, %v; want 2 referrers", im, err)
+	}
+
+	// A deleted referrer leaves the list; the last one takes the tag along.
+	for i, gone := range []string{sbomType, sigType} {
+		if err := remote.Delete(tr.ref(t, "lab/app@"+artifacts[gone].String()), remote.WithAuth(pusher)); err != nil {
+			t.Fatal(err)
+		}
+		_, body := getBody(t, base+subject.String())
+		var idx v1.IndexManifest
+		if err := json.Unmarshal([]byte(body), &idx); err != nil {
+			t.Fatal(err)
+		}
+		if len(idx.Manifests) != 1-i {
+			t.Errorf("after deleting %s: referrers %s", gone, body)
+		}
+	}
+	if _, err := remote.Index(tr.ref(t, "lab/app:sha256-"+subject.Hex)); err == nil {
+		t.Errorf("the referrers tag outlived its last referrer")
+	}
+	if _, err := tr.GC(context.Background(), false); err != nil {
+		t.Errorf("GC after the referrers went: %v", err)
+	}
+	if _, err := remote.Image(tr.ref(t, "lab/app:v1")); err != nil {
+		t.Errorf("the subject after GC: %v", err)
 	}
 }
 
