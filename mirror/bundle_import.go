@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 )
@@ -59,34 +58,11 @@ type ImportProgress struct {
 	Error string  `json:"error,omitempty"`
 }
 
-// importTracker keeps one import's progress, publishes it to the status
-// at every change and hands it to the caller a few times a second.
-type importTracker struct {
-	m      *Mirror
-	mu     sync.Mutex
-	p      ImportProgress
-	last   time.Time
-	notify func(ImportProgress)
-}
-
-func (t *importTracker) update(force bool, f func(*ImportProgress)) {
-	t.mu.Lock()
-	f(&t.p)
-	if s := time.Since(t.p.Started).Seconds(); s > 0 {
-		t.p.Rate = float64(t.p.BytesDone) / s
-	}
-	p := t.p
-	send := force || time.Since(t.last) >= 200*time.Millisecond
-	if send {
-		t.last = time.Now()
-	}
-	t.mu.Unlock()
-	t.m.mu.Lock()
-	t.m.bundleImport = &p
-	t.m.mu.Unlock()
-	if send && t.notify != nil {
-		t.notify(p)
-	}
+// setBundleImport publishes an import's progress to the status.
+func (m *Mirror) setBundleImport(p *ImportProgress) {
+	m.mu.Lock()
+	m.bundleImport = p
+	m.mu.Unlock()
 }
 
 // summary is the import's part of the mirror's one-line summary (airgapd
@@ -176,7 +152,7 @@ func (m *Mirror) ImportBundle(ctx context.Context, path string, opts ImportOptio
 	}
 	defer unlock()
 
-	tr := &importTracker{m: m, notify: opts.Progress, p: ImportProgress{
+	tr := &importTracker{live: m.setBundleImport, notify: opts.Progress, p: ImportProgress{
 		Bundle: res.ID, Path: path, Phase: "verify", Blobs: len(bm.Blobs), Bytes: bundleSize(parts), Started: time.Now()}}
 	tr.update(true, func(*ImportProgress) {})
 	defer func() {

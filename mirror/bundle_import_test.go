@@ -15,7 +15,7 @@ func TestImportProgressInStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	var heard []ImportProgress
-	tr := &importTracker{m: m, notify: func(p ImportProgress) { heard = append(heard, p) },
+	tr := &importTracker{live: m.setBundleImport, notify: func(p ImportProgress) { heard = append(heard, p) },
 		p: ImportProgress{Bundle: "sha256:abc", Phase: "verify", Bytes: 200, Blobs: 4, Started: time.Now()}}
 	cases := []struct {
 		name        string

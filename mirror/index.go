@@ -206,7 +206,7 @@ func (m *Mirror) indexRepo(ctx context.Context, cfg Config, r Repo, onlyIfChange
 		}
 		return res, nil
 	}
-	tr := &tracker{p: Progress{Repo: r.Name, Phase: "scan", Started: began, Packages: len(files)}, notify: notify, live: func(p *Progress) { m.setProgress(r.Name, p) }}
+	tr := &syncTracker{p: Progress{Repo: r.Name, Phase: "scan", Started: began, Packages: len(files)}, notify: notify, live: func(p *Progress) { m.setProgress(r.Name, p) }}
 	tr.update(true, func(*Progress) {})
 	defer func() {
 		res.Duration = time.Since(began).Seconds()
@@ -290,7 +290,7 @@ func (m *Mirror) indexRepo(ctx context.Context, cfg Config, r Repo, onlyIfChange
 
 // readHeaders reads files[i] for every i in todo into entries[i], with
 // workers goroutines.
-func (m *Mirror) readHeaders(ctx context.Context, r Repo, files []rpmFile, entries []*indexEntry, todo []int, workers int, tr *tracker) error {
+func (m *Mirror) readHeaders(ctx context.Context, r Repo, files []rpmFile, entries []*indexEntry, todo []int, workers int, tr *syncTracker) error {
 	jobs := make(chan int)
 	var mu sync.Mutex
 	var errs []error

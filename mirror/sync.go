@@ -108,36 +108,6 @@ func (m *Mirror) runRepos(ctx context.Context, cfg Config, repos []Repo, progres
 	return results, errors.Join(errs...)
 }
 
-// tracker keeps one sync's progress and hands it out.
-type tracker struct {
-	mu     sync.Mutex
-	sendMu sync.Mutex // notify is called by one goroutine at a time
-	p      Progress
-	last   time.Time
-	notify func(Progress)
-	live   func(*Progress) // publishes to Status
-}
-
-func (t *tracker) update(force bool, f func(*Progress)) {
-	t.mu.Lock()
-	f(&t.p)
-	if s := time.Since(t.p.Started).Seconds(); s > 0 {
-		t.p.Rate = float64(t.p.BytesDone) / s
-	}
-	p := t.p
-	send := force || time.Since(t.last) >= 200*time.Millisecond
-	if send {
-		t.last = time.Now()
-	}
-	t.mu.Unlock()
-	t.live(&p)
-	if send && t.notify != nil {
-		t.sendMu.Lock()
-		t.notify(p)
-		t.sendMu.Unlock()
-	}
-}
-
 func (m *Mirror) syncRepo(ctx context.Context, r Repo, parallel int, notify func(Progress)) (res Result, err error) {
 	began := time.Now()
 	res.Repo = r.Name
@@ -148,7 +118,7 @@ func (m *Mirror) syncRepo(ctx context.Context, r Repo, parallel int, notify func
 		return res, err
 	}
 	defer unlock()
-	tr := &tracker{p: Progress{Repo: r.Name, Phase: "metadata", Started: began}, notify: notify, live: func(p *Progress) { m.setProgress(r.Name, p) }}
+	tr := &syncTracker{p: Progress{Repo: r.Name, Phase: "metadata", Started: began}, notify: notify, live: func(p *Progress) { m.setProgress(r.Name, p) }}
 	tr.update(true, func(*Progress) {})
 	state := st.readState()
 	var downloaded atomic.Int64
@@ -339,7 +309,7 @@ func (m *Mirror) syncRepo(ctx context.Context, r Repo, parallel int, notify func
 // download fetches todo with parallel workers. Every package is tried even
 // when one fails (what arrives now need not be fetched next time); the error
 // names each that failed.
-func (m *Mirror) download(ctx context.Context, f *fetcher, st store, base string, todo []pkg, parallel int, tr *tracker, downloaded *atomic.Int64) error {
+func (m *Mirror) download(ctx context.Context, f *fetcher, st store, base string, todo []pkg, parallel int, tr *syncTracker, downloaded *atomic.Int64) error {
 	jobs := make(chan pkg)
 	var mu sync.Mutex
 	var failed []string
