@@ -208,23 +208,7 @@ func (m *Mirror) indexRepo(ctx context.Context, cfg Config, r Repo, onlyIfChange
 	}
 	tr := &syncTracker{p: Progress{Repo: r.Name, Phase: "scan", Started: began, Packages: len(files)}, notify: notify, live: func(p *Progress) { m.setProgress(r.Name, p) }}
 	tr.update(true, func(*Progress) {})
-	defer func() {
-		res.Duration = time.Since(began).Seconds()
-		state.LastSync, state.Duration = began, res.Duration
-		state.LastResult, state.LastError = "ok", ""
-		phase := "done"
-		if err != nil {
-			state.LastResult, state.LastError, phase = "failed", err.Error(), "failed"
-			res.Error = err.Error()
-		}
-		res.OK = err == nil
-		if werr := st.writeState(state); werr != nil {
-			m.log.Warn("cannot record index state", "repo", r.Name, "err", werr)
-		}
-		tr.update(true, func(p *Progress) { p.Phase = phase })
-		m.setProgress(r.Name, nil)
-		m.finished(r.Name, state, res)
-	}()
+	defer func() { m.endRun(r.Name, st, &state, &res, tr, began, err, "index") }()
 
 	// Reuse the entries of files unchanged in size and mtime; read the rest.
 	cache := map[string]*indexEntry{}

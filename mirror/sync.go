@@ -84,6 +84,26 @@ func (m *Mirror) Sync(ctx context.Context, names []string, progress func(Progres
 	return m.runRepos(ctx, cfg, repos, progress)
 }
 
+// endRun records how a sync or index (what) of repo name ended: in res,
+// in its state on disk and in the status, and as its last progress.
+func (m *Mirror) endRun(name string, st store, state *repoState, res *Result, tr *syncTracker, began time.Time, err error, what string) {
+	res.Duration = time.Since(began).Seconds()
+	state.LastSync, state.Duration = began, res.Duration
+	state.LastResult, state.LastError = "ok", ""
+	phase := "done"
+	if err != nil {
+		state.LastResult, state.LastError, phase = "failed", err.Error(), "failed"
+		res.Error = err.Error()
+	}
+	res.OK = err == nil
+	if werr := st.writeState(*state); werr != nil {
+		m.log.Warn("cannot record "+what+" state", "repo", name, "err", werr)
+	}
+	tr.update(true, func(p *Progress) { p.Phase = phase })
+	m.setProgress(name, nil)
+	m.finished(name, *state, *res)
+}
+
 // runRepos syncs each mirrored repo and indexes each local one, in turn,
 // until ctx ends; the error joins every repo's failure.
 func (m *Mirror) runRepos(ctx context.Context, cfg Config, repos []Repo, progress func(Progress)) ([]Result, error) {
@@ -123,22 +143,9 @@ func (m *Mirror) syncRepo(ctx context.Context, r Repo, parallel int, notify func
 	state := st.readState()
 	var downloaded atomic.Int64
 	defer func() {
-		res.Duration = time.Since(began).Seconds()
 		res.Downloaded = downloaded.Load()
-		state.LastSync, state.Duration, state.Downloaded = began, res.Duration, res.Downloaded
-		state.LastResult, state.LastError = "ok", ""
-		phase := "done"
-		if err != nil {
-			state.LastResult, state.LastError, phase = "failed", err.Error(), "failed"
-			res.Error = err.Error()
-		}
-		res.OK = err == nil
-		if werr := st.writeState(state); werr != nil {
-			m.log.Warn("cannot record sync state", "repo", r.Name, "err", werr)
-		}
-		tr.update(true, func(p *Progress) { p.Phase = phase })
-		m.setProgress(r.Name, nil)
-		m.finished(r.Name, state, res)
+		state.Downloaded = res.Downloaded
+		m.endRun(r.Name, st, &state, &res, tr, began, err, "sync")
 	}()
 
 	f, err := newFetcher(m.log, parallel, r)

@@ -164,34 +164,30 @@ func referrersTag(subject digest.Digest) string {
 	return subject.Algorithm().String() + "-" + subject.Encoded()
 }
 
-// addReferrer adds entry to subject's list in repo, once. One at a time:
-// the list is read, changed and written back.
+// addReferrer adds entry to subject's list in repo, once.
 func (r *Registry) addReferrer(ctx context.Context, repo string, subject digest.Digest, entry v1.Descriptor) error {
-	named, err := reference.WithName(repo)
-	if err != nil {
-		return err
-	}
-	r.referrersMu.Lock()
-	defer r.referrersMu.Unlock()
-	ctx = withLogrus(ctx, r.log)
-	rp, err := r.ns.Repository(ctx, named)
-	if err != nil {
-		return err
-	}
-	idx, err := r.referrersOf(ctx, rp, subject)
-	if err != nil {
-		return err
-	}
-	if slices.ContainsFunc(idx.Manifests, func(d v1.Descriptor) bool { return d.Digest == entry.Digest }) {
-		return nil
-	}
-	idx.Manifests = append(idx.Manifests, entry)
-	return r.storeReferrers(ctx, rp, subject, idx)
+	return r.changeReferrers(ctx, repo, subject, func(idx *v1.Index) bool {
+		if slices.ContainsFunc(idx.Manifests, func(d v1.Descriptor) bool { return d.Digest == entry.Digest }) {
+			return false
+		}
+		idx.Manifests = append(idx.Manifests, entry)
+		return true
+	})
 }
 
-// removeReferrer takes referrer out of subject's list in repo; the tag goes
-// when the list is empty.
+// removeReferrer takes referrer out of subject's list in repo.
 func (r *Registry) removeReferrer(ctx context.Context, repo string, subject, referrer digest.Digest) error {
+	return r.changeReferrers(ctx, repo, subject, func(idx *v1.Index) bool {
+		n := len(idx.Manifests)
+		idx.Manifests = slices.DeleteFunc(idx.Manifests, func(d v1.Descriptor) bool { return d.Digest == referrer })
+		return len(idx.Manifests) != n
+	})
+}
+
+// changeReferrers reads subject's list in repo, lets change edit it and,
+// when it did, writes it back; an emptied list takes its tag along. One
+// change at a time: the list is read, changed and written back.
+func (r *Registry) changeReferrers(ctx context.Context, repo string, subject digest.Digest, change func(*v1.Index) bool) error {
 	named, err := reference.WithName(repo)
 	if err != nil {
 		return err
@@ -207,12 +203,10 @@ func (r *Registry) removeReferrer(ctx context.Context, repo string, subject, ref
 	if err != nil {
 		return err
 	}
-	n := len(idx.Manifests)
-	idx.Manifests = slices.DeleteFunc(idx.Manifests, func(d v1.Descriptor) bool { return d.Digest == referrer })
-	switch {
-	case len(idx.Manifests) == n:
+	if !change(&idx) {
 		return nil
-	case len(idx.Manifests) == 0:
+	}
+	if len(idx.Manifests) == 0 {
 		if err := rp.Tags(ctx).Untag(ctx, referrersTag(subject)); err != nil {
 			return fmt.Errorf("removing the empty referrers tag: %w", err)
 		}
