@@ -54,9 +54,19 @@ type CreateOptions struct {
 	Compress string
 	// Upstreams maps a registry host to where it is reached.
 	Upstreams map[string]BundleUpstream
+	// FromRegistry, when set, is this instance's own registry: every image
+	// is read from it, where ns= pulls cached it and imports stored it
+	// under its upstream-qualified name, and not from its upstream.
+	FromRegistry *LocalRegistry
 	// Progress, when set, is called as bytes are written (every MiB or so)
 	// and after each blob.
 	Progress func(CreateProgress)
+}
+
+// LocalRegistry is how create reaches this instance's own registry.
+type LocalRegistry struct {
+	URL   string // https://127.0.0.1:5000 (or http:// with tls: off)
+	CAPEM []byte // the appliance CA, trusted beside the system's roots
 }
 
 // CreateResult is what create wrote.
@@ -230,7 +240,7 @@ func (m *Mirror) CreateBundle(ctx context.Context, opts CreateOptions) (CreateRe
 	}
 
 	// Images, byte for byte, with what is attached to them.
-	ic := &imageCollector{ctx: ctx, log: m.log, ups: opts.Upstreams, srcs: srcs, base: baseImage, platforms: platforms, manifests: map[string]bool{}}
+	ic := &imageCollector{ctx: ctx, log: m.log, ups: opts.Upstreams, local: opts.FromRegistry, srcs: srcs, base: baseImage, platforms: platforms, manifests: map[string]bool{}}
 	listed := map[string]bool{}
 	for _, ref := range opts.Images {
 		items, err := ic.collect(ref)

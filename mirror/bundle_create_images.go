@@ -3,6 +3,8 @@ package mirror
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -35,6 +37,8 @@ type imageCollector struct {
 	ctx  context.Context
 	log  *slog.Logger
 	ups  map[string]BundleUpstream
+	// local, when set, serves every image instead of its upstream.
+	local *LocalRegistry
 	srcs map[string]blobSource
 	// base holds name\x00digest of the images the base bundle carried.
 	base map[string]bool
@@ -76,6 +80,9 @@ type source struct {
 func (c *imageCollector) resolve(tag name.Tag) (string, source, error) {
 	n := imageName(tag)
 	src := source{repo: tag.Context(), opts: []remote.Option{remote.WithContext(c.ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain)}}
+	if c.local != nil {
+		return c.fromLocal(n, src)
+	}
 	host, _, _ := strings.Cut(n, "/")
 	up, ok := c.ups[host]
 	if !ok || up.URL == "" {
@@ -100,6 +107,37 @@ func (c *imageCollector) resolve(tag name.Tag) (string, source, error) {
 	if up.Username != "" {
 		src.opts[1] = remote.WithAuth(&authn.Basic{Username: up.Username, Password: up.Password})
 	}
+	return n, src, nil
+}
+
+// fromLocal points src at this instance's registry, where the image n
+// (upstream-qualified, with its tag) is stored under its own name.
+func (c *imageCollector) fromLocal(n string, src source) (string, source, error) {
+	u, err := url.Parse(c.local.URL)
+	if err != nil || u.Host == "" {
+		return n, src, fmt.Errorf("this registry's address %q is not a URL", c.local.URL)
+	}
+	var nopts []name.Option
+	if u.Scheme == "http" {
+		nopts = append(nopts, name.Insecure)
+	}
+	repo := n
+	if i := strings.LastIndex(n, ":"); i > strings.LastIndex(n, "/") {
+		repo = n[:i] // without the tag (a registry host's port is before a "/")
+	}
+	if src.repo, err = name.NewRepository(u.Host+"/"+repo, nopts...); err != nil {
+		return n, src, fmt.Errorf("image %s in this registry: %w", n, err)
+	}
+	roots, err := x509.SystemCertPool()
+	if err != nil {
+		roots = x509.NewCertPool()
+	}
+	if len(c.local.CAPEM) > 0 && !roots.AppendCertsFromPEM(c.local.CAPEM) {
+		return n, src, errors.New("the appliance CA is not a PEM certificate")
+	}
+	tr := remote.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	src.opts = append(src.opts, remote.WithTransport(tr))
 	return n, src, nil
 }
 

@@ -6,8 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/airgapd/airgapd/mirror"
 	"github.com/airgapd/airgapd/registry"
@@ -157,4 +161,47 @@ func (c *Client) ImportBundle(ctx context.Context, path string, progress func(mi
 		return res, fmt.Errorf("%s stopped answering during the import (did the server stop?): %w; run the import again to finish it", c.display, err)
 	}
 	return res, fmt.Errorf("%s ended the import without a result (did the server stop?); run the import again to finish it", c.display)
+}
+
+// LocalRegistry is this instance's registry as `bundle create
+// --from-registry` reads it: the running server's registry listener, found
+// in its status over the control socket, and the appliance CA.
+func LocalRegistry(ctx context.Context, cfg *Config, socket string) (*mirror.LocalRegistry, error) {
+	if !cfg.Enabled("registry") {
+		return nil, errors.New("the registry section is absent or disabled in this config: --from-registry reads images from it")
+	}
+	rep, err := NewControlClient(socket).Status(ctx)
+	if err != nil {
+		if errors.Is(err, ErrNotRunning) {
+			return nil, errors.New("--from-registry reads images from the running server's registry and none answers on " + socket + ": start airgapd, or leave --from-registry out to fetch from the upstreams")
+		}
+		return nil, err
+	}
+	regURL := registryListener(rep)
+	if regURL == "" {
+		return nil, errors.New("the running server reports no registry listener: is the registry section enabled in the config it runs?")
+	}
+	ca, err := os.ReadFile(filepath.Join(cfg.DataDir, "pki", "ca.crt"))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("the appliance CA: %w", err)
+	}
+	return &mirror.LocalRegistry{URL: regURL, CAPEM: ca}, nil
+}
+
+// registryListener finds "registry URL" among web's listeners in a status
+// report read back from JSON.
+func registryListener(rep StatusReport) string {
+	for _, s := range rep.Services {
+		if s.Name != "web" {
+			continue
+		}
+		detail, _ := s.Detail.(map[string]any)
+		ls, _ := detail["listeners"].([]any)
+		for _, l := range ls {
+			if name, u, ok := strings.Cut(fmt.Sprint(l), " "); ok && name == "registry" {
+				return u
+			}
+		}
+	}
+	return ""
 }

@@ -32,9 +32,9 @@ func newBundleCmd() *cobra.Command {
 func newBundleCreateCmd() *cobra.Command {
 	var configPath, out, splitSize, since, compress string
 	var repos, files, images, imageLists, platforms []string
-	var quiet, syncFirst bool
+	var quiet, syncFirst, fromRegistry bool
 	cmd := &cobra.Command{
-		Use:   "create --out PATH [--repo NAME]… [--sync] [--files DIR]… [--image REF]… [--image-list F] [--platform os/arch]… [--compress zstd] [--split-size 4G] [--since OLD.manifest.json]",
+		Use:   "create --out PATH [--repo NAME]… [--sync] [--files DIR]… [--image REF]… [--from-registry] [--image-list F] [--platform os/arch]… [--compress zstd] [--split-size 4G] [--since OLD.manifest.json]",
 		Short: "Write a bundle of published repos, folders of files and images",
 		Long: `Write one bundle (a tar of content-addressed blobs and a manifest listing
 every item with its sha256; docs/BUNDLE.md) on the internet side:
@@ -52,6 +52,10 @@ every item with its sha256; docs/BUNDLE.md) on the internet side:
                   fetched from that url (and its credentials), keeping its name
   --image-list F  one image per line, '#' comments (kubespray-offline's
                   images.list)
+  --from-registry read every image from this instance's own registry (the
+                  running server's; what ns= pulls cached and imports
+                  stored, under the upstream-qualified name) instead of
+                  its upstream
   --platform P    os/arch[/variant], repeat or comma-separate: of a multi-arch
                   index carry only these platforms' manifests and layers (the
                   index itself unchanged; other platforms answer 404 after
@@ -102,11 +106,17 @@ imported first.`,
 			if err != nil {
 				return err
 			}
+			var local *mirror.LocalRegistry
+			if fromRegistry {
+				if local, err = server.LocalRegistry(cmd.Context(), cfg, server.ControlSocketPath(cfg.RuntimeDir)); err != nil {
+					return err
+				}
+			}
 			view := newByteView(cmd.ErrOrStderr(), quiet, "writing")
 			res, err := m.CreateBundle(cmd.Context(), mirror.CreateOptions{
 				Repos: repos, Files: files, Images: images, Out: out, SplitSize: split, Since: since,
 				Platforms: platforms, Compress: compress,
-				Upstreams: server.BundleUpstreams(cfg), Progress: view.updateCreate,
+				Upstreams: server.BundleUpstreams(cfg), FromRegistry: local, Progress: view.updateCreate,
 			})
 			view.finish()
 			if err != nil {
@@ -133,6 +143,7 @@ imported first.`,
 	f.StringVar(&compress, "compress", "none", "zstd: write the tar zstd-compressed; none: plain tar")
 	f.StringVar(&since, "since", "", "manifest (OUT.manifest.json) or bundle of an earlier bundle: carry only what it did not")
 	f.BoolVar(&syncFirst, "sync", false, "sync (or index) each --repo before bundling it")
+	f.BoolVar(&fromRegistry, "from-registry", false, "read the images from this instance's running registry, not their upstreams")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress output")
 	return cmd
 }

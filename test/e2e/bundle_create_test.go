@@ -388,3 +388,47 @@ func hashOf(t *testing.T, d string) v1.Hash {
 	}
 	return h
 }
+
+// TestBundleCreateFromRegistry: a bastion whose registry cached an image
+// through an ns= pull bundles it with --from-registry after its upstream
+// is gone (without the flag, create asks the upstream and fails); the image
+// imports elsewhere with its digest.
+func TestBundleCreateFromRegistry(t *testing.T) {
+	need(t, "skopeo")
+	k8s := newStandIn(t)
+	app := ociImage(t, nil, 64<<10)
+	k8s.push(t, "lab/app:v1", app)
+
+	bastion := newTarget(t)
+	bastion.body += fmt.Sprintf("  mirrors: [{name: registry.k8s.io, url: %q}]\n", k8s.srv.URL)
+	bastion.config = writeConfig(t, bastion.dir, bastion.body)
+	in := start(t, bastion.dir, bastion.body)
+	host := strings.TrimPrefix(in.status().listener("registry"), "https://")
+	ns := startedNSEnv(t, in, bastion.dir, host)
+	if got, err := ns.pull(t, "registry.k8s.io", "lab/app:v1"); err != nil || got != imageDigest(t, app) {
+		t.Fatalf("ns= pull through the bastion: %s, %v", got, err)
+	}
+	k8s.srv.Close()
+
+	out := filepath.Join(t.TempDir(), "cached.tar")
+	create := func(extra ...string) (string, error) {
+		args := append([]string{"bundle", "create", "-q", "--config", bastion.config, "--image", "registry.k8s.io/lab/app:v1", "--out", out}, extra...)
+		return run(t, 60*time.Second, airgapdBin, args...)
+	}
+	if o, err := create(); err == nil {
+		t.Fatalf("bundle create from a stopped upstream succeeded:\n%s", o)
+	}
+	if o, err := create("--from-registry"); err != nil {
+		t.Fatalf("bundle create --from-registry: %v\n%s", err, o)
+	}
+	ib := inspect(t, out)
+	if len(ib.Manifest.Images) != 1 || ib.Manifest.Images[0].Name != "registry.k8s.io/lab/app:v1" || ib.Manifest.Images[0].Digest != imageDigest(t, app) {
+		t.Fatalf("bundle images: %+v; want registry.k8s.io/lab/app:v1 %s", ib.Manifest.Images, imageDigest(t, app))
+	}
+
+	tg := newTarget(t)
+	if o, err := tg.importBundle(out); err != nil {
+		t.Fatalf("import: %v\n%s", err, o)
+	}
+	checkImageDigests(t, start(t, tg.dir, tg.body), tg.dir, map[string]string{"registry.k8s.io/lab/app:v1": imageDigest(t, app)})
+}
