@@ -34,12 +34,12 @@ const maxAttached = 256
 // for byte with every blob it is made of, the platforms chosen, and what
 // is attached to it (cosign tags and OCI referrers).
 type imageCollector struct {
-	ctx  context.Context
-	log  *slog.Logger
-	ups  map[string]BundleUpstream
+	ctx context.Context
+	log *slog.Logger
+	ups map[string]BundleUpstream
 	// local, when set, serves every image instead of its upstream.
 	local *LocalRegistry
-	srcs map[string]blobSource
+	srcs  map[string]blobSource
 	// base holds name\x00digest of the images the base bundle carried.
 	base map[string]bool
 	// platforms filters multi-arch indexes; empty keeps them whole.
