@@ -1,9 +1,14 @@
 package mirror
 
 import (
+	"encoding/json"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/ProtonMail/go-crypto/openpgp/packet"
 )
 
 // The parsers below read what an upstream or a mirrorlist service sends:
@@ -59,6 +64,47 @@ func FuzzRpmvercmp(f *testing.F) {
 		}
 		if rpmvercmp(a, a) != 0 {
 			t.Errorf("rpmvercmp(%q, %q) != 0", a, a)
+		}
+	})
+}
+
+// FuzzVerifyPackage: any bytes where a package should be are refused or
+// accepted, never a panic; only a package signed by the key passes.
+func FuzzVerifyPackage(f *testing.F) {
+	key := testKey(f, packet.PubKeyAlgoEdDSA)
+	f.Add(signedRPM(f, "signed", key))
+	f.Add(signedRPM(f, "unsigned", nil))
+	f.Add([]byte("\xed\xab\xee\xdb not an rpm"))
+	keys := openpgp.EntityList{key}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p := filepath.Join(t.TempDir(), "p.rpm")
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_ = verifyPackage(p, keys)
+	})
+}
+
+// FuzzBundleManifest: a manifest read from a bundle either fails with an
+// error or passes Validate, never a panic.
+func FuzzBundleManifest(f *testing.F) {
+	d := "sha256:" + strings.Repeat("ab", 32)
+	good, err := json.Marshal(BundleManifest{Format: BundleFormat, Blobs: []BundleBlob{{Digest: d, Size: 3}},
+		Files: []BundleFile{{Path: "a/b.txt", Digest: d, Size: 3}}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good)
+	f.Add([]byte(`{"format":"` + BundleFormat + `","files":[{"path":"../../etc/passwd","digest":"` + d + `","size":3}]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		bm, err := parseManifest(b)
+		if err != nil {
+			return
+		}
+		for _, fl := range bm.Files {
+			if strings.Contains("/"+fl.Path+"/", "/../") || strings.HasPrefix(fl.Path, "/") {
+				t.Errorf("manifest accepted with a file path %q outside the files folder", fl.Path)
+			}
 		}
 	})
 }

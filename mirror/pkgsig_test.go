@@ -20,7 +20,7 @@ import (
 
 // testKey makes an OpenPGP key: RSA, or EdDSA (ed25519) as rpm ≥ 4.16
 // signs with when asked.
-func testKey(t *testing.T, algo packet.PublicKeyAlgorithm) *openpgp.Entity {
+func testKey(t testing.TB, algo packet.PublicKeyAlgorithm) *openpgp.Entity {
 	t.Helper()
 	cfg := &packet.Config{Algorithm: algo, RSABits: 2048, DefaultHash: crypto.SHA256}
 	e, err := openpgp.NewEntity("airgapd test", "", "test@example.invalid", cfg)
@@ -45,7 +45,7 @@ func armoredPublic(t *testing.T, e *openpgp.Entity) []byte {
 }
 
 // signedRPM builds name-1.0-1.noarch.rpm, signed by signer when not nil.
-func signedRPM(t *testing.T, name string, signer *openpgp.Entity) []byte {
+func signedRPM(t testing.TB, name string, signer *openpgp.Entity) []byte {
 	t.Helper()
 	r, err := rpmpack.NewRPM(rpmpack.RPMMetaData{Name: name, Version: "1.0", Release: "1", Arch: "noarch", Summary: name, Licence: "MIT", BuildTime: time.Unix(1700000000, 0)})
 	if err != nil {
