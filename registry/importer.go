@@ -143,6 +143,11 @@ func (r *Registry) Import(ctx context.Context, path string, opts ImportOptions) 
 		if err := remote.Push(p.ref, p.t, remote.WithContext(ctx), remote.WithTransport(handlerTransport{r.internal})); err != nil {
 			return res, fmt.Errorf("import %s: %s: %w", path, p.ref, err)
 		}
+		// A push that finds the manifest stored already (an import run
+		// again after a kill) does not list it; listing is idempotent.
+		if err := r.listReferrer(ctx, p.ref.Context().RepositoryStr(), p.t); err != nil {
+			return res, fmt.Errorf("import %s: %s: %w", path, p.ref, err)
+		}
 	}
 	for _, p := range plan.partial {
 		if err := r.putPartialIndex(ctx, p.ref, p.t.(v1.ImageIndex)); err != nil {

@@ -78,12 +78,7 @@ func (r *Registry) putManifest(w http.ResponseWriter, req *http.Request, rt rout
 		if err != nil {
 			return
 		}
-		artifactType := m.ArtifactType
-		if artifactType == "" && m.Config != nil {
-			artifactType = m.Config.MediaType
-		}
-		entry := v1.Descriptor{MediaType: m.MediaType, Digest: pushed, Size: int64(len(body)), ArtifactType: artifactType, Annotations: m.Annotations}
-		if err := r.addReferrer(req.Context(), rt.repo, m.Subject.Digest, entry); err != nil {
+		if err := r.addReferrer(req.Context(), rt.repo, m.Subject.Digest, referrerEntry(m, pushed, int64(len(body)))); err != nil {
 			// The manifest is stored; a client that falls back to the tag
 			// schema still lists it.
 			r.log.Warn("listing a referrer", "repo", rt.repo, "subject", m.Subject.Digest, "referrer", pushed, "err", err)
@@ -126,6 +121,35 @@ func (r *Registry) deleteManifest(w http.ResponseWriter, req *http.Request, rt r
 			r.log.Warn("unlisting a deleted referrer", "repo", rt.repo, "subject", subject.Digest, "referrer", target, "err", err)
 		}
 	}}, req)
+}
+
+// listReferrer lists t, a manifest stored in repo, under the subject it
+// names (if any), as a push of it would have.
+func (r *Registry) listReferrer(ctx context.Context, repo string, t interface {
+	RawManifest() ([]byte, error)
+}) error {
+	raw, err := t.RawManifest()
+	if err != nil {
+		return err
+	}
+	var m referrerFields
+	if json.Unmarshal(raw, &m) != nil || m.Subject == nil || m.Subject.Digest.Validate() != nil {
+		return nil
+	}
+	if !r.gate.enter() {
+		return errors.New("a garbage collection is running: import again when it is done")
+	}
+	defer r.gate.leave()
+	return r.addReferrer(ctx, repo, m.Subject.Digest, referrerEntry(m, digest.FromBytes(raw), int64(len(raw))))
+}
+
+// referrerEntry is a pushed manifest's line in its subject's list.
+func referrerEntry(m referrerFields, d digest.Digest, size int64) v1.Descriptor {
+	artifactType := m.ArtifactType
+	if artifactType == "" && m.Config != nil {
+		artifactType = m.Config.MediaType
+	}
+	return v1.Descriptor{MediaType: m.MediaType, Digest: d, Size: size, ArtifactType: artifactType, Annotations: m.Annotations}
 }
 
 // subjectWriter calls stored once distribution answers with the status that

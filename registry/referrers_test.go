@@ -6,13 +6,17 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"path/filepath"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/opencontainers/go-digest"
 )
 
 // TestReferrersAPI pushes an image and two artifacts whose subject is the
@@ -190,4 +194,71 @@ func getBody(t *testing.T, url string) (int, string) {
 		t.Fatal(err)
 	}
 	return resp.StatusCode, string(b)
+}
+
+// TestImportListsReferrers: an imported referrer is listed under its
+// subject, and an import run again after the listing was lost (a kill
+// between storing the manifest and listing it) lists it again.
+func TestImportListsReferrers(t *testing.T) {
+	img, _, _ := images(t)
+	raw, err := img.RawManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mt, err := img.MediaType()
+	if err != nil {
+		t.Fatal(err)
+	}
+	subject := digestOf(t, img)
+	art, err := random.Image(64, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	art = mutate.MediaType(art, types.OCIManifestSchema1)
+	art = mutate.ConfigMediaType(art, "application/spdx+json")
+	art = mutate.Subject(art, v1.Descriptor{MediaType: mt, Digest: subject, Size: int64(len(raw))}).(v1.Image)
+
+	dir := t.TempDir()
+	lp, err := layout.Write(filepath.Join(dir, "layout"), empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lp.AppendImage(img, layout.WithAnnotations(map[string]string{annotationContainerdName: "registry.k8s.io/lab/app:v1"})); err != nil {
+		t.Fatal(err)
+	}
+	if err := lp.AppendImage(art, layout.WithAnnotations(map[string]string{annotationContainerdName: "registry.k8s.io/lab/app@" + digestOf(t, art).String()})); err != nil {
+		t.Fatal(err)
+	}
+	ociTar := filepath.Join(dir, "oci.tar")
+	tarDir(t, filepath.Join(dir, "layout"), ociTar)
+
+	tr := newTestRegistry(t, testConfig("127.0.0.0/8"))
+	ctx := context.Background()
+	listed := func() int {
+		t.Helper()
+		code, body := getBody(t, tr.srv.URL+"/v2/registry.k8s.io/lab/app/referrers/"+subject.String())
+		var idx v1.IndexManifest
+		if err := json.Unmarshal([]byte(body), &idx); code != http.StatusOK || err != nil {
+			t.Fatalf("referrers: %d %v\n%s", code, err, body)
+		}
+		return len(idx.Manifests)
+	}
+	if _, err := tr.Import(ctx, ociTar, ImportOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if n := listed(); n != 1 {
+		t.Fatalf("after import: %d referrers, want 1", n)
+	}
+	if err := tr.removeReferrer(ctx, "registry.k8s.io/lab/app", digest.Digest(subject.String()), digest.Digest(digestOf(t, art).String())); err != nil {
+		t.Fatal(err)
+	}
+	if n := listed(); n != 0 {
+		t.Fatalf("after unlisting: %d referrers", n)
+	}
+	if _, err := tr.Import(ctx, ociTar, ImportOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if n := listed(); n != 1 {
+		t.Errorf("after importing again: %d referrers, want 1", n)
+	}
 }
