@@ -274,7 +274,7 @@ func (m *Mirror) syncRepo(ctx context.Context, r Repo, parallel int, notify func
 	})
 	m.log.Info("syncing packages", "repo", r.Name, "revision", md.Revision, "packages", res.Packages, "missing", len(todo), "bytes", todoBytes)
 
-	if err := m.download(ctx, f, st, base, todo, parallel, tr, &downloaded); err != nil {
+	if err := m.download(ctx, f, st, append([]string{base}, up.fallbacks...), todo, parallel, tr, &downloaded); err != nil {
 		return res, err
 	}
 	res.Fetched = len(todo)
@@ -313,10 +313,12 @@ func (m *Mirror) syncRepo(ctx context.Context, r Repo, parallel int, notify func
 	return res, nil
 }
 
-// download fetches todo with parallel workers. Every package is tried even
-// when one fails (what arrives now need not be fetched next time); the error
-// names each that failed.
-func (m *Mirror) download(ctx context.Context, f *fetcher, st store, base string, todo []pkg, parallel int, tr *syncTracker, downloaded *atomic.Int64) error {
+// download fetches todo with parallel workers from bases[0], and a package
+// that fails there from the list's other mirrors in turn (its checksum
+// decides, whichever mirror sent it). Every package is tried even when one
+// fails (what arrives now need not be fetched next time); the error names
+// each that failed.
+func (m *Mirror) download(ctx context.Context, f *fetcher, st store, bases []string, todo []pkg, parallel int, tr *syncTracker, downloaded *atomic.Int64) error {
 	jobs := make(chan pkg)
 	var mu sync.Mutex
 	var failed []string
@@ -328,11 +330,25 @@ func (m *Mirror) download(ctx context.Context, f *fetcher, st store, base string
 			defer wg.Done()
 			buf := make([]byte, copyBuffer) // this worker's, for every package it fetches
 			for p := range jobs {
-				url := locationURL(base, location{Href: p.Href, Base: p.Base})
-				err := f.fetchWith(ctx, url, st.partial(p.Checksum), st.pool(p.Checksum), p.Checksum, p.Size, buf, func(n int64) {
-					downloaded.Add(n)
-					tr.update(false, func(pr *Progress) { pr.BytesDone += n })
-				})
+				var err error
+				tried := ""
+				for _, base := range bases {
+					url := locationURL(base, location{Href: p.Href, Base: p.Base})
+					if url == tried || ctx.Err() != nil {
+						break // an xml:base names one place only
+					}
+					if tried != "" {
+						m.log.Info("package download failed; trying the next mirror", "package", p.Href, "from", tried, "err", err, "next", url)
+					}
+					tried = url
+					err = f.fetchWith(ctx, url, st.partial(p.Checksum), st.pool(p.Checksum), p.Checksum, p.Size, buf, func(n int64) {
+						downloaded.Add(n)
+						tr.update(false, func(pr *Progress) { pr.BytesDone += n })
+					})
+					if err == nil {
+						break
+					}
+				}
 				if err != nil {
 					if ctx.Err() == nil {
 						m.log.Warn("package download failed", "package", p.Href, "err", err)

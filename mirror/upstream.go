@@ -233,10 +233,13 @@ func configureUpstream(tr *http.Transport, r Repo, log *slog.Logger) error {
 
 // upstream is the mirror a sync uses, with the repomd.xml it served.
 type upstream struct {
-	base    string // ends in "/"
-	repomd  []byte
-	md      *repomd
-	fetched int64 // bytes downloaded to get here (lists and repomd.xml)
+	base string // ends in "/"
+	// fallbacks are the list's other mirrors that did not fail, in order:
+	// where a package is asked next when base does not give it.
+	fallbacks []string
+	repomd    []byte
+	md        *repomd
+	fetched   int64 // bytes downloaded to get here (lists and repomd.xml)
 }
 
 // openUpstream finds where repo r's sync downloads from: its baseurl, or
@@ -319,7 +322,13 @@ func firstMirror(ctx context.Context, f *fetcher, bases []string, check func([]b
 					md, err = parseRepomd(b)
 				}
 				if err == nil {
-					return upstream{base: base, repomd: b, md: md, fetched: int64(len(b))}, nil
+					var fallbacks []string
+					for j, other := range bases {
+						if j != i && !done[j] {
+							fallbacks = append(fallbacks, other)
+						}
+					}
+					return upstream{base: base, fallbacks: fallbacks, repomd: b, md: md, fetched: int64(len(b))}, nil
 				}
 				done[i] = true
 			}

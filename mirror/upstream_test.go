@@ -384,3 +384,45 @@ func writePEM(t *testing.T, path, typ string, der []byte) string {
 	}
 	return path
 }
+
+// TestUpstreamPackageFailover: a package the chosen mirror does not give
+// (missing there, or with the wrong bytes) comes from the list's next
+// mirror in the same sync; one no mirror gives fails the sync by name.
+func TestUpstreamPackageFailover(t *testing.T) {
+	pkgs := map[string][]byte{"a": bytes.Repeat([]byte("a"), 3000), "b": bytes.Repeat([]byte("b"), 3000), "c": bytes.Repeat([]byte("c"), 3000)}
+	first, second := newFakeRepo(pkgs, ""), newFakeRepo(pkgs, "")
+	delete(first.files, "Packages/a-1-1.noarch.rpm")                           // missing on the first mirror
+	first.files["Packages/b-1-1.noarch.rpm"] = bytes.Repeat([]byte("x"), 3000) // damaged there
+	firstSrv, secondSrv := httptest.NewServer(first), httptest.NewServer(second)
+	defer firstSrv.Close()
+	defer secondSrv.Close()
+	list := firstSrv.URL + "/\n" + secondSrv.URL + "/\n"
+	lists := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(list)) }))
+	defer lists.Close()
+
+	m, err := syncWith(t, func(r *Repo) { r.Mirrorlist = lists.URL + "/mirrorlist" })
+	if err != nil {
+		t.Fatalf("sync with a package missing and one damaged on the first mirror: %v", err)
+	}
+	for name, body := range pkgs {
+		href := "Packages/" + name + "-1-1.noarch.rpm"
+		if rec := get(t, m.Handler(), "/repos/up/"+href); rec.Code != 200 || !bytes.Equal(rec.Body.Bytes(), body) {
+			t.Errorf("%s served: %d, want the upstream's bytes", href, rec.Code)
+		}
+	}
+	for href, want := range map[string]int{"Packages/a-1-1.noarch.rpm": 1, "Packages/b-1-1.noarch.rpm": 1, "Packages/c-1-1.noarch.rpm": 0} {
+		if got := len(second.gets[href]); got != want {
+			t.Errorf("%s asked of the second mirror %d times, want %d", href, got, want)
+		}
+	}
+	if got := m.Status().Repos[0].Upstream; got != firstSrv.URL+"/" {
+		t.Errorf("status upstream %q, want the first mirror", got)
+	}
+
+	// Missing everywhere: the sync fails naming it.
+	delete(second.files, "Packages/a-1-1.noarch.rpm")
+	_, err = syncWith(t, func(r *Repo) { r.Mirrorlist = lists.URL + "/mirrorlist" })
+	if err == nil || !strings.Contains(err.Error(), "Packages/a-1-1.noarch.rpm") {
+		t.Errorf("sync with a package no mirror has: %v", err)
+	}
+}
