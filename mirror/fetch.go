@@ -165,18 +165,14 @@ func statusError(resp *http.Response, url string) error {
 	return fmt.Errorf("GET %s: %s", url, resp.Status)
 }
 
-// fetch downloads url to dst, by way of partial (kept between runs, so a
-// killed sync resumes with Range). The file reaches dst only when its size
+// fetchWith downloads url to dst, by way of partial (kept between runs, so
+// a killed sync resumes with Range). The file reaches dst only when its size
 // and checksum match. progress gets byte deltas (negative when a partial
-// file is thrown away).
-func (f *fetcher) fetch(ctx context.Context, url, partial, dst string, sum checksum, size int64, progress func(int64)) error {
-	return f.fetchWith(ctx, url, partial, dst, sum, size, nil, progress)
-}
-
-// fetchWith is fetch with the caller's copy buffer (nil: one of its own).
-// A download worker passes the same buffer for every package, so a sync
-// allocates a few buffers rather than one per package: in a binary this
-// size every garbage collection costs, and fresh memory costs page faults.
+// file is thrown away). buf is the caller's copy buffer (nil: one of its
+// own): a download worker passes the same buffer for every package, so a
+// sync allocates a few buffers rather than one per package — in a binary
+// this size every garbage collection costs, and fresh memory costs page
+// faults.
 func (f *fetcher) fetchWith(ctx context.Context, url, partial, dst string, sum checksum, size int64, buf []byte, progress func(int64)) error {
 	if len(buf) == 0 {
 		buf = make([]byte, copyBuffer)

@@ -159,6 +159,7 @@ func (m *Mirror) syncRepo(ctx context.Context, r Repo, parallel int, notify func
 		return res, err
 	}
 	base, mdBytes, md := up.base, up.repomd, up.md
+	bases := append([]string{base}, up.fallbacks...)
 	downloaded.Add(up.fetched)
 	state.Upstream = base
 	res.Revision = md.Revision
@@ -196,8 +197,7 @@ func (m *Mirror) syncRepo(ctx context.Context, r Repo, parallel int, notify func
 		}
 		dst := st.pool(d.Checksum)
 		if _, err := os.Stat(dst); err != nil {
-			url := locationURL(base, d.Location)
-			if err := f.fetch(ctx, url, st.partial(d.Checksum), dst, d.Checksum, d.Size, func(n int64) { downloaded.Add(n) }); err != nil {
+			if err := m.fetchAny(ctx, f, bases, d.Location, st.partial(d.Checksum), dst, d.Checksum, d.Size, nil, func(n int64) { downloaded.Add(n) }); err != nil {
 				return res, fmt.Errorf("metadata %s: %w", d.Location.Href, err)
 			}
 		}
@@ -274,7 +274,7 @@ func (m *Mirror) syncRepo(ctx context.Context, r Repo, parallel int, notify func
 	})
 	m.log.Info("syncing packages", "repo", r.Name, "revision", md.Revision, "packages", res.Packages, "missing", len(todo), "bytes", todoBytes)
 
-	if err := m.download(ctx, f, st, append([]string{base}, up.fallbacks...), todo, parallel, tr, &downloaded); err != nil {
+	if err := m.download(ctx, f, st, bases, todo, parallel, tr, &downloaded); err != nil {
 		return res, err
 	}
 	res.Fetched = len(todo)
@@ -313,9 +313,30 @@ func (m *Mirror) syncRepo(ctx context.Context, r Repo, parallel int, notify func
 	return res, nil
 }
 
-// download fetches todo with parallel workers from bases[0], and a package
-// that fails there from the list's other mirrors in turn (its checksum
-// decides, whichever mirror sent it). Every package is tried even when one
+// fetchAny fetches the file at l from bases[0] and, while it fails, from
+// each other mirror of the list in turn, as dnf does: the checksum decides,
+// whichever mirror sent it. buf may be nil.
+func (m *Mirror) fetchAny(ctx context.Context, f *fetcher, bases []string, l location, partial, dst string, sum checksum, size int64, buf []byte, progress func(int64)) error {
+	var err error
+	tried := ""
+	for _, base := range bases {
+		url := locationURL(base, l)
+		if url == tried || ctx.Err() != nil {
+			break // an xml:base names one place only
+		}
+		if tried != "" {
+			m.log.Info("download failed; trying the next mirror", "file", l.Href, "from", tried, "err", err, "next", url)
+		}
+		tried = url
+		if err = f.fetchWith(ctx, url, partial, dst, sum, size, buf, progress); err == nil {
+			return nil
+		}
+	}
+	return err
+}
+
+// download fetches todo with parallel workers, each package from the first
+// of bases that gives it (fetchAny). Every package is tried even when one
 // fails (what arrives now need not be fetched next time); the error names
 // each that failed.
 func (m *Mirror) download(ctx context.Context, f *fetcher, st store, bases []string, todo []pkg, parallel int, tr *syncTracker, downloaded *atomic.Int64) error {
@@ -330,25 +351,10 @@ func (m *Mirror) download(ctx context.Context, f *fetcher, st store, bases []str
 			defer wg.Done()
 			buf := make([]byte, copyBuffer) // this worker's, for every package it fetches
 			for p := range jobs {
-				var err error
-				tried := ""
-				for _, base := range bases {
-					url := locationURL(base, location{Href: p.Href, Base: p.Base})
-					if url == tried || ctx.Err() != nil {
-						break // an xml:base names one place only
-					}
-					if tried != "" {
-						m.log.Info("package download failed; trying the next mirror", "package", p.Href, "from", tried, "err", err, "next", url)
-					}
-					tried = url
-					err = f.fetchWith(ctx, url, st.partial(p.Checksum), st.pool(p.Checksum), p.Checksum, p.Size, buf, func(n int64) {
-						downloaded.Add(n)
-						tr.update(false, func(pr *Progress) { pr.BytesDone += n })
-					})
-					if err == nil {
-						break
-					}
-				}
+				err := m.fetchAny(ctx, f, bases, location{Href: p.Href, Base: p.Base}, st.partial(p.Checksum), st.pool(p.Checksum), p.Checksum, p.Size, buf, func(n int64) {
+					downloaded.Add(n)
+					tr.update(false, func(pr *Progress) { pr.BytesDone += n })
+				})
 				if err != nil {
 					if ctx.Err() == nil {
 						m.log.Warn("package download failed", "package", p.Href, "err", err)

@@ -385,14 +385,22 @@ func writePEM(t *testing.T, path, typ string, der []byte) string {
 	return path
 }
 
-// TestUpstreamPackageFailover: a package the chosen mirror does not give
-// (missing there, or with the wrong bytes) comes from the list's next
-// mirror in the same sync; one no mirror gives fails the sync by name.
+// TestUpstreamPackageFailover: a package or metadata file the chosen mirror
+// does not give (missing there, or with the wrong bytes) comes from the
+// list's next mirror in the same sync; one no mirror gives fails the sync
+// by name.
 func TestUpstreamPackageFailover(t *testing.T) {
 	pkgs := map[string][]byte{"a": bytes.Repeat([]byte("a"), 3000), "b": bytes.Repeat([]byte("b"), 3000), "c": bytes.Repeat([]byte("c"), 3000)}
 	first, second := newFakeRepo(pkgs, ""), newFakeRepo(pkgs, "")
 	delete(first.files, "Packages/a-1-1.noarch.rpm")                           // missing on the first mirror
 	first.files["Packages/b-1-1.noarch.rpm"] = bytes.Repeat([]byte("x"), 3000) // damaged there
+	var primary string
+	for p := range first.files {
+		if strings.HasSuffix(p, "-primary.xml.gz") {
+			primary = p
+		}
+	}
+	delete(first.files, primary) // metadata too
 	firstSrv, secondSrv := httptest.NewServer(first), httptest.NewServer(second)
 	defer firstSrv.Close()
 	defer secondSrv.Close()
@@ -410,7 +418,7 @@ func TestUpstreamPackageFailover(t *testing.T) {
 			t.Errorf("%s served: %d, want the upstream's bytes", href, rec.Code)
 		}
 	}
-	for href, want := range map[string]int{"Packages/a-1-1.noarch.rpm": 1, "Packages/b-1-1.noarch.rpm": 1, "Packages/c-1-1.noarch.rpm": 0} {
+	for href, want := range map[string]int{"Packages/a-1-1.noarch.rpm": 1, "Packages/b-1-1.noarch.rpm": 1, "Packages/c-1-1.noarch.rpm": 0, primary: 1} {
 		if got := len(second.gets[href]); got != want {
 			t.Errorf("%s asked of the second mirror %d times, want %d", href, got, want)
 		}
