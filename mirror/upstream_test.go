@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"log/slog"
+	"maps"
 	"math/big"
 	"net"
 	"net/http"
@@ -391,7 +392,10 @@ func writePEM(t *testing.T, path, typ string, der []byte) string {
 // by name.
 func TestUpstreamPackageFailover(t *testing.T) {
 	pkgs := map[string][]byte{"a": bytes.Repeat([]byte("a"), 3000), "b": bytes.Repeat([]byte("b"), 3000), "c": bytes.Repeat([]byte("c"), 3000)}
-	first, second := newFakeRepo(pkgs, ""), newFakeRepo(pkgs, "")
+	// Two mirrors of one repo: the same files (primary.xml's order, hence
+	// its checksum, follows a map's).
+	first := newFakeRepo(pkgs, "")
+	second := &fakeRepo{files: maps.Clone(first.files), gets: map[string][]string{}, fail: map[string]int{}}
 	delete(first.files, "Packages/a-1-1.noarch.rpm")                           // missing on the first mirror
 	first.files["Packages/b-1-1.noarch.rpm"] = bytes.Repeat([]byte("x"), 3000) // damaged there
 	var primary string
