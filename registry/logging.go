@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -63,6 +64,10 @@ func (slogHook) Levels() []logrus.Level { return logrus.AllLevels }
 func (h slogHook) Fire(e *logrus.Entry) error {
 	level := slog.LevelDebug
 	switch {
+	case routineMiss(e.Data["err.code"]):
+		// A client asking whether it must upload a blob (HEAD → 404), or
+		// for a tag not pushed yet: distribution logs those as errors,
+		// and every push and import would fill the log with them.
 	case e.Level <= logrus.ErrorLevel:
 		level = slog.LevelError
 	case e.Level == logrus.WarnLevel:
@@ -85,4 +90,18 @@ func (h slogHook) Fire(e *logrus.Entry) error {
 	}
 	h.log.Log(ctx, level, e.Message, attrs...)
 	return nil
+}
+
+// routineMiss reports whether an error code distribution logs is a
+// not-found answer, the ordinary outcome of a client's existence check.
+func routineMiss(code any) bool {
+	name := fmt.Sprint(code)
+	if s, ok := code.(fmt.Stringer); ok {
+		name = s.String() // errcode.ErrorCode: BLOB_UNKNOWN (its Error() is the message)
+	}
+	switch name {
+	case "BLOB_UNKNOWN", "MANIFEST_UNKNOWN", "NAME_UNKNOWN", "BLOB_UPLOAD_UNKNOWN":
+		return true
+	}
+	return false
 }
