@@ -115,17 +115,7 @@ func TestMirrorPageBundleImport(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			status := map[string]any{"services": []map[string]any{{
-				"name": "mirror", "enabled": true, "state": "up",
-				"detail": map[string]any{"repos": []any{}, "bundle_import": c.bi},
-			}}}
-			s, err := New(DefaultConfig(), Deps{Instance: fakeInstance{status: func() any { return status }}, Control: listen(t, "unix", filepath.Join(t.TempDir(), "api.sock"))})
-			if err != nil {
-				t.Fatal(err)
-			}
-			w := httptest.NewRecorder()
-			s.renderService(w, httptest.NewRequest("GET", "/mirror", nil), "mirror", 200, "", "", nil)
-			body := w.Body.String()
+			body := renderMirrorPage(t, map[string]any{"repos": []any{}, "bundle_import": c.bi})
 			for _, want := range c.want {
 				if !strings.Contains(body, want) {
 					t.Errorf("mirror page lacks %q", want)

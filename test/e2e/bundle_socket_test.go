@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -307,16 +306,7 @@ func TestBundleImportThroughSocket(t *testing.T) {
 	})
 
 	t.Run("flipped byte through the socket", func(t *testing.T) {
-		layers, err := app.Layers()
-		if err != nil {
-			t.Fatal(err)
-		}
-		rc, err := layers[0].Compressed()
-		if err != nil {
-			t.Fatal(err)
-		}
-		layer, _ := io.ReadAll(rc)
-		rc.Close()
+		layer := firstLayer(t, app)
 		bad := filepath.Join(t.TempDir(), "bad.tar")
 		flipByteOf(t, small, bad, layer[len(layer)/2:len(layer)/2+64])
 		tg := newTarget(t)

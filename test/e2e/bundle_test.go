@@ -286,16 +286,7 @@ func TestBundle(t *testing.T) {
 	// One flipped byte in a package, then in a layer: refused, named,
 	// nothing published.
 	bravo := u.file("Packages/bravo-1.0-1.noarch.rpm")
-	layers, err := app.Layers()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc, err := layers[0].Compressed()
-	if err != nil {
-		t.Fatal(err)
-	}
-	layer, _ := io.ReadAll(rc)
-	rc.Close()
+	layer := firstLayer(t, app)
 	for _, c := range []struct {
 		what, item string
 		chunk      []byte
@@ -448,6 +439,26 @@ func startedNSEnv(t *testing.T, in *instance, dir, host string) *nsEnv {
 	e.tls = caClient(t, e.ca, "").Transport.(*http.Transport)
 	t.Cleanup(e.tls.CloseIdleConnections)
 	return e
+}
+
+// firstLayer is the compressed bytes of img's first layer, as a registry
+// stores them.
+func firstLayer(t *testing.T, img v1.Image) []byte {
+	t.Helper()
+	layers, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := layers[0].Compressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 func mustRead(t *testing.T, p string) []byte {
