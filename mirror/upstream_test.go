@@ -3,18 +3,10 @@ package mirror
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha512"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
-	"encoding/pem"
 	"log/slog"
 	"maps"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -25,7 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/airgapd/airgapd/internal/testpki"
 )
 
 func TestUpstreamExpandVars(t *testing.T) {
@@ -53,7 +46,7 @@ func TestUpstreamExpandVars(t *testing.T) {
 
 func TestUpstreamValidate(t *testing.T) {
 	dir := t.TempDir()
-	pki := newTestPKI(t, dir)
+	pki := testpki.New(t, dir)
 	strp := func(s string) *string { return &s }
 	no := false
 	cases := []struct {
@@ -77,11 +70,11 @@ func TestUpstreamValidate(t *testing.T) {
 		{name: "proxy empty", repo: Repo{BaseURL: "http://up/", Proxy: strp("")}},
 		{name: "proxy not a URL", repo: Repo{BaseURL: "http://up/", Proxy: strp("proxy:3128")}, wantPath: "repos[0].proxy", want: "not a proxy URL"},
 		{name: "proxy user without proxy", repo: Repo{BaseURL: "http://up/", ProxyUsername: "u"}, wantPath: "repos[0]", want: "no proxy"},
-		{name: "tls files", repo: Repo{BaseURL: "https://up/", SSLCACert: pki.caFile, SSLClientCert: pki.clientCert, SSLClientKey: pki.clientKey}},
+		{name: "tls files", repo: Repo{BaseURL: "https://up/", SSLCACert: pki.CAFile, SSLClientCert: pki.ClientCert, SSLClientKey: pki.ClientKey}},
 		{name: "sslverify false", repo: Repo{BaseURL: "https://up/", SSLVerify: &no}},
 		{name: "cacert missing", repo: Repo{BaseURL: "https://up/", SSLCACert: filepath.Join(dir, "nope.crt")}, wantPath: "repos[0].sslcacert", want: "cannot read"},
-		{name: "cert without key", repo: Repo{BaseURL: "https://up/", SSLClientCert: pki.clientCert}, wantPath: "repos[0]", want: "only one of sslclientcert and sslclientkey"},
-		{name: "key without cert", repo: Repo{BaseURL: "https://up/", SSLClientKey: pki.clientKey}, wantPath: "repos[0]", want: "only one of sslclientcert and sslclientkey"},
+		{name: "cert without key", repo: Repo{BaseURL: "https://up/", SSLClientCert: pki.ClientCert}, wantPath: "repos[0]", want: "only one of sslclientcert and sslclientkey"},
+		{name: "key without cert", repo: Repo{BaseURL: "https://up/", SSLClientKey: pki.ClientKey}, wantPath: "repos[0]", want: "only one of sslclientcert and sslclientkey"},
 		{name: "proxy on a local repo", repo: Repo{Path: "/srv/rpms", Proxy: strp("http://proxy:3128")}, wantPath: "repos[0]", want: "local folder"},
 		{name: "bad var name", repo: Repo{BaseURL: "http://up/", Vars: map[string]string{"base-arch": "x"}}, wantPath: "repos[0].vars.base-arch", want: "not a variable name"},
 	}
@@ -297,10 +290,10 @@ func TestUpstreamProxySetting(t *testing.T) {
 
 func TestUpstreamClientCertificate(t *testing.T) {
 	dir := t.TempDir()
-	pki := newTestPKI(t, dir)
+	pki := testpki.New(t, dir)
 	up := newFakeRepo(map[string][]byte{"a": bytes.Repeat([]byte("a"), 3000)}, "")
 	srv := httptest.NewUnstartedServer(up)
-	srv.TLS = pki.serverTLS(t)
+	srv.TLS = pki.ServerTLS(t)
 	srv.StartTLS()
 	defer srv.Close()
 	cases := []struct {
@@ -309,9 +302,9 @@ func TestUpstreamClientCertificate(t *testing.T) {
 		want string // "" = the sync succeeds
 	}{
 		{name: "no CA", edit: func(*Repo) {}, want: "set sslcacert"},
-		{name: "CA, no client certificate", edit: func(r *Repo) { r.SSLCACert = pki.caFile }, want: "set sslclientcert and sslclientkey"},
+		{name: "CA, no client certificate", edit: func(r *Repo) { r.SSLCACert = pki.CAFile }, want: "set sslclientcert and sslclientkey"},
 		{name: "CA and client certificate", edit: func(r *Repo) {
-			r.SSLCACert, r.SSLClientCert, r.SSLClientKey = pki.caFile, pki.clientCert, pki.clientKey
+			r.SSLCACert, r.SSLClientCert, r.SSLClientKey = pki.CAFile, pki.ClientCert, pki.ClientKey
 		}},
 	}
 	for _, tc := range cases {
@@ -323,67 +316,6 @@ func TestUpstreamClientCertificate(t *testing.T) {
 			}
 		})
 	}
-}
-
-// testPKI is a CA with a server certificate for 127.0.0.1 and a client
-// certificate, as files.
-type testPKI struct {
-	ca                            *x509.Certificate
-	caKey                         *ecdsa.PrivateKey
-	caFile, serverCert, serverKey string
-	clientCert, clientKey         string
-}
-
-func newTestPKI(t *testing.T, dir string) *testPKI {
-	t.Helper()
-	p := &testPKI{}
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test upstream CA"}, NotBefore: time.Now().Add(-time.Hour),
-		NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.ca, _ = x509.ParseCertificate(der)
-	p.caKey = key
-	p.caFile = writePEM(t, filepath.Join(dir, "ca.crt"), "CERTIFICATE", der)
-	p.serverCert, p.serverKey = p.issue(t, dir, "server", x509.ExtKeyUsageServerAuth)
-	p.clientCert, p.clientKey = p.issue(t, dir, "client", x509.ExtKeyUsageClientAuth)
-	return p
-}
-
-func (p *testPKI) issue(t *testing.T, dir, name string, usage x509.ExtKeyUsage) (certFile, keyFile string) {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name}, NotBefore: time.Now().Add(-time.Hour),
-		NotAfter: time.Now().Add(time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{usage}, KeyUsage: x509.KeyUsageDigitalSignature,
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.ca, &key.PublicKey, p.caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, _ := x509.MarshalECPrivateKey(key)
-	return writePEM(t, filepath.Join(dir, name+".crt"), "CERTIFICATE", der), writePEM(t, filepath.Join(dir, name+".key"), "EC PRIVATE KEY", kder)
-}
-
-// serverTLS asks for and verifies a client certificate from the CA.
-func (p *testPKI) serverTLS(t *testing.T) *tls.Config {
-	t.Helper()
-	cert, err := tls.LoadX509KeyPair(p.serverCert, p.serverKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(p.ca)
-	return &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert}
-}
-
-func writePEM(t *testing.T, path, typ string, der []byte) string {
-	t.Helper()
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }
 
 // TestUpstreamPackageFailover: a package or metadata file the chosen mirror

@@ -1,20 +1,12 @@
 package e2e
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/sha512"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"log"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -26,6 +18,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/airgapd/airgapd/internal/testpki"
 )
 
 // The ways a mirrored repo reaches its upstream (issue 6): mirrorlist and
@@ -298,64 +292,14 @@ func TestMirrorUpstreamProxy(t *testing.T) {
 	}
 }
 
-// upstreamPKI is a CA made in the test, a server certificate for
-// 127.0.0.1 and a client certificate, as PEM files.
-type upstreamPKI struct {
-	ca                            *x509.Certificate
-	caKey                         *ecdsa.PrivateKey
-	caFile, serverCert, serverKey string
-	clientCert, clientKey         string
-}
-
-func newUpstreamPKI(t *testing.T, dir string) *upstreamPKI {
-	t.Helper()
-	p := &upstreamPKI{}
-	p.caKey, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "e2e upstream CA"}, NotBefore: time.Now().Add(-time.Hour),
-		NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &p.caKey.PublicKey, p.caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.ca, _ = x509.ParseCertificate(der)
-	p.caFile = filepath.Join(dir, "ca.crt")
-	writeFile(t, p.caFile, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
-	p.serverCert, p.serverKey = p.issue(t, dir, "server", 2, x509.ExtKeyUsageServerAuth)
-	p.clientCert, p.clientKey = p.issue(t, dir, "client", 3, x509.ExtKeyUsageClientAuth)
-	return p
-}
-
-func (p *upstreamPKI) issue(t *testing.T, dir, name string, serial int64, usage x509.ExtKeyUsage) (certFile, keyFile string) {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name}, NotBefore: time.Now().Add(-time.Hour),
-		NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.ca, &key.PublicKey, p.caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, _ := x509.MarshalECPrivateKey(key)
-	certFile, keyFile = filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
-	writeFile(t, certFile, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
-	writeFile(t, keyFile, string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})))
-	return certFile, keyFile
-}
-
 func TestMirrorUpstreamClientCertificate(t *testing.T) {
 	names := []string{"alpha", "bravo"}
 	u := upstreamRPMs(t, names...)
 	dir := t.TempDir()
-	pki := newUpstreamPKI(t, dir)
-	cert, err := tls.LoadX509KeyPair(pki.serverCert, pki.serverKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	clients := x509.NewCertPool()
-	clients.AddCert(pki.ca)
+	pki := testpki.New(t, dir)
 	// Like RHEL's CDN or a Satellite: no client certificate, no content.
 	srv := httptest.NewUnstartedServer(http.FileServer(http.Dir(u.dir)))
-	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: clients, ClientAuth: tls.RequireAndVerifyClientCert}
+	srv.TLS = pki.ServerTLS(t)
 	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshakes are the point
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
@@ -365,7 +309,7 @@ func TestMirrorUpstreamClientCertificate(t *testing.T) {
     - { name: nocert, baseurl: "%[1]s/", sslcacert: %[2]s }
     - { name: withcert, baseurl: "%[1]s/", sslcacert: %[2]s, sslclientcert: %[3]s, sslclientkey: %[4]s }
     - { name: proxied, baseurl: "%[1]s/", sslcacert: %[2]s, sslclientcert: %[3]s, sslclientkey: %[4]s, proxy: "%[5]s", proxy_username: alice, proxy_password: s3cret }
-`, srv.URL, pki.caFile, pki.clientCert, pki.clientKey, proxy.url)))
+`, srv.URL, pki.CAFile, pki.ClientCert, pki.ClientKey, proxy.url)))
 
 	out, err := mirrorSync(t, in, "nocert")
 	if err == nil || !strings.Contains(out, "certificate required") || !strings.Contains(out, "set sslclientcert and sslclientkey") {
