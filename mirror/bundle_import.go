@@ -397,13 +397,6 @@ func describeBlob(bm *BundleManifest, d string) string {
 	return strings.Join(firstN(items, 3), ", ") + " (blob " + d + ")"
 }
 
-func firstN(s []string, n int) []string {
-	if len(s) <= n {
-		return s
-	}
-	return append(slices.Clone(s[:n]), fmt.Sprintf("and %d more", len(s)-n))
-}
-
 // countReader counts the bytes read through it, telling onRead (when
 // set) the count so far; once ctx (when set) ends, reads fail with its
 // error.

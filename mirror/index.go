@@ -275,40 +275,24 @@ func (m *Mirror) indexRepo(ctx context.Context, cfg Config, r Repo, onlyIfChange
 // readHeaders reads files[i] for every i in todo into entries[i], with
 // workers goroutines.
 func (m *Mirror) readHeaders(ctx context.Context, r Repo, files []rpmFile, entries []*indexEntry, todo []int, workers int, tr *syncTracker) error {
-	jobs := make(chan int)
 	var mu sync.Mutex
 	var errs []error
-	var wg sync.WaitGroup
-	for range min(workers, max(len(todo), 1)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range jobs {
-				f := files[i]
-				e, err := readPackage(filepath.Join(r.Path, filepath.FromSlash(f.href)), f.href, f.fi)
-				if err != nil {
-					mu.Lock()
-					errs = append(errs, err)
-					mu.Unlock()
-					continue
-				}
-				entries[i] = e
-				tr.update(false, func(p *Progress) { p.Fetched++; p.BytesDone += f.fi.Size() })
+	err := eachParallel(ctx, todo, workers, func() func(int) {
+		return func(i int) {
+			f := files[i]
+			e, err := readPackage(filepath.Join(r.Path, filepath.FromSlash(f.href)), f.href, f.fi)
+			if err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+				return
 			}
-		}()
-	}
-feed:
-	for _, i := range todo {
-		select {
-		case jobs <- i:
-		case <-ctx.Done():
-			break feed
+			entries[i] = e
+			tr.update(false, func(p *Progress) { p.Fetched++; p.BytesDone += f.fi.Size() })
 		}
-	}
-	close(jobs)
-	wg.Wait()
-	if ctx.Err() != nil {
-		return ctx.Err()
+	})
+	if err != nil {
+		return err
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%d package(s) unreadable, nothing published: %w", len(errs), errors.Join(errs...))

@@ -35,6 +35,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -293,4 +294,12 @@ func (m *Mirror) baseURL(r *http.Request) string {
 		host = "[" + host + "]"
 	}
 	return "http://" + host
+}
+
+// firstN is s for an error message: the first n, then "and K more".
+func firstN(s []string, n int) []string {
+	if len(s) <= n {
+		return s
+	}
+	return append(slices.Clone(s[:n]), fmt.Sprintf("and %d more", len(s)-n))
 }

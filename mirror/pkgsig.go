@@ -155,44 +155,23 @@ func verifyTree(ctx context.Context, tree, prev string, prevVerified bool, keys 
 	if err != nil {
 		return 0, err
 	}
-	workers = max(1, min(workers, runtime.NumCPU(), len(todo)))
-	jobs := make(chan string)
 	var mu sync.Mutex
 	var failed []string
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for rel := range jobs {
-				if err := verifyPackage(filepath.Join(tree, rel), keys); err != nil {
-					mu.Lock()
-					failed = append(failed, filepath.ToSlash(rel)+": "+err.Error())
-					mu.Unlock()
-				}
+	err = eachParallel(ctx, todo, min(workers, runtime.NumCPU()), func() func(string) {
+		return func(rel string) {
+			if err := verifyPackage(filepath.Join(tree, rel), keys); err != nil {
+				mu.Lock()
+				failed = append(failed, filepath.ToSlash(rel)+": "+err.Error())
+				mu.Unlock()
 			}
-		}()
-	}
-feed:
-	for _, rel := range todo {
-		select {
-		case jobs <- rel:
-		case <-ctx.Done():
-			break feed
 		}
-	}
-	close(jobs)
-	wg.Wait()
-	if ctx.Err() != nil {
-		return 0, ctx.Err()
+	})
+	if err != nil {
+		return 0, err
 	}
 	if len(failed) > 0 {
 		slices.Sort(failed)
-		shown := failed
-		if len(shown) > 5 {
-			shown = append(slices.Clone(shown[:5]), fmt.Sprintf("and %d more", len(failed)-5))
-		}
-		return len(todo), fmt.Errorf("%d package(s) failed the signature check, nothing published (is gpgkey the key they are signed with?): %s", len(failed), strings.Join(shown, "; "))
+		return len(todo), fmt.Errorf("%d package(s) failed the signature check, nothing published (is gpgkey the key they are signed with?): %s", len(failed), strings.Join(firstN(failed, 5), "; "))
 	}
 	return len(todo), nil
 }

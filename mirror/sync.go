@@ -340,57 +340,37 @@ func (m *Mirror) fetchAny(ctx context.Context, f *fetcher, bases []string, l loc
 // fails (what arrives now need not be fetched next time); the error names
 // each that failed.
 func (m *Mirror) download(ctx context.Context, f *fetcher, st store, bases []string, todo []pkg, parallel int, tr *syncTracker, downloaded *atomic.Int64) error {
-	jobs := make(chan pkg)
 	var mu sync.Mutex
 	var failed []string
 	var errs []error
-	var wg sync.WaitGroup
-	for range min(parallel, max(len(todo), 1)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			buf := make([]byte, copyBuffer) // this worker's, for every package it fetches
-			for p := range jobs {
-				err := m.fetchAny(ctx, f, bases, location{Href: p.Href, Base: p.Base}, st.partial(p.Checksum), st.pool(p.Checksum), p.Checksum, p.Size, buf, func(n int64) {
-					downloaded.Add(n)
-					tr.update(false, func(pr *Progress) { pr.BytesDone += n })
-				})
-				if err != nil {
-					if ctx.Err() == nil {
-						m.log.Warn("package download failed", "package", p.Href, "err", err)
-					}
-					mu.Lock()
-					failed = append(failed, p.Href)
-					errs = append(errs, err)
-					mu.Unlock()
-					continue
+	err := eachParallel(ctx, todo, parallel, func() func(pkg) {
+		buf := make([]byte, copyBuffer) // this worker's, for every package it fetches
+		return func(p pkg) {
+			err := m.fetchAny(ctx, f, bases, location{Href: p.Href, Base: p.Base}, st.partial(p.Checksum), st.pool(p.Checksum), p.Checksum, p.Size, buf, func(n int64) {
+				downloaded.Add(n)
+				tr.update(false, func(pr *Progress) { pr.BytesDone += n })
+			})
+			if err != nil {
+				if ctx.Err() == nil {
+					m.log.Warn("package download failed", "package", p.Href, "err", err)
 				}
-				tr.update(false, func(pr *Progress) { pr.Fetched++ })
+				mu.Lock()
+				failed = append(failed, p.Href)
+				errs = append(errs, err)
+				mu.Unlock()
+				return
 			}
-		}()
-	}
-feed:
-	for _, p := range todo {
-		select {
-		case jobs <- p:
-		case <-ctx.Done():
-			break feed
+			tr.update(false, func(pr *Progress) { pr.Fetched++ })
 		}
-	}
-	close(jobs)
-	wg.Wait()
-	if ctx.Err() != nil {
-		return ctx.Err()
+	})
+	if err != nil {
+		return err
 	}
 	if len(failed) == 0 {
 		return nil
 	}
 	slices.Sort(failed)
-	names := failed
-	if len(names) > 5 {
-		names = append(slices.Clone(names[:5]), fmt.Sprintf("and %d more", len(failed)-5))
-	}
-	return fmt.Errorf("%d package(s) failed, nothing published: %s: %w", len(failed), strings.Join(names, ", "), errors.Join(errs...))
+	return fmt.Errorf("%d package(s) failed, nothing published: %s: %w", len(failed), strings.Join(firstN(failed, 5), ", "), errors.Join(errs...))
 }
 
 // carryOver links into next every file of cur that next lacks, outside
