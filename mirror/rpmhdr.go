@@ -311,12 +311,7 @@ func (e *indexEntry) render(h *rpmutils.RpmHeader, mtime int64) error {
 	e.Primary = bytes.Clone(b.Bytes())
 
 	b.Reset()
-	b.WriteString("<package pkgid=\"" + e.PkgID + "\" name=\"")
-	esc(&b, e.Name)
-	b.WriteString("\" arch=\"")
-	esc(&b, e.Arch)
-	b.WriteString("\">\n")
-	writeVersion(&b, "  ", epoch, ver, rel)
+	openPackageEntry(&b, e, epoch, ver, rel)
 	for _, f := range files {
 		writeFile(&b, "  ", f)
 	}
@@ -324,12 +319,7 @@ func (e *indexEntry) render(h *rpmutils.RpmHeader, mtime int64) error {
 	e.Filelists = bytes.Clone(b.Bytes())
 
 	b.Reset()
-	b.WriteString("<package pkgid=\"" + e.PkgID + "\" name=\"")
-	esc(&b, e.Name)
-	b.WriteString("\" arch=\"")
-	esc(&b, e.Arch)
-	b.WriteString("\">\n")
-	writeVersion(&b, "  ", epoch, ver, rel)
+	openPackageEntry(&b, e, epoch, ver, rel)
 	for _, c := range changelogs(v) {
 		b.WriteString("  <changelog author=\"")
 		esc(&b, c.author)
@@ -461,4 +451,15 @@ func esc(b *bytes.Buffer, s string) {
 			b.WriteRune(r) // RuneError for invalid bytes: U+FFFD
 		}
 	}
+}
+
+// openPackageEntry starts a package's element in filelists.xml or
+// other.xml: its pkgid, name and arch, then its version.
+func openPackageEntry(b *bytes.Buffer, e *indexEntry, epoch, ver, rel string) {
+	b.WriteString("<package pkgid=\"" + e.PkgID + "\" name=\"")
+	esc(b, e.Name)
+	b.WriteString("\" arch=\"")
+	esc(b, e.Arch)
+	b.WriteString("\">\n")
+	writeVersion(b, "  ", epoch, ver, rel)
 }
