@@ -19,9 +19,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-
-	"github.com/airgapd/airgapd/internal/conf"
-	"github.com/airgapd/airgapd/registry"
 )
 
 // The seed lab end to end (issue 13): four network namespaces with a
@@ -286,19 +283,7 @@ short 5 IN A   192.0.2.5
 
 	// The upstream registry: airgapd's registry package, plain HTTP, served
 	// in wan and (for the push) on loopback.
-	cfg := registry.DefaultConfig()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.TLS = conf.TLS{Mode: conf.TLSOff}
-	cfg.Users = []registry.User{{Name: "admin", PasswordHash: registryTestHash}}
-	cfg.PullFrom = []string{"0.0.0.0/0"}
-	r, err := registry.New(cfg, registry.Deps{DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	r := upstreamRegistry(t, "0.0.0.0/0")
 	l.upReg = serveIn(t, l.wan, labWan+":0", r.Handler())
 	local := &http.Server{Handler: r.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	lln, err := net.Listen("tcp", "127.0.0.1:0")

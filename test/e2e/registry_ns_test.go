@@ -42,13 +42,16 @@ type standIn struct {
 	manifests atomic.Int64
 }
 
-func newStandIn(t *testing.T) *standIn {
+// upstreamRegistry runs airgapd's registry package as a stand-in for an
+// upstream registry: plain HTTP, pushes as admin, anonymous pulls from
+// pullFrom; it stops when the test ends. Callers serve its Handler.
+func upstreamRegistry(t *testing.T, pullFrom ...string) *registry.Registry {
 	t.Helper()
 	cfg := registry.DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.TLS = conf.TLS{Mode: conf.TLSOff}
 	cfg.Users = []registry.User{{Name: "admin", PasswordHash: registryTestHash}}
-	cfg.PullFrom = []string{"127.0.0.0/8"}
+	cfg.PullFrom = pullFrom
 	r, err := registry.New(cfg, registry.Deps{DataDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
@@ -56,8 +59,14 @@ func newStandIn(t *testing.T) *standIn {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return r
+}
+
+func newStandIn(t *testing.T) *standIn {
+	t.Helper()
 	s := &standIn{}
-	h := r.Handler()
+	h := upstreamRegistry(t, "127.0.0.0/8").Handler()
 	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		switch {
 		case req.Method == http.MethodGet && strings.Contains(req.URL.Path, "/blobs/sha256:"):
@@ -68,11 +77,7 @@ func newStandIn(t *testing.T) *standIn {
 		h.ServeHTTP(w, req)
 	}))
 	s.host = strings.TrimPrefix(s.srv.URL, "http://")
-	t.Cleanup(func() {
-		s.srv.Close()
-		cancel()
-		<-done
-	})
+	t.Cleanup(s.srv.Close)
 	return s
 }
 
