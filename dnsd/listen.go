@@ -11,6 +11,8 @@ import (
 	"github.com/miekg/dns"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
+
+	"github.com/airgapd/airgapd/internal/udpdst"
 )
 
 // ednsSize is the UDP payload size airgapd advertises and uses upstream:
@@ -26,19 +28,53 @@ const maxInFlight = 4096
 // take packets off it.
 const udpReaders = 2
 
+// udpSocket is one UDP socket server handed in, as the read and write
+// paths see it.
+type udpSocket struct {
+	pc net.PacketConn
+	uc *net.UDPConn // nil when pc is not a *net.UDPConn
+	// dst: the socket is bound to a wildcard and reads each request's
+	// destination (udpdst), so replies leave from the address asked.
+	dst bool
+	v6  bool // an IPv6 (maybe dual-stack) socket: the control messages' family
+}
+
+// udpPeer is where a reply goes and the address it must come from.
+type udpPeer struct {
+	from netip.AddrPort
+	dst  udpdst.Dest // zero unless the socket reads destinations
+}
+
+func (s *Server) newUDPSocket(pc net.PacketConn) udpSocket {
+	sock := udpSocket{pc: pc}
+	uc, ok := pc.(*net.UDPConn)
+	if !ok {
+		return sock
+	}
+	sock.uc = uc
+	if a, ok := uc.LocalAddr().(*net.UDPAddr); ok {
+		sock.v6 = a.IP.To4() == nil
+	}
+	on, err := udpdst.Enable(uc)
+	if err != nil {
+		s.log.Warn("replies on this wildcard socket leave from the route's address, not the one asked", "listen", uc.LocalAddr().String(), "err", err)
+	}
+	sock.dst = on
+	return sock
+}
+
 // serveUDP reads packets until the socket is closed. Cache hits are
 // answered right here from the entry's wire form, a batch of packets per
 // system call each way (recvmmsg/sendmmsg) when the platform has them;
 // everything else goes to a goroutine of its own, within the in-flight
 // bound.
-func (s *Server) serveUDP(ctx context.Context, pc net.PacketConn) error {
-	uc, _ := pc.(*net.UDPConn)
-	if bc := newBatchConn(uc); bc != nil {
-		return s.serveUDPBatch(ctx, pc, uc, bc)
+func (s *Server) serveUDP(ctx context.Context, sock udpSocket) error {
+	if bc := newBatchConn(sock.uc); bc != nil {
+		return s.serveUDPBatch(ctx, sock, bc)
 	}
 	buf := make([]byte, 65535)
 	for {
-		n, a, err := pc.ReadFrom(buf)
+		n, a, err := sock.pc.ReadFrom(buf)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) || ctx.Err() != nil {
 				return nil
@@ -47,8 +83,9 @@ func (s *Server) serveUDP(ctx context.Context, pc net.PacketConn) error {
 			continue
 		}
 		from, _ := netip.ParseAddrPort(a.String())
-		if out := s.udpPacket(ctx, pc, uc, buf[:n], from); out != nil {
-			writeUDP(pc, uc, out, from)
+		peer := udpPeer{from: from}
+		if out := s.udpPacket(ctx, sock, buf[:n], peer); out != nil {
+			sock.write(out, peer)
 		}
 	}
 }
@@ -60,12 +97,17 @@ const udpBatch = 32
 // not a query anyone sends and is dropped as malformed.
 const udpMaxQuery = 4096
 
-func (s *Server) serveUDPBatch(ctx context.Context, pc net.PacketConn, uc *net.UDPConn, bc batchConn) error {
+func (s *Server) serveUDPBatch(ctx context.Context, sock udpSocket, bc batchConn) error {
 	in := make([]ipv4.Message, udpBatch)
 	for i := range in {
 		in[i].Buffers = [][]byte{make([]byte, udpMaxQuery)}
+		if sock.dst {
+			in[i].OOB = make([]byte, udpdst.OOBSpace)
+		}
 	}
 	out := make([]ipv4.Message, 0, udpBatch)
+	// One control-message buffer per reply slot, reused every batch.
+	outOOB := make([][]byte, udpBatch)
 	for {
 		n, err := bc.ReadBatch(in, 0)
 		if err != nil {
@@ -83,9 +125,14 @@ func (s *Server) serveUDPBatch(ctx context.Context, pc net.PacketConn, uc *net.U
 				s.stats.malformed.Add(1)
 				continue
 			}
-			from := ua.AddrPort()
-			if resp := s.udpPacket(ctx, pc, uc, m.Buffers[0][:m.N], from); resp != nil {
-				out = append(out, ipv4.Message{Buffers: [][]byte{resp}, Addr: m.Addr})
+			peer := udpPeer{from: ua.AddrPort()}
+			if sock.dst {
+				peer.dst, _ = udpdst.Parse(m.OOB[:m.NN])
+			}
+			if resp := s.udpPacket(ctx, sock, m.Buffers[0][:m.N], peer); resp != nil {
+				k := len(out)
+				outOOB[k] = udpdst.AppendSource(outOOB[k][:0], peer.dst, sock.v6)
+				out = append(out, ipv4.Message{Buffers: [][]byte{resp}, OOB: outOOB[k], Addr: m.Addr})
 			}
 		}
 		for len(out) > 0 {
@@ -101,12 +148,12 @@ func (s *Server) serveUDPBatch(ctx context.Context, pc net.PacketConn, uc *net.U
 
 // udpPacket returns the fast-path answer for pkt, or hands pkt to a
 // goroutine (copied, since pkt is the reader's buffer) and returns nil.
-func (s *Server) udpPacket(ctx context.Context, pc net.PacketConn, uc *net.UDPConn, pkt []byte, from netip.AddrPort) []byte {
+func (s *Server) udpPacket(ctx context.Context, sock udpSocket, pkt []byte, peer udpPeer) []byte {
 	if len(pkt) < 12 { // shorter than a header: not DNS
 		s.stats.malformed.Add(1)
 		return nil
 	}
-	client := from.Addr().Unmap()
+	client := peer.from.Addr().Unmap()
 	switch s.pipe.Load().limiter.check(client) {
 	case drop:
 		s.stats.rateLimited.Add(1)
@@ -124,7 +171,7 @@ func (s *Server) udpPacket(ctx context.Context, pc net.PacketConn, uc *net.UDPCo
 	case s.inflight <- struct{}{}:
 		go func() {
 			defer func() { <-s.inflight }()
-			s.handleUDP(ctx, pc, uc, from, own)
+			s.handleUDP(ctx, sock, peer, own)
 		}()
 	default:
 		s.stats.dropped.Add(1)
@@ -152,12 +199,19 @@ func newBatchConn(uc *net.UDPConn) batchConn {
 	return ipv4.NewPacketConn(uc)
 }
 
-func writeUDP(pc net.PacketConn, uc *net.UDPConn, b []byte, to netip.AddrPort) {
-	if uc != nil {
-		uc.WriteToUDPAddrPort(b, to)
+// write sends one reply, from the address the request was sent to when the
+// socket reads destinations.
+func (sock udpSocket) write(b []byte, peer udpPeer) {
+	if sock.uc == nil {
+		sock.pc.WriteTo(b, net.UDPAddrFromAddrPort(peer.from))
 		return
 	}
-	pc.WriteTo(b, net.UDPAddrFromAddrPort(to))
+	if sock.dst && peer.dst.IsValid() {
+		var oob [64]byte
+		sock.uc.WriteMsgUDPAddrPort(b, udpdst.AppendSource(oob[:0], peer.dst, sock.v6), peer.from)
+		return
+	}
+	sock.uc.WriteToUDPAddrPort(b, peer.from)
 }
 
 // fastAnswer answers a plain query from a fresh cache entry's wire form,
@@ -246,13 +300,13 @@ func equalFoldASCII(a, b []byte) bool {
 	return true
 }
 
-func (s *Server) handleUDP(ctx context.Context, pc net.PacketConn, uc *net.UDPConn, from netip.AddrPort, pkt []byte) {
-	client := from.Addr().Unmap()
+func (s *Server) handleUDP(ctx context.Context, sock udpSocket, peer udpPeer, pkt []byte) {
+	client := peer.from.Addr().Unmap()
 	req := new(dns.Msg)
 	if err := req.Unpack(pkt); err != nil {
 		s.stats.malformed.Add(1)
 		if resp := formErr(pkt); resp != nil {
-			writeUDP(pc, uc, resp, from)
+			sock.write(resp, peer)
 		}
 		return
 	}
@@ -265,7 +319,7 @@ func (s *Server) handleUDP(ctx context.Context, pc net.PacketConn, uc *net.UDPCo
 		s.log.Warn("pack reply", "err", err, "name", req.Question[0].Name)
 		return
 	}
-	writeUDP(pc, uc, out, from)
+	sock.write(out, peer)
 }
 
 // tcpHandler adapts the pipeline to miekg/dns's TCP server, which handles

@@ -37,6 +37,7 @@ import (
 	"golang.org/x/net/ipv6"
 
 	"github.com/airgapd/airgapd/internal/conf"
+	"github.com/airgapd/airgapd/internal/udpdst"
 )
 
 // Deps is what server hands the NTP service.
@@ -178,7 +179,7 @@ func (s *Server) Run(ctx context.Context) error {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				s.serve(c.conn, c.kernelTS)
+				s.serve(c)
 			}()
 		}
 	}
@@ -228,6 +229,7 @@ type reader struct {
 	conn     *net.UDPConn
 	kernelTS bool
 	extra    bool // a duplicate Run opened and closes
+	dst      bool // a wildcard socket that reads each request's destination (udpdst)
 }
 
 // readers returns the connections to read from: each socket server handed
@@ -247,7 +249,13 @@ func (s *Server) readers() ([]reader, error) {
 				kts = true
 			}
 		}
-		out = append(out, reader{conn: uc, kernelTS: kts})
+		// Set before the duplicates are made; a socket option holds for
+		// every descriptor of the socket.
+		dst, err := udpdst.Enable(uc)
+		if err != nil {
+			s.log.Warn("replies on this wildcard socket leave from the route's address, not the one asked", "listen", uc.LocalAddr().String(), "err", err)
+		}
+		out = append(out, reader{conn: uc, kernelTS: kts, dst: dst})
 		for range n - 1 {
 			f, err := uc.File()
 			if err != nil {
@@ -258,7 +266,7 @@ func (s *Server) readers() ([]reader, error) {
 			if err != nil {
 				return nil, fmt.Errorf("ntp: duplicate %s: %w", uc.LocalAddr(), err)
 			}
-			out = append(out, reader{conn: dup.(*net.UDPConn), kernelTS: kts, extra: true})
+			out = append(out, reader{conn: dup.(*net.UDPConn), kernelTS: kts, dst: dst, extra: true})
 		}
 	}
 	return out, nil
@@ -269,22 +277,25 @@ func (s *Server) readers() ([]reader, error) {
 // readersPerSocket is how many goroutines read each UDP socket.
 const readersPerSocket = 2
 
-func (s *Server) serve(conn *net.UDPConn, kernelTS bool) {
+func (s *Server) serve(rd reader) {
 	// Requests are read a batch per system call (recvmmsg), each with its
 	// kernel timestamp; replies still go out one by one, so every transmit
 	// timestamp is taken right before its own send.
+	conn, kernelTS := rd.conn, rd.kernelTS
 	var batch batchReader
+	v6 := false
 	if a, ok := conn.LocalAddr().(*net.UDPAddr); ok && a.IP.To4() == nil {
-		batch = ipv6.NewPacketConn(conn)
+		batch, v6 = ipv6.NewPacketConn(conn), true
 	} else {
 		batch = ipv4.NewPacketConn(conn)
 	}
 	msgs := make([]ipv4.Message, readBatch)
 	for i := range msgs {
 		msgs[i].Buffers = [][]byte{make([]byte, 1500)}
-		msgs[i].OOB = make([]byte, oobSize)
+		msgs[i].OOB = make([]byte, oobSize+udpdst.OOBSpace)
 	}
 	out := make([]byte, 48)
+	replyOOB := make([]byte, 0, udpdst.OOBSpace)
 	errs := 0
 	for {
 		n, err := batch.ReadBatch(msgs, 0)
@@ -313,10 +324,18 @@ func (s *Server) serve(conn *net.UDPConn, kernelTS bool) {
 			if !ok {
 				rx = s.clock.Now()
 			}
+			// The reply leaves from the address asked (a VIP, an alias),
+			// not the route's choice, when the socket is a wildcard.
+			replyOOB = replyOOB[:0]
+			if rd.dst {
+				if d, ok := udpdst.Parse(m.OOB[:m.NN]); ok {
+					replyOOB = udpdst.AppendSource(replyOOB, d, v6)
+				}
+			}
 			size, res := s.resp.respond(m.Buffers[0][:m.N], rx, from.Addr(), out)
 			s.metrics.results[res].Inc()
 			if size > 0 {
-				conn.WriteToUDPAddrPort(out[:size], from)
+				conn.WriteMsgUDPAddrPort(out[:size], replyOOB, from)
 			}
 		}
 	}
