@@ -131,7 +131,8 @@ func (s *Server) build(cfg Config, prev *pipeline) (*pipeline, error) {
 		return nil, err
 	}
 	ch := cacheHandler{c: s.cache, bg: func() context.Context { return *s.bg.Load() }}
-	h := chain(fwd, a.middleware, zs.middleware, refuseRecursion, ch.middleware)
+	sc := scrubber{zones: zs, fwd: fwd, maxTTL: uint32(min(cfg.Cache.MaxTTL.D()/time.Second, 1<<31-1))}
+	h := chain(fwd, a.middleware, zs.middleware, refuseRecursion, ch.middleware, sc.middleware)
 	return &pipeline{acl: a, limiter: lim, handler: h, zones: zs, fwd: fwd}, nil
 }
 

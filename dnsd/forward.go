@@ -228,6 +228,11 @@ func exchangeOne(ctx context.Context, addr string, req *dns.Msg, timeout time.Du
 		if err != nil {
 			return nil, err
 		}
+		if !m.Response {
+			// A query, not an answer: never take it as one (a reflection
+			// or a forgery).
+			return nil, fmt.Errorf("%s sent a message that is not a response", addr)
+		}
 		if len(m.Question) != 1 || !strings.EqualFold(m.Question[0].Name, q.Question[0].Name) ||
 			m.Question[0].Qtype != q.Question[0].Qtype {
 			return nil, fmt.Errorf("%s answered another question", addr)
@@ -316,6 +321,18 @@ func (f *forwarder) finish(q *Query, m *dns.Msg, err error) (*dns.Msg, error) {
 	m.RecursionAvailable = true
 	m.Authoritative = false
 	return m, nil
+}
+
+// bailiwick is the zone whose upstreams answer name: the longest forward
+// zone above it, else the root (the forwarders and iteration may answer for
+// any name).
+func (f *forwarder) bailiwick(name string) string {
+	for n := name; n != ""; n = parent(n) {
+		if _, ok := f.zones[n]; ok {
+			return n
+		}
+	}
+	return "."
 }
 
 // status lists every upstream's health.

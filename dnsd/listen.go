@@ -403,10 +403,35 @@ func (s *Server) pack(req, resp *dns.Msg, tcp bool) ([]byte, error) {
 		resp.Extra = append(resp.Extra, o)
 	}
 	if tcp {
-		size = dns.MaxMsgSize
+		resp.Truncate(dns.MaxMsgSize)
+		return resp.Pack()
 	}
+	answers, authority := len(resp.Answer), len(resp.Ns)
 	resp.Truncate(size)
+	switch {
+	case len(resp.Answer) < answers || len(resp.Ns) < authority:
+		// As BIND: a truncated UDP answer carries the question and OPT
+		// only. The client asks again over TCP either way, and a partial
+		// RRset would multiply what a spoofed query reflects.
+		resp.Answer, resp.Ns = nil, nil
+		resp.Extra = onlyOPT(resp.Extra)
+		resp.Truncated = true
+	case resp.Truncated:
+		// Only additional data was left out: that is no reason for TC
+		// (RFC 2181 §9), though miekg/dns sets it.
+		resp.Truncated = false
+	}
 	return resp.Pack()
+}
+
+// onlyOPT keeps the OPT record of an additional section.
+func onlyOPT(rrs []dns.RR) []dns.RR {
+	for _, rr := range rrs {
+		if rr.Header().Rrtype == dns.TypeOPT {
+			return []dns.RR{rr}
+		}
+	}
+	return nil
 }
 
 func removeOPT(rrs []dns.RR) []dns.RR {

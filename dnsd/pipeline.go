@@ -19,6 +19,9 @@ type Query struct {
 	Recursion bool
 	// Source says who answered: local, cache, stale, upstream, refused, error.
 	Source string
+	// chased counts the sub-queries a CNAME chain took so far, across local
+	// zones and upstreams, so that no loop between them runs forever.
+	chased int
 }
 
 // Question returns the query's only question; the listener rejects
