@@ -52,21 +52,56 @@ func mapGet(m *yaml.Node, key string) (k, v *yaml.Node) {
 }
 
 // offset turns a node's 1-based line and column (in characters) into a
-// byte offset in src.
+// byte offset in src. Lines are counted as yaml.v3 counts them: a line ends
+// at LF, CR, CRLF, and also NEL, LS and PS (it follows YAML 1.1 there), so a
+// hand-written NEL inside a value cannot shift an edit onto another line.
 func (d *yamlDoc) offset(line, col int) int {
 	off := 0
 	for l := 1; l < line; l++ {
-		i := bytes.IndexByte(d.src[off:], '\n')
-		if i < 0 {
+		_, end := nextBreak(d.src, off)
+		if end < 0 {
 			return len(d.src)
 		}
-		off += i + 1
+		off = end
 	}
-	for c := 1; c < col && off < len(d.src) && d.src[off] != '\n'; c++ {
+	for c := 1; c < col && off < len(d.src); c++ {
+		if n := breakLen(d.src[off:]); n > 0 {
+			break
+		}
 		_, size := utf8.DecodeRune(d.src[off:])
 		off += size
 	}
 	return off
+}
+
+// breakLen is the length of the line break b starts with, as yaml.v3 sees
+// line breaks, or 0.
+func breakLen(b []byte) int {
+	switch {
+	case len(b) == 0:
+		return 0
+	case b[0] == '\r' && len(b) > 1 && b[1] == '\n':
+		return 2
+	case b[0] == '\r' || b[0] == '\n':
+		return 1
+	case bytes.HasPrefix(b, []byte("\u0085")), bytes.HasPrefix(b, []byte("\u2028")), bytes.HasPrefix(b, []byte("\u2029")):
+		_, size := utf8.DecodeRune(b)
+		return size
+	}
+	return 0
+}
+
+// nextBreak finds the first line break at or after off: where it starts
+// and where the next line starts; -1, -1 when there is none.
+func nextBreak(src []byte, off int) (start, end int) {
+	for i := off; i < len(src); {
+		if n := breakLen(src[i:]); n > 0 {
+			return i, i + n
+		}
+		_, size := utf8.DecodeRune(src[i:])
+		i += size
+	}
+	return -1, -1
 }
 
 func (d *yamlDoc) start(n *yaml.Node) int { return d.offset(n.Line, n.Column) }
@@ -80,26 +115,27 @@ func (d *yamlDoc) scalarSpan(n *yaml.Node) (int, int, error) {
 	switch {
 	case n.Style&yaml.DoubleQuotedStyle != 0:
 		for i := s + 1; i < len(d.src); i++ {
+			if breakLen(d.src[i:]) > 0 {
+				return 0, 0, errHandEdit
+			}
 			switch d.src[i] {
 			case '\\':
 				i++
 			case '"':
 				return s, i + 1, nil
-			case '\n':
-				return 0, 0, errHandEdit
 			}
 		}
 	case n.Style&yaml.SingleQuotedStyle != 0:
 		for i := s + 1; i < len(d.src); i++ {
-			switch d.src[i] {
-			case '\'':
+			if breakLen(d.src[i:]) > 0 {
+				return 0, 0, errHandEdit
+			}
+			if d.src[i] == '\'' {
 				if i+1 < len(d.src) && d.src[i+1] == '\'' {
 					i++
 					continue
 				}
 				return s, i + 1, nil
-			case '\n':
-				return 0, 0, errHandEdit
 			}
 		}
 	case n.Style&(yaml.LiteralStyle|yaml.FoldedStyle) == 0:
@@ -113,16 +149,47 @@ func (d *yamlDoc) scalarSpan(n *yaml.Node) (int, int, error) {
 
 // lineStart is the offset of the start of the line holding off.
 func (d *yamlDoc) lineStart(off int) int {
-	return bytes.LastIndexByte(d.src[:off], '\n') + 1
+	start := 0
+	for {
+		_, end := nextBreak(d.src, start)
+		if end < 0 || end > off {
+			return start
+		}
+		start = end
+	}
 }
 
-// lineEnd is the offset just past the newline ending the line holding off.
+// lineEnd is the offset just past the line break ending the line holding
+// off.
 func (d *yamlDoc) lineEnd(off int) int {
-	i := bytes.IndexByte(d.src[off:], '\n')
-	if i < 0 {
+	_, end := nextBreak(d.src, off)
+	if end < 0 {
 		return len(d.src)
 	}
-	return off + i + 1
+	return end
+}
+
+// checkRecordText refuses what cannot be one record on one line of the
+// config: line breaks of any kind yaml.v3 knows, C0 and C1 control
+// characters (NEL among them) and bytes that are not UTF-8.
+func checkRecordText(record string) error {
+	const oneLine = "a record is one RFC 1035 line, e.g. `node1 300 A 192.168.10.21`"
+	if record == "" {
+		return errors.New(oneLine)
+	}
+	if !utf8.ValidString(record) {
+		return errors.New("the record is not valid UTF-8; " + oneLine)
+	}
+	for _, r := range record {
+		switch {
+		case r == '\t':
+		case r < 0x20 || r == 0x7f || (r >= 0x80 && r <= 0x9f):
+			return fmt.Errorf("the record holds the control character U+%04X; %s", r, oneLine)
+		case r == 0x2028 || r == 0x2029:
+			return fmt.Errorf("the record holds the line separator U+%04X; %s", r, oneLine)
+		}
+	}
+	return nil
 }
 
 func splice(src []byte, from, to int, text string) []byte {
@@ -243,8 +310,8 @@ func sameZone(a, b string) bool {
 // AddZoneRecord returns src with record appended to the records of zone.
 func AddZoneRecord(src []byte, zone, record string) ([]byte, error) {
 	record = strings.TrimSpace(record)
-	if record == "" || strings.ContainsAny(record, "\r\n") {
-		return nil, errors.New("a record is one RFC 1035 line, e.g. `node1 300 A 192.168.10.21`")
+	if err := checkRecordText(record); err != nil {
+		return nil, err
 	}
 	d, err := parseYAMLDoc(src)
 	if err != nil {
@@ -374,8 +441,8 @@ func ZoneRecords(src []byte) (map[string][]string, error) {
 // changes, so its line keeps its indent and comment.
 func ReplaceZoneRecord(src []byte, zone, old, record string) ([]byte, error) {
 	record = strings.TrimSpace(record)
-	if record == "" || strings.ContainsAny(record, "\r\n") {
-		return nil, errors.New("a record is one RFC 1035 line, e.g. `node1 300 A 192.168.10.21`")
+	if err := checkRecordText(record); err != nil {
+		return nil, err
 	}
 	if record == old {
 		return nil, errors.New("the record is unchanged")

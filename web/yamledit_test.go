@@ -134,3 +134,63 @@ func TestReplaceZoneRecord(t *testing.T) {
 		t.Error("a two-line record was accepted")
 	}
 }
+
+// TestRecordTextOneLine: a record that yaml.v3 would read as more than one
+// line, or that holds control characters, is refused before anything is
+// written (issue 19 item 5).
+func TestRecordTextOneLine(t *testing.T) {
+	for _, rec := range []string{
+		"x 60 TXT \"a\u0085b\"", // NEL: a line break to yaml.v3
+		"x 60 TXT \"a\u2028b\"", // LS
+		"x 60 TXT \"a\u2029b\"", // PS
+		"x 60 TXT \"a\x01b\"",   // C0
+		"x 60 TXT \"a\u009bb\"", // C1 (CSI)
+		"x 60 TXT \"a\rb\"",
+		"x 60 TXT \"a\xffb\"", // not UTF-8
+	} {
+		if _, err := AddZoneRecord([]byte(editSample), "b.test", rec); err == nil {
+			t.Errorf("AddZoneRecord(%q) accepted", rec)
+		}
+		if _, err := ReplaceZoneRecord([]byte(editSample), "b.test", "y 60 A 10.0.0.2", rec); err == nil {
+			t.Errorf("ReplaceZoneRecord(%q) accepted", rec)
+		}
+	}
+	if _, err := AddZoneRecord([]byte(editSample), "b.test", "x 60 TXT \"tab\there\""); err != nil {
+		t.Errorf("a tab in a record refused: %v", err)
+	}
+}
+
+// TestEditsAfterAHandWrittenNEL: a file that already holds a NEL (yaml.v3
+// counts it as a line break; a byte count of "\n" does not) still gets
+// each edit on the record's own line.
+func TestEditsAfterAHandWrittenNEL(t *testing.T) {
+	src := strings.Replace(editSample, "data_dir: /var/lib/airgapd", "data_dir: \"/var/lib/air\u0085gapd\"", 1)
+	if _, err := parseYAMLDoc([]byte(src)); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name         string
+		edit         func([]byte) ([]byte, error)
+		removed, add []string
+	}{
+		{"delete", func(b []byte) ([]byte, error) { return DeleteZoneRecord(b, "b.test", "y 60 A 10.0.0.2") },
+			[]string{"        - y 60 A 10.0.0.2"}, nil},
+		{"replace", func(b []byte) ([]byte, error) {
+			return ReplaceZoneRecord(b, "b.test", "y 60 A 10.0.0.2", "y 60 A 10.0.0.3")
+		}, []string{"        - y 60 A 10.0.0.2"}, []string{`        - "y 60 A 10.0.0.3"`}},
+		{"add", func(b []byte) ([]byte, error) { return AddZoneRecord(b, "b.test", "z 60 A 10.0.0.4") },
+			nil, []string{`        - "z 60 A 10.0.0.4"`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, err := tt.edit([]byte(src))
+			if err != nil {
+				t.Fatal(err)
+			}
+			removed, added := lineDiff(src, string(out))
+			if strings.Join(removed, "|") != strings.Join(tt.removed, "|") || strings.Join(added, "|") != strings.Join(tt.add, "|") {
+				t.Errorf("removed %q added %q; want removed %q added %q", removed, added, tt.removed, tt.add)
+			}
+		})
+	}
+}
