@@ -60,6 +60,31 @@ if ! dpkg -s dnf-plugins-core >/dev/null 2>&1; then
 	fi
 fi
 
+# firewall-offline-cmd checks the shipped firewalld service file. It comes
+# from Debian's firewalld package, which is unpacked, not installed:
+# installing it would start firewalld and take over this host's firewall.
+# Its Python library is installed (it starts nothing).
+for pkg in python3-firewall python3-nftables; do
+	if ! dpkg -s "$pkg" >/dev/null 2>&1; then
+		if [[ $(id -u) -ne 0 ]]; then
+			echo "install-test-deps: $pkg missing; run as root" >&2
+			exit 1
+		fi
+		export DEBIAN_FRONTEND=noninteractive
+		apt-get install -y -qq --no-install-recommends "$pkg" >/dev/null 2>&1 ||
+			{ apt-get update -qq && apt-get install -y -qq --no-install-recommends "$pkg" >/dev/null; }
+	fi
+done
+fwroot=${AIRGAPD_FIREWALLD:-/var/cache/airgapd-test/firewalld}
+if [[ ! -x $fwroot/usr/bin/firewall-offline-cmd ]]; then
+	echo "install-test-deps: unpack firewalld into $fwroot"
+	tmp=$(mktemp -d)
+	(cd "$tmp" && { apt-get download firewalld >/dev/null 2>&1 || { apt-get update -qq && apt-get download firewalld >/dev/null; }; })
+	mkdir -p "$fwroot"
+	dpkg-deb -x "$tmp"/firewalld_*.deb "$fwroot"
+	rm -rf "$tmp"
+fi
+
 go mod download
 
 # crane, the go-containerregistry CLI, pinned, into GOBIN (default ~/go/bin).
