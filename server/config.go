@@ -280,15 +280,20 @@ type section struct {
 func (c *Config) sections() []section {
 	var ss []section
 	for _, sv := range configOrder() {
-		f := c.sectionField(sv.key)
-		s := section{key: sv.key, present: !f.IsNil()}
-		if s.present {
-			s.enabled = conf.Enabled(f.Elem().FieldByName("Enabled").Interface().(*bool))
-			s.validate = f.Interface().(interface{ Validate() error }).Validate
-		}
-		ss = append(ss, s)
+		ss = append(ss, c.section(sv.key))
 	}
 	return ss
+}
+
+// section reads one service section; key must be a service's.
+func (c *Config) section(key string) section {
+	f := c.sectionField(key)
+	s := section{key: key, present: !f.IsNil()}
+	if s.present {
+		s.enabled = conf.Enabled(f.Elem().FieldByName("Enabled").Interface().(*bool))
+		s.validate = f.Interface().(interface{ Validate() error }).Validate
+	}
+	return s
 }
 
 // sectionField is the Config field (a pointer to the package's Config)
@@ -319,12 +324,7 @@ func configOrder() []service {
 
 // Enabled reports whether the named section runs.
 func (c *Config) Enabled(key string) bool {
-	for _, s := range c.sections() {
-		if s.key == key {
-			return s.enabled
-		}
-	}
-	return false
+	return isServiceKey(key) && c.section(key).enabled
 }
 
 // listenAddr is one socket the config asks for.

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"reflect"
@@ -31,6 +32,7 @@ type instance struct {
 	// (flush a cache, sync, import …) is found on it by type assertion to a
 	// small interface, see capability.
 	service any
+	log     *slog.Logger // server's, with the service's name
 	run     func(context.Context) error
 	status  func() ServiceStatus
 	reload  func(*Config) error
@@ -61,14 +63,15 @@ type service struct {
 	// a list); none when the service opens no socket of its own.
 	listen []string
 	// http: web serves this service's listener (the service hands web a
-	// handler), so web is rebuilt when it moves.
+	// handler), so the listener is web's socket, not the service's, and
+	// web is rebuilt when it moves.
 	http bool
 	// inputs is what an instance is built from, for change detection, or
 	// nil when the service does not run; nil means the section itself
 	// when it is enabled.
 	inputs func(*Config) any
 	// sockets are the sockets an instance is handed; nil means its own
-	// listen addresses.
+	// listen addresses (none when web serves them).
 	sockets func(*Config) []listenAddr
 	// build makes the service and fills in: its run, status and reload.
 	build func(*Server, *Config, *instance) error
@@ -82,8 +85,8 @@ func services() []service {
 		{key: "gateway", defaults: defaultsOf(gateway.DefaultConfig), build: (*Server).buildGateway},
 		{key: "dns", defaults: defaultsOf(dnsd.DefaultConfig), listen: []string{"tcp", "udp"}, build: (*Server).buildDNS},
 		{key: "ntp", defaults: defaultsOf(ntpd.DefaultConfig), listen: []string{"udp"}, build: (*Server).buildNTP},
-		{key: "mirror", defaults: defaultsOf(mirror.DefaultConfig), listen: []string{"tcp"}, http: true, inputs: mirrorSection, sockets: noSockets, build: (*Server).buildMirror},
-		{key: "registry", defaults: defaultsOf(registry.DefaultConfig), listen: []string{"tcp"}, http: true, sockets: noSockets, build: (*Server).buildRegistry},
+		{key: "mirror", defaults: defaultsOf(mirror.DefaultConfig), listen: []string{"tcp"}, http: true, inputs: mirrorSection, build: (*Server).buildMirror},
+		{key: "registry", defaults: defaultsOf(registry.DefaultConfig), listen: []string{"tcp"}, http: true, build: (*Server).buildRegistry},
 		// web serves every HTTP listener, so it is rebuilt when any of them
 		// moves; it always runs, for the control socket.
 		{key: "web", defaults: defaultsOf(web.DefaultConfig), listen: []string{"tcp"}, http: true, inputs: webSection, sockets: httpSockets, build: (*Server).buildWeb},
@@ -105,8 +108,11 @@ func (sv service) inputsOf(c *Config) any {
 
 // socketsOf are the sockets an instance of sv is built on.
 func (sv service) socketsOf(c *Config) []listenAddr {
-	if sv.sockets != nil {
+	switch {
+	case sv.sockets != nil:
 		return sv.sockets(c)
+	case sv.http:
+		return nil
 	}
 	return c.listensOf(sv)
 }
@@ -129,8 +135,6 @@ func webSection(c *Config) any {
 	}
 	return in
 }
-
-func noSockets(*Config) []listenAddr { return nil }
 
 // httpSockets are the listeners web serves.
 func httpSockets(c *Config) []listenAddr {
@@ -160,7 +164,7 @@ func capability[C any](s *Server, key string) (C, error) {
 
 // newInstance prepares the bookkeeping every build shares.
 func (s *Server) newInstance(sv service, c *Config) *instance {
-	in := &instance{name: sv.key, section: sv.inputsOf(c), metrics: prometheus.NewRegistry()}
+	in := &instance{name: sv.key, section: sv.inputsOf(c), log: s.log.With("service", sv.key), metrics: prometheus.NewRegistry()}
 	for _, l := range sv.socketsOf(c) {
 		in.sockets = append(in.sockets, keyFor(l))
 	}
@@ -201,7 +205,7 @@ func (s *Server) udpFor(in *instance) ([]net.PacketConn, error) {
 }
 
 func (s *Server) buildGateway(c *Config, in *instance) error {
-	g, err := gateway.New(*c.Gateway, gateway.Deps{Logger: s.log.With("service", "gateway"), Metrics: in.metrics})
+	g, err := gateway.New(*c.Gateway, gateway.Deps{Logger: in.log, Metrics: in.metrics})
 	if err != nil {
 		return err
 	}
@@ -226,7 +230,7 @@ func (s *Server) buildDNS(c *Config, in *instance) error {
 	if err != nil {
 		return err
 	}
-	d, err := dnsd.New(*c.DNS, dnsd.Deps{Logger: s.log.With("service", "dns"), Metrics: in.metrics, UDP: udp, TCP: tcp, NameServer: c.Advertise.Name})
+	d, err := dnsd.New(*c.DNS, dnsd.Deps{Logger: in.log, Metrics: in.metrics, UDP: udp, TCP: tcp, NameServer: c.Advertise.Name})
 	if err != nil {
 		return err
 	}
@@ -244,7 +248,7 @@ func (s *Server) buildNTP(c *Config, in *instance) error {
 	if err != nil {
 		return err
 	}
-	n, err := ntpd.New(*c.NTP, ntpd.Deps{Logger: s.log.With("service", "ntp"), Metrics: in.metrics, UDP: udp, DataDir: c.DataDir})
+	n, err := ntpd.New(*c.NTP, ntpd.Deps{Logger: in.log, Metrics: in.metrics, UDP: udp, DataDir: c.DataDir})
 	if err != nil {
 		return err
 	}
@@ -259,7 +263,7 @@ func (s *Server) buildNTP(c *Config, in *instance) error {
 
 func (s *Server) buildMirror(c *Config, in *instance) error {
 	m, err := mirror.New(*c.Mirror, mirror.Deps{
-		Logger: s.log.With("service", "mirror"), Metrics: in.metrics, DataDir: c.DataDir,
+		Logger: in.log, Metrics: in.metrics, DataDir: c.DataDir,
 		AdvertiseName: c.Advertise.Name, AdvertiseAddresses: c.Advertise.Addresses, Listen: s.mirrorListen(c),
 	})
 	if err != nil {
@@ -286,7 +290,7 @@ func (s *Server) buildMirror(c *Config, in *instance) error {
 }
 
 func (s *Server) buildRegistry(c *Config, in *instance) error {
-	r, err := registry.New(*c.Registry, registry.Deps{Logger: s.log.With("service", "registry"), Metrics: in.metrics, DataDir: c.DataDir})
+	r, err := registry.New(*c.Registry, registry.Deps{Logger: in.log, Metrics: in.metrics, DataDir: c.DataDir})
 	if err != nil {
 		return err
 	}
@@ -305,7 +309,7 @@ func (s *Server) buildRegistry(c *Config, in *instance) error {
 
 func (s *Server) buildWeb(c *Config, in *instance) error {
 	deps := web.Deps{
-		Logger:   s.log.With("service", "web"),
+		Logger:   in.log,
 		Metrics:  s.gatherer(),
 		Instance: s,
 		// Each capability finds its service when called, so a service
