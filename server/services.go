@@ -119,18 +119,18 @@ func (sv service) socketsOf(c *Config) []listenAddr {
 
 // webSection is everything the web instance is built from.
 func webSection(c *Config) any {
+	// Which HTTP listeners there are is in the instance's sockets.
 	type webInputs struct {
-		Web              *web.Config
-		Advertise        Advertise
-		RegistryTLS      conf.TLS
-		Mirror, Registry bool
+		Web         *web.Config
+		Advertise   Advertise
+		RegistryTLS conf.TLS
 	}
-	in := webInputs{Advertise: c.Advertise, Mirror: c.Enabled("mirror"), Registry: c.Enabled("registry")}
+	in := webInputs{Advertise: c.Advertise}
 	if c.Enabled("web") {
 		w := *c.Web
 		in.Web = &w
 	}
-	if in.Registry {
+	if c.Enabled("registry") {
 		in.RegistryTLS = c.Registry.TLS
 	}
 	return in
@@ -325,9 +325,6 @@ func (s *Server) buildWeb(c *Config, in *instance) error {
 		ConfigEditor:    s,
 		DataDir:         c.DataDir,
 	}
-	if c.Enabled("registry") {
-		deps.RegistryNodeFiles = s.registryNodeFiles()
-	}
 	wc := webConfig(c)
 	if err := s.webListeners(c, in, &deps); err != nil {
 		return err
@@ -338,10 +335,11 @@ func (s *Server) buildWeb(c *Config, in *instance) error {
 			return fmt.Errorf("web.tls: %w", err)
 		}
 	}
-	if deps.Registry != nil {
+	if deps.Registry != nil { // the registry is on
 		if deps.RegistryTLS, err = s.tlsFor(c.Registry.TLS); err != nil {
 			return fmt.Errorf("registry.tls: %w", err)
 		}
+		deps.RegistryNodeFiles = s.registryNodeFiles()
 	}
 	w, err := web.New(wc, deps)
 	if err != nil {
