@@ -51,7 +51,9 @@ type NTPClock interface {
 }
 
 // Deps is what server hands web: the sockets it opened (nil for a listener
-// that is not configured), their TLS settings, and the services' handlers.
+// that is not configured), their TLS settings, the services' handlers, and
+// each thing the API and UI can ask a service to do, as an interface
+// declared in this package (web never looks for one on Instance).
 type Deps struct {
 	Logger   *slog.Logger
 	Metrics  prometheus.Gatherer
