@@ -90,17 +90,9 @@ var _ web.BundleImporter = (*Server)(nil)
 // images, so nothing needs a restart. Without a running mirror (a bundle
 // of images only) a mirror with the default settings does the reading.
 func (s *Server) ImportBundle(ctx context.Context, path string, progress func(any)) (any, error) {
+	m, _ := capability[*mirror.Mirror](s, "mirror")
+	reg, _ := capability[*registry.Registry](s, "registry")
 	s.mu.Lock()
-	var m *mirror.Mirror
-	var reg *registry.Registry
-	for _, in := range s.instances {
-		switch {
-		case in.name == "mirror" && in.mirror != nil:
-			m = in.mirror
-		case in.name == "registry" && in.registry != nil:
-			reg = in.registry
-		}
-	}
 	dataDir := s.cfg.DataDir
 	s.mu.Unlock()
 	if m == nil {

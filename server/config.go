@@ -11,7 +11,6 @@ import (
 	"regexp"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -154,7 +153,7 @@ func Parse(source string, data []byte) (*Config, error) {
 	w.walk(root, reflect.TypeOf(Config{}), "")
 	// An empty `dns:` means the section with its defaults, not "absent".
 	for i := 0; i+1 < len(root.Content); i += 2 {
-		if v := root.Content[i+1]; v.Tag == "!!null" && sectionKeys[root.Content[i].Value] {
+		if v := root.Content[i+1]; v.Tag == "!!null" && isServiceKey(root.Content[i].Value) {
 			*v = yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: v.Line, Column: v.Column}
 		}
 	}
@@ -188,9 +187,6 @@ func Parse(source string, data []byte) (*Config, error) {
 	return cfg, nil
 }
 
-// sectionKeys are the service sections; absent means "does not run".
-var sectionKeys = map[string]bool{"web": true, "dns": true, "ntp": true, "gateway": true, "mirror": true, "registry": true}
-
 // setSectionDefaults points each present section at its package's defaults
 // before decoding, so keys the user left out keep their documented values.
 // Absent sections stay nil.
@@ -199,22 +195,14 @@ func (c *Config) setSectionDefaults(root *yaml.Node) {
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		present[root.Content[i].Value] = true
 	}
-	c.Web = defaulted(present["web"], web.DefaultConfig)
-	c.DNS = defaulted(present["dns"], dnsd.DefaultConfig)
-	c.NTP = defaulted(present["ntp"], ntpd.DefaultConfig)
-	c.Gateway = defaulted(present["gateway"], gateway.DefaultConfig)
-	c.Mirror = defaulted(present["mirror"], mirror.DefaultConfig)
-	c.Registry = defaulted(present["registry"], registry.DefaultConfig)
-}
-
-// defaulted returns a fresh copy of a section's defaults, or nil when the
-// section is absent.
-func defaulted[T any](present bool, defaults func() T) *T {
-	if !present {
-		return nil
+	for _, sv := range services() {
+		if present[sv.key] {
+			f := c.sectionField(sv.key)
+			d := reflect.New(f.Type().Elem())
+			d.Elem().Set(reflect.ValueOf(sv.defaults()))
+			f.Set(d)
+		}
 	}
-	d := defaults()
-	return &d
 }
 
 func (c *Config) applyTopDefaults() {
@@ -269,6 +257,15 @@ var hostnameRE = regexp.MustCompile(`^(?i)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[
 
 func validHostname(s string) bool { return len(s) <= 253 && hostnameRE.MatchString(s) }
 
+func isServiceKey(key string) bool {
+	for _, sv := range services() {
+		if sv.key == key {
+			return true
+		}
+	}
+	return false
+}
+
 // section is one service section, seen generically.
 type section struct {
 	key      string
@@ -277,37 +274,57 @@ type section struct {
 	validate func() error
 }
 
+// sections are the service sections in the order of Config's fields (the
+// order of the documented file), which is the order they are checked and
+// their sockets opened.
 func (c *Config) sections() []section {
 	var ss []section
-	add := func(key string, present bool, flag *bool, v func() error) {
-		ss = append(ss, section{key, present, present && conf.Enabled(flag), v})
+	for _, sv := range configOrder() {
+		ss = append(ss, c.section(sv.key))
 	}
-	add("web", c.Web != nil, enabledFlag(c.Web), func() error { return c.Web.Validate() })
-	add("dns", c.DNS != nil, enabledFlag(c.DNS), func() error { return c.DNS.Validate() })
-	add("ntp", c.NTP != nil, enabledFlag(c.NTP), func() error { return c.NTP.Validate() })
-	add("gateway", c.Gateway != nil, enabledFlag(c.Gateway), func() error { return c.Gateway.Validate() })
-	add("mirror", c.Mirror != nil, enabledFlag(c.Mirror), func() error { return c.Mirror.Validate() })
-	add("registry", c.Registry != nil, enabledFlag(c.Registry), func() error { return c.Registry.Validate() })
 	return ss
 }
 
-// enabledFlag reads the `enabled:` key every section has, nil-safe.
-func enabledFlag(section any) *bool {
-	v := reflect.ValueOf(section)
-	if v.IsNil() {
-		return nil
+// section reads one service section; key must be a service's.
+func (c *Config) section(key string) section {
+	f := c.sectionField(key)
+	s := section{key: key, present: !f.IsNil()}
+	if s.present {
+		s.enabled = conf.Enabled(f.Elem().FieldByName("Enabled").Interface().(*bool))
+		s.validate = f.Interface().(interface{ Validate() error }).Validate
 	}
-	return v.Elem().FieldByName("Enabled").Interface().(*bool)
+	return s
+}
+
+// sectionField is the Config field (a pointer to the package's Config)
+// whose yaml key is key. A key that is not one is a bug in the table; a
+// test checks every key.
+func (c *Config) sectionField(key string) reflect.Value {
+	v := reflect.ValueOf(c).Elem()
+	return v.Field(sectionIndex(key))
+}
+
+// sectionIndex is the index of the Config field with yaml key key, or -1.
+func sectionIndex(key string) int {
+	t := reflect.TypeOf(Config{})
+	for i := 0; i < t.NumField(); i++ {
+		if strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0] == key {
+			return i
+		}
+	}
+	return -1
+}
+
+// configOrder is the service table in the order of Config's fields.
+func configOrder() []service {
+	ss := services()
+	slices.SortStableFunc(ss, func(a, b service) int { return sectionIndex(a.key) - sectionIndex(b.key) })
+	return ss
 }
 
 // Enabled reports whether the named section runs.
 func (c *Config) Enabled(key string) bool {
-	for _, s := range c.sections() {
-		if s.key == key {
-			return s.enabled
-		}
-	}
-	return false
+	return isServiceKey(key) && c.section(key).enabled
 }
 
 // listenAddr is one socket the config asks for.
@@ -315,30 +332,40 @@ type listenAddr struct {
 	network string // "tcp" or "udp"
 	addr    string
 	path    string // config path that asked for it
+	http    bool   // web serves it
 }
 
 // listens returns every socket the enabled services need, in a stable order.
 func (c *Config) listens() []listenAddr {
 	var ls []listenAddr
-	if c.Enabled("web") {
-		ls = append(ls, listenAddr{"tcp", c.Web.Listen, "web.listen"})
+	for _, sv := range configOrder() {
+		ls = append(ls, c.listensOf(sv)...)
 	}
-	if c.Enabled("dns") {
-		for i, a := range c.DNS.Listen {
-			p := conf.Index("dns.listen", i)
-			ls = append(ls, listenAddr{"tcp", a, p}, listenAddr{"udp", a, p})
+	return ls
+}
+
+// listensOf is what sv's `listen:` asks for when sv is enabled: one
+// address or a list, each on every network of sv's (dns: TCP, then UDP on
+// the same address).
+func (c *Config) listensOf(sv service) []listenAddr {
+	if len(sv.listen) == 0 || !c.Enabled(sv.key) {
+		return nil
+	}
+	path := sv.key + ".listen"
+	var addrs, paths []string
+	switch l := c.sectionField(sv.key).Elem().FieldByName("Listen").Interface().(type) {
+	case string:
+		addrs, paths = []string{l}, []string{path}
+	case []string:
+		for i, a := range l {
+			addrs, paths = append(addrs, a), append(paths, conf.Index(path, i))
 		}
 	}
-	if c.Enabled("ntp") {
-		for i, a := range c.NTP.Listen {
-			ls = append(ls, listenAddr{"udp", a, conf.Index("ntp.listen", i)})
+	var ls []listenAddr
+	for i, a := range addrs {
+		for _, network := range sv.listen {
+			ls = append(ls, listenAddr{network: network, addr: a, path: paths[i], http: sv.http})
 		}
-	}
-	if c.Enabled("mirror") {
-		ls = append(ls, listenAddr{"tcp", c.Mirror.Listen, "mirror.listen"})
-	}
-	if c.Enabled("registry") {
-		ls = append(ls, listenAddr{"tcp", c.Registry.Listen, "registry.listen"})
 	}
 	return ls
 }
@@ -370,293 +397,4 @@ func clash(a, b string) bool {
 	}
 	wild := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
 	return ha == hb || wild(ha) || wild(hb)
-}
-
-// walker checks a YAML node tree against a Go type, collecting unknown keys
-// and malformed values with their positions.
-type walker struct {
-	source   string
-	diags    []Diagnostic
-	reported []string // paths already reported, so validation does not pile on
-}
-
-// alreadyReported reports whether path, or a parent or child of it, has a
-// diagnostic: a value the walker threw out would otherwise come back from
-// Validate as "missing".
-func (w *walker) alreadyReported(path string) bool {
-	for _, r := range w.reported {
-		if r == path || strings.HasPrefix(path, r+".") || strings.HasPrefix(path, r+"[") ||
-			strings.HasPrefix(r, path+".") || strings.HasPrefix(r, path+"[") {
-			return true
-		}
-	}
-	return false
-}
-
-var unmarshalerType = reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()
-
-func (w *walker) add(n *yaml.Node, path, hint, format string, args ...any) {
-	w.reported = append(w.reported, path)
-	w.diags = append(w.diags, Diagnostic{File: w.source, Line: n.Line, Col: n.Column, Path: path, Msg: fmt.Sprintf(format, args...), Hint: hint})
-}
-
-// nullify replaces a bad node so the decode that follows leaves the default.
-func nullify(n *yaml.Node) {
-	*n = yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Line: n.Line, Column: n.Column}
-}
-
-// hide renames a reported key so the decode that follows ignores it; the
-// name is unique so yaml.v3 does not see duplicates either.
-func hide(k *yaml.Node) {
-	k.Value = fmt.Sprintf("\x00reported-%d-%d", k.Line, k.Column)
-}
-
-func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	if n.Kind == yaml.AliasNode || (n.Kind == yaml.ScalarNode && n.Tag == "!!null") {
-		return
-	}
-	// Types with their own YAML syntax (durations, tls, registry mirrors)
-	// are tried on their own, so a bad one is reported where it is.
-	if reflect.PointerTo(t).Implements(unmarshalerType) {
-		if err := n.Decode(reflect.New(t).Interface()); err != nil {
-			w.add(n, path, "", "%s", cleanYAMLError(err))
-			nullify(n)
-			return
-		}
-		if n.Kind != yaml.MappingNode || t.Kind() != reflect.Struct {
-			return
-		}
-	}
-	switch t.Kind() {
-	case reflect.Struct:
-		if n.Kind != yaml.MappingNode {
-			w.add(n, path, "", "expected a mapping of keys, found %s", describe(n))
-			nullify(n)
-			return
-		}
-		fields := yamlFields(t)
-		seen := map[string]bool{}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, v := n.Content[i], n.Content[i+1]
-			p := conf.Join(path, k.Value)
-			if seen[k.Value] {
-				w.add(k, p, "remove one of them", "key %q appears twice", k.Value)
-				hide(k)
-				continue
-			}
-			seen[k.Value] = true
-			f, ok := fields[k.Value]
-			if !ok {
-				w.add(k, p, suggest(k.Value, fields), "unknown key %q", k.Value)
-				hide(k)
-				continue
-			}
-			w.walk(v, f, p)
-		}
-	case reflect.Slice:
-		if n.Kind != yaml.SequenceNode {
-			w.add(n, path, "write a list: [a, b] or one '- item' per line", "expected a list, found %s", describe(n))
-			nullify(n)
-			return
-		}
-		for i, item := range n.Content {
-			w.walk(item, t.Elem(), conf.Index(path, i))
-		}
-	case reflect.String, reflect.Int, reflect.Bool:
-		if n.Kind != yaml.ScalarNode {
-			w.add(n, path, "", "expected a single value, found %s", describe(n))
-			nullify(n)
-			return
-		}
-		if err := n.Decode(reflect.New(t).Interface()); err != nil {
-			w.add(n, path, "", "%q is not a %s", n.Value, kindWord(t.Kind()))
-			nullify(n)
-		}
-	}
-}
-
-func kindWord(k reflect.Kind) string {
-	switch k {
-	case reflect.Int:
-		return "whole number"
-	case reflect.Bool:
-		return "boolean (true or false)"
-	}
-	return k.String()
-}
-
-func describe(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	}
-	return fmt.Sprintf("%q", n.Value)
-}
-
-// yamlFields maps each YAML key of a struct to its field type.
-func yamlFields(t reflect.Type) map[string]reflect.Type {
-	m := map[string]reflect.Type{}
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		tag := strings.Split(f.Tag.Get("yaml"), ",")[0]
-		if tag == "-" || !f.IsExported() {
-			continue
-		}
-		if tag == "" {
-			tag = strings.ToLower(f.Name)
-		}
-		m[tag] = f.Type
-	}
-	return m
-}
-
-// suggest names the closest known key, for misspellings.
-func suggest(key string, fields map[string]reflect.Type) string {
-	best, bestDist := "", 3
-	for k := range fields {
-		if d := editDistance(key, k); d < bestDist || (d == bestDist && best != "" && k < best) {
-			best, bestDist = k, d
-		}
-	}
-	if best != "" {
-		return fmt.Sprintf("did you mean %q?", best)
-	}
-	keys := make([]string, 0, len(fields))
-	for k := range fields {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return "known keys here: " + strings.Join(keys, ", ")
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
-}
-
-// at places a validation problem at the node its path names, or the nearest
-// ancestor that exists (a missing key is reported at its section).
-func (w *walker) at(root *yaml.Node, p conf.Problem) Diagnostic {
-	d := Diagnostic{File: w.source, Path: p.Path, Msg: p.Msg, Hint: p.Hint}
-	if n := lookup(root, p.Path); n != nil {
-		d.Line, d.Col = n.Line, n.Column
-	}
-	return d
-}
-
-// lookup finds the node at a path like "dns.zones[0].file", returning the
-// deepest node found along the way.
-func lookup(root *yaml.Node, path string) *yaml.Node {
-	n := root
-	for _, part := range splitPath(path) {
-		next := child(n, part)
-		if next == nil {
-			return n
-		}
-		n = next
-	}
-	return n
-}
-
-func splitPath(path string) []string {
-	var parts []string
-	for _, dotted := range strings.Split(path, ".") {
-		for dotted != "" {
-			i := strings.IndexByte(dotted, '[')
-			if i < 0 {
-				parts = append(parts, dotted)
-				break
-			}
-			if i > 0 {
-				parts = append(parts, dotted[:i])
-			}
-			j := strings.IndexByte(dotted, ']')
-			if j < i {
-				break
-			}
-			parts = append(parts, dotted[i:j+1])
-			dotted = dotted[j+1:]
-		}
-	}
-	return parts
-}
-
-func child(n *yaml.Node, part string) *yaml.Node {
-	if strings.HasPrefix(part, "[") {
-		i, err := strconv.Atoi(strings.Trim(part, "[]"))
-		if err != nil || n.Kind != yaml.SequenceNode || i >= len(n.Content) {
-			return nil
-		}
-		return n.Content[i]
-	}
-	if n.Kind != yaml.MappingNode {
-		return nil
-	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if n.Content[i].Value == part {
-			// Point at the value for scalars, the key for blocks.
-			if v := n.Content[i+1]; v.Kind == yaml.ScalarNode {
-				return v
-			}
-			return n.Content[i+1]
-		}
-	}
-	return nil
-}
-
-var yamlLineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
-
-func yamlErrorDiagnostic(source string, err error) Diagnostic {
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	d := Diagnostic{File: source, Msg: msg, Hint: "this is a YAML syntax error; check indentation and quoting"}
-	if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
-		d.Line, _ = strconv.Atoi(m[1])
-		d.Col = 1
-		d.Msg = m[2]
-	}
-	return d
-}
-
-func typeErrorDiagnostics(source string, err error) []Diagnostic {
-	var te *yaml.TypeError
-	if !errors.As(err, &te) {
-		return []Diagnostic{{File: source, Msg: cleanYAMLError(err)}}
-	}
-	var ds []Diagnostic
-	for _, e := range te.Errors {
-		d := Diagnostic{File: source, Msg: e}
-		if m := yamlLineRE.FindStringSubmatch(e); m != nil {
-			d.Line, _ = strconv.Atoi(m[1])
-			d.Col = 1
-			d.Msg = m[2]
-		}
-		ds = append(ds, d)
-	}
-	return ds
-}
-
-func cleanYAMLError(err error) string {
-	s := err.Error()
-	s = strings.TrimPrefix(s, "yaml: unmarshal errors:\n")
-	return strings.TrimSpace(strings.TrimPrefix(s, "yaml: "))
 }

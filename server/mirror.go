@@ -49,16 +49,11 @@ var _ web.MirrorSyncer = (*Server)(nil)
 // control socket's POST /api/v1/mirror/sync, which `airgapd mirror sync`
 // uses while a server runs.
 func (s *Server) SyncMirror(ctx context.Context, names []string, progress func(any)) (any, error) {
-	s.mu.Lock()
-	var m *mirror.Mirror
-	for _, in := range s.instances {
-		if in.name == "mirror" {
-			m = in.mirror
-		}
-	}
-	s.mu.Unlock()
-	if m == nil {
-		return nil, errors.New("mirror is not running: its section is absent or disabled")
+	m, err := capability[interface {
+		Sync(ctx context.Context, names []string, progress func(mirror.Progress)) ([]mirror.Result, error)
+	}](s, "mirror")
+	if err != nil {
+		return nil, err
 	}
 	res, err := m.Sync(ctx, names, func(p mirror.Progress) { progress(p) })
 	if res == nil {

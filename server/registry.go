@@ -16,17 +16,18 @@ import (
 
 var _ web.RegistryAdmin = (*Server)(nil)
 
-// runningRegistry is the registry instance now serving, or an error saying
+// registryAdmin is the registry's maintenance work, as the running
+// registry service offers it.
+type registryAdmin interface {
+	GC(ctx context.Context, dryRun bool) (registry.GCResult, error)
+	Import(ctx context.Context, path string, opts registry.ImportOptions) (registry.ImportResult, error)
+	DeleteTag(ctx context.Context, repo, tag string) error
+}
+
+// runningRegistry is the registry service now running, or an error saying
 // why there is none.
-func (s *Server) runningRegistry() (*registry.Registry, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, in := range s.instances {
-		if in.name == "registry" && in.registry != nil {
-			return in.registry, nil
-		}
-	}
-	return nil, errors.New("registry is not running: its section is absent or disabled")
+func (s *Server) runningRegistry() (registryAdmin, error) {
+	return capability[registryAdmin](s, "registry")
 }
 
 // RegistryGC implements web.RegistryAdmin.

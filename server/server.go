@@ -194,11 +194,11 @@ func (s *Server) start() error {
 	s.mu.Lock()
 	s.recordBound(c)
 	s.mu.Unlock()
-	for _, sp := range s.specs() {
-		if sp.section(c) == nil { // absent or disabled
+	for _, sv := range services() {
+		if sv.inputsOf(c) == nil { // absent or disabled
 			continue
 		}
-		in, err := s.build(sp, c)
+		in, err := s.build(sv, c)
 		if err == nil {
 			s.launch(in)
 			s.mu.Lock()
@@ -206,9 +206,9 @@ func (s *Server) start() error {
 			s.mu.Unlock()
 			continue
 		}
-		s.log.Error("service failed to start; stopping the others", "service", sp.name, "err", err)
+		s.log.Error("service failed to start; stopping the others", "service", sv.key, "err", err)
 		s.stopAll()
-		return fmt.Errorf("%s failed to start: %w", sp.name, err)
+		return fmt.Errorf("%s failed to start: %w", sv.key, err)
 	}
 	s.mu.Lock()
 	s.loadedAt = time.Now()
@@ -217,9 +217,9 @@ func (s *Server) start() error {
 }
 
 // build makes an instance without starting it.
-func (s *Server) build(sp spec, c *Config) (*instance, error) {
-	in := s.newInstance(sp, c)
-	if err := sp.build(s, c, in); err != nil {
+func (s *Server) build(sv service, c *Config) (*instance, error) {
+	in := s.newInstance(sv, c)
+	if err := sv.build(s, c, in); err != nil {
 		in.closeFDs()
 		return nil, err
 	}
@@ -318,85 +318,13 @@ func (s *Server) reload() error {
 		return fmt.Errorf("appliance CA: %w", err)
 	}
 
-	type change struct {
-		old, new *instance
-	}
-	var changes []change
-	var kept []*instance
-	discard := func() {
-		for _, ch := range changes {
-			if ch.new != nil {
-				ch.new.closeFDs()
-			}
-		}
+	plan, err := s.plan(current, next)
+	if err != nil {
 		s.sockets.close(opened)
+		return err
 	}
-	byName := map[string]*instance{}
-	for _, in := range current {
-		byName[in.name] = in
-	}
-	// Build every new instance before touching a running one.
-	for _, sp := range s.specs() {
-		old := byName[sp.name]
-		want := sp.section(next)
-		if want == nil {
-			if old != nil {
-				changes = append(changes, change{old: old})
-			}
-			continue
-		}
-		if old != nil && slices.Equal(old.sockets, s.newInstance(sp, next).sockets) {
-			if sameSection(old.section, want) {
-				kept = append(kept, old)
-				continue
-			}
-			err := old.reload(next)
-			if err == nil {
-				old.section = want
-				kept = append(kept, old)
-				s.log.Info("service reloaded in place", "service", sp.name)
-				continue
-			}
-			if !errors.Is(err, conf.ErrRestartNeeded) {
-				discard()
-				return fmt.Errorf("%s: %w", sp.name, err)
-			}
-		}
-		in, err := s.build(sp, next)
-		if err != nil {
-			discard()
-			return fmt.Errorf("%s: %w", sp.name, err)
-		}
-		changes = append(changes, change{old: old, new: in})
-	}
-
-	// Swap: start each new instance, then stop the one it replaces.
-	deadline := time.Now().Add(stopBudget)
-	for _, ch := range changes {
-		if ch.new != nil {
-			s.launch(ch.new)
-			s.log.Info("service rebuilt", "service", ch.new.name)
-		}
-		if ch.old != nil {
-			s.stop(ch.old, deadline)
-			if ch.new == nil && ch.old.removed != nil {
-				ch.old.removed()
-			}
-		}
-	}
-	var ins []*instance
-	for _, sp := range s.specs() {
-		for _, in := range kept {
-			if in.name == sp.name {
-				ins = append(ins, in)
-			}
-		}
-		for _, ch := range changes {
-			if ch.new != nil && ch.new.name == sp.name {
-				ins = append(ins, ch.new)
-			}
-		}
-	}
+	s.swap(plan)
+	ins := plan.instances()
 	wantSockets := map[socketKey]bool{s.controlKey: true}
 	for _, l := range next.listens() {
 		wantSockets[keyFor(l)] = true
@@ -409,6 +337,112 @@ func (s *Server) reload() error {
 	s.recordBound(next)
 	s.mu.Unlock()
 	return nil
+}
+
+// change is one service a reload replaces: the new instance starts, then
+// the old one stops. A nil new means the section went; a nil old, that it
+// came.
+type change struct {
+	old, new *instance
+}
+
+// reloadPlan is what a reload does to the running services.
+type reloadPlan struct {
+	changes []change
+	kept    []*instance // running on as they are, or reloaded in place
+}
+
+// plan decides, service by service, whether a running instance stays,
+// reloads in place or is rebuilt, and builds every new instance before
+// any running one is touched. On an error nothing has changed.
+func (s *Server) plan(current []*instance, next *Config) (reloadPlan, error) {
+	var p reloadPlan
+	byName := map[string]*instance{}
+	for _, in := range current {
+		byName[in.name] = in
+	}
+	for _, sv := range services() {
+		old := byName[sv.key]
+		want := sv.inputsOf(next)
+		if want == nil {
+			if old != nil {
+				p.changes = append(p.changes, change{old: old})
+			}
+			continue
+		}
+		if old != nil && slices.Equal(old.sockets, s.newInstance(sv, next).sockets) {
+			if sameSection(old.section, want) {
+				p.kept = append(p.kept, old)
+				continue
+			}
+			err := old.reload(next)
+			if err == nil {
+				old.section = want
+				p.kept = append(p.kept, old)
+				s.log.Info("service reloaded in place", "service", sv.key)
+				continue
+			}
+			if !errors.Is(err, conf.ErrRestartNeeded) {
+				p.discard()
+				return reloadPlan{}, fmt.Errorf("%s: %w", sv.key, err)
+			}
+		}
+		in, err := s.build(sv, next)
+		if err != nil {
+			p.discard()
+			return reloadPlan{}, fmt.Errorf("%s: %w", sv.key, err)
+		}
+		p.changes = append(p.changes, change{old: old, new: in})
+	}
+	return p, nil
+}
+
+// discard releases the instances a failed plan built.
+func (p reloadPlan) discard() {
+	for _, ch := range p.changes {
+		if ch.new != nil {
+			ch.new.closeFDs()
+		}
+	}
+}
+
+// disabler is a service that undoes its effects when a reload removes its
+// section (the gateway's rules); on shutdown they stay.
+type disabler interface{ Disable() error }
+
+// swap starts each new instance, then stops the one it replaces.
+func (s *Server) swap(p reloadPlan) {
+	deadline := time.Now().Add(stopBudget)
+	for _, ch := range p.changes {
+		if ch.new != nil {
+			s.launch(ch.new)
+			s.log.Info("service rebuilt", "service", ch.new.name)
+		}
+		if ch.old != nil {
+			s.stop(ch.old, deadline)
+			if d, ok := ch.old.service.(disabler); ok && ch.new == nil {
+				d.Disable() // it logs what it removed, or why not
+			}
+		}
+	}
+}
+
+// instances are the plan's running instances in start order.
+func (p reloadPlan) instances() []*instance {
+	var ins []*instance
+	for _, sv := range services() {
+		for _, in := range p.kept {
+			if in.name == sv.key {
+				ins = append(ins, in)
+			}
+		}
+		for _, ch := range p.changes {
+			if ch.new != nil && ch.new.name == sv.key {
+				ins = append(ins, ch.new)
+			}
+		}
+	}
+	return ins
 }
 
 // certNames are the DNS names the server certificate covers.
@@ -470,28 +504,22 @@ var _ web.DNSCache = (*Server)(nil)
 
 // FlushDNSCache implements web.DNSCache on the running DNS service.
 func (s *Server) FlushDNSCache(name string) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, in := range s.instances {
-		if in.name == "dns" && in.flushDNS != nil {
-			return in.flushDNS(name), nil
-		}
+	d, err := capability[interface{ FlushCache(name string) int }](s, "dns")
+	if err != nil {
+		return 0, err
 	}
-	return 0, errors.New("dns is not running: its section is absent or disabled")
+	return d.FlushCache(name), nil
 }
 
 var _ web.NTPClock = (*Server)(nil)
 
 // SetNTPTime implements web.NTPClock on the running NTP service.
 func (s *Server) SetNTPTime(to time.Time) (time.Duration, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, in := range s.instances {
-		if in.name == "ntp" && in.setNTPTime != nil {
-			return in.setNTPTime(to), nil
-		}
+	n, err := capability[interface{ SetTime(time.Time) time.Duration }](s, "ntp")
+	if err != nil {
+		return 0, err
 	}
-	return 0, errors.New("ntp is not running: its section is absent or disabled")
+	return n.SetTime(to), nil
 }
 
 // Ready implements web.Instance.

@@ -5,11 +5,11 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"reflect"
 	"sync/atomic"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -28,22 +28,16 @@ type instance struct {
 	name    string
 	section any // the config this instance was built from, for change detection
 	sockets []socketKey
+	// service is the built service itself. What it can do beyond running
+	// (flush a cache, sync, import …) is found on it by type assertion to a
+	// small interface, see capability.
+	service any
+	log     *slog.Logger // server's, with the service's name
 	run     func(context.Context) error
 	status  func() ServiceStatus
 	reload  func(*Config) error
-	// removed, when set, runs after the instance stopped because a reload
-	// removed or disabled its section (not on shutdown).
-	removed func()
-	// flushDNS is set on the dns instance only, setNTPTime on ntp's.
-	flushDNS   func(name string) int
-	setNTPTime func(time.Time) time.Duration
-	// mirror is set on the mirror instance only (syncs through the API).
-	mirror *mirror.Mirror
-	// registry is set on the registry instance only (gc and import
-	// through the API).
-	registry *registry.Registry
-	fds      []io.Closer // duplicates handed to the service; closed after Run
-	metrics  *prometheus.Registry
+	fds     []io.Closer // duplicates handed to the service; closed after Run
+	metrics *prometheus.Registry
 
 	cancel context.CancelFunc
 	done   chan error // receives Run's result once
@@ -55,97 +49,136 @@ func (in *instance) closeFDs() {
 	}
 }
 
-// spec describes how server builds one service from the config. The order of
-// specs is the start order; stop goes in reverse. The gateway comes first
-// (the nodes' way out), web last (it reports on the others).
-type spec struct {
-	name    string
-	section func(*Config) any          // nil when absent or disabled
-	sockets func(*Config) []listenAddr // the sockets it is built on
-	build   func(*Server, *Config, *instance) error
+// service is one service airgapd can run: everything server, config
+// loading, `check` and status need to know about it. The table (services)
+// is the one place that lists them.
+type service struct {
+	// key is the service's config section (a yaml key of Config) and its
+	// name in status, logs and errors.
+	key string
+	// defaults returns the package's default section: a present section
+	// starts from it before decoding, so keys left out keep their values.
+	defaults func() any
+	// listen are the networks of the section's `listen:` (one address or
+	// a list); none when the service opens no socket of its own.
+	listen []string
+	// http: web serves this service's listener (the service hands web a
+	// handler), so the listener is web's socket, not the service's, and
+	// web is rebuilt when it moves.
+	http bool
+	// inputs is what an instance is built from, for change detection, or
+	// nil when the service does not run; nil means the section itself
+	// when it is enabled.
+	inputs func(*Config) any
+	// sockets are the sockets an instance is handed; nil means its own
+	// listen addresses (none when web serves them).
+	sockets func(*Config) []listenAddr
+	// build makes the service and fills in: its run, status and reload.
+	build func(*Server, *Config, *instance) error
 }
 
-func (s *Server) specs() []spec {
-	return []spec{
-		{"gateway", func(c *Config) any { return sectionIf(c, "gateway", c.Gateway) }, noSockets, (*Server).buildGateway},
-		{"dns", func(c *Config) any { return sectionIf(c, "dns", c.DNS) }, socketsOf("dns"), (*Server).buildDNS},
-		{"ntp", func(c *Config) any { return sectionIf(c, "ntp", c.NTP) }, socketsOf("ntp"), (*Server).buildNTP},
-		{"mirror", mirrorSection, noSockets, (*Server).buildMirror},
-		{"registry", func(c *Config) any { return sectionIf(c, "registry", c.Registry) }, noSockets, (*Server).buildRegistry},
+// services is the table, in start order; stop goes in reverse. The gateway
+// comes first (the nodes' way out), web last (it reports on the others).
+// Config loading and validation go in the order of Config's fields.
+func services() []service {
+	return []service{
+		{key: "gateway", defaults: defaultsOf(gateway.DefaultConfig), build: (*Server).buildGateway},
+		{key: "dns", defaults: defaultsOf(dnsd.DefaultConfig), listen: []string{"tcp", "udp"}, build: (*Server).buildDNS},
+		{key: "ntp", defaults: defaultsOf(ntpd.DefaultConfig), listen: []string{"udp"}, build: (*Server).buildNTP},
+		{key: "mirror", defaults: defaultsOf(mirror.DefaultConfig), listen: []string{"tcp"}, http: true, inputs: mirrorSection, build: (*Server).buildMirror},
+		{key: "registry", defaults: defaultsOf(registry.DefaultConfig), listen: []string{"tcp"}, http: true, build: (*Server).buildRegistry},
 		// web serves every HTTP listener, so it is rebuilt when any of them
 		// moves; it always runs, for the control socket.
-		{"web", webSection, httpSockets, (*Server).buildWeb},
+		{key: "web", defaults: defaultsOf(web.DefaultConfig), listen: []string{"tcp"}, http: true, inputs: webSection, sockets: httpSockets, build: (*Server).buildWeb},
 	}
 }
 
-func sectionIf[T any](c *Config, key string, p *T) any {
-	if !c.Enabled(key) {
+func defaultsOf[T any](defaults func() T) func() any { return func() any { return defaults() } }
+
+// inputsOf is what an instance of sv is built from; nil when it does not run.
+func (sv service) inputsOf(c *Config) any {
+	if sv.inputs != nil {
+		return sv.inputs(c)
+	}
+	if !c.Enabled(sv.key) {
 		return nil
 	}
-	return *p
+	return c.sectionField(sv.key).Elem().Interface()
+}
+
+// socketsOf are the sockets an instance of sv is built on.
+func (sv service) socketsOf(c *Config) []listenAddr {
+	switch {
+	case sv.sockets != nil:
+		return sv.sockets(c)
+	case sv.http:
+		return nil
+	}
+	return c.listensOf(sv)
 }
 
 // webSection is everything the web instance is built from.
 func webSection(c *Config) any {
+	// Which HTTP listeners there are is in the instance's sockets.
 	type webInputs struct {
-		Web              *web.Config
-		Advertise        Advertise
-		RegistryTLS      conf.TLS
-		Mirror, Registry bool
+		Web         *web.Config
+		Advertise   Advertise
+		RegistryTLS conf.TLS
 	}
-	in := webInputs{Advertise: c.Advertise, Mirror: c.Enabled("mirror"), Registry: c.Enabled("registry")}
+	in := webInputs{Advertise: c.Advertise}
 	if c.Enabled("web") {
 		w := *c.Web
 		in.Web = &w
 	}
-	if in.Registry {
+	if c.Enabled("registry") {
 		in.RegistryTLS = c.Registry.TLS
 	}
 	return in
 }
 
-func noSockets(*Config) []listenAddr { return nil }
-
-func socketsOf(prefix string) func(*Config) []listenAddr {
-	return func(c *Config) []listenAddr {
-		var out []listenAddr
-		for _, l := range c.listens() {
-			if len(l.path) > len(prefix) && l.path[:len(prefix)+1] == prefix+"." {
-				out = append(out, l)
-			}
-		}
-		return out
-	}
-}
-
+// httpSockets are the listeners web serves.
 func httpSockets(c *Config) []listenAddr {
 	var out []listenAddr
 	for _, l := range c.listens() {
-		switch l.path {
-		case "web.listen", "mirror.listen", "registry.listen":
+		if l.http {
 			out = append(out, l)
 		}
 	}
 	return out
 }
 
+// capability finds the running service that can do C (a small interface
+// of the service's own methods). key names the service in the error when
+// none runs.
+func capability[C any](s *Server, key string) (C, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, in := range s.instances {
+		if c, ok := in.service.(C); ok {
+			return c, nil
+		}
+	}
+	var none C
+	return none, fmt.Errorf("%s is not running: its section is absent or disabled", key)
+}
+
 // newInstance prepares the bookkeeping every build shares.
-func (s *Server) newInstance(sp spec, c *Config) *instance {
-	in := &instance{name: sp.name, section: sp.section(c), metrics: prometheus.NewRegistry()}
-	for _, l := range sp.sockets(c) {
+func (s *Server) newInstance(sv service, c *Config) *instance {
+	in := &instance{name: sv.key, section: sv.inputsOf(c), log: s.log.With("service", sv.key), metrics: prometheus.NewRegistry()}
+	for _, l := range sv.socketsOf(c) {
 		in.sockets = append(in.sockets, keyFor(l))
 	}
 	return in
 }
 
-// tcpFor / udpFor hand a service its own duplicate of each socket.
-func (s *Server) tcpFor(in *instance, ls []listenAddr) ([]net.Listener, error) {
+// tcpFor / udpFor hand a service its own duplicate of each of its sockets.
+func (s *Server) tcpFor(in *instance) ([]net.Listener, error) {
 	var out []net.Listener
-	for _, l := range ls {
-		if l.network != "tcp" {
+	for _, k := range in.sockets {
+		if k.network != "tcp" {
 			continue
 		}
-		ln, err := s.sockets.listener(keyFor(l))
+		ln, err := s.sockets.listener(k)
 		if err != nil {
 			return nil, err
 		}
@@ -155,13 +188,13 @@ func (s *Server) tcpFor(in *instance, ls []listenAddr) ([]net.Listener, error) {
 	return out, nil
 }
 
-func (s *Server) udpFor(in *instance, ls []listenAddr) ([]net.PacketConn, error) {
+func (s *Server) udpFor(in *instance) ([]net.PacketConn, error) {
 	var out []net.PacketConn
-	for _, l := range ls {
-		if l.network != "udp" {
+	for _, k := range in.sockets {
+		if k.network != "udp" {
 			continue
 		}
-		pc, err := s.sockets.packetConn(keyFor(l))
+		pc, err := s.sockets.packetConn(k)
 		if err != nil {
 			return nil, err
 		}
@@ -172,15 +205,14 @@ func (s *Server) udpFor(in *instance, ls []listenAddr) ([]net.PacketConn, error)
 }
 
 func (s *Server) buildGateway(c *Config, in *instance) error {
-	g, err := gateway.New(*c.Gateway, gateway.Deps{Logger: s.log.With("service", "gateway"), Metrics: in.metrics})
+	g, err := gateway.New(*c.Gateway, gateway.Deps{Logger: in.log, Metrics: in.metrics})
 	if err != nil {
 		return err
 	}
 	// Run leaves the rules in place: on SIGTERM the nodes' way out must
 	// survive a restart. Only when a reload removes the section (or sets
 	// enabled: false) do the rules go too.
-	in.run = g.Run
-	in.removed = func() { g.Disable() } // it logs what it removed, or why not
+	in.service, in.run = g, g.Run
 	in.status = func() ServiceStatus {
 		st := g.Status()
 		return ServiceStatus{State: st.State, Summary: st.Summary, Detail: st}
@@ -190,57 +222,54 @@ func (s *Server) buildGateway(c *Config, in *instance) error {
 }
 
 func (s *Server) buildDNS(c *Config, in *instance) error {
-	ls := socketsOf("dns")(c)
-	udp, err := s.udpFor(in, ls)
+	udp, err := s.udpFor(in)
 	if err != nil {
 		return err
 	}
-	tcp, err := s.tcpFor(in, ls)
+	tcp, err := s.tcpFor(in)
 	if err != nil {
 		return err
 	}
-	d, err := dnsd.New(*c.DNS, dnsd.Deps{Logger: s.log.With("service", "dns"), Metrics: in.metrics, UDP: udp, TCP: tcp, NameServer: c.Advertise.Name})
+	d, err := dnsd.New(*c.DNS, dnsd.Deps{Logger: in.log, Metrics: in.metrics, UDP: udp, TCP: tcp, NameServer: c.Advertise.Name})
 	if err != nil {
 		return err
 	}
-	in.run = d.Run
+	in.service, in.run = d, d.Run
 	in.status = func() ServiceStatus {
 		st := d.Status()
 		return ServiceStatus{State: st.State, Summary: st.Summary, Detail: st}
 	}
 	in.reload = func(c *Config) error { return d.Reload(*c.DNS) }
-	in.flushDNS = d.FlushCache
 	return nil
 }
 
 func (s *Server) buildNTP(c *Config, in *instance) error {
-	udp, err := s.udpFor(in, socketsOf("ntp")(c))
+	udp, err := s.udpFor(in)
 	if err != nil {
 		return err
 	}
-	n, err := ntpd.New(*c.NTP, ntpd.Deps{Logger: s.log.With("service", "ntp"), Metrics: in.metrics, UDP: udp, DataDir: c.DataDir})
+	n, err := ntpd.New(*c.NTP, ntpd.Deps{Logger: in.log, Metrics: in.metrics, UDP: udp, DataDir: c.DataDir})
 	if err != nil {
 		return err
 	}
-	in.run = n.Run
+	in.service, in.run = n, n.Run
 	in.status = func() ServiceStatus {
 		st := n.Status()
 		return ServiceStatus{State: st.State, Summary: st.Summary, Detail: st}
 	}
 	in.reload = func(c *Config) error { return n.Reload(*c.NTP) }
-	in.setNTPTime = n.SetTime
 	return nil
 }
 
 func (s *Server) buildMirror(c *Config, in *instance) error {
 	m, err := mirror.New(*c.Mirror, mirror.Deps{
-		Logger: s.log.With("service", "mirror"), Metrics: in.metrics, DataDir: c.DataDir,
+		Logger: in.log, Metrics: in.metrics, DataDir: c.DataDir,
 		AdvertiseName: c.Advertise.Name, AdvertiseAddresses: c.Advertise.Addresses, Listen: s.mirrorListen(c),
 	})
 	if err != nil {
 		return err
 	}
-	in.mirror = m
+	in.service = m
 	in.run = func(ctx context.Context) error {
 		defer s.mirrorHandler.set(m.Handler())()
 		return m.Run(ctx)
@@ -261,11 +290,11 @@ func (s *Server) buildMirror(c *Config, in *instance) error {
 }
 
 func (s *Server) buildRegistry(c *Config, in *instance) error {
-	r, err := registry.New(*c.Registry, registry.Deps{Logger: s.log.With("service", "registry"), Metrics: in.metrics, DataDir: c.DataDir})
+	r, err := registry.New(*c.Registry, registry.Deps{Logger: in.log, Metrics: in.metrics, DataDir: c.DataDir})
 	if err != nil {
 		return err
 	}
-	in.registry = r
+	in.service = r
 	in.run = func(ctx context.Context) error {
 		defer s.registryHandler.set(r.Handler())()
 		return r.Run(ctx)
@@ -280,65 +309,43 @@ func (s *Server) buildRegistry(c *Config, in *instance) error {
 
 func (s *Server) buildWeb(c *Config, in *instance) error {
 	deps := web.Deps{
-		Logger:          s.log.With("service", "web"),
-		Metrics:         s.gatherer(),
-		Instance:        s,
+		Logger:   in.log,
+		Metrics:  s.gatherer(),
+		Instance: s,
+		// Each capability finds its service when called, so a service
+		// rebuilt by a reload is reached without rebuilding web.
 		DNSCache:        s,
 		NTPClock:        s,
+		MirrorSyncer:    s,
 		RegistryAdmin:   s,
+		BundleImporter:  s,
+		Bootstrapper:    s,
 		MirrorHandler:   &s.mirrorHandler,
 		RegistryHandler: &s.registryHandler,
 		ConfigEditor:    s,
 		DataDir:         c.DataDir,
 	}
-	if c.Enabled("registry") {
-		deps.RegistryNodeFiles = s.registryNodeFiles()
-	}
-	wc := web.DefaultConfig()
-	if c.Enabled("web") {
-		wc = *c.Web
-	}
-	dup := func(path string) (net.Listener, error) {
-		for _, l := range httpSockets(c) {
-			if l.path == path {
-				ln, err := s.sockets.listener(keyFor(l))
-				if err == nil {
-					in.fds = append(in.fds, ln)
-				}
-				return ln, err
-			}
-		}
-		return nil, nil
+	wc := webConfig(c)
+	if err := s.webListeners(c, in, &deps); err != nil {
+		return err
 	}
 	var err error
-	if deps.UI, err = dup("web.listen"); err != nil {
-		return err
-	}
-	if deps.Mirror, err = dup("mirror.listen"); err != nil {
-		return err
-	}
-	if deps.Registry, err = dup("registry.listen"); err != nil {
-		return err
-	}
-	if deps.Control, err = s.sockets.listener(s.controlKey); err != nil {
-		return err
-	}
-	in.fds = append(in.fds, deps.Control)
 	if deps.UI != nil {
 		if deps.UITLS, err = s.tlsFor(wc.TLS); err != nil {
 			return fmt.Errorf("web.tls: %w", err)
 		}
 	}
-	if deps.Registry != nil {
+	if deps.Registry != nil { // the registry is on
 		if deps.RegistryTLS, err = s.tlsFor(c.Registry.TLS); err != nil {
 			return fmt.Errorf("registry.tls: %w", err)
 		}
+		deps.RegistryNodeFiles = s.registryNodeFiles()
 	}
 	w, err := web.New(wc, deps)
 	if err != nil {
 		return err
 	}
-	in.run = w.Run
+	in.service, in.run = w, w.Run
 	in.status = func() ServiceStatus {
 		st := w.Status()
 		if !c.Enabled("web") {
@@ -346,7 +353,41 @@ func (s *Server) buildWeb(c *Config, in *instance) error {
 		}
 		return ServiceStatus{State: st.State, Summary: st.Summary, Detail: st}
 	}
-	in.reload = func(c *Config) error { return w.Reload(wc) }
+	in.reload = func(next *Config) error { return w.Reload(webConfig(next)) }
+	return nil
+}
+
+// webConfig is the web section, or its defaults when web is off (web
+// still runs, for the control socket).
+func webConfig(c *Config) web.Config {
+	if c.Enabled("web") {
+		return *c.Web
+	}
+	return web.DefaultConfig()
+}
+
+// webListeners hands web a duplicate of every HTTP listener it serves and
+// of the control socket.
+func (s *Server) webListeners(c *Config, in *instance, deps *web.Deps) error {
+	slots := map[string]*net.Listener{"web.listen": &deps.UI, "mirror.listen": &deps.Mirror, "registry.listen": &deps.Registry}
+	for _, l := range httpSockets(c) {
+		ln, err := s.sockets.listener(keyFor(l))
+		if err != nil {
+			return err
+		}
+		in.fds = append(in.fds, ln)
+		slot, ok := slots[l.path]
+		if !ok {
+			return fmt.Errorf("web has no listener slot for %s (a bug)", l.path)
+		}
+		*slot = ln
+	}
+	ln, err := s.sockets.listener(s.controlKey)
+	if err != nil {
+		return err
+	}
+	in.fds = append(in.fds, ln)
+	deps.Control = ln
 	return nil
 }
 

@@ -47,12 +47,12 @@ func (s *Server) Report() StatusReport {
 	for _, in := range s.instances {
 		running[in.name] = in
 	}
-	for _, sp := range s.specs() {
-		st := ServiceStatus{Name: sp.name, State: "disabled", Summary: "section absent or enabled: false"}
-		if in, ok := running[sp.name]; ok {
+	for _, sv := range services() {
+		st := ServiceStatus{Name: sv.key, State: "disabled", Summary: "section absent or enabled: false"}
+		if in, ok := running[sv.key]; ok {
 			st = in.status()
-			st.Name = sp.name
-			st.Enabled = sp.name != "web" || s.cfg.Enabled("web")
+			st.Name = sv.key
+			st.Enabled = s.cfg.Enabled(sv.key) // web runs without its section, for the control socket
 		}
 		r.Services = append(r.Services, st)
 	}

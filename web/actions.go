@@ -40,8 +40,8 @@ var (
 // mirrorSync is the API's and the form's mirror sync: the named repos
 // (every mirrored one when names is empty), a local repo named is indexed.
 func (s *Server) mirrorSync(r *http.Request, names []string, progress func(any)) (any, error) {
-	ms, ok := s.deps.Instance.(MirrorSyncer)
-	if !ok {
+	ms := s.deps.MirrorSyncer
+	if ms == nil {
 		return nil, errNoMirror
 	}
 	what := "every mirrored repo"

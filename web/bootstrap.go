@@ -71,9 +71,9 @@ func (s *Server) bootstrapRoutes(r chi.Router) {
 // handleNodeScript renders node.sh for the node asking: the base URL is
 // the one the node used, which is known to reach this host.
 func (s *Server) handleNodeScript(w http.ResponseWriter, r *http.Request) {
-	b, ok := s.deps.Instance.(Bootstrapper)
+	b := s.deps.Bootstrapper
 	ca := s.deps.Instance.CACertPEM()
-	if !ok || ca == nil {
+	if b == nil || ca == nil {
 		http.Error(w, "node bootstrap needs the appliance CA and the running config", http.StatusNotFound)
 		return
 	}

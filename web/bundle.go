@@ -12,8 +12,7 @@ import (
 
 // BundleImporter imports bundles for the control socket, so that
 // `airgapd bundle import` run next to a server has the server do the work
-// with its live mirror and registry (and the status show the progress). The
-// Instance in Deps provides it when it implements this interface.
+// with its live mirror and registry (and the status show the progress).
 type BundleImporter interface {
 	// ImportBundle verifies and publishes the bundle at path (on this
 	// host), calling progress with JSON-encodable snapshots as it goes.
@@ -31,8 +30,8 @@ func (s *Server) bundleControlRoutes(r chi.Router) {
 // server, so it must be absolute. The import stops when the caller goes
 // away; run again, it reuses what was verified.
 func (s *Server) handleBundleImport(w http.ResponseWriter, r *http.Request) {
-	bi, ok := s.deps.Instance.(BundleImporter)
-	if !ok {
+	bi := s.deps.BundleImporter
+	if bi == nil {
 		writeJSONError(w, http.StatusNotFound, "no bundle import here")
 		return
 	}

@@ -58,7 +58,7 @@ func TestBundleImportRoute(t *testing.T) {
 					return map[string]any{"id": "sha256:abc"}, nil
 				},
 			}
-			s, err := New(DefaultConfig(), Deps{Instance: inst, Control: listen(t, "unix", filepath.Join(t.TempDir(), "api.sock"))})
+			s, err := New(DefaultConfig(), Deps{Instance: inst, BundleImporter: inst, Control: listen(t, "unix", filepath.Join(t.TempDir(), "api.sock"))})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -11,8 +11,7 @@ import (
 
 // MirrorSyncer runs mirror syncs for the control socket, so that
 // `airgapd mirror sync` run next to a server has the server do the work
-// (and the UI show its progress). The Instance in Deps provides it when it
-// implements this interface.
+// (and the UI show its progress).
 type MirrorSyncer interface {
 	// SyncMirror syncs the named repos (every mirrored one when names is
 	// empty), calling progress with JSON-encodable snapshots as it goes.
@@ -30,7 +29,7 @@ func (s *Server) mirrorControlRoutes(r chi.Router) {
 // cannot start (no mirror, unknown repo) gets a plain JSON error instead.
 // The sync stops when the caller goes away.
 func (s *Server) handleMirrorSync(w http.ResponseWriter, r *http.Request) {
-	if _, ok := s.deps.Instance.(MirrorSyncer); !ok {
+	if s.deps.MirrorSyncer == nil {
 		writeJSONError(w, http.StatusNotFound, "no mirror here")
 		return
 	}

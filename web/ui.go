@@ -111,9 +111,9 @@ type nodeLine struct {
 }
 
 func (s *Server) nodeLine(r *http.Request) nodeLine {
-	b, ok := s.deps.Instance.(Bootstrapper)
+	b := s.deps.Bootstrapper
 	ca := caFingerprint(s.deps.Instance.CACertPEM())
-	if !ok || ca == "" {
+	if b == nil || ca == "" {
 		return nodeLine{}
 	}
 	base := b.NodeBootstrap().MirrorURL
@@ -302,7 +302,7 @@ func (s *Server) renderService(w http.ResponseWriter, r *http.Request, name stri
 		case "mirror":
 			var v mirrorView
 			sv.detail(&v)
-			_, canSync := s.deps.Instance.(MirrorSyncer)
+			canSync := s.deps.MirrorSyncer != nil
 			d.Data = struct {
 				mirrorView
 				CanSync bool

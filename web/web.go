@@ -51,7 +51,9 @@ type NTPClock interface {
 }
 
 // Deps is what server hands web: the sockets it opened (nil for a listener
-// that is not configured), their TLS settings, and the services' handlers.
+// that is not configured), their TLS settings, the services' handlers, and
+// each thing the API and UI can ask a service to do, as an interface
+// declared in this package (web never looks for one on Instance).
 type Deps struct {
 	Logger   *slog.Logger
 	Metrics  prometheus.Gatherer
@@ -65,9 +67,14 @@ type Deps struct {
 	// RegistryTLS is nil for plain HTTP.
 	RegistryTLS *tls.Config
 
-	DNSCache      DNSCache      // nil: no DNS routes
-	RegistryAdmin RegistryAdmin // nil: no registry gc/import routes
-	NTPClock      NTPClock      // nil: no NTP routes
+	// The services' capabilities, each an interface declared in this
+	// package. A nil one turns its routes and forms into "not here" (404).
+	DNSCache       DNSCache       // cache flush
+	NTPClock       NTPClock       // settime
+	MirrorSyncer   MirrorSyncer   // mirror sync
+	RegistryAdmin  RegistryAdmin  // registry gc, import, tag deletion
+	BundleImporter BundleImporter // bundle import
+	Bootstrapper   Bootstrapper   // node.sh and the UI's node command
 
 	// RegistryNodeFiles serves the container runtimes' files that point
 	// nodes at the registry (containerd/certs.d/NS/hosts.toml, …) under
