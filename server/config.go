@@ -333,6 +333,11 @@ type listenAddr struct {
 	addr    string
 	path    string // config path that asked for it
 	http    bool   // web serves it
+	// v6only: an IPv6 wildcard ("[::]:53") listed beside the IPv4 one
+	// ("0.0.0.0:53") on the same port, as in nginx and named, so it takes
+	// IPv6 only and the IPv4 socket takes the rest. A lone [::] stays
+	// dual-stack.
+	v6only bool
 }
 
 // listens returns every socket the enabled services need, in a stable order.
@@ -342,6 +347,24 @@ func (c *Config) listens() []listenAddr {
 		ls = append(ls, c.listensOf(sv)...)
 	}
 	return ls
+}
+
+// markV6Only sets v6only on each [::] listener that has a 0.0.0.0 one on
+// the same network and port (in one service's list: across services that
+// would be a clash).
+func markV6Only(ls []listenAddr) {
+	for i := range ls {
+		host, port, err := net.SplitHostPort(ls[i].addr)
+		if err != nil || host != "::" || port == "0" {
+			continue
+		}
+		for _, o := range ls {
+			if h, p, err := net.SplitHostPort(o.addr); err == nil && o.network == ls[i].network && h == "0.0.0.0" && p == port {
+				ls[i].v6only = true
+				break
+			}
+		}
+	}
 }
 
 // listensOf is what sv's `listen:` asks for when sv is enabled: one
@@ -367,6 +390,7 @@ func (c *Config) listensOf(sv service) []listenAddr {
 			ls = append(ls, listenAddr{network: network, addr: a, path: paths[i], http: sv.http})
 		}
 	}
+	markV6Only(ls)
 	return ls
 }
 
@@ -381,7 +405,7 @@ func (c *Config) checkListenClashes(ps *conf.Problems) {
 			if a.network != b.network || a.path == b.path {
 				continue
 			}
-			if clash(a.addr, b.addr) {
+			if clash(a, b) {
 				ps.Add(a.path, "give each service its own port", "%s %s is already used by %s (%s)", a.network, a.addr, b.path, b.addr)
 				break
 			}
@@ -389,12 +413,35 @@ func (c *Config) checkListenClashes(ps *conf.Problems) {
 	}
 }
 
-func clash(a, b string) bool {
-	ha, pa, err1 := net.SplitHostPort(a)
-	hb, pb, err2 := net.SplitHostPort(b)
+func clash(a, b listenAddr) bool {
+	ha, pa, err1 := net.SplitHostPort(a.addr)
+	hb, pb, err2 := net.SplitHostPort(b.addr)
 	if err1 != nil || err2 != nil || pa != pb || pa == "0" {
 		return false
 	}
-	wild := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
-	return ha == hb || wild(ha) || wild(hb)
+	if ha == hb {
+		return true
+	}
+	return holds(ha, a.v6only, hb) || holds(hb, b.v6only, ha)
+}
+
+// holds reports whether a socket bound to host wild takes the port on host
+// too: "" and a dual-stack "::" hold every address, "0.0.0.0" (IPv4 only,
+// see socketNetwork) every IPv4 one, a v6only "::" every IPv6 one. Two
+// specific addresses never do.
+func holds(wild string, v6only bool, host string) bool {
+	ip, err := netip.ParseAddr(host)
+	is4 := err == nil && ip.Unmap().Is4()
+	switch wild {
+	case "":
+		return true
+	case "::":
+		if v6only {
+			return host != "0.0.0.0" && !is4
+		}
+		return true
+	case "0.0.0.0":
+		return host != "::" && (host == "" || is4)
+	}
+	return false
 }

@@ -215,3 +215,45 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestListenClashes: which listen addresses can share a port, as the kernel
+// lets them (issue 18): an IPv4 and an IPv6 wildcard side by side (the
+// IPv6 one then opens IPV6_V6ONLY), two specific addresses of different
+// families; but a wildcard holds every address of its families.
+func TestListenClashes(t *testing.T) {
+	tests := []struct {
+		listen string
+		clash  bool
+	}{
+		{`["0.0.0.0:5353", "[::]:5353"]`, false},
+		{`["127.0.0.1:5353", "[::1]:5353"]`, false},
+		{`["0.0.0.0:5353", "[::1]:5353"]`, false},
+		{`["[::]:5353", "127.0.0.1:5353"]`, true}, // a lone [::] is dual-stack
+		{`["0.0.0.0:5353", "[::]:5353", "[::1]:5353"]`, true},
+		{`["0.0.0.0:5353", "127.0.0.1:5353"]`, true},
+		{`[":5353", "[::1]:5353"]`, true},
+		{`["127.0.0.1:5353", "127.0.0.2:5353"]`, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.listen, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "airgapd.yaml")
+			os.WriteFile(path, []byte("dns:\n  listen: "+tt.listen+"\n"), 0o600)
+			_, err := LoadFile(path)
+			got := err != nil && strings.Contains(err.Error(), "is already used by")
+			if got != tt.clash {
+				t.Errorf("clash = %v, want %v (err: %v)", got, tt.clash, err)
+			}
+		})
+	}
+	var v6only []string
+	ls := []listenAddr{{network: "udp", addr: "0.0.0.0:53"}, {network: "udp", addr: "[::]:53"}, {network: "tcp", addr: "[::]:53"}}
+	markV6Only(ls)
+	for _, l := range ls {
+		if l.v6only {
+			v6only = append(v6only, l.network+" "+l.addr)
+		}
+	}
+	if strings.Join(v6only, ",") != "udp [::]:53" {
+		t.Errorf("v6only on %v, want only udp [::]:53 (tcp [::]:53 has no IPv4 partner)", v6only)
+	}
+}

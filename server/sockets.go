@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -15,12 +16,13 @@ type socketKey struct {
 	network string // tcp | udp | unix
 	addr    string
 	owner   string // config path, only for port 0
+	v6only  bool   // an IPv6 wildcard beside an IPv4 one (listenAddr.v6only)
 }
 
 func (k socketKey) String() string { return k.network + " " + k.addr }
 
 func keyFor(l listenAddr) socketKey {
-	k := socketKey{network: l.network, addr: l.addr}
+	k := socketKey{network: l.network, addr: l.addr, v6only: l.v6only}
 	if _, port, _ := net.SplitHostPort(l.addr); port == "0" {
 		k.owner = l.path
 	}
@@ -60,13 +62,14 @@ func (s *socketSet) open(want []listenAddr) (opened []socketKey, err error) {
 		// see Config.listens) took a
 		// random port, the UDP side takes the same one.
 		if k.owner != "" && l.network == "udp" {
-			if tcp, ok := s.bound[socketKey{"tcp", l.addr, k.owner}]; ok {
+			if tcp, ok := s.bound[socketKey{"tcp", l.addr, k.owner, l.v6only}]; ok {
 				host, _, _ := net.SplitHostPort(l.addr)
 				_, port, _ := net.SplitHostPort(tcp)
 				addr = net.JoinHostPort(host, port)
 			}
 		}
-		f, bound, err := listenFile(l.network, addr)
+		network := socketNetwork(l)
+		f, bound, err := listenFile(network, addr)
 		if err != nil {
 			return opened, fmt.Errorf("%s (%s): %w", l.path, l.network, err)
 		}
@@ -77,19 +80,43 @@ func (s *socketSet) open(want []listenAddr) (opened []socketKey, err error) {
 	return opened, nil
 }
 
-// listenFile opens a socket and returns server's descriptor for it.
+// socketNetwork is the network Go must be asked for: "0.0.0.0" means IPv4
+// only, as in named, nginx and Unbound (Go alone would open a dual-stack
+// [::] socket for it), and a v6only "[::]" IPv6 only.
+func socketNetwork(l listenAddr) string {
+	host, _, err := net.SplitHostPort(l.addr)
+	switch {
+	case err != nil || (l.network != "tcp" && l.network != "udp"):
+		return l.network
+	case host == "0.0.0.0":
+		return l.network + "4"
+	case l.v6only:
+		return l.network + "6"
+	}
+	return l.network
+}
+
+// listenFile opens a socket and returns server's descriptor for it. TCP and
+// UDP sockets may bind an address the host does not have yet (a keepalived
+// VIP, an address that comes up later): IP_FREEBIND / IPV6_FREEBIND, as
+// Unbound's ip-freebind.
 func listenFile(network, addr string) (*os.File, string, error) {
+	lc := net.ListenConfig{Control: freebind}
+	ctx := context.Background()
 	switch network {
-	case "udp":
-		pc, err := net.ListenPacket("udp", addr)
+	case "udp", "udp4", "udp6":
+		pc, err := lc.ListenPacket(ctx, network, addr)
 		if err != nil {
 			return nil, "", explainListenError(network, addr, err)
 		}
 		defer pc.Close() // the File below is a duplicate that stays open
 		f, err := pc.(*net.UDPConn).File()
 		return f, pc.LocalAddr().String(), err
-	case "tcp", "unix":
-		ln, err := net.Listen(network, addr)
+	case "tcp", "tcp4", "tcp6", "unix":
+		if network == "unix" {
+			lc.Control = nil
+		}
+		ln, err := lc.Listen(ctx, network, addr)
 		if err != nil {
 			return nil, "", explainListenError(network, addr, err)
 		}

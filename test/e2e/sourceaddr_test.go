@@ -74,15 +74,15 @@ func (l *addrLab) ip(t *testing.T, ns string, args ...string) {
 // them. dig over UDP accepts only an answer from the address it asked
 // (else "reply from unexpected source" and a time-out), and chronyd -Q only
 // a reply from its server's address, so both fail when the kernel picks the
-// reply's source by route.
+// reply's source by route. Port 53 and 123 are listed as users write them
+// for nginx and named, "0.0.0.0:53" and "[::]:53" side by side (the IPv6
+// wildcard then takes IPv6 only); 5353 and 1123 are a lone dual-stack [::].
 func TestRepliesFromAskedAddress(t *testing.T) {
 	need(t, "dig", "chronyd")
 	l := newAddrLab(t)
-	// Port pairs: an IPv4-only wildcard and a lone dual-stack [::].
-	const dns4, dnsDual, ntp4, ntpDual = 53, 5353, 123, 1123
-	dir := t.TempDir()
-	in := launchIn(t, l.srv, dir, fmt.Sprintf(`dns:
-  listen: ["0.0.0.0:%d", "[::]:%d"]
+	const dnsPair, dnsDual, ntpPair, ntpDual = 53, 5353, 123, 1123
+	in := launchIn(t, l.srv, t.TempDir(), fmt.Sprintf(`dns:
+  listen: ["0.0.0.0:%d", "[::]:%d", "[::]:%d"]
   allow_query: [10.201.0.0/16, "fd00::/8"]
   allow_recursion: []
   forwarders: []
@@ -90,39 +90,83 @@ func TestRepliesFromAskedAddress(t *testing.T) {
     - name: lab.internal
       records: ["admin 300 A 192.168.10.10", "admin 300 AAAA fd00::10"]
 ntp:
-  listen: ["0.0.0.0:%d", "[::]:%d"]
+  listen: ["0.0.0.0:%d", "[::]:%d", "[::]:%d"]
   allow: [10.201.0.0/16, "fd00::/8"]
   local_stratum: 10
-  # One client asks six times in a row; chrony's default would send it a
+  # One client asks many times in a row; chrony's default would send it a
   # KoD RATE, which is not what this test is about.
   ratelimit: { interval: -4, burst: 64 }
-`, dns4, dnsDual, ntp4, ntpDual))
+`, dnsPair, dnsPair, dnsDual, ntpPair, ntpPair, ntpDual))
 	in.waitLog("ready", 30*time.Second)
+	for _, a := range append(append([]string{}, l.v4...), l.v6...) {
+		for _, port := range [][2]int{{dnsPair, ntpPair}, {dnsDual, ntpDual}} {
+			l.mustAnswer(t, a, port[0], port[1])
+		}
+	}
+}
 
-	type target struct {
-		addr string
-		dns  int
-		ntp  int
-	}
-	var targets []target
-	for _, a := range l.v4 {
-		targets = append(targets, target{a, dns4, ntp4}, target{a, dnsDual, ntpDual})
-	}
-	for _, a := range l.v6 {
-		targets = append(targets, target{a, dnsDual, ntpDual})
-	}
-	for _, tg := range targets {
-		for _, proto := range []string{"+notcp", "+tcp"} {
-			out, err := digIn(l.cli, net.JoinHostPort(tg.addr, strconv.Itoa(tg.dns)), "admin.lab.internal", "A", proto, "+time=2", "+tries=2")
-			if err != nil || !strings.Contains(out, "status: NOERROR") || !strings.Contains(out, "192.168.10.10") || strings.Contains(out, "unexpected source") {
-				t.Errorf("dig %s @%s: %v\n%s", proto, net.JoinHostPort(tg.addr, strconv.Itoa(tg.dns)), err, out)
-			}
+// TestVIPAddresses: a keepalived-style VIP, IPv4 and IPv6, added to the
+// interface after airgapd started, is answered from on the wildcard
+// sockets, and on sockets bound to the VIP itself before it existed
+// (IP_FREEBIND, what Unbound's ip-freebind does): once it arrives, not
+// while it is away, and again when it comes back.
+func TestVIPAddresses(t *testing.T) {
+	need(t, "dig", "chronyd")
+	l := newAddrLab(t)
+	vip4, vip6 := strings.TrimSuffix(l.v4[0], ".1")+".10", strings.TrimSuffix(l.v6[0], "::1")+"::10"
+	const dnsWild, dnsVIP, ntpWild, ntpVIP = 53, 5300, 123, 1230
+	in := launchIn(t, l.srv, t.TempDir(), fmt.Sprintf(`dns:
+  listen: ["0.0.0.0:%[1]d", "[::]:%[1]d", "%[3]s", "%[4]s"]
+  allow_query: [10.201.0.0/16, "fd00::/8"]
+  allow_recursion: []
+  forwarders: []
+  zones:
+    - name: lab.internal
+      records: ["admin 300 A 192.168.10.10"]
+ntp:
+  listen: ["0.0.0.0:%[2]d", "[::]:%[2]d", "%[5]s", "%[6]s"]
+  allow: [10.201.0.0/16, "fd00::/8"]
+  local_stratum: 10
+  ratelimit: { interval: -4, burst: 64 }
+`, dnsWild, ntpWild,
+		net.JoinHostPort(vip4, strconv.Itoa(dnsVIP)), net.JoinHostPort(vip6, strconv.Itoa(dnsVIP)),
+		net.JoinHostPort(vip4, strconv.Itoa(ntpVIP)), net.JoinHostPort(vip6, strconv.Itoa(ntpVIP))))
+	in.waitLog("ready", 30*time.Second)
+	for round, step := range []string{"added", "back"} {
+		l.ip(t, l.srv, "addr", "add", vip4+"/24", "dev", l.srvLink)
+		l.ip(t, l.srv, "addr", "add", vip6+"/64", "dev", l.srvLink, "nodad")
+		for _, vip := range []string{vip4, vip6} {
+			t.Logf("VIP %s %s", vip, step)
+			l.mustAnswer(t, vip, dnsWild, ntpWild)
+			l.mustAnswer(t, vip, dnsVIP, ntpVIP)
 		}
-		if off, ok, out := chronyQIn(t, l.cli, tg.addr, tg.ntp, 10); !ok {
-			t.Errorf("chronyd -Q server %s port %d did not sync:\n%s", tg.addr, tg.ntp, out)
-		} else {
-			t.Logf("chronyd -Q server %s port %d: offset %g s", tg.addr, tg.ntp, off)
+		if round == 1 {
+			break
 		}
+		// The VIP moves to the other admin host.
+		l.ip(t, l.srv, "addr", "del", vip4+"/24", "dev", l.srvLink)
+		l.ip(t, l.srv, "addr", "del", vip6+"/64", "dev", l.srvLink)
+		if out, err := digIn(l.cli, net.JoinHostPort(vip4, strconv.Itoa(dnsVIP)), "admin.lab.internal", "A", "+time=1", "+tries=1"); err == nil && strings.Contains(out, "192.168.10.10") {
+			t.Errorf("an answer from %s while the VIP is away:\n%s", vip4, out)
+		}
+	}
+}
+
+// mustAnswer asks addr over DNS (UDP and TCP, on dnsPort) and NTP
+// (chronyd -Q, on ntpPort) from the client namespace.
+func (l *addrLab) mustAnswer(t *testing.T, addr string, dnsPort, ntpPort int) {
+	t.Helper()
+	server := net.JoinHostPort(addr, strconv.Itoa(dnsPort))
+	for _, proto := range []string{"+notcp", "+tcp"} {
+		out, err := digIn(l.cli, server, "admin.lab.internal", "A", proto, "+time=2", "+tries=2")
+		if err != nil || !strings.Contains(out, "status: NOERROR") || !strings.Contains(out, "192.168.10.10") || strings.Contains(out, "unexpected source") {
+			t.Errorf("dig %s @%s: %v\n%s", proto, server, err, out)
+		}
+	}
+	if off, ok, out := chronyQIn(t, l.cli, addr, ntpPort, 10); !ok {
+		t.Errorf("chronyd -Q server %s port %d did not sync:\n%s", addr, ntpPort, out)
+	} else {
+		t.Logf("chronyd -Q server %s port %d: offset %g s", addr, ntpPort, off)
 	}
 }
 
