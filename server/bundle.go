@@ -13,7 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/airgapd/airgapd/mirror"
+	mirror "github.com/airgapd/airgapd/mirror/rpm"
 	"github.com/airgapd/airgapd/registry"
 	"github.com/airgapd/airgapd/web"
 )

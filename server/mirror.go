@@ -12,7 +12,7 @@ import (
 	"os"
 	"syscall"
 
-	"github.com/airgapd/airgapd/mirror"
+	mirror "github.com/airgapd/airgapd/mirror/rpm"
 	"github.com/airgapd/airgapd/web"
 )
 

@@ -16,7 +16,7 @@ import (
 	"github.com/airgapd/airgapd/dnsd"
 	"github.com/airgapd/airgapd/gateway"
 	"github.com/airgapd/airgapd/internal/conf"
-	"github.com/airgapd/airgapd/mirror"
+	mirror "github.com/airgapd/airgapd/mirror/rpm"
 	"github.com/airgapd/airgapd/ntpd"
 	"github.com/airgapd/airgapd/registry"
 	"github.com/airgapd/airgapd/server/pki"

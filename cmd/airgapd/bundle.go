@@ -16,7 +16,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"github.com/airgapd/airgapd/mirror"
+	mirror "github.com/airgapd/airgapd/mirror/rpm"
 	"github.com/airgapd/airgapd/server"
 )
 

@@ -13,7 +13,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/airgapd/airgapd/internal/humanize"
-	"github.com/airgapd/airgapd/mirror"
+	mirror "github.com/airgapd/airgapd/mirror/rpm"
 	"github.com/airgapd/airgapd/server"
 )
 

@@ -1,0 +1,2 @@
+// Package mirror is the content store every repository format shares.
+package mirror

@@ -1,0 +1,408 @@
+package rpm
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Progress is one repo's sync as it goes, for the progress bar, the UI and
+// the status.
+type Progress struct {
+	Repo  string `json:"repo"`
+	Phase string `json:"phase"` // metadata | packages | verify (gpgcheck) | publish | done | failed
+	// Packages is how many packages the upstream lists (after the arch
+	// and keep filters); ToFetch of them were missing here, Fetched have arrived.
+	Packages int `json:"packages"`
+	ToFetch  int `json:"to_fetch"`
+	Fetched  int `json:"fetched"`
+	// Bytes is the size of what is to be fetched; BytesDone has arrived
+	// (including what an interrupted run left).
+	Bytes     int64     `json:"bytes"`
+	BytesDone int64     `json:"bytes_done"`
+	Started   time.Time `json:"started"`
+	// Rate is bytes per second over the sync so far.
+	Rate float64 `json:"rate"`
+}
+
+// Result is how one repo's sync ended.
+type Result struct {
+	Repo       string  `json:"repo"`
+	OK         bool    `json:"ok"`
+	Error      string  `json:"error,omitempty"`
+	UpToDate   bool    `json:"up_to_date,omitempty"`
+	Revision   string  `json:"revision,omitempty"`
+	Packages   int     `json:"packages"`
+	Fetched    int     `json:"fetched"`
+	Downloaded int64   `json:"downloaded_bytes"`
+	Duration   float64 `json:"duration_seconds"`
+	// An index (local repos): RPM headers read this run, and entries
+	// reused from the last index (files unchanged in size and mtime).
+	Indexed     bool `json:"indexed,omitempty"`
+	HeadersRead int  `json:"headers_read,omitempty"`
+	Reused      int  `json:"reused,omitempty"`
+}
+
+// ErrUnknownRepo is returned for a name that is not in the config.
+var ErrUnknownRepo = errors.New("no such repo")
+
+// Sync mirrors the named repos (every mirrored repo when names is empty),
+// one after the other, and publishes each that succeeds. A local repo
+// named explicitly is indexed instead (as Index does), so one control
+// socket route serves `mirror sync` and `mirror index`. progress, when not
+// nil, is called as each goes (at most a few times a second). The error
+// joins every repo's failure; results has one entry per repo attempted.
+func (m *Mirror) Sync(ctx context.Context, names []string, progress func(Progress)) ([]Result, error) {
+	cfg := m.config()
+	var repos []Repo
+	if len(names) == 0 {
+		for _, r := range cfg.Repos {
+			if r.Mirrored() {
+				repos = append(repos, r)
+			}
+		}
+		if len(repos) == 0 {
+			return nil, errors.New("no repo has a baseurl to sync from")
+		}
+	}
+	for _, n := range names {
+		r, ok := cfg.repo(n)
+		if !ok {
+			return nil, fmt.Errorf("%w %q in the config", ErrUnknownRepo, n)
+		}
+		repos = append(repos, r) // a local repo named here is indexed (the control socket's route for `mirror index`)
+	}
+	return m.runRepos(ctx, cfg, repos, progress)
+}
+
+// endRun records how a sync or index (what) of repo name ended: in res,
+// in its state on disk and in the status, and as its last progress.
+func (m *Mirror) endRun(name string, st store, state *repoState, res *Result, tr *syncTracker, began time.Time, err error, what string) {
+	res.Duration = time.Since(began).Seconds()
+	state.LastSync, state.Duration = began, res.Duration
+	state.LastResult, state.LastError = "ok", ""
+	phase := "done"
+	if err != nil {
+		state.LastResult, state.LastError, phase = "failed", err.Error(), "failed"
+		res.Error = err.Error()
+	}
+	res.OK = err == nil
+	if werr := st.writeState(*state); werr != nil {
+		m.log.Warn("cannot record "+what+" state", "repo", name, "err", werr)
+	}
+	tr.update(true, func(p *Progress) { p.Phase = phase })
+	m.setProgress(name, nil)
+	m.finished(name, *state, *res)
+}
+
+// runRepos syncs each mirrored repo and indexes each local one, in turn,
+// until ctx ends; the error joins every repo's failure.
+func (m *Mirror) runRepos(ctx context.Context, cfg Config, repos []Repo, progress func(Progress)) ([]Result, error) {
+	var results []Result
+	var errs []error
+	for _, r := range repos {
+		var res Result
+		var err error
+		if r.Mirrored() {
+			res, err = m.syncRepo(ctx, r, cfg.Parallel, progress)
+		} else {
+			res, err = m.indexRepo(ctx, cfg, r, false, progress)
+		}
+		results = append(results, res)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", r.Name, err))
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return results, errors.Join(errs...)
+}
+
+func (m *Mirror) syncRepo(ctx context.Context, r Repo, parallel int, notify func(Progress)) (res Result, err error) {
+	began := time.Now()
+	res.Repo = r.Name
+	st := repoStore(m.deps.DataDir, r.Name)
+	unlock, err := st.lock()
+	if err != nil {
+		res.Error = err.Error()
+		return res, err
+	}
+	defer unlock()
+	tr := &syncTracker{p: Progress{Repo: r.Name, Phase: "metadata", Started: began}, notify: notify, live: func(p *Progress) { m.setProgress(r.Name, p) }}
+	tr.update(true, func(*Progress) {})
+	state := st.readState()
+	var downloaded atomic.Int64
+	defer func() {
+		res.Downloaded = downloaded.Load()
+		state.Downloaded = res.Downloaded
+		m.endRun(r.Name, st, &state, &res, tr, began, err, "sync")
+	}()
+
+	f, err := newFetcher(m.log, parallel, r)
+	if err != nil {
+		return res, err
+	}
+	defer f.close()
+	// The baseurl, or the first good mirror of a mirrorlist or metalink.
+	up, err := openUpstream(ctx, f, r, repoVars(m.config().Vars, r.Vars), m.log)
+	if err != nil {
+		return res, err
+	}
+	base, mdBytes, md := up.base, up.repomd, up.md
+	bases := append([]string{base}, up.fallbacks...)
+	downloaded.Add(up.fetched)
+	state.Upstream = base
+	res.Revision = md.Revision
+	// gpgcheck's keys, read each sync: a changed key rebuilds the snapshot.
+	var keys gpgKeys
+	if r.GPGCheck {
+		keys, err = loadKeys(ctx, strings.Fields(r.GPGKey), base, func(ctx context.Context, u string) ([]byte, error) { return f.get(ctx, u, maxKeyFile) })
+		if err != nil {
+			return res, err
+		}
+	}
+	policy := syncPolicy(r, keys)
+	cur, err := st.current()
+	if err != nil {
+		return res, err
+	}
+	if cur != "" && slices.Equal(state.Arch, r.Arch) && state.Policy == policy && state.LastResult == "ok" {
+		if old, err := os.ReadFile(filepath.Join(cur, "repodata", "repomd.xml")); err == nil && bytes.Equal(old, mdBytes) {
+			res.UpToDate, res.Packages = true, state.Packages
+			m.log.Info("repo is up to date", "repo", r.Name, "revision", md.Revision)
+			return res, nil
+		}
+	}
+	tmp, err := st.newSnapshot(time.Now())
+	if err != nil {
+		return res, err
+	}
+	defer os.RemoveAll(tmp) // gone by then when published
+
+	// Metadata: every file repomd.xml lists, verified, into the pool.
+	var primaryFile string
+	for _, d := range md.Data {
+		if err := d.Checksum.valid(); err != nil {
+			return res, fmt.Errorf("repomd.xml %s: %w", d.Type, err)
+		}
+		dst := st.pool(d.Checksum)
+		if _, err := os.Stat(dst); err != nil {
+			if err := m.fetchAny(ctx, f, bases, d.Location, st.partial(d.Checksum), dst, d.Checksum, d.Size, nil, func(n int64) { downloaded.Add(n) }); err != nil {
+				return res, fmt.Errorf("metadata %s: %w", d.Location.Href, err)
+			}
+		}
+		if err := link(dst, tmp, d.Location.Href); err != nil {
+			return res, err
+		}
+		if d.Type == "primary" {
+			primaryFile = dst
+		}
+	}
+	if primaryFile == "" {
+		return res, errors.New("repomd.xml lists no primary metadata")
+	}
+	if err := os.MkdirAll(filepath.Join(tmp, "repodata"), 0o755); err != nil {
+		return res, err
+	}
+	if err := os.WriteFile(filepath.Join(tmp, "repodata", "repomd.xml"), mdBytes, 0o644); err != nil {
+		return res, err
+	}
+	// The signature and key, when the upstream has them, so repo_gpgcheck
+	// keeps working.
+	for _, extra := range []string{"repomd.xml.asc", "repomd.xml.key"} {
+		b, err := f.get(ctx, base+"repodata/"+extra, maxRepomd)
+		switch {
+		case err == nil:
+			if err := os.WriteFile(filepath.Join(tmp, "repodata", extra), b, 0o644); err != nil {
+				return res, err
+			}
+		case !errors.Is(err, os.ErrNotExist):
+			return res, fmt.Errorf("%s: %w", extra, err)
+		}
+	}
+
+	pf, err := os.Open(primaryFile)
+	if err != nil {
+		return res, err
+	}
+	pd, _ := md.primary()
+	pkgs, err := parsePrimary(pf, pd.Location.Href)
+	pf.Close()
+	if err != nil {
+		return res, err
+	}
+	if len(r.Arch) > 0 {
+		pkgs = slices.DeleteFunc(pkgs, func(p pkg) bool { return !slices.Contains(r.Arch, p.Arch) })
+	}
+	pkgs = newest(pkgs, r.Keep)
+	seen := map[string]bool{}
+	var todo []pkg
+	var total int64
+	for _, p := range pkgs {
+		if err := p.Checksum.valid(); err != nil {
+			return res, fmt.Errorf("package %s: %w", p.Href, err)
+		}
+		if seen[p.Href] {
+			continue
+		}
+		seen[p.Href] = true
+		total += p.Size
+		if _, err := os.Stat(st.pool(p.Checksum)); err != nil {
+			todo = append(todo, p)
+		}
+	}
+	res.Packages = len(seen)
+	var todoBytes, have int64
+	for _, p := range todo {
+		todoBytes += p.Size
+		if fi, err := os.Stat(st.partial(p.Checksum)); err == nil {
+			have += fi.Size()
+		}
+	}
+	tr.update(true, func(pr *Progress) {
+		pr.Phase, pr.Packages, pr.ToFetch, pr.Bytes, pr.BytesDone = "packages", res.Packages, len(todo), todoBytes, have
+	})
+	m.log.Info("syncing packages", "repo", r.Name, "revision", md.Revision, "packages", res.Packages, "missing", len(todo), "bytes", todoBytes)
+
+	if err := m.download(ctx, f, st, bases, todo, parallel, tr, &downloaded); err != nil {
+		return res, err
+	}
+	res.Fetched = len(todo)
+
+	tr.update(true, func(pr *Progress) { pr.Phase = "publish" })
+	for _, p := range pkgs {
+		if err := link(st.pool(p.Checksum), tmp, p.Href); err != nil {
+			return res, fmt.Errorf("package %s: %w", p.Href, err)
+		}
+	}
+	if !r.Delete && cur != "" {
+		if err := carryOver(cur, tmp); err != nil {
+			return res, fmt.Errorf("keep packages the upstream dropped: %w", err)
+		}
+	}
+	if r.GPGCheck {
+		// Every package of the tree to publish, against gpgkey; the ones
+		// the published tree holds were checked with these keys already.
+		tr.update(true, func(pr *Progress) { pr.Phase = "verify" })
+		n, err := verifyTree(ctx, tmp, cur, state.Policy == policy, keys.keys, parallel)
+		if err != nil {
+			return res, err
+		}
+		if err := writeKeyFile(tmp, r.Name, keys.armored); err != nil {
+			return res, fmt.Errorf("gpgkey: %w", err)
+		}
+		m.log.Info("package signatures verified", "repo", r.Name, "checked", n, "keys", strings.Join(keys.fingerprints(), ","))
+		tr.update(true, func(pr *Progress) { pr.Phase = "publish" })
+	}
+	if _, err := st.publish(tmp); err != nil {
+		return res, fmt.Errorf("publish: %w", err)
+	}
+	state.Revision, state.Published, state.Packages, state.Bytes, state.Arch = md.Revision, time.Now(), res.Packages, total, slices.Clone(r.Arch)
+	state.Policy = policy
+	m.log.Info("repo published", "repo", r.Name, "revision", md.Revision, "packages", res.Packages, "fetched", len(todo), "took", time.Since(began).Round(time.Millisecond))
+	return res, nil
+}
+
+// fetchAny fetches the file at l from bases[0] and, while it fails, from
+// each other mirror of the list in turn, as dnf does: the checksum decides,
+// whichever mirror sent it. buf may be nil.
+func (m *Mirror) fetchAny(ctx context.Context, f *fetcher, bases []string, l location, partial, dst string, sum checksum, size int64, buf []byte, progress func(int64)) error {
+	var err error
+	tried := ""
+	for _, base := range bases {
+		url := locationURL(base, l)
+		if url == tried || ctx.Err() != nil {
+			break // an xml:base names one place only
+		}
+		if tried != "" {
+			m.log.Info("download failed; trying the next mirror", "file", l.Href, "from", tried, "err", err, "next", url)
+		}
+		tried = url
+		if err = f.fetchWith(ctx, url, partial, dst, sum, size, buf, progress); err == nil {
+			return nil
+		}
+	}
+	return err
+}
+
+// download fetches todo with parallel workers, each package from the first
+// of bases that gives it (fetchAny). Every package is tried even when one
+// fails (what arrives now need not be fetched next time); the error names
+// each that failed.
+func (m *Mirror) download(ctx context.Context, f *fetcher, st store, bases []string, todo []pkg, parallel int, tr *syncTracker, downloaded *atomic.Int64) error {
+	var mu sync.Mutex
+	var failed []string
+	var errs []error
+	err := eachParallel(ctx, todo, parallel, func() func(pkg) {
+		buf := make([]byte, copyBuffer) // this worker's, for every package it fetches
+		return func(p pkg) {
+			err := m.fetchAny(ctx, f, bases, location{Href: p.Href, Base: p.Base}, st.partial(p.Checksum), st.pool(p.Checksum), p.Checksum, p.Size, buf, func(n int64) {
+				downloaded.Add(n)
+				tr.update(false, func(pr *Progress) { pr.BytesDone += n })
+			})
+			if err != nil {
+				if ctx.Err() == nil {
+					m.log.Warn("package download failed", "package", p.Href, "err", err)
+				}
+				mu.Lock()
+				failed = append(failed, p.Href)
+				errs = append(errs, err)
+				mu.Unlock()
+				return
+			}
+			tr.update(false, func(pr *Progress) { pr.Fetched++ })
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if len(failed) == 0 {
+		return nil
+	}
+	slices.Sort(failed)
+	return fmt.Errorf("%d package(s) failed, nothing published: %s: %w", len(failed), strings.Join(firstN(failed, 5), ", "), errors.Join(errs...))
+}
+
+// carryOver links into next every file of cur that next lacks, outside
+// repodata/: packages the upstream dropped stay downloadable (reposync
+// without --delete).
+func carryOver(cur, next string) error {
+	return filepath.WalkDir(cur, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(cur, p)
+		if d.IsDir() {
+			if rel == "repodata" {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		if _, err := os.Lstat(filepath.Join(next, rel)); err == nil {
+			return nil
+		}
+		return link(p, next, filepath.ToSlash(rel))
+	})
+}
+
+// locationURL resolves a location against the repo's base URL, or its own
+// xml:base.
+func locationURL(base string, l location) string {
+	if l.Base != "" {
+		return strings.TrimSuffix(l.Base, "/") + "/" + l.Href
+	}
+	return base + l.Href
+}
