@@ -13,7 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 
-	mirror "github.com/airgapd/airgapd/mirror/rpm"
+	"github.com/airgapd/airgapd/mirror"
+	"github.com/airgapd/airgapd/mirror/rpm"
 	"github.com/airgapd/airgapd/registry"
 	"github.com/airgapd/airgapd/web"
 )
@@ -22,9 +23,9 @@ import (
 // the interface, registry does the work, server joins the two.
 type bundleImages struct{ r *registry.Registry }
 
-var _ mirror.ImageStore = bundleImages{}
+var _ rpm.ImageStore = bundleImages{}
 
-// ImportLayout implements mirror.ImageStore with the registry's import,
+// ImportLayout implements rpm.ImageStore with the registry's import,
 // which stores an OCI layout byte for byte under the names index.json
 // gives (upstream-qualified names stay upstream-qualified, so ns= pulls
 // find them).
@@ -33,9 +34,9 @@ func (b bundleImages) ImportLayout(ctx context.Context, dir string) error {
 	return err
 }
 
-var _ mirror.ImageBlobChecker = bundleImages{}
+var _ rpm.ImageBlobChecker = bundleImages{}
 
-// MissingBlobs implements mirror.ImageBlobChecker: an incremental bundle's
+// MissingBlobs implements rpm.ImageBlobChecker: an incremental bundle's
 // images may leave out the blobs the registry holds.
 func (b bundleImages) MissingBlobs(ctx context.Context, digests []string) ([]string, error) {
 	return b.r.MissingBlobs(ctx, digests)
@@ -44,24 +45,24 @@ func (b bundleImages) MissingBlobs(ctx context.Context, digests []string) ([]str
 // BundleMirror is the mirror a one-shot `airgapd bundle` command works
 // with on data_dir: the config's mirror section, or its defaults when the
 // section is absent (a bundle of files and images needs none to be made).
-func BundleMirror(cfg *Config, log *slog.Logger) (*mirror.Mirror, error) {
-	mc := mirror.DefaultConfig()
+func BundleMirror(cfg *Config, log *slog.Logger) (*rpm.Mirror, error) {
+	mc := rpm.DefaultConfig()
 	if cfg.Enabled("mirror") {
 		mc = *cfg.Mirror
 	}
-	return mirror.New(mc, mirror.Deps{Logger: log, DataDir: cfg.DataDir})
+	return rpm.New(mc, rpm.Deps{Logger: log, DataDir: cfg.DataDir})
 }
 
 // BundleUpstreams is registry.mirrors as bundle create uses it: where each
 // upstream registry is really reached from this host, with credentials.
-func BundleUpstreams(cfg *Config) map[string]mirror.BundleUpstream {
-	ups := map[string]mirror.BundleUpstream{}
+func BundleUpstreams(cfg *Config) map[string]rpm.BundleUpstream {
+	ups := map[string]rpm.BundleUpstream{}
 	if cfg.Registry == nil {
 		return ups
 	}
 	for _, m := range cfg.Registry.Mirrors {
 		if m.URL != "" {
-			ups[m.Name] = mirror.BundleUpstream{URL: m.URL, Username: m.Username, Password: m.Password}
+			ups[m.Name] = rpm.BundleUpstream{URL: m.URL, Username: m.Username, Password: m.Password}
 		}
 	}
 	return ups
@@ -70,7 +71,7 @@ func BundleUpstreams(cfg *Config) map[string]mirror.BundleUpstream {
 // OpenBundleImages opens the registry's storage on data_dir for a bundle
 // import while no server runs (under the registry's exclusive lock, so it
 // fails while a server runs on the same data_dir). close releases it.
-func OpenBundleImages(cfg *Config, log *slog.Logger) (mirror.ImageStore, func(), error) {
+func OpenBundleImages(cfg *Config, log *slog.Logger) (rpm.ImageStore, func(), error) {
 	if !cfg.Enabled("registry") {
 		return nil, nil, errors.New("the registry section is absent or disabled in this config: enable it to import the bundle's images")
 	}
@@ -91,7 +92,7 @@ var _ web.BundleImporter = (*Server)(nil)
 // of images only) a mirror with the default settings does the reading.
 func (s *Server) ImportBundle(ctx context.Context, path string, progress func(any)) (any, error) {
 	s.mu.Lock()
-	var m *mirror.Mirror
+	var m *rpm.Mirror
 	var reg *registry.Registry
 	for _, in := range s.instances {
 		switch {
@@ -105,11 +106,11 @@ func (s *Server) ImportBundle(ctx context.Context, path string, progress func(an
 	s.mu.Unlock()
 	if m == nil {
 		var err error
-		if m, err = mirror.New(mirror.DefaultConfig(), mirror.Deps{Logger: s.log, DataDir: dataDir}); err != nil {
+		if m, err = rpm.New(rpm.DefaultConfig(), rpm.Deps{Logger: s.log, DataDir: dataDir}); err != nil {
 			return nil, err
 		}
 	}
-	var opts mirror.ImportOptions
+	var opts rpm.ImportOptions
 	if reg != nil {
 		opts.Images = bundleImages{r: reg}
 	}
@@ -125,8 +126,8 @@ func (s *Server) ImportBundle(ctx context.Context, path string, progress func(an
 // absolute path on the server's host), calling progress as the server
 // reports it. It waits as long as the import takes; cancelling ctx stops
 // the import (run it again to finish: what was verified is kept).
-func (c *Client) ImportBundle(ctx context.Context, path string, progress func(mirror.ImportProgress)) (mirror.ImportResult, error) {
-	var res mirror.ImportResult
+func (c *Client) ImportBundle(ctx context.Context, path string, progress func(mirror.ImportProgress)) (rpm.ImportResult, error) {
+	var res rpm.ImportResult
 	resp, err := c.post(ctx, "/api/v1/bundle/import?"+url.Values{"path": {path}}.Encode())
 	if err != nil {
 		return res, err
@@ -137,7 +138,7 @@ func (c *Client) ImportBundle(ctx context.Context, path string, progress func(mi
 	for sc.Scan() {
 		var line struct {
 			Progress *mirror.ImportProgress `json:"progress"`
-			Result   *mirror.ImportResult   `json:"result"`
+			Result   *rpm.ImportResult      `json:"result"`
 			Done     bool                   `json:"done"`
 			Error    string                 `json:"error"`
 		}
@@ -166,7 +167,7 @@ func (c *Client) ImportBundle(ctx context.Context, path string, progress func(mi
 // LocalRegistry is this instance's registry as `bundle create
 // --from-registry` reads it: the running server's registry listener, found
 // in its status over the control socket, and the appliance CA.
-func LocalRegistry(ctx context.Context, cfg *Config, socket string) (*mirror.LocalRegistry, error) {
+func LocalRegistry(ctx context.Context, cfg *Config, socket string) (*rpm.LocalRegistry, error) {
 	if !cfg.Enabled("registry") {
 		return nil, errors.New("the registry section is absent or disabled in this config: --from-registry reads images from it")
 	}
@@ -185,7 +186,7 @@ func LocalRegistry(ctx context.Context, cfg *Config, socket string) (*mirror.Loc
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("the appliance CA: %w", err)
 	}
-	return &mirror.LocalRegistry{URL: regURL, CAPEM: ca}, nil
+	return &rpm.LocalRegistry{URL: regURL, CAPEM: ca}, nil
 }
 
 // registryListener finds "registry URL" among web's listeners in a status

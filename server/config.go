@@ -19,7 +19,7 @@ import (
 	"github.com/airgapd/airgapd/dnsd"
 	"github.com/airgapd/airgapd/gateway"
 	"github.com/airgapd/airgapd/internal/conf"
-	mirror "github.com/airgapd/airgapd/mirror/rpm"
+	"github.com/airgapd/airgapd/mirror/rpm"
 	"github.com/airgapd/airgapd/ntpd"
 	"github.com/airgapd/airgapd/registry"
 	"github.com/airgapd/airgapd/web"
@@ -36,7 +36,7 @@ type Config struct {
 	DNS        *dnsd.Config     `yaml:"dns"`
 	NTP        *ntpd.Config     `yaml:"ntp"`
 	Gateway    *gateway.Config  `yaml:"gateway"`
-	Mirror     *mirror.Config   `yaml:"mirror"`
+	Mirror     *rpm.Config      `yaml:"mirror"`
 	Registry   *registry.Config `yaml:"registry"`
 
 	// Source names where the config came from, for messages; not a key.
@@ -203,7 +203,7 @@ func (c *Config) setSectionDefaults(root *yaml.Node) {
 	c.DNS = defaulted(present["dns"], dnsd.DefaultConfig)
 	c.NTP = defaulted(present["ntp"], ntpd.DefaultConfig)
 	c.Gateway = defaulted(present["gateway"], gateway.DefaultConfig)
-	c.Mirror = defaulted(present["mirror"], mirror.DefaultConfig)
+	c.Mirror = defaulted(present["mirror"], rpm.DefaultConfig)
 	c.Registry = defaulted(present["registry"], registry.DefaultConfig)
 }
 

@@ -16,7 +16,7 @@ import (
 	"github.com/airgapd/airgapd/dnsd"
 	"github.com/airgapd/airgapd/gateway"
 	"github.com/airgapd/airgapd/internal/conf"
-	mirror "github.com/airgapd/airgapd/mirror/rpm"
+	"github.com/airgapd/airgapd/mirror/rpm"
 	"github.com/airgapd/airgapd/ntpd"
 	"github.com/airgapd/airgapd/registry"
 	"github.com/airgapd/airgapd/server/pki"
@@ -38,7 +38,7 @@ type instance struct {
 	flushDNS   func(name string) int
 	setNTPTime func(time.Time) time.Duration
 	// mirror is set on the mirror instance only (syncs through the API).
-	mirror *mirror.Mirror
+	mirror *rpm.Mirror
 	// registry is set on the registry instance only (gc and import
 	// through the API).
 	registry *registry.Registry
@@ -233,7 +233,7 @@ func (s *Server) buildNTP(c *Config, in *instance) error {
 }
 
 func (s *Server) buildMirror(c *Config, in *instance) error {
-	m, err := mirror.New(*c.Mirror, mirror.Deps{
+	m, err := rpm.New(*c.Mirror, rpm.Deps{
 		Logger: s.log.With("service", "mirror"), Metrics: in.metrics, DataDir: c.DataDir,
 		AdvertiseName: c.Advertise.Name, AdvertiseAddresses: c.Advertise.Addresses, Listen: s.mirrorListen(c),
 	})

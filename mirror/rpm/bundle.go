@@ -1,6 +1,8 @@
 package rpm
 
 import (
+	"github.com/airgapd/airgapd/mirror"
+
 	"archive/tar"
 	"bufio"
 	"bytes"
@@ -162,7 +164,7 @@ func (bm *BundleManifest) Validate() error {
 		return nil
 	}
 	for _, r := range bm.Repos {
-		if !repoName.MatchString(r.Name) {
+		if !mirror.ValidName(r.Name) {
 			return fmt.Errorf("%q is not a usable repo name", r.Name)
 		}
 		for _, f := range r.Files {

@@ -1,6 +1,10 @@
 package rpm
 
 import (
+	"github.com/airgapd/airgapd/internal/atomicfile"
+
+	"github.com/airgapd/airgapd/mirror"
+
 	"archive/tar"
 	"bufio"
 	"bytes"
@@ -146,20 +150,20 @@ func (m *Mirror) CreateBundle(ctx context.Context, opts CreateOptions) (CreateRe
 		if !ok {
 			return res, fmt.Errorf("%w %q in the config: bundle a repo this instance mirrors or indexes", ErrUnknownRepo, n)
 		}
-		st := repoStore(m.deps.DataDir, n)
-		unlock, err := st.lockWait(ctx)
+		st := mirror.RepoStore(m.deps.DataDir, n)
+		unlock, err := st.LockWait(ctx)
 		if err != nil {
 			return res, fmt.Errorf("repo %s: %w", n, err)
 		}
 		defer unlock()
-		cur, err := st.current()
+		cur, err := st.Current()
 		if err != nil {
 			return res, fmt.Errorf("repo %s: %w", n, err)
 		}
 		if cur == "" {
 			return res, fmt.Errorf("repo %s has nothing published: run `airgapd mirror sync %s` (or `mirror index`) first, or give bundle create --sync", n, n)
 		}
-		br := BundleRepo{Name: n, Revision: st.readState().Revision}
+		br := BundleRepo{Name: n, Revision: readState(st).Revision}
 		add := func(root, prefix string, skipRepodata bool) error {
 			return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 				if err != nil {
@@ -718,7 +722,7 @@ func (w *partWriter) finish() ([]string, error) {
 			return nil, err
 		}
 	}
-	syncDir(filepath.Dir(w.out))
+	atomicfile.SyncDir(filepath.Dir(w.out))
 	return slices.Clone(w.names), nil
 }
 

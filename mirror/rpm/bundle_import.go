@@ -1,6 +1,8 @@
 package rpm
 
 import (
+	"github.com/airgapd/airgapd/mirror"
+
 	"archive/tar"
 	"context"
 	"crypto/sha256"
@@ -33,52 +35,18 @@ type ImportOptions struct {
 	Images ImageStore
 	// Progress, when set, is called as the bundle is read and verified
 	// (a few times a second) and as each part is published.
-	Progress func(ImportProgress)
-}
-
-// ImportProgress is an import as it goes, for the progress bar, the UI and
-// the status. The last one stays in the status after the import ends.
-type ImportProgress struct {
-	Bundle string `json:"bundle"` // the bundle's id
-	Path   string `json:"path"`   // as given to the import
-	Phase  string `json:"phase"`  // verify | publish | done | failed
-	// Bytes is the size of the bundle (all parts); BytesDone of it has
-	// been read and checked.
-	Bytes     int64 `json:"bytes"`
-	BytesDone int64 `json:"bytes_done"`
-	// Blobs is how many blobs the bundle carries; BlobsDone have been
-	// verified (or were verified by an interrupted run).
-	Blobs     int `json:"blobs"`
-	BlobsDone int `json:"blobs_done"`
-	// Item is what is being published: "repo NAME", "files", "images".
-	Item    string    `json:"item,omitempty"`
-	Started time.Time `json:"started"`
-	// Rate is bytes read per second over the import so far.
-	Rate  float64 `json:"rate"`
-	Error string  `json:"error,omitempty"`
+	Progress func(mirror.ImportProgress)
 }
 
 // setBundleImport publishes an import's progress to the status.
-func (m *Mirror) setBundleImport(p *ImportProgress) {
+func (m *Mirror) setBundleImport(p *mirror.ImportProgress) {
 	m.mu.Lock()
 	m.bundleImport = p
 	m.mu.Unlock()
 }
 
-// summary is the import's part of the mirror's one-line summary (airgapd
-// status): only while it runs.
-func (p *ImportProgress) summary() string {
-	if p == nil || (p.Phase != "verify" && p.Phase != "publish") {
-		return ""
-	}
-	if p.Phase == "publish" {
-		return ", importing a bundle: publishing " + p.Item
-	}
-	return fmt.Sprintf(", importing a bundle: %d%% verified", p.BytesDone*100/max(p.Bytes, 1))
-}
-
 // bundleImportStatus is the import under way, or the last one.
-func (m *Mirror) bundleImportStatus() *ImportProgress {
+func (m *Mirror) bundleImportStatus() *mirror.ImportProgress {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.bundleImport == nil {
@@ -152,11 +120,11 @@ func (m *Mirror) ImportBundle(ctx context.Context, path string, opts ImportOptio
 	}
 	defer unlock()
 
-	tr := &importTracker{live: m.setBundleImport, notify: opts.Progress, p: ImportProgress{
-		Bundle: res.ID, Path: path, Phase: "verify", Blobs: len(bm.Blobs), Bytes: bundleSize(parts), Started: time.Now()}}
-	tr.update(true, func(*ImportProgress) {})
+	tr := mirror.NewTracker(mirror.ImportProgress{
+		Bundle: res.ID, Path: path, Phase: "verify", Blobs: len(bm.Blobs), Bytes: bundleSize(parts), Started: time.Now()}, opts.Progress, m.setBundleImport)
+	tr.Update(true, func(*mirror.ImportProgress) {})
 	defer func() {
-		tr.update(true, func(p *ImportProgress) {
+		tr.Update(true, func(p *mirror.ImportProgress) {
 			p.Item = ""
 			if err != nil {
 				p.Phase, p.Error = "failed", err.Error()
@@ -186,10 +154,10 @@ func (m *Mirror) ImportBundle(ctx context.Context, path string, opts ImportOptio
 	}
 	var missing []string
 	for _, r := range bm.Repos {
-		st := repoStore(m.deps.DataDir, r.Name)
+		st := mirror.RepoStore(m.deps.DataDir, r.Name)
 		for _, f := range r.Files {
 			if !carried[f.Digest] {
-				if _, err := os.Stat(st.pool(sha256Sum(f.Digest))); err != nil {
+				if _, err := os.Stat(st.Pool(mirror.SHA256(f.Digest))); err != nil {
 					missing = append(missing, "repo "+r.Name+": "+f.Path)
 				} else {
 					res.Reused++
@@ -213,12 +181,12 @@ func (m *Mirror) ImportBundle(ctx context.Context, path string, opts ImportOptio
 	missing = append(missing, imageMissing...)
 	if len(missing) > 0 {
 		return res, fmt.Errorf("the bundle does not carry %d item(s) and this host does not have them (%s): import the bundle it was made --since first; nothing was published",
-			len(missing), strings.Join(firstN(missing, 5), ", "))
+			len(missing), strings.Join(mirror.FirstN(missing, 5), ", "))
 	}
 
 	// 3. Publish.
 	publishing := func(item string) {
-		tr.update(true, func(p *ImportProgress) { p.Phase, p.Item = "publish", item })
+		tr.Update(true, func(p *mirror.ImportProgress) { p.Phase, p.Item = "publish", item })
 	}
 	for _, r := range bm.Repos {
 		publishing("repo " + r.Name)
@@ -281,8 +249,8 @@ func (m *Mirror) verifyBundle(ctx context.Context, bm *BundleManifest, parts bun
 	// A cancelled import (the caller went away) stops inside a big blob
 	// too, not only between blobs.
 	cr := &countReader{r: r, ctx: ctx}
-	cr.onRead = func(n int64) { track.update(false, func(p *ImportProgress) { p.BytesDone = n }) }
-	blobDone := func() { track.update(false, func(p *ImportProgress) { p.BlobsDone++ }) }
+	cr.onRead = func(n int64) { track.Update(false, func(p *mirror.ImportProgress) { p.BytesDone = n }) }
+	blobDone := func() { track.Update(false, func(p *mirror.ImportProgress) { p.BlobsDone++ }) }
 	tr := tar.NewReader(cr)
 	if _, err := tr.Next(); err != nil { // the manifest, read already
 		return 0, 0, err
@@ -352,7 +320,7 @@ func (m *Mirror) verifyBundle(ctx context.Context, bm *BundleManifest, parts bun
 		}
 	}
 	if len(bad) > 0 {
-		return verified, reused, fmt.Errorf("the bundle is damaged, nothing was published: %s; bring an undamaged copy", strings.Join(firstN(bad, 5), "; "))
+		return verified, reused, fmt.Errorf("the bundle is damaged, nothing was published: %s; bring an undamaged copy", strings.Join(mirror.FirstN(bad, 5), "; "))
 	}
 	return verified, reused, nil
 }
@@ -394,7 +362,7 @@ func describeBlob(bm *BundleManifest, d string) string {
 	if len(items) == 0 {
 		return "blob " + d
 	}
-	return strings.Join(firstN(items, 3), ", ") + " (blob " + d + ")"
+	return strings.Join(mirror.FirstN(items, 3), ", ") + " (blob " + d + ")"
 }
 
 // countReader counts the bytes read through it, telling onRead (when
@@ -421,21 +389,16 @@ func (c *countReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// sha256Sum is a bundle digest as the repo pool names it.
-func sha256Sum(d string) checksum {
-	return checksum{Type: "sha256", Value: strings.TrimPrefix(d, "sha256:")}
-}
-
 // publishBundleRepo builds the repo's tree from staged blobs and its pool,
 // and publishes it as a sync does, marked as imported.
 func (m *Mirror) publishBundleRepo(ctx context.Context, id string, bm *BundleManifest, r BundleRepo, staged func(string) string) error {
-	st := repoStore(m.deps.DataDir, r.Name)
-	unlock, err := st.lockWait(ctx)
+	st := mirror.RepoStore(m.deps.DataDir, r.Name)
+	unlock, err := st.LockWait(ctx)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	tmp, err := st.newSnapshot(time.Now())
+	tmp, err := st.NewSnapshot(time.Now())
 	if err != nil {
 		return err
 	}
@@ -443,7 +406,7 @@ func (m *Mirror) publishBundleRepo(ctx context.Context, id string, bm *BundleMan
 	var pkgs int
 	var bytes int64
 	for _, f := range r.Files {
-		pool := st.pool(sha256Sum(f.Digest))
+		pool := st.Pool(mirror.SHA256(f.Digest))
 		if _, err := os.Stat(pool); err != nil {
 			if err := os.MkdirAll(filepath.Dir(pool), 0o750); err != nil {
 				return err
@@ -452,7 +415,7 @@ func (m *Mirror) publishBundleRepo(ctx context.Context, id string, bm *BundleMan
 				return err
 			}
 		}
-		if err := link(pool, tmp, f.Path); err != nil {
+		if err := mirror.Link(pool, tmp, f.Path); err != nil {
 			return fmt.Errorf("%s: %w", f.Path, err)
 		}
 		if strings.HasSuffix(f.Path, ".rpm") {
@@ -460,16 +423,16 @@ func (m *Mirror) publishBundleRepo(ctx context.Context, id string, bm *BundleMan
 			bytes += f.Size
 		}
 	}
-	if err := writeFileAtomic(filepath.Join(st.dir, importedMarker), mustJSON(importedRepo{Bundle: id, Created: bm.Created, Revision: r.Revision})); err != nil {
+	if err := writeFileAtomic(filepath.Join(st.Dir, importedMarker), mustJSON(importedRepo{Bundle: id, Created: bm.Created, Revision: r.Revision})); err != nil {
 		return err
 	}
-	if _, err := st.publish(tmp); err != nil {
+	if _, err := st.Publish(tmp); err != nil {
 		return fmt.Errorf("publish: %w", err)
 	}
-	state := st.readState()
+	state := readState(st)
 	state.Revision, state.Published, state.Packages, state.Bytes = r.Revision, time.Now(), pkgs, bytes
 	state.LastResult, state.LastError = "ok", ""
-	if err := st.writeState(state); err != nil {
+	if err := st.WriteState(state); err != nil {
 		return err
 	}
 	m.mu.Lock()
@@ -506,10 +469,10 @@ func (m *Mirror) importedRepos() []string {
 }
 
 func (m *Mirror) isImported(name string) bool {
-	if !repoName.MatchString(name) {
+	if !mirror.ValidName(name) {
 		return false
 	}
-	_, err := os.Stat(filepath.Join(repoStore(m.deps.DataDir, name).dir, importedMarker))
+	_, err := os.Stat(filepath.Join(mirror.RepoStore(m.deps.DataDir, name).Dir, importedMarker))
 	return err == nil
 }
 

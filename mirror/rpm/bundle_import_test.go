@@ -1,6 +1,8 @@
 package rpm
 
 import (
+	"github.com/airgapd/airgapd/mirror"
+
 	"strings"
 	"testing"
 	"time"
@@ -14,22 +16,22 @@ func TestImportProgressInStatus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var heard []ImportProgress
-	tr := &importTracker{live: m.setBundleImport, notify: func(p ImportProgress) { heard = append(heard, p) },
-		p: ImportProgress{Bundle: "sha256:abc", Phase: "verify", Bytes: 200, Blobs: 4, Started: time.Now()}}
+	var heard []mirror.ImportProgress
+	tr := mirror.NewTracker(mirror.ImportProgress{Bundle: "sha256:abc", Phase: "verify", Bytes: 200, Blobs: 4, Started: time.Now()},
+		func(p mirror.ImportProgress) { heard = append(heard, p) }, m.setBundleImport)
 	cases := []struct {
 		name        string
-		change      func(*ImportProgress)
+		change      func(*mirror.ImportProgress)
 		wantPhase   string
 		wantSummary string // "" = the summary mentions no import
 	}{
-		{name: "verifying", change: func(p *ImportProgress) { p.BytesDone, p.BlobsDone = 50, 1 }, wantPhase: "verify", wantSummary: "importing a bundle: 25% verified"},
-		{name: "publishing", change: func(p *ImportProgress) { p.Phase, p.Item, p.BytesDone = "publish", "repo up", 200 }, wantPhase: "publish", wantSummary: "importing a bundle: publishing repo up"},
-		{name: "done", change: func(p *ImportProgress) { p.Phase, p.Item = "done", "" }, wantPhase: "done"},
+		{name: "verifying", change: func(p *mirror.ImportProgress) { p.BytesDone, p.BlobsDone = 50, 1 }, wantPhase: "verify", wantSummary: "importing a bundle: 25% verified"},
+		{name: "publishing", change: func(p *mirror.ImportProgress) { p.Phase, p.Item, p.BytesDone = "publish", "repo up", 200 }, wantPhase: "publish", wantSummary: "importing a bundle: publishing repo up"},
+		{name: "done", change: func(p *mirror.ImportProgress) { p.Phase, p.Item = "done", "" }, wantPhase: "done"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			tr.update(true, c.change)
+			tr.Update(true, c.change)
 			st := m.Status()
 			if st.BundleImport == nil || st.BundleImport.Phase != c.wantPhase || st.BundleImport.Bundle != "sha256:abc" {
 				t.Fatalf("status bundle_import %+v; want phase %s", st.BundleImport, c.wantPhase)

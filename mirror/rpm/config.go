@@ -1,6 +1,8 @@
 package rpm
 
 import (
+	"github.com/airgapd/airgapd/mirror"
+
 	"regexp"
 	"strings"
 	"time"
@@ -144,7 +146,7 @@ func (c Config) Validate() error {
 	for i, r := range c.Repos {
 		p := conf.Index("repos", i)
 		switch {
-		case !repoName.MatchString(r.Name):
+		case !mirror.ValidName(r.Name):
 			ps.Add(conf.Join(p, "name"), "use letters, digits, '.', '_', ':' or '-', as dnf repo ids do", "%q is not a usable repo name", r.Name)
 		case seen[r.Name]:
 			ps.Add(conf.Join(p, "name"), "give each repo its own name", "repo %q is defined twice", r.Name)

@@ -1,6 +1,8 @@
 package rpm
 
 import (
+	"github.com/airgapd/airgapd/mirror"
+
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -27,7 +29,7 @@ import (
 // is empty) like createrepo_c --update and publishes each that succeeds.
 // Results have one entry per repo attempted; the error joins every
 // failure.
-func (m *Mirror) Index(ctx context.Context, names []string, progress func(Progress)) ([]Result, error) {
+func (m *Mirror) Index(ctx context.Context, names []string, progress func(mirror.Progress)) ([]Result, error) {
 	cfg := m.config()
 	var repos []Repo
 	if len(names) == 0 {
@@ -130,9 +132,9 @@ type indexCache struct {
 	Entries []*indexEntry
 }
 
-func (s store) readCache() map[string]*indexEntry {
+func readCache(s mirror.Store) map[string]*indexEntry {
 	out := map[string]*indexEntry{}
-	f, err := os.Open(filepath.Join(s.dir, "index.gob"))
+	f, err := os.Open(filepath.Join(s.Dir, "index.gob"))
 	if err != nil {
 		return out
 	}
@@ -147,8 +149,8 @@ func (s store) readCache() map[string]*indexEntry {
 	return out
 }
 
-func (s store) writeCache(entries []*indexEntry) error {
-	tmp := filepath.Join(s.dir, "index.gob.tmp")
+func writeCache(s mirror.Store, entries []*indexEntry) error {
+	tmp := filepath.Join(s.Dir, "index.gob.tmp")
 	f, err := os.Create(tmp)
 	if err != nil {
 		return err
@@ -160,16 +162,16 @@ func (s store) writeCache(entries []*indexEntry) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	return os.Rename(tmp, filepath.Join(s.dir, "index.gob"))
+	return os.Rename(tmp, filepath.Join(s.Dir, "index.gob"))
 }
 
 // indexRepo indexes one local repo. With onlyIfChanged (the server's
 // scan), a folder whose fingerprint matches the published index is left
 // alone without taking the lock's time or logging.
-func (m *Mirror) indexRepo(ctx context.Context, cfg Config, r Repo, onlyIfChanged bool, notify func(Progress)) (res Result, err error) {
+func (m *Mirror) indexRepo(ctx context.Context, cfg Config, r Repo, onlyIfChanged bool, notify func(mirror.Progress)) (res Result, err error) {
 	began := time.Now()
 	res.Repo, res.Indexed = r.Name, true
-	st := repoStore(m.deps.DataDir, r.Name)
+	st := mirror.RepoStore(m.deps.DataDir, r.Name)
 	files, fp, err := scanFolder(r.Path)
 	if err != nil {
 		res.Error = err.Error()
@@ -177,8 +179,8 @@ func (m *Mirror) indexRepo(ctx context.Context, cfg Config, r Repo, onlyIfChange
 	}
 	fp += " " + indexOptions(cfg, r)
 	upToDate := func() (repoState, string, bool) {
-		state := st.readState()
-		cur, _ := st.current()
+		state := readState(st)
+		cur, _ := st.Current()
 		return state, cur, cur != "" && state.Fingerprint == fp && state.LastResult == "ok"
 	}
 	if _, _, ok := upToDate(); ok && onlyIfChanged {
@@ -189,9 +191,9 @@ func (m *Mirror) indexRepo(ctx context.Context, cfg Config, r Repo, onlyIfChange
 	// run under way (the scan's, or another command's) and then looks again.
 	var unlock func()
 	if onlyIfChanged {
-		unlock, err = st.lock()
+		unlock, err = st.Lock()
 	} else {
-		unlock, err = st.lockWait(ctx)
+		unlock, err = st.LockWait(ctx)
 	}
 	if err != nil {
 		res.Error = err.Error()
@@ -206,14 +208,14 @@ func (m *Mirror) indexRepo(ctx context.Context, cfg Config, r Repo, onlyIfChange
 		}
 		return res, nil
 	}
-	tr := &syncTracker{p: Progress{Repo: r.Name, Phase: "scan", Started: began, Packages: len(files)}, notify: notify, live: func(p *Progress) { m.setProgress(r.Name, p) }}
-	tr.update(true, func(*Progress) {})
+	tr := mirror.NewTracker(mirror.Progress{Repo: r.Name, Phase: "scan", Started: began, Packages: len(files)}, notify, func(p *mirror.Progress) { m.setProgress(r.Name, p) })
+	tr.Update(true, func(*mirror.Progress) {})
 	defer func() { m.endRun(r.Name, st, &state, &res, tr, began, err, "index") }()
 
 	// Reuse the entries of files unchanged in size and mtime; read the rest.
 	cache := map[string]*indexEntry{}
 	if cur != "" {
-		cache = st.readCache()
+		cache = readCache(st)
 	}
 	entries := make([]*indexEntry, len(files))
 	var todo []int
@@ -230,14 +232,14 @@ func (m *Mirror) indexRepo(ctx context.Context, cfg Config, r Repo, onlyIfChange
 	for _, i := range todo {
 		todoBytes += files[i].fi.Size()
 	}
-	tr.update(true, func(p *Progress) { p.Phase, p.ToFetch, p.Bytes = "headers", len(todo), todoBytes })
+	tr.Update(true, func(p *mirror.Progress) { p.Phase, p.ToFetch, p.Bytes = "headers", len(todo), todoBytes })
 	if err := m.readHeaders(ctx, r, files, entries, todo, cfg.workers(), tr); err != nil {
 		return res, err
 	}
 	res.HeadersRead, res.Reused, res.Packages = len(todo), len(files)-len(todo), len(files)
 
-	tr.update(true, func(p *Progress) { p.Phase = "publish" })
-	tmp, err := st.newSnapshot(time.Now())
+	tr.Update(true, func(p *mirror.Progress) { p.Phase = "publish" })
+	tmp, err := st.NewSnapshot(time.Now())
 	if err != nil {
 		return res, err
 	}
@@ -259,10 +261,10 @@ func (m *Mirror) indexRepo(ctx context.Context, cfg Config, r Repo, onlyIfChange
 			return res, err
 		}
 	}
-	if _, err := st.publish(tmp); err != nil {
+	if _, err := st.Publish(tmp); err != nil {
 		return res, fmt.Errorf("publish: %w", err)
 	}
-	if err := st.writeCache(entries); err != nil {
+	if err := writeCache(st, entries); err != nil {
 		m.log.Warn("cannot keep the index cache; the next index reads every header", "repo", r.Name, "err", err)
 	}
 	res.Revision = revision
@@ -277,7 +279,7 @@ func (m *Mirror) indexRepo(ctx context.Context, cfg Config, r Repo, onlyIfChange
 func (m *Mirror) readHeaders(ctx context.Context, r Repo, files []rpmFile, entries []*indexEntry, todo []int, workers int, tr *syncTracker) error {
 	var mu sync.Mutex
 	var errs []error
-	err := eachParallel(ctx, todo, workers, func() func(int) {
+	err := mirror.EachParallel(ctx, todo, workers, func() func(int) {
 		return func(i int) {
 			f := files[i]
 			e, err := readPackage(filepath.Join(r.Path, filepath.FromSlash(f.href)), f.href, f.fi)
@@ -288,7 +290,7 @@ func (m *Mirror) readHeaders(ctx context.Context, r Repo, files []rpmFile, entri
 				return
 			}
 			entries[i] = e
-			tr.update(false, func(p *Progress) { p.Fetched++; p.BytesDone += f.fi.Size() })
+			tr.Update(false, func(p *mirror.Progress) { p.Fetched++; p.BytesDone += f.fi.Size() })
 		}
 	})
 	if err != nil {

@@ -1,6 +1,8 @@
 package rpm
 
 import (
+	"github.com/airgapd/airgapd/mirror"
+
 	"bytes"
 	"context"
 	"os"
@@ -49,7 +51,7 @@ func newLocalMirror(t *testing.T, repo Repo) (*Mirror, string) {
 
 func readPublished(t *testing.T, data, rel string) []byte {
 	t.Helper()
-	cur, err := repoStore(data, "local").current()
+	cur, err := mirror.RepoStore(data, "local").Current()
 	if err != nil || cur == "" {
 		t.Fatalf("nothing published: %v", err)
 	}
@@ -103,7 +105,7 @@ func TestIndexIncrementalAndZstd(t *testing.T) {
 }
 
 func dataCurrent(t *testing.T, data string) string {
-	cur, _ := repoStore(data, "local").current()
+	cur, _ := mirror.RepoStore(data, "local").Current()
 	return cur
 }
 

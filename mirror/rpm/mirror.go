@@ -30,12 +30,13 @@
 package rpm
 
 import (
+	"github.com/airgapd/airgapd/mirror"
+
 	"context"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -65,12 +66,12 @@ type Mirror struct {
 
 	mu       sync.Mutex
 	cfg      Config
-	states   map[string]repoState // read lazily from state.json
-	progress map[string]Progress  // syncs under way
+	states   map[string]repoState       // read lazily from state.json
+	progress map[string]mirror.Progress // syncs under way
 	running  bool
 	sched    *scheduler // sync_every / sync_at (schedule.go)
 	// bundleImport is the bundle import under way, or the last one.
-	bundleImport *ImportProgress
+	bundleImport *mirror.ImportProgress
 
 	keyMu sync.Mutex // one signing key generated, never two
 }
@@ -86,7 +87,7 @@ func New(cfg Config, deps Deps) (*Mirror, error) {
 	if deps.DataDir == "" {
 		return nil, fmt.Errorf("mirror: no data_dir")
 	}
-	m := &Mirror{deps: deps, log: deps.Logger, cfg: cfg, states: map[string]repoState{}, progress: map[string]Progress{}, sched: newScheduler()}
+	m := &Mirror{deps: deps, log: deps.Logger, cfg: cfg, states: map[string]repoState{}, progress: map[string]mirror.Progress{}, sched: newScheduler()}
 	m.m = newMetrics(m)
 	if deps.Metrics != nil {
 		if err := m.m.register(deps.Metrics); err != nil {
@@ -140,7 +141,7 @@ func (m *Mirror) config() Config {
 	return m.cfg
 }
 
-func (m *Mirror) setProgress(name string, p *Progress) {
+func (m *Mirror) setProgress(name string, p *mirror.Progress) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if p == nil {
@@ -165,7 +166,7 @@ func (m *Mirror) state(name string) repoState {
 	if ok {
 		return st
 	}
-	st = repoStore(m.deps.DataDir, name).readState()
+	st = readState(mirror.RepoStore(m.deps.DataDir, name))
 	m.mu.Lock()
 	m.states[name] = st
 	m.mu.Unlock()
@@ -180,7 +181,7 @@ type Status struct {
 	Files   string       `json:"files,omitempty"`
 	// BundleImport is the bundle import under way, or the last one since
 	// the server started.
-	BundleImport *ImportProgress `json:"bundle_import,omitempty"`
+	BundleImport *mirror.ImportProgress `json:"bundle_import,omitempty"`
 }
 
 // RepoStatus is one repo in the status.
@@ -196,11 +197,11 @@ type RepoStatus struct {
 	Packages int    `json:"packages"`
 	Bytes    int64  `json:"bytes"`
 	// LastSync is when the last sync began; LastResult ok or failed.
-	LastSync   time.Time `json:"last_sync,omitzero"`
-	LastResult string    `json:"last_result,omitempty"`
-	LastError  string    `json:"last_error,omitempty"`
-	Published  time.Time `json:"published,omitzero"`
-	Progress   *Progress `json:"progress,omitempty"` // a sync under way
+	LastSync   time.Time        `json:"last_sync,omitzero"`
+	LastResult string           `json:"last_result,omitempty"`
+	LastError  string           `json:"last_error,omitempty"`
+	Published  time.Time        `json:"published,omitzero"`
+	Progress   *mirror.Progress `json:"progress,omitempty"` // a sync under way
 	// HeadersRead is how many RPM headers a local repo's last index read
 	// (the others were reused).
 	HeadersRead int `json:"headers_read,omitempty"`
@@ -260,7 +261,7 @@ func (m *Mirror) Status() Status {
 	if failed > 0 {
 		st.Summary += fmt.Sprintf(", %d last sync failed", failed)
 	}
-	st.Summary += st.BundleImport.summary()
+	st.Summary += st.BundleImport.Summary()
 	return st
 }
 
@@ -294,12 +295,4 @@ func (m *Mirror) baseURL(r *http.Request) string {
 		host = "[" + host + "]"
 	}
 	return "http://" + host
-}
-
-// firstN is s for an error message: the first n, then "and K more".
-func firstN(s []string, n int) []string {
-	if len(s) <= n {
-		return s
-	}
-	return append(slices.Clone(s[:n]), fmt.Sprintf("and %d more", len(s)-n))
 }

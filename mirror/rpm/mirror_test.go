@@ -1,6 +1,8 @@
 package rpm
 
 import (
+	"github.com/airgapd/airgapd/mirror"
+
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -103,9 +105,9 @@ func TestSyncResumesRetriesAndServes(t *testing.T) {
 	defer srv.Close()
 	m := newTestMirror(t, srv.URL)
 	// What a killed sync left: half of b.
-	st := repoStore(m.deps.DataDir, "up")
-	os.MkdirAll(filepath.Join(st.dir, "partial"), 0o750)
-	os.WriteFile(st.partial(checksum{Type: "sha256", Value: sum(b)}), b[:5000], 0o640)
+	st := mirror.RepoStore(m.deps.DataDir, "up")
+	os.MkdirAll(filepath.Join(st.Dir, "partial"), 0o750)
+	os.WriteFile(st.Partial(mirror.Checksum{Type: "sha256", Value: sum(b)}), b[:5000], 0o640)
 
 	res, err := m.Sync(context.Background(), nil, nil)
 	if err != nil || len(res) != 1 || !res[0].OK || res[0].Packages != 2 || res[0].Fetched != 2 {

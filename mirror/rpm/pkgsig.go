@@ -1,6 +1,8 @@
 package rpm
 
 import (
+	"github.com/airgapd/airgapd/mirror"
+
 	"bufio"
 	"bytes"
 	"context"
@@ -157,7 +159,7 @@ func verifyTree(ctx context.Context, tree, prev string, prevVerified bool, keys 
 	}
 	var mu sync.Mutex
 	var failed []string
-	err = eachParallel(ctx, todo, min(workers, runtime.NumCPU()), func() func(string) {
+	err = mirror.EachParallel(ctx, todo, min(workers, runtime.NumCPU()), func() func(string) {
 		return func(rel string) {
 			if err := verifyPackage(filepath.Join(tree, rel), keys); err != nil {
 				mu.Lock()
@@ -171,7 +173,7 @@ func verifyTree(ctx context.Context, tree, prev string, prevVerified bool, keys 
 	}
 	if len(failed) > 0 {
 		slices.Sort(failed)
-		return len(todo), fmt.Errorf("%d package(s) failed the signature check, nothing published (is gpgkey the key they are signed with?): %s", len(failed), strings.Join(firstN(failed, 5), "; "))
+		return len(todo), fmt.Errorf("%d package(s) failed the signature check, nothing published (is gpgkey the key they are signed with?): %s", len(failed), strings.Join(mirror.FirstN(failed, 5), "; "))
 	}
 	return len(todo), nil
 }

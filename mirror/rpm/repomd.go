@@ -1,6 +1,8 @@
 package rpm
 
 import (
+	"github.com/airgapd/airgapd/mirror"
+
 	"bytes"
 	"compress/bzip2"
 	"compress/gzip"
@@ -33,6 +35,9 @@ type checksum struct {
 	Value string `xml:",chardata"`
 }
 
+// sum is the checksum as the store names files.
+func (c checksum) sum() mirror.Checksum { return mirror.Checksum(c) }
+
 type location struct {
 	Href string `xml:"href,attr"`
 	Base string `xml:"http://www.w3.org/XML/1998/namespace base,attr"`
@@ -53,7 +58,7 @@ func parseRepomd(b []byte) (*repomd, error) {
 		if err := checkHref(d.Location.Href); err != nil {
 			return nil, fmt.Errorf("repomd.xml %s: %w", d.Type, err)
 		}
-		if _, err := newHash(d.Checksum.Type); err != nil {
+		if _, err := mirror.NewHash(d.Checksum.Type); err != nil {
 			return nil, fmt.Errorf("repomd.xml %s: %w", d.Type, err)
 		}
 	}
@@ -126,7 +131,7 @@ func parsePrimary(r io.Reader, name string) ([]pkg, error) {
 		if err := checkHref(p.Location.Href); err != nil {
 			return nil, fmt.Errorf("%s: package %s: %w", path.Base(name), p.Name, err)
 		}
-		if _, err := newHash(p.Checksum.Type); err != nil {
+		if _, err := mirror.NewHash(p.Checksum.Type); err != nil {
 			return nil, fmt.Errorf("%s: package %s: %w", path.Base(name), p.Name, err)
 		}
 		out = append(out, pkg{

@@ -1,6 +1,8 @@
 package rpm
 
 import (
+	"github.com/airgapd/airgapd/mirror"
+
 	"context"
 	"errors"
 	"time"
@@ -19,7 +21,7 @@ func (m *Mirror) scanLoop(ctx context.Context) {
 			}
 			res, err := m.indexRepo(ctx, cfg, r, true, nil)
 			switch {
-			case errors.Is(err, errBusy):
+			case errors.Is(err, mirror.ErrBusy):
 				// `airgapd mirror index` is at it; the next round looks again.
 			case err != nil && ctx.Err() == nil:
 				m.log.Warn("index failed", "repo", r.Name, "err", err)

@@ -1,6 +1,8 @@
 package rpm
 
 import (
+	"github.com/airgapd/airgapd/mirror"
+
 	"context"
 	"errors"
 	"fmt"
@@ -278,7 +280,7 @@ func (m *Mirror) scheduledSync(ctx context.Context, cfg Config, r Repo) {
 	m.log.Debug("scheduled sync", "repo", r.Name, "schedule", cfg.scheduleOf(r).String())
 	results, err := m.runRepos(ctx, cfg, []Repo{r}, nil)
 	switch {
-	case errors.Is(err, errBusy):
+	case errors.Is(err, mirror.ErrBusy):
 		m.log.Info("scheduled sync skipped: a sync of this repo is under way", "repo", r.Name)
 		m.m.scheduled(r.Name, "skipped")
 	case err != nil && ctx.Err() != nil:

@@ -1,18 +1,14 @@
 package rpm
 
 import (
-	"errors"
+	"github.com/airgapd/airgapd/mirror"
+
 	"fmt"
-	"html"
 	"io/fs"
-	"mime"
 	"net/http"
 	"net/url"
 	"os"
-	"path"
 	"path/filepath"
-	"slices"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -84,7 +80,7 @@ func (m *Mirror) repoRoot(name string) (string, error) {
 	if !r.Mirrored() {
 		return r.Path, nil
 	}
-	cur, err := repoStore(m.deps.DataDir, name).current()
+	cur, err := mirror.RepoStore(m.deps.DataDir, name).Current()
 	if err != nil {
 		return "", err
 	}
@@ -101,7 +97,7 @@ func (m *Mirror) localIndex(name string) (string, bool) {
 	if !ok || r.Mirrored() {
 		return "", false
 	}
-	cur, err := repoStore(m.deps.DataDir, name).current()
+	cur, err := mirror.RepoStore(m.deps.DataDir, name).Current()
 	if err != nil || cur == "" {
 		return "", false
 	}
@@ -112,140 +108,7 @@ func (m *Mirror) localIndex(name string) (string, bool) {
 // listing. Nothing outside root is reachable: ".." is refused outright, and
 // os.Root refuses symlinks that lead out.
 func (m *Mirror) serveTree(w http.ResponseWriter, r *http.Request, kind, root, rel string) {
-	code, err := m.serveTreeErr(w, r, root, rel)
-	if err != nil {
-		http.Error(w, err.Error(), code)
-	}
-	m.m.request(kind, code)
-}
-
-func (m *Mirror) serveTreeErr(w http.ResponseWriter, r *http.Request, root, rel string) (int, error) {
-	segs := strings.Split(rel, "/")
-	for i, s := range segs {
-		if s == ".." || s == "." || strings.ContainsAny(s, "\x00\\") || (s == "" && i != len(segs)-1) {
-			return http.StatusBadRequest, errors.New("refused: the path must stay inside the folder")
-		}
-	}
-	rt, err := os.OpenRoot(root)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return http.StatusNotFound, errors.New("this folder does not exist yet")
-		}
-		return http.StatusInternalServerError, errors.New("cannot open the folder")
-	}
-	defer rt.Close()
-	name := strings.TrimSuffix(rel, "/")
-	if name == "" {
-		name = "."
-	}
-	f, err := rt.Open(filepath.FromSlash(name))
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return http.StatusNotFound, errors.New("not found")
-		}
-		// Escaping symlinks and unreadable files alike.
-		return http.StatusForbidden, errors.New("refused")
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return http.StatusForbidden, errors.New("refused")
-	}
-	if fi.IsDir() {
-		if rel != "" && !strings.HasSuffix(rel, "/") {
-			http.Redirect(w, r, path.Base(rel)+"/", http.StatusMovedPermanently)
-			return http.StatusMovedPermanently, nil
-		}
-		entries, err := f.ReadDir(-1)
-		if err != nil {
-			return http.StatusForbidden, errors.New("refused")
-		}
-		writeListing(w, r, entries)
-		return http.StatusOK, nil
-	}
-	if !fi.Mode().IsRegular() || strings.HasSuffix(rel, "/") {
-		return http.StatusNotFound, errors.New("not found")
-	}
-	// nginx's ETag: mtime and size in hex. Files never change in place here
-	// (a new sync links new files), so this is as good as a digest.
-	w.Header().Set("ETag", fmt.Sprintf(`"%x-%x"`, fi.ModTime().Unix(), fi.Size()))
-	if ct := contentType(name); ct != "" {
-		w.Header().Set("Content-Type", ct)
-	}
-	rw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
-	http.ServeContent(rw, r, path.Base(name), fi.ModTime(), f)
-	return rw.code, nil
-}
-
-type statusWriter struct {
-	http.ResponseWriter
-	code int
-}
-
-func (s *statusWriter) WriteHeader(code int) {
-	s.code = code
-	s.ResponseWriter.WriteHeader(code)
-}
-
-// contentType is what nginx's mime.types says for repo files.
-func contentType(name string) string {
-	switch path.Ext(name) {
-	case ".rpm":
-		return "application/x-rpm"
-	case ".xml":
-		return "text/xml"
-	case ".gz":
-		return "application/gzip"
-	case ".bz2":
-		return "application/x-bzip2"
-	case ".xz":
-		return "application/x-xz"
-	case ".zst":
-		return "application/zstd"
-	case ".asc", ".key", ".repo":
-		return "text/plain; charset=utf-8"
-	case ".yaml", ".yml":
-		return "application/yaml"
-	case ".sqlite":
-		return "application/vnd.sqlite3"
-	}
-	return mime.TypeByExtension(path.Ext(name)) // "" lets ServeContent sniff
-}
-
-// writeListing is nginx's autoindex: folders first, then files, with size
-// and time.
-func writeListing(w http.ResponseWriter, r *http.Request, entries []os.DirEntry) {
-	slices.SortFunc(entries, func(a, b os.DirEntry) int {
-		if a.IsDir() != b.IsDir() {
-			if a.IsDir() {
-				return -1
-			}
-			return 1
-		}
-		return strings.Compare(a.Name(), b.Name())
-	})
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	if r.Method == http.MethodHead {
-		return
-	}
-	title := html.EscapeString(r.URL.Path)
-	fmt.Fprintf(w, "<html>\n<head><title>Index of %s</title></head>\n<body>\n<h1>Index of %s</h1><hr><pre><a href=\"../\">../</a>\n", title, title)
-	for _, e := range entries {
-		name := e.Name()
-		size, when := "-", ""
-		if fi, err := e.Info(); err == nil {
-			when = fi.ModTime().UTC().Format("02-Jan-2006 15:04")
-			if !e.IsDir() {
-				size = strconv.FormatInt(fi.Size(), 10)
-			}
-		}
-		if e.IsDir() {
-			name += "/"
-		}
-		fmt.Fprintf(w, "<a href=\"%s\">%s</a>%s %s %20s\n", html.EscapeString((&url.URL{Path: name}).EscapedPath()), html.EscapeString(name),
-			strings.Repeat(" ", max(1, 51-len(name))), when, size)
-	}
-	fmt.Fprint(w, "</pre><hr></body>\n</html>\n")
+	m.m.request(kind, mirror.ServeTree(w, r, root, rel))
 }
 
 // serveRepoList lists the repos and their .repo files.
@@ -254,37 +117,19 @@ func (m *Mirror) serveRepoList(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/repos/", http.StatusMovedPermanently)
 		return
 	}
-	var entries []os.DirEntry
+	var entries []fs.DirEntry
 	cfg := m.config()
 	for _, rp := range cfg.Repos {
-		entries = append(entries, virtualEntry{name: rp.Name, dir: true}, virtualEntry{name: rp.Name + ".repo"})
+		entries = append(entries, mirror.ListingEntry(rp.Name, true), mirror.ListingEntry(rp.Name+".repo", false))
 	}
 	for _, n := range m.importedRepos() {
 		if _, ok := cfg.repo(n); !ok {
-			entries = append(entries, virtualEntry{name: n, dir: true}, virtualEntry{name: n + ".repo"})
+			entries = append(entries, mirror.ListingEntry(n, true), mirror.ListingEntry(n+".repo", false))
 		}
 	}
-	writeListing(w, r, entries)
+	mirror.WriteListing(w, r, entries)
 	m.m.request("repos", http.StatusOK)
 }
-
-// virtualEntry lists a repo that may not exist on disk yet.
-type virtualEntry struct {
-	name string
-	dir  bool
-}
-
-func (v virtualEntry) Name() string { return v.name }
-func (v virtualEntry) IsDir() bool  { return v.dir }
-func (v virtualEntry) Type() fs.FileMode {
-	if v.dir {
-		return fs.ModeDir
-	}
-	return 0
-}
-func (v virtualEntry) Info() (fs.FileInfo, error) { return nil, fs.ErrNotExist }
-
-var _ fs.DirEntry = virtualEntry{}
 
 // serveRepoFile writes a .repo file for the nodes: drop it into
 // /etc/yum.repos.d/.
@@ -334,7 +179,7 @@ func (m *Mirror) repoKeys(rp Repo, imported bool, base string) (gpgcheck int, re
 		}
 		return 0, false, nil
 	}
-	cur, err := repoStore(m.deps.DataDir, rp.Name).current()
+	cur, err := mirror.RepoStore(m.deps.DataDir, rp.Name).Current()
 	if err != nil || cur == "" {
 		return 0, false, nil
 	}

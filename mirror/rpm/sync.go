@@ -1,6 +1,8 @@
 package rpm
 
 import (
+	"github.com/airgapd/airgapd/mirror"
+
 	"bytes"
 	"context"
 	"errors"
@@ -14,25 +16,6 @@ import (
 	"sync/atomic"
 	"time"
 )
-
-// Progress is one repo's sync as it goes, for the progress bar, the UI and
-// the status.
-type Progress struct {
-	Repo  string `json:"repo"`
-	Phase string `json:"phase"` // metadata | packages | verify (gpgcheck) | publish | done | failed
-	// Packages is how many packages the upstream lists (after the arch
-	// and keep filters); ToFetch of them were missing here, Fetched have arrived.
-	Packages int `json:"packages"`
-	ToFetch  int `json:"to_fetch"`
-	Fetched  int `json:"fetched"`
-	// Bytes is the size of what is to be fetched; BytesDone has arrived
-	// (including what an interrupted run left).
-	Bytes     int64     `json:"bytes"`
-	BytesDone int64     `json:"bytes_done"`
-	Started   time.Time `json:"started"`
-	// Rate is bytes per second over the sync so far.
-	Rate float64 `json:"rate"`
-}
 
 // Result is how one repo's sync ended.
 type Result struct {
@@ -61,7 +44,7 @@ var ErrUnknownRepo = errors.New("no such repo")
 // socket route serves `mirror sync` and `mirror index`. progress, when not
 // nil, is called as each goes (at most a few times a second). The error
 // joins every repo's failure; results has one entry per repo attempted.
-func (m *Mirror) Sync(ctx context.Context, names []string, progress func(Progress)) ([]Result, error) {
+func (m *Mirror) Sync(ctx context.Context, names []string, progress func(mirror.Progress)) ([]Result, error) {
 	cfg := m.config()
 	var repos []Repo
 	if len(names) == 0 {
@@ -86,7 +69,7 @@ func (m *Mirror) Sync(ctx context.Context, names []string, progress func(Progres
 
 // endRun records how a sync or index (what) of repo name ended: in res,
 // in its state on disk and in the status, and as its last progress.
-func (m *Mirror) endRun(name string, st store, state *repoState, res *Result, tr *syncTracker, began time.Time, err error, what string) {
+func (m *Mirror) endRun(name string, st mirror.Store, state *repoState, res *Result, tr *syncTracker, began time.Time, err error, what string) {
 	res.Duration = time.Since(began).Seconds()
 	state.LastSync, state.Duration = began, res.Duration
 	state.LastResult, state.LastError = "ok", ""
@@ -96,17 +79,17 @@ func (m *Mirror) endRun(name string, st store, state *repoState, res *Result, tr
 		res.Error = err.Error()
 	}
 	res.OK = err == nil
-	if werr := st.writeState(*state); werr != nil {
+	if werr := st.WriteState(*state); werr != nil {
 		m.log.Warn("cannot record "+what+" state", "repo", name, "err", werr)
 	}
-	tr.update(true, func(p *Progress) { p.Phase = phase })
+	tr.Update(true, func(p *mirror.Progress) { p.Phase = phase })
 	m.setProgress(name, nil)
 	m.finished(name, *state, *res)
 }
 
 // runRepos syncs each mirrored repo and indexes each local one, in turn,
 // until ctx ends; the error joins every repo's failure.
-func (m *Mirror) runRepos(ctx context.Context, cfg Config, repos []Repo, progress func(Progress)) ([]Result, error) {
+func (m *Mirror) runRepos(ctx context.Context, cfg Config, repos []Repo, progress func(mirror.Progress)) ([]Result, error) {
 	var results []Result
 	var errs []error
 	for _, r := range repos {
@@ -128,19 +111,19 @@ func (m *Mirror) runRepos(ctx context.Context, cfg Config, repos []Repo, progres
 	return results, errors.Join(errs...)
 }
 
-func (m *Mirror) syncRepo(ctx context.Context, r Repo, parallel int, notify func(Progress)) (res Result, err error) {
+func (m *Mirror) syncRepo(ctx context.Context, r Repo, parallel int, notify func(mirror.Progress)) (res Result, err error) {
 	began := time.Now()
 	res.Repo = r.Name
-	st := repoStore(m.deps.DataDir, r.Name)
-	unlock, err := st.lock()
+	st := mirror.RepoStore(m.deps.DataDir, r.Name)
+	unlock, err := st.Lock()
 	if err != nil {
 		res.Error = err.Error()
 		return res, err
 	}
 	defer unlock()
-	tr := &syncTracker{p: Progress{Repo: r.Name, Phase: "metadata", Started: began}, notify: notify, live: func(p *Progress) { m.setProgress(r.Name, p) }}
-	tr.update(true, func(*Progress) {})
-	state := st.readState()
+	tr := mirror.NewTracker(mirror.Progress{Repo: r.Name, Phase: "metadata", Started: began}, notify, func(p *mirror.Progress) { m.setProgress(r.Name, p) })
+	tr.Update(true, func(*mirror.Progress) {})
+	state := readState(st)
 	var downloaded atomic.Int64
 	defer func() {
 		res.Downloaded = downloaded.Load()
@@ -152,7 +135,7 @@ func (m *Mirror) syncRepo(ctx context.Context, r Repo, parallel int, notify func
 	if err != nil {
 		return res, err
 	}
-	defer f.close()
+	defer f.Close()
 	// The baseurl, or the first good mirror of a mirrorlist or metalink.
 	up, err := openUpstream(ctx, f, r, repoVars(m.config().Vars, r.Vars), m.log)
 	if err != nil {
@@ -166,13 +149,13 @@ func (m *Mirror) syncRepo(ctx context.Context, r Repo, parallel int, notify func
 	// gpgcheck's keys, read each sync: a changed key rebuilds the snapshot.
 	var keys gpgKeys
 	if r.GPGCheck {
-		keys, err = loadKeys(ctx, strings.Fields(r.GPGKey), base, func(ctx context.Context, u string) ([]byte, error) { return f.get(ctx, u, maxKeyFile) })
+		keys, err = loadKeys(ctx, strings.Fields(r.GPGKey), base, func(ctx context.Context, u string) ([]byte, error) { return f.Get(ctx, u, maxKeyFile) })
 		if err != nil {
 			return res, err
 		}
 	}
 	policy := syncPolicy(r, keys)
-	cur, err := st.current()
+	cur, err := st.Current()
 	if err != nil {
 		return res, err
 	}
@@ -183,7 +166,7 @@ func (m *Mirror) syncRepo(ctx context.Context, r Repo, parallel int, notify func
 			return res, nil
 		}
 	}
-	tmp, err := st.newSnapshot(time.Now())
+	tmp, err := st.NewSnapshot(time.Now())
 	if err != nil {
 		return res, err
 	}
@@ -192,16 +175,16 @@ func (m *Mirror) syncRepo(ctx context.Context, r Repo, parallel int, notify func
 	// Metadata: every file repomd.xml lists, verified, into the pool.
 	var primaryFile string
 	for _, d := range md.Data {
-		if err := d.Checksum.valid(); err != nil {
+		if err := d.Checksum.sum().Valid(); err != nil {
 			return res, fmt.Errorf("repomd.xml %s: %w", d.Type, err)
 		}
-		dst := st.pool(d.Checksum)
+		dst := st.Pool(d.Checksum.sum())
 		if _, err := os.Stat(dst); err != nil {
-			if err := m.fetchAny(ctx, f, bases, d.Location, st.partial(d.Checksum), dst, d.Checksum, d.Size, nil, func(n int64) { downloaded.Add(n) }); err != nil {
+			if err := fetchAny(ctx, f, bases, d.Location, st.Partial(d.Checksum.sum()), dst, d.Checksum, d.Size, nil, func(n int64) { downloaded.Add(n) }); err != nil {
 				return res, fmt.Errorf("metadata %s: %w", d.Location.Href, err)
 			}
 		}
-		if err := link(dst, tmp, d.Location.Href); err != nil {
+		if err := mirror.Link(dst, tmp, d.Location.Href); err != nil {
 			return res, err
 		}
 		if d.Type == "primary" {
@@ -220,7 +203,7 @@ func (m *Mirror) syncRepo(ctx context.Context, r Repo, parallel int, notify func
 	// The signature and key, when the upstream has them, so repo_gpgcheck
 	// keeps working.
 	for _, extra := range []string{"repomd.xml.asc", "repomd.xml.key"} {
-		b, err := f.get(ctx, base+"repodata/"+extra, maxRepomd)
+		b, err := f.Get(ctx, base+"repodata/"+extra, maxRepomd)
 		switch {
 		case err == nil:
 			if err := os.WriteFile(filepath.Join(tmp, "repodata", extra), b, 0o644); err != nil {
@@ -249,7 +232,7 @@ func (m *Mirror) syncRepo(ctx context.Context, r Repo, parallel int, notify func
 	var todo []pkg
 	var total int64
 	for _, p := range pkgs {
-		if err := p.Checksum.valid(); err != nil {
+		if err := p.Checksum.sum().Valid(); err != nil {
 			return res, fmt.Errorf("package %s: %w", p.Href, err)
 		}
 		if seen[p.Href] {
@@ -257,7 +240,7 @@ func (m *Mirror) syncRepo(ctx context.Context, r Repo, parallel int, notify func
 		}
 		seen[p.Href] = true
 		total += p.Size
-		if _, err := os.Stat(st.pool(p.Checksum)); err != nil {
+		if _, err := os.Stat(st.Pool(p.Checksum.sum())); err != nil {
 			todo = append(todo, p)
 		}
 	}
@@ -265,11 +248,11 @@ func (m *Mirror) syncRepo(ctx context.Context, r Repo, parallel int, notify func
 	var todoBytes, have int64
 	for _, p := range todo {
 		todoBytes += p.Size
-		if fi, err := os.Stat(st.partial(p.Checksum)); err == nil {
+		if fi, err := os.Stat(st.Partial(p.Checksum.sum())); err == nil {
 			have += fi.Size()
 		}
 	}
-	tr.update(true, func(pr *Progress) {
+	tr.Update(true, func(pr *mirror.Progress) {
 		pr.Phase, pr.Packages, pr.ToFetch, pr.Bytes, pr.BytesDone = "packages", res.Packages, len(todo), todoBytes, have
 	})
 	m.log.Info("syncing packages", "repo", r.Name, "revision", md.Revision, "packages", res.Packages, "missing", len(todo), "bytes", todoBytes)
@@ -279,9 +262,9 @@ func (m *Mirror) syncRepo(ctx context.Context, r Repo, parallel int, notify func
 	}
 	res.Fetched = len(todo)
 
-	tr.update(true, func(pr *Progress) { pr.Phase = "publish" })
+	tr.Update(true, func(pr *mirror.Progress) { pr.Phase = "publish" })
 	for _, p := range pkgs {
-		if err := link(st.pool(p.Checksum), tmp, p.Href); err != nil {
+		if err := mirror.Link(st.Pool(p.Checksum.sum()), tmp, p.Href); err != nil {
 			return res, fmt.Errorf("package %s: %w", p.Href, err)
 		}
 	}
@@ -293,7 +276,7 @@ func (m *Mirror) syncRepo(ctx context.Context, r Repo, parallel int, notify func
 	if r.GPGCheck {
 		// Every package of the tree to publish, against gpgkey; the ones
 		// the published tree holds were checked with these keys already.
-		tr.update(true, func(pr *Progress) { pr.Phase = "verify" })
+		tr.Update(true, func(pr *mirror.Progress) { pr.Phase = "verify" })
 		n, err := verifyTree(ctx, tmp, cur, state.Policy == policy, keys.keys, parallel)
 		if err != nil {
 			return res, err
@@ -302,9 +285,9 @@ func (m *Mirror) syncRepo(ctx context.Context, r Repo, parallel int, notify func
 			return res, fmt.Errorf("gpgkey: %w", err)
 		}
 		m.log.Info("package signatures verified", "repo", r.Name, "checked", n, "keys", strings.Join(keys.fingerprints(), ","))
-		tr.update(true, func(pr *Progress) { pr.Phase = "publish" })
+		tr.Update(true, func(pr *mirror.Progress) { pr.Phase = "publish" })
 	}
-	if _, err := st.publish(tmp); err != nil {
+	if _, err := st.Publish(tmp); err != nil {
 		return res, fmt.Errorf("publish: %w", err)
 	}
 	state.Revision, state.Published, state.Packages, state.Bytes, state.Arch = md.Revision, time.Now(), res.Packages, total, slices.Clone(r.Arch)
@@ -314,41 +297,30 @@ func (m *Mirror) syncRepo(ctx context.Context, r Repo, parallel int, notify func
 }
 
 // fetchAny fetches the file at l from bases[0] and, while it fails, from
-// each other mirror of the list in turn, as dnf does: the checksum decides,
-// whichever mirror sent it. buf may be nil.
-func (m *Mirror) fetchAny(ctx context.Context, f *fetcher, bases []string, l location, partial, dst string, sum checksum, size int64, buf []byte, progress func(int64)) error {
-	var err error
-	tried := ""
-	for _, base := range bases {
-		url := locationURL(base, l)
-		if url == tried || ctx.Err() != nil {
-			break // an xml:base names one place only
-		}
-		if tried != "" {
-			m.log.Info("download failed; trying the next mirror", "file", l.Href, "from", tried, "err", err, "next", url)
-		}
-		tried = url
-		if err = f.fetchWith(ctx, url, partial, dst, sum, size, buf, progress); err == nil {
-			return nil
-		}
+// each other mirror of the list in turn (the store's FetchAny: the
+// checksum decides, whichever mirror sent it). buf may be nil.
+func fetchAny(ctx context.Context, f *mirror.Fetcher, bases []string, l location, partial, dst string, sum checksum, size int64, buf []byte, progress func(int64)) error {
+	urls := make([]string, len(bases))
+	for i, base := range bases {
+		urls[i] = locationURL(base, l) // an xml:base names one place only: the same URL, asked once
 	}
-	return err
+	return f.FetchAny(ctx, urls, partial, dst, sum.sum(), size, buf, progress)
 }
 
 // download fetches todo with parallel workers, each package from the first
 // of bases that gives it (fetchAny). Every package is tried even when one
 // fails (what arrives now need not be fetched next time); the error names
 // each that failed.
-func (m *Mirror) download(ctx context.Context, f *fetcher, st store, bases []string, todo []pkg, parallel int, tr *syncTracker, downloaded *atomic.Int64) error {
+func (m *Mirror) download(ctx context.Context, f *mirror.Fetcher, st mirror.Store, bases []string, todo []pkg, parallel int, tr *syncTracker, downloaded *atomic.Int64) error {
 	var mu sync.Mutex
 	var failed []string
 	var errs []error
-	err := eachParallel(ctx, todo, parallel, func() func(pkg) {
-		buf := make([]byte, copyBuffer) // this worker's, for every package it fetches
+	err := mirror.EachParallel(ctx, todo, parallel, func() func(pkg) {
+		buf := make([]byte, mirror.CopyBuffer) // this worker's, for every package it fetches
 		return func(p pkg) {
-			err := m.fetchAny(ctx, f, bases, location{Href: p.Href, Base: p.Base}, st.partial(p.Checksum), st.pool(p.Checksum), p.Checksum, p.Size, buf, func(n int64) {
+			err := fetchAny(ctx, f, bases, location{Href: p.Href, Base: p.Base}, st.Partial(p.Checksum.sum()), st.Pool(p.Checksum.sum()), p.Checksum, p.Size, buf, func(n int64) {
 				downloaded.Add(n)
-				tr.update(false, func(pr *Progress) { pr.BytesDone += n })
+				tr.Update(false, func(pr *mirror.Progress) { pr.BytesDone += n })
 			})
 			if err != nil {
 				if ctx.Err() == nil {
@@ -360,7 +332,7 @@ func (m *Mirror) download(ctx context.Context, f *fetcher, st store, bases []str
 				mu.Unlock()
 				return
 			}
-			tr.update(false, func(pr *Progress) { pr.Fetched++ })
+			tr.Update(false, func(pr *mirror.Progress) { pr.Fetched++ })
 		}
 	})
 	if err != nil {
@@ -370,7 +342,7 @@ func (m *Mirror) download(ctx context.Context, f *fetcher, st store, bases []str
 		return nil
 	}
 	slices.Sort(failed)
-	return fmt.Errorf("%d package(s) failed, nothing published: %s: %w", len(failed), strings.Join(firstN(failed, 5), ", "), errors.Join(errs...))
+	return fmt.Errorf("%d package(s) failed, nothing published: %s: %w", len(failed), strings.Join(mirror.FirstN(failed, 5), ", "), errors.Join(errs...))
 }
 
 // carryOver links into next every file of cur that next lacks, outside
@@ -394,7 +366,7 @@ func carryOver(cur, next string) error {
 		if _, err := os.Lstat(filepath.Join(next, rel)); err == nil {
 			return nil
 		}
-		return link(p, next, filepath.ToSlash(rel))
+		return mirror.Link(p, next, filepath.ToSlash(rel))
 	})
 }
 

@@ -1,6 +1,8 @@
 package rpm
 
 import (
+	"github.com/airgapd/airgapd/mirror"
+
 	"bytes"
 	"cmp"
 	"context"
@@ -184,6 +186,12 @@ func (r Repo) checkUpstream(ps *conf.Problems, p string, mirrorVars map[string]s
 	}
 }
 
+// newFetcher builds the downloads of one sync of repo r, through its proxy
+// and with its TLS settings.
+func newFetcher(log *slog.Logger, parallel int, r Repo) (*mirror.Fetcher, error) {
+	return mirror.NewFetcher(log, parallel, func(tr *http.Transport) error { return configureUpstream(tr, r, log) })
+}
+
 // configureUpstream sets tr's proxy and TLS as repo r asks.
 func configureUpstream(tr *http.Transport, r Repo, log *slog.Logger) error {
 	switch {
@@ -245,7 +253,7 @@ type upstream struct {
 // openUpstream finds where repo r's sync downloads from: its baseurl, or
 // the first mirror of its mirrorlist or metalink that serves a usable
 // repomd.xml (for a metalink, one matching the metalink's hashes).
-func openUpstream(ctx context.Context, f *fetcher, r Repo, vars map[string]string, log *slog.Logger) (upstream, error) {
+func openUpstream(ctx context.Context, f *mirror.Fetcher, r Repo, vars map[string]string, log *slog.Logger) (upstream, error) {
 	if r.BaseURL != "" {
 		base, missing := expandVars(r.BaseURL, vars)
 		if len(missing) > 0 {
@@ -265,7 +273,7 @@ func openUpstream(ctx context.Context, f *fetcher, r Repo, vars map[string]strin
 	if len(missing) > 0 {
 		return upstream{}, fmt.Errorf("%s %s: $%s has no value; set it under vars", kind, listURL, strings.Join(missing, ", $"))
 	}
-	body, err := f.get(ctx, listURL, maxList)
+	body, err := f.Get(ctx, listURL, maxList)
 	if err != nil {
 		return upstream{}, fmt.Errorf("%s %s: %w", kind, listURL, explainTLS(err))
 	}
@@ -295,14 +303,14 @@ func openUpstream(ctx context.Context, f *fetcher, r Repo, vars map[string]strin
 }
 
 // firstMirror tries each base in turn for a repomd.xml that parses and
-// passes check, in up to f.attempts rounds with backoff between them. A
+// passes check, in up to f.Attempts rounds with backoff between them. A
 // mirror that answers 4xx or serves a bad repomd.xml is not asked again.
-func firstMirror(ctx context.Context, f *fetcher, bases []string, check func([]byte) error, log *slog.Logger) (upstream, error) {
+func firstMirror(ctx context.Context, f *mirror.Fetcher, bases []string, check func([]byte) error, log *slog.Logger) (upstream, error) {
 	errs := make([]error, len(bases))
 	done := make([]bool, len(bases)) // no use asking again
-	for round := range f.attempts {
+	for round := range f.Attempts {
 		if round > 0 {
-			if err := sleepCtx(ctx, f.backoff<<(round-1)); err != nil {
+			if err := mirror.Sleep(ctx, f.Backoff<<(round-1)); err != nil {
 				return upstream{}, err
 			}
 		}
@@ -312,7 +320,7 @@ func firstMirror(ctx context.Context, f *fetcher, bases []string, check func([]b
 				continue
 			}
 			asked++
-			b, err := f.getOnce(ctx, base+"repodata/repomd.xml", maxRepomd)
+			b, err := f.GetOnce(ctx, base+"repodata/repomd.xml", maxRepomd)
 			if err == nil {
 				var md *repomd
 				if check != nil {
@@ -335,9 +343,8 @@ func firstMirror(ctx context.Context, f *fetcher, bases []string, check func([]b
 			if ctx.Err() != nil {
 				return upstream{}, ctx.Err()
 			}
-			var perm errPermanent
 			explained := explainTLS(err)
-			if errors.As(err, &perm) || explained != err { // asking again gets the same answer
+			if mirror.IsPermanent(err) || explained != err { // asking again gets the same answer
 				done[i] = true
 			}
 			errs[i] = explained
@@ -492,5 +499,5 @@ func (ml *metalink) check(b []byte) error {
 			}
 		}
 	}
-	return errPermanent{fmt.Errorf("%w: repomd.xml (%d bytes, sha256 %s) matches none of the metalink's hashes", errChecksum, len(b), got["sha256"])}
+	return mirror.PermanentError{Err: fmt.Errorf("%w: repomd.xml (%d bytes, sha256 %s) matches none of the metalink's hashes", mirror.ErrChecksum, len(b), got["sha256"])}
 }

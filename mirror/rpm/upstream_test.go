@@ -264,7 +264,7 @@ func TestUpstreamProxySetting(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			tr := f.client.Transport.(*http.Transport)
+			tr := f.Client.Transport.(*http.Transport)
 			if tc.want == "env" {
 				if tr.Proxy == nil {
 					t.Error("absent proxy: the environment's proxy is not consulted")
