@@ -14,18 +14,19 @@ import (
 	"strings"
 
 	"github.com/airgapd/airgapd/mirror"
+	"github.com/airgapd/airgapd/mirror/bundle"
 	"github.com/airgapd/airgapd/mirror/rpm"
 	"github.com/airgapd/airgapd/registry"
 	"github.com/airgapd/airgapd/web"
 )
 
-// bundleImages puts a bundle's images into the registry: mirror declares
+// bundleImages puts a bundle's images into the registry: mirror/bundle declares
 // the interface, registry does the work, server joins the two.
 type bundleImages struct{ r *registry.Registry }
 
-var _ rpm.ImageStore = bundleImages{}
+var _ bundle.ImageStore = bundleImages{}
 
-// ImportLayout implements rpm.ImageStore with the registry's import,
+// ImportLayout implements bundle.ImageStore with the registry's import,
 // which stores an OCI layout byte for byte under the names index.json
 // gives (upstream-qualified names stay upstream-qualified, so ns= pulls
 // find them).
@@ -34,35 +35,39 @@ func (b bundleImages) ImportLayout(ctx context.Context, dir string) error {
 	return err
 }
 
-var _ rpm.ImageBlobChecker = bundleImages{}
+var _ bundle.ImageBlobChecker = bundleImages{}
 
-// MissingBlobs implements rpm.ImageBlobChecker: an incremental bundle's
+// MissingBlobs implements bundle.ImageBlobChecker: an incremental bundle's
 // images may leave out the blobs the registry holds.
 func (b bundleImages) MissingBlobs(ctx context.Context, digests []string) ([]string, error) {
 	return b.r.MissingBlobs(ctx, digests)
 }
 
-// BundleMirror is the mirror a one-shot `airgapd bundle` command works
-// with on data_dir: the config's mirror section, or its defaults when the
-// section is absent (a bundle of files and images needs none to be made).
-func BundleMirror(cfg *Config, log *slog.Logger) (*rpm.Mirror, error) {
+// BundleCarrier is what a one-shot `airgapd bundle` command works with on
+// data_dir: the config's mirror section, or its defaults when the section
+// is absent (a bundle of files and images needs none to be made).
+func BundleCarrier(cfg *Config, log *slog.Logger) (*bundle.Carrier, error) {
 	mc := rpm.DefaultConfig()
 	if cfg.Enabled("mirror") {
 		mc = *cfg.Mirror
 	}
-	return rpm.New(mc, rpm.Deps{Logger: log, DataDir: cfg.DataDir})
+	m, err := rpm.New(mc, rpm.Deps{Logger: log, DataDir: cfg.DataDir})
+	if err != nil {
+		return nil, err
+	}
+	return bundle.New(m, bundle.Deps{Logger: log, DataDir: cfg.DataDir}), nil
 }
 
 // BundleUpstreams is registry.mirrors as bundle create uses it: where each
 // upstream registry is really reached from this host, with credentials.
-func BundleUpstreams(cfg *Config) map[string]rpm.BundleUpstream {
-	ups := map[string]rpm.BundleUpstream{}
+func BundleUpstreams(cfg *Config) map[string]bundle.Upstream {
+	ups := map[string]bundle.Upstream{}
 	if cfg.Registry == nil {
 		return ups
 	}
 	for _, m := range cfg.Registry.Mirrors {
 		if m.URL != "" {
-			ups[m.Name] = rpm.BundleUpstream{URL: m.URL, Username: m.Username, Password: m.Password}
+			ups[m.Name] = bundle.Upstream{URL: m.URL, Username: m.Username, Password: m.Password}
 		}
 	}
 	return ups
@@ -71,7 +76,7 @@ func BundleUpstreams(cfg *Config) map[string]rpm.BundleUpstream {
 // OpenBundleImages opens the registry's storage on data_dir for a bundle
 // import while no server runs (under the registry's exclusive lock, so it
 // fails while a server runs on the same data_dir). close releases it.
-func OpenBundleImages(cfg *Config, log *slog.Logger) (rpm.ImageStore, func(), error) {
+func OpenBundleImages(cfg *Config, log *slog.Logger) (bundle.ImageStore, func(), error) {
 	if !cfg.Enabled("registry") {
 		return nil, nil, errors.New("the registry section is absent or disabled in this config: enable it to import the bundle's images")
 	}
@@ -110,12 +115,12 @@ func (s *Server) ImportBundle(ctx context.Context, path string, progress func(an
 			return nil, err
 		}
 	}
-	var opts rpm.ImportOptions
+	var opts bundle.ImportOptions
 	if reg != nil {
 		opts.Images = bundleImages{r: reg}
 	}
 	opts.Progress = func(p mirror.ImportProgress) { progress(p) }
-	res, err := m.ImportBundle(ctx, path, opts)
+	res, err := bundle.New(m, bundle.Deps{Logger: s.log, DataDir: dataDir}).Import(ctx, path, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -126,8 +131,8 @@ func (s *Server) ImportBundle(ctx context.Context, path string, progress func(an
 // absolute path on the server's host), calling progress as the server
 // reports it. It waits as long as the import takes; cancelling ctx stops
 // the import (run it again to finish: what was verified is kept).
-func (c *Client) ImportBundle(ctx context.Context, path string, progress func(mirror.ImportProgress)) (rpm.ImportResult, error) {
-	var res rpm.ImportResult
+func (c *Client) ImportBundle(ctx context.Context, path string, progress func(mirror.ImportProgress)) (bundle.ImportResult, error) {
+	var res bundle.ImportResult
 	resp, err := c.post(ctx, "/api/v1/bundle/import?"+url.Values{"path": {path}}.Encode())
 	if err != nil {
 		return res, err
@@ -138,7 +143,7 @@ func (c *Client) ImportBundle(ctx context.Context, path string, progress func(mi
 	for sc.Scan() {
 		var line struct {
 			Progress *mirror.ImportProgress `json:"progress"`
-			Result   *rpm.ImportResult      `json:"result"`
+			Result   *bundle.ImportResult   `json:"result"`
 			Done     bool                   `json:"done"`
 			Error    string                 `json:"error"`
 		}
@@ -167,7 +172,7 @@ func (c *Client) ImportBundle(ctx context.Context, path string, progress func(mi
 // LocalRegistry is this instance's registry as `bundle create
 // --from-registry` reads it: the running server's registry listener, found
 // in its status over the control socket, and the appliance CA.
-func LocalRegistry(ctx context.Context, cfg *Config, socket string) (*rpm.LocalRegistry, error) {
+func LocalRegistry(ctx context.Context, cfg *Config, socket string) (*bundle.LocalRegistry, error) {
 	if !cfg.Enabled("registry") {
 		return nil, errors.New("the registry section is absent or disabled in this config: --from-registry reads images from it")
 	}
@@ -186,7 +191,7 @@ func LocalRegistry(ctx context.Context, cfg *Config, socket string) (*rpm.LocalR
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("the appliance CA: %w", err)
 	}
-	return &rpm.LocalRegistry{URL: regURL, CAPEM: ca}, nil
+	return &bundle.LocalRegistry{URL: regURL, CAPEM: ca}, nil
 }
 
 // registryListener finds "registry URL" among web's listeners in a status

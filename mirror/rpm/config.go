@@ -179,8 +179,8 @@ func (c Config) Validate() error {
 	return ps.Err()
 }
 
-// repo returns the repo named name.
-func (c Config) repo(name string) (Repo, bool) {
+// Lookup returns the repo named name.
+func (c Config) Lookup(name string) (Repo, bool) {
 	for _, r := range c.Repos {
 		if r.Name == name {
 			return r, true

@@ -43,7 +43,7 @@ func (m *Mirror) Index(ctx context.Context, names []string, progress func(mirror
 		}
 	}
 	for _, n := range names {
-		r, ok := cfg.repo(n)
+		r, ok := cfg.Lookup(n)
 		if !ok {
 			return nil, fmt.Errorf("%w %q in the config", ErrUnknownRepo, n)
 		}

@@ -56,6 +56,8 @@ type Deps struct {
 	// Listen is the address mirror.listen is bound to (its real port when
 	// the config said 0).
 	Listen string
+	// Now is the clock schedules and records read; nil means time.Now.
+	Now func() time.Time
 }
 
 // Mirror is the repository service.
@@ -83,6 +85,9 @@ func New(cfg Config, deps Deps) (*Mirror, error) {
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
 	}
 	if deps.DataDir == "" {
 		return nil, fmt.Errorf("mirror: no data_dir")
@@ -246,8 +251,8 @@ func (m *Mirror) Status() Status {
 		pkgs += rs.Packages
 		st.Repos = append(st.Repos, rs)
 	}
-	for _, n := range m.importedRepos() {
-		if _, ok := cfg.repo(n); ok {
+	for _, n := range mirror.ImportedRepos(m.deps.DataDir) {
+		if _, ok := cfg.Lookup(n); ok {
 			continue
 		}
 		s := m.state(n)

@@ -70,7 +70,7 @@ func (m *Mirror) serveHTTP(w http.ResponseWriter, r *http.Request) {
 // repoRoot is the folder served for a repo: the published snapshot of a
 // mirror, or a local repo's folder as it is.
 func (m *Mirror) repoRoot(name string) (string, error) {
-	r, ok := m.config().repo(name)
+	r, ok := m.config().Lookup(name)
 	if !ok && m.isImported(name) {
 		r, ok = Repo{Name: name, BaseURL: "bundle"}, true // served from its published tree, like a mirror
 	}
@@ -93,7 +93,7 @@ func (m *Mirror) repoRoot(name string) (string, error) {
 // localIndex is the published index snapshot of local repo name (its
 // repodata/ is served in place of the folder's), when there is one.
 func (m *Mirror) localIndex(name string) (string, bool) {
-	r, ok := m.config().repo(name)
+	r, ok := m.config().Lookup(name)
 	if !ok || r.Mirrored() {
 		return "", false
 	}
@@ -122,8 +122,8 @@ func (m *Mirror) serveRepoList(w http.ResponseWriter, r *http.Request) {
 	for _, rp := range cfg.Repos {
 		entries = append(entries, mirror.ListingEntry(rp.Name, true), mirror.ListingEntry(rp.Name+".repo", false))
 	}
-	for _, n := range m.importedRepos() {
-		if _, ok := cfg.repo(n); !ok {
+	for _, n := range mirror.ImportedRepos(m.deps.DataDir) {
+		if _, ok := cfg.Lookup(n); !ok {
 			entries = append(entries, mirror.ListingEntry(n, true), mirror.ListingEntry(n+".repo", false))
 		}
 	}
@@ -134,7 +134,7 @@ func (m *Mirror) serveRepoList(w http.ResponseWriter, r *http.Request) {
 // serveRepoFile writes a .repo file for the nodes: drop it into
 // /etc/yum.repos.d/.
 func (m *Mirror) serveRepoFile(w http.ResponseWriter, r *http.Request, name string) {
-	rp, ok := m.config().repo(name)
+	rp, ok := m.config().Lookup(name)
 	imported := !ok && m.isImported(name)
 	if !ok && !imported {
 		m.m.request("repos", http.StatusNotFound)

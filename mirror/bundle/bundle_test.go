@@ -1,4 +1,4 @@
-package rpm
+package bundle
 
 import (
 	"archive/tar"
@@ -16,6 +16,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/airgapd/airgapd/mirror/rpm"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -45,7 +46,7 @@ func TestParseSize(t *testing.T) {
 // tar with the manifest first and one entry per blob.
 func handBundle(t *testing.T, path string, files map[string][]byte, damage bool) {
 	t.Helper()
-	bm := BundleManifest{Format: BundleFormat, Blobs: []BundleBlob{}}
+	bm := Manifest{Format: Format, Blobs: []Blob{}}
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	blobs := map[string][]byte{}
@@ -56,8 +57,8 @@ func handBundle(t *testing.T, path string, files map[string][]byte, damage bool)
 		b := files[p]
 		s := sha256.Sum256(b)
 		d := "sha256:" + hex.EncodeToString(s[:])
-		bm.Files = append(bm.Files, BundleFile{Path: p, Digest: d, Size: int64(len(b))})
-		bm.Blobs = append(bm.Blobs, BundleBlob{Digest: d, Size: int64(len(b))})
+		bm.Files = append(bm.Files, File{Path: p, Digest: d, Size: int64(len(b))})
+		bm.Blobs = append(bm.Blobs, Blob{Digest: d, Size: int64(len(b))})
 		blobs[d] = b
 	}
 	raw, _ := json.Marshal(bm)
@@ -82,9 +83,9 @@ func handBundle(t *testing.T, path string, files map[string][]byte, damage bool)
 func TestBundleWrittenByHand(t *testing.T) {
 	dir := t.TempDir()
 	files := filepath.Join(dir, "files")
-	cfg := DefaultConfig()
+	cfg := rpm.DefaultConfig()
 	cfg.Files = files
-	m, err := New(cfg, Deps{DataDir: filepath.Join(dir, "data")})
+	m, err := newCarrier(cfg, filepath.Join(dir, "data"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +93,7 @@ func TestBundleWrittenByHand(t *testing.T) {
 
 	bad := filepath.Join(dir, "bad.bundle")
 	handBundle(t, bad, content, true)
-	_, err = m.ImportBundle(context.Background(), bad, ImportOptions{})
+	_, err = m.Import(context.Background(), bad, ImportOptions{})
 	if err == nil || !strings.Contains(err.Error(), "file k8s/kubeadm") || !strings.Contains(err.Error(), "nothing was published") {
 		t.Errorf("damaged bundle: %v", err)
 	}
@@ -102,7 +103,7 @@ func TestBundleWrittenByHand(t *testing.T) {
 
 	good := filepath.Join(dir, "good.bundle")
 	handBundle(t, good, content, false)
-	res, err := m.ImportBundle(context.Background(), good, ImportOptions{})
+	res, err := m.Import(context.Background(), good, ImportOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,12 +129,12 @@ func TestBundleSizeAsPlanned(t *testing.T) {
 	for i, n := range []int{0, 1, 511, 512, 513, 20000} {
 		os.WriteFile(filepath.Join(src, "sub", string(rune('a'+i))), bytes.Repeat([]byte{byte(i)}, n), 0o644)
 	}
-	m, err := New(DefaultConfig(), Deps{DataDir: filepath.Join(dir, "data")})
+	m, err := newCarrier(rpm.DefaultConfig(), filepath.Join(dir, "data"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "out", "b.tar")
-	res, err := m.CreateBundle(context.Background(), CreateOptions{Files: []string{src}, Out: out, SplitSize: 5000})
+	res, err := m.Create(context.Background(), CreateOptions{Files: []string{src}, Out: out, SplitSize: 5000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +163,7 @@ func TestBundleSizeAsPlanned(t *testing.T) {
 	if n != 1+res.Blobs {
 		t.Errorf("the joined parts hold %d entries; want the manifest and %d blobs", n, res.Blobs)
 	}
-	info, err := InspectBundle(filepath.Join(dir, "out"))
+	info, err := Inspect(filepath.Join(dir, "out"))
 	if err != nil || info.ID != res.ID || info.Bytes["files"] != 1+511+512+513+20000 {
 		t.Errorf("inspect: %+v, %v", info, err)
 	}
@@ -186,7 +187,7 @@ func TestBundleZstd(t *testing.T) {
 		content[p] = b
 		os.WriteFile(filepath.Join(src, p), b, 0o644)
 	}
-	creator, err := New(DefaultConfig(), Deps{DataDir: filepath.Join(dir, "data")})
+	creator, err := newCarrier(rpm.DefaultConfig(), filepath.Join(dir, "data"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +221,7 @@ func TestBundleZstd(t *testing.T) {
 				}
 				parts = []string{out}
 			} else {
-				res, err := creator.CreateBundle(context.Background(), CreateOptions{Files: []string{src}, Out: out, SplitSize: tc.splitSize, Compress: "zstd"})
+				res, err := creator.Create(context.Background(), CreateOptions{Files: []string{src}, Out: out, SplitSize: tc.splitSize, Compress: "zstd"})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -263,16 +264,16 @@ func TestBundleZstd(t *testing.T) {
 			if len(names) != 1+len(content) || names[0] != bundleManifestName {
 				t.Errorf("the decompressed tar holds %v; want the manifest and %d blobs", names, len(content))
 			}
-			info, err := InspectBundle(parts[0])
+			info, err := Inspect(parts[0])
 			if err != nil || len(info.Parts) != tc.wantParts || len(info.Manifest.Files) != len(content) {
 				t.Fatalf("inspect: %+v, %v", info, err)
 			}
 			if tc.wantParts > 1 && (info.Manifest.Split == nil || info.Manifest.Split.Size != int64(len(whole))) {
 				t.Errorf("the manifest's split %+v does not state the compressed size %d", info.Manifest.Split, len(whole))
 			}
-			cfg := DefaultConfig()
+			cfg := rpm.DefaultConfig()
 			cfg.Files = filepath.Join(filepath.Dir(out), "files")
-			m, err := New(cfg, Deps{DataDir: filepath.Join(filepath.Dir(out), "data")})
+			m, err := newCarrier(cfg, filepath.Join(filepath.Dir(out), "data"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -281,7 +282,7 @@ func TestBundleZstd(t *testing.T) {
 				b := mustReadFile(t, last)
 				b[len(b)/2] ^= 1
 				os.WriteFile(last, b, 0o644)
-				_, err := m.ImportBundle(context.Background(), parts[0], ImportOptions{})
+				_, err := m.Import(context.Background(), parts[0], ImportOptions{})
 				if err == nil || !strings.Contains(err.Error(), "damaged") || !strings.Contains(err.Error(), filepath.Base(last)) || !strings.Contains(err.Error(), "nothing was published") {
 					t.Errorf("import of a damaged zstd bundle: %v; want it to say damaged, name %s and that nothing was published", err, filepath.Base(last))
 				}
@@ -290,7 +291,7 @@ func TestBundleZstd(t *testing.T) {
 				}
 				return
 			}
-			if _, err := m.ImportBundle(context.Background(), parts[0], ImportOptions{}); err != nil {
+			if _, err := m.Import(context.Background(), parts[0], ImportOptions{}); err != nil {
 				t.Fatalf("import: %v", err)
 			}
 			for p, want := range content {
@@ -309,4 +310,13 @@ func mustReadFile(t *testing.T, p string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// newCarrier is a Carrier over a mirror with cfg on dataDir.
+func newCarrier(cfg rpm.Config, dataDir string) (*Carrier, error) {
+	m, err := rpm.New(cfg, rpm.Deps{DataDir: dataDir})
+	if err != nil {
+		return nil, err
+	}
+	return New(m, Deps{DataDir: dataDir}), nil
 }

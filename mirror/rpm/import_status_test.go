@@ -18,7 +18,7 @@ func TestImportProgressInStatus(t *testing.T) {
 	}
 	var heard []mirror.ImportProgress
 	tr := mirror.NewTracker(mirror.ImportProgress{Bundle: "sha256:abc", Phase: "verify", Bytes: 200, Blobs: 4, Started: time.Now()},
-		func(p mirror.ImportProgress) { heard = append(heard, p) }, m.setBundleImport)
+		func(p mirror.ImportProgress) { heard = append(heard, p) }, m.SetImportProgress)
 	cases := []struct {
 		name        string
 		change      func(*mirror.ImportProgress)

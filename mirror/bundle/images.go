@@ -1,4 +1,4 @@
-package rpm
+package bundle
 
 import (
 	"bytes"
@@ -36,7 +36,7 @@ const maxAttached = 256
 type imageCollector struct {
 	ctx context.Context
 	log *slog.Logger
-	ups map[string]BundleUpstream
+	ups map[string]Upstream
 	// local, when set, serves every image instead of its upstream.
 	local *LocalRegistry
 	srcs  map[string]blobSource
@@ -143,7 +143,7 @@ func (c *imageCollector) fromLocal(n string, src source) (string, source, error)
 
 // collect describes ref and everything attached to it: the image first,
 // then its signatures and referrers, each an item of its own.
-func (c *imageCollector) collect(ref string) ([]BundleImage, error) {
+func (c *imageCollector) collect(ref string) ([]Image, error) {
 	pin := ""
 	if r, d, ok := strings.Cut(ref, "@"); ok {
 		ref, pin = r, d
@@ -167,7 +167,7 @@ func (c *imageCollector) collect(ref string) ([]BundleImage, error) {
 	if err != nil {
 		return nil, err
 	}
-	items := []BundleImage{im}
+	items := []Image{im}
 	attached, err := c.attached(strings.TrimSuffix(n, ":"+tag.TagStr()), src, im)
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", n, err)
@@ -177,8 +177,8 @@ func (c *imageCollector) collect(ref string) ([]BundleImage, error) {
 
 // describe lists every blob of the image or index desc (with --platform,
 // of the chosen platforms only) and records where to read each.
-func (c *imageCollector) describe(n string, desc *remote.Descriptor, filter bool) (BundleImage, error) {
-	im := BundleImage{Name: n, Digest: desc.Digest.String(), MediaType: string(desc.MediaType), Size: desc.Size, Blobs: []string{}}
+func (c *imageCollector) describe(n string, desc *remote.Descriptor, filter bool) (Image, error) {
+	im := Image{Name: n, Digest: desc.Digest.String(), MediaType: string(desc.MediaType), Size: desc.Size, Blobs: []string{}}
 	im.InBase = c.base[im.Name+"\x00"+im.Digest]
 	var err error
 	if desc.MediaType.IsIndex() {
@@ -198,14 +198,14 @@ func (c *imageCollector) describe(n string, desc *remote.Descriptor, filter bool
 	return im, nil
 }
 
-func (c *imageCollector) addBytes(im *BundleImage, d v1.Hash, b []byte) {
+func (c *imageCollector) addBytes(im *Image, d v1.Hash, b []byte) {
 	im.Blobs = append(im.Blobs, d.String())
 	if _, ok := c.srcs[d.String()]; !ok {
 		c.srcs[d.String()] = blobSource{size: int64(len(b)), open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }}
 	}
 }
 
-func (c *imageCollector) addImage(im *BundleImage, img v1.Image) error {
+func (c *imageCollector) addImage(im *Image, img v1.Image) error {
 	raw, err := img.RawManifest()
 	if err != nil {
 		return err
@@ -250,7 +250,7 @@ func (c *imageCollector) addImage(im *BundleImage, img v1.Image) error {
 // them, or with --platform the chosen platforms' manifests and the
 // attestation manifests that describe them (buildx's, platform
 // unknown/unknown). top: im.Platforms records a filter that left some out.
-func (c *imageCollector) addIndex(im *BundleImage, idx v1.ImageIndex, filter, top bool) error {
+func (c *imageCollector) addIndex(im *Image, idx v1.ImageIndex, filter, top bool) error {
 	raw, err := idx.RawManifest()
 	if err != nil {
 		return err
@@ -332,7 +332,7 @@ func platformList(ps []v1.Platform) string {
 // manifestDigests are the digests of the manifests im carries (the image
 // or index, and the children kept): what signatures and referrers can
 // point at.
-func (c *imageCollector) manifestDigests(im BundleImage) []string {
+func (c *imageCollector) manifestDigests(im Image) []string {
 	out := []string{im.Digest}
 	for _, b := range im.Blobs {
 		if b == im.Digest {
@@ -349,8 +349,8 @@ func (c *imageCollector) manifestDigests(im BundleImage) []string {
 // cosign tags sha256-HEX.sig, .att, .sbom and the OCI referrers (the
 // referrers API, or its tag schema sha256-HEX where a registry lacks it;
 // remote.Referrers asks both), and referrers of those in turn.
-func (c *imageCollector) attached(repoName string, src source, im BundleImage) ([]BundleImage, error) {
-	var out []BundleImage
+func (c *imageCollector) attached(repoName string, src source, im Image) ([]Image, error) {
+	var out []Image
 	seen := map[string]bool{}
 	queue := c.manifestDigests(im)
 	for _, d := range queue {
@@ -360,7 +360,7 @@ func (c *imageCollector) attached(repoName string, src source, im BundleImage) (
 		subject := queue[0]
 		queue = queue[1:]
 		hexD := strings.TrimPrefix(subject, "sha256:")
-		var found []BundleImage
+		var found []Image
 		for _, suffix := range cosignSuffixes {
 			tag := "sha256-" + hexD + suffix
 			// HEAD first: most images have no such tag, and registries
