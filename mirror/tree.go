@@ -29,8 +29,8 @@ type PlaceFunc func(ctx context.Context, f TreeFile, dst string) error
 // snapshot, and the snapshot is published. Call it holding the lock. It is
 // the one code path for a tree known by its checksums, whatever its
 // format: a bundle's verified blobs, a peer's published tree (FetchPlace).
-func (s Store) PublishTree(ctx context.Context, files []TreeFile, place PlaceFunc, now time.Time) (string, error) {
-	tmp, err := s.NewSnapshot(now)
+func (s Store) PublishTree(ctx context.Context, files []TreeFile, place PlaceFunc) (string, error) {
+	tmp, err := s.NewSnapshot(time.Now())
 	if err != nil {
 		return "", err
 	}

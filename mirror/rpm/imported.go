@@ -110,7 +110,7 @@ func (m *Mirror) PublishImported(ctx context.Context, name string, origin mirror
 	if err := st.SetOrigin(origin); err != nil {
 		return err
 	}
-	if _, err := st.PublishTree(ctx, files, place, m.now()); err != nil {
+	if _, err := st.PublishTree(ctx, files, place); err != nil {
 		return err
 	}
 	var pkgs int

@@ -1,6 +1,7 @@
 package rpm
 
 import (
+	"github.com/airgapd/airgapd/internal/atomicfile"
 	"github.com/airgapd/airgapd/mirror"
 
 	"bytes"
@@ -150,26 +151,16 @@ func readCache(s mirror.Store) map[string]*indexEntry {
 }
 
 func writeCache(s mirror.Store, entries []*indexEntry) error {
-	tmp := filepath.Join(s.Dir, "index.gob.tmp")
-	f, err := os.Create(tmp)
-	if err != nil {
-		return err
-	}
-	if err := gob.NewEncoder(f).Encode(indexCache{Entries: entries}); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, filepath.Join(s.Dir, "index.gob"))
+	return atomicfile.WriteWith(filepath.Join(s.Dir, "index.gob"), 0o644, func(w io.Writer) error {
+		return gob.NewEncoder(w).Encode(indexCache{Entries: entries})
+	})
 }
 
 // indexRepo indexes one local repo. With onlyIfChanged (the server's
 // scan), a folder whose fingerprint matches the published index is left
 // alone without taking the lock's time or logging.
 func (m *Mirror) indexRepo(ctx context.Context, cfg Config, r Repo, onlyIfChanged bool, notify func(mirror.Progress)) (res Result, err error) {
-	began := time.Now()
+	began := m.now()
 	res.Repo, res.Indexed = r.Name, true
 	st := mirror.RepoStore(m.deps.DataDir, r.Name)
 	files, fp, err := scanFolder(r.Path)
@@ -239,13 +230,13 @@ func (m *Mirror) indexRepo(ctx context.Context, cfg Config, r Repo, onlyIfChange
 	res.HeadersRead, res.Reused, res.Packages = len(todo), len(files)-len(todo), len(files)
 
 	tr.Update(true, func(p *mirror.Progress) { p.Phase = "publish" })
-	tmp, err := st.NewSnapshot(time.Now())
+	tmp, err := st.NewSnapshot(time.Now()) // a folder name: the real clock, unique
 	if err != nil {
 		return res, err
 	}
 	defer os.RemoveAll(tmp)
-	revision := strconv.FormatInt(time.Now().Unix(), 10)
-	if prev, perr := strconv.ParseInt(state.Revision, 10, 64); perr == nil && prev >= time.Now().Unix() {
+	revision := strconv.FormatInt(m.now().Unix(), 10)
+	if prev, perr := strconv.ParseInt(state.Revision, 10, 64); perr == nil && prev >= m.now().Unix() {
 		revision = strconv.FormatInt(prev+1, 10) // two runs in one second still differ
 	}
 	repomd, err := writeRepodata(filepath.Join(tmp, "repodata"), entries, r.compression(), revision, r.Path)
@@ -268,9 +259,9 @@ func (m *Mirror) indexRepo(ctx context.Context, cfg Config, r Repo, onlyIfChange
 		m.log.Warn("cannot keep the index cache; the next index reads every header", "repo", r.Name, "err", err)
 	}
 	res.Revision = revision
-	state.Revision, state.Published, state.Packages, state.Bytes, state.Fingerprint = revision, time.Now(), len(files), total, fp
+	state.Revision, state.Published, state.Packages, state.Bytes, state.Fingerprint = revision, m.now(), len(files), total, fp
 	state.HeadersRead = len(todo)
-	m.log.Info("repo indexed", "repo", r.Name, "revision", revision, "packages", len(files), "headers_read", len(todo), "took", time.Since(began).Round(time.Millisecond))
+	m.log.Info("repo indexed", "repo", r.Name, "revision", revision, "packages", len(files), "headers_read", len(todo), "took", m.now().Sub(began).Round(time.Millisecond))
 	return res, nil
 }
 

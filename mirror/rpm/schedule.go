@@ -222,7 +222,7 @@ func (m *Mirror) nextSync(cfg Config, r Repo) time.Time {
 // the next due time.
 func (m *Mirror) scheduleLoop(ctx context.Context) {
 	m.sched.mu.Lock()
-	m.sched.started = time.Now()
+	m.sched.started = m.now()
 	m.sched.mu.Unlock()
 	defer func() {
 		m.sched.mu.Lock()
@@ -235,7 +235,7 @@ func (m *Mirror) scheduleLoop(ctx context.Context) {
 	done := make(chan string)
 	for {
 		cfg := m.config()
-		now := time.Now()
+		now := m.now()
 		wake := now.Add(time.Hour)
 		for _, r := range cfg.Repos {
 			next := m.nextSync(cfg, r)
@@ -262,7 +262,7 @@ func (m *Mirror) scheduleLoop(ctx context.Context) {
 				}
 			}()
 		}
-		t := time.NewTimer(time.Until(wake))
+		t := time.NewTimer(wake.Sub(m.now()))
 		select {
 		case <-ctx.Done():
 			t.Stop()

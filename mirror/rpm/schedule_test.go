@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -100,13 +101,35 @@ func TestScheduleOfAndValidate(t *testing.T) {
 	}
 }
 
+// testClock is the mirror's clock in a schedule test: the test moves it
+// on instead of waiting for the schedule's time to come.
+type testClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *testClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *testClock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
 // TestScheduleLoop runs the mirror's Run with sync_every 1s against a
 // loopback upstream: it syncs without being asked, shows the next sync in
-// Status, and picks up a new package on a later tick.
+// Status, and picks up a new package on a later tick (the clock moved on a
+// second, not waited for).
 func TestScheduleLoop(t *testing.T) {
 	up := httptest.NewServer(newFakeRepo(map[string][]byte{"a": []byte("aaaa")}, ""))
 	defer up.Close()
 	m := newTestMirror(t, up.URL+"/")
+	clock := &testClock{t: time.Date(2026, 11, 20, 12, 0, 0, 0, time.Local)}
+	m.deps.Now = clock.now
 	cfg := m.config()
 	cfg.Repos[0].SyncEvery = func() *conf.Duration { d := conf.Duration(time.Second); return &d }()
 	if err := m.Reload(cfg); err != nil {
@@ -140,5 +163,7 @@ func TestScheduleLoop(t *testing.T) {
 		t.Errorf("status schedule %q, next %v, last %v", st.Schedule, st.NextSync, st.LastSync)
 	}
 	up.Config.Handler = newFakeRepo(map[string][]byte{"a": []byte("aaaa"), "b": []byte("bbbb")}, "")
+	clock.advance(time.Second)
+	m.sched.poke() // the loop sleeps on the real clock: tell it the time moved
 	waitFor("the new package on a later tick", func(s RepoStatus) bool { return s.Packages == 2 })
 }

@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 )
 
 // Handler serves /repos/ and /files/ (web mounts it on mirror.listen).
@@ -150,7 +149,7 @@ func (m *Mirror) serveRepoFile(w http.ResponseWriter, r *http.Request, name stri
 	}
 	base := m.baseURL(r) + "/repos/" + url.PathEscape(rp.Name) + "/"
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("Last-Modified", time.Now().UTC().Format(http.TimeFormat))
+	w.Header().Set("Last-Modified", m.now().UTC().Format(http.TimeFormat))
 	gpgcheck, repoGPGCheck, gpgkeys := m.repoKeys(rp, imported, base)
 	fmt.Fprintf(w, "# airgapd: %s\n[%s]\nname=%s (airgapd %s)\nbaseurl=%s\nenabled=1\ngpgcheck=%d\n",
 		desc, rp.Name, rp.Name, desc, base, gpgcheck)

@@ -11,6 +11,7 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
+	"github.com/airgapd/airgapd/internal/atomicfile"
 )
 
 // signer signs local repos' repomd.xml with one OpenPGP key.
@@ -68,11 +69,7 @@ func generateKey(path string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b.Bytes(), 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.WriteFile(path, b.Bytes(), 0o600)
 }
 
 func loadKey(path string) (*signer, error) {

@@ -70,7 +70,7 @@ func (m *Mirror) Sync(ctx context.Context, names []string, progress func(mirror.
 // endRun records how a sync or index (what) of repo name ended: in res,
 // in its state on disk and in the status, and as its last progress.
 func (m *Mirror) endRun(name string, st mirror.Store, state *repoState, res *Result, tr *syncTracker, began time.Time, err error, what string) {
-	res.Duration = time.Since(began).Seconds()
+	res.Duration = m.now().Sub(began).Seconds()
 	state.LastSync, state.Duration = began, res.Duration
 	state.LastResult, state.LastError = "ok", ""
 	phase := "done"
@@ -96,7 +96,7 @@ func (m *Mirror) runRepos(ctx context.Context, cfg Config, repos []Repo, progres
 		var res Result
 		var err error
 		if r.Mirrored() {
-			res, err = m.syncRepo(ctx, r, cfg.Parallel, progress)
+			res, err = m.syncRepo(ctx, cfg, r, progress)
 		} else {
 			res, err = m.indexRepo(ctx, cfg, r, false, progress)
 		}
@@ -111,8 +111,12 @@ func (m *Mirror) runRepos(ctx context.Context, cfg Config, repos []Repo, progres
 	return results, errors.Join(errs...)
 }
 
-func (m *Mirror) syncRepo(ctx context.Context, r Repo, parallel int, notify func(mirror.Progress)) (res Result, err error) {
-	began := time.Now()
+// syncRepo syncs mirrored repo r with the settings of cfg, the one
+// snapshot of the config this sync reads (a reload during the sync takes
+// effect at the next).
+func (m *Mirror) syncRepo(ctx context.Context, cfg Config, r Repo, notify func(mirror.Progress)) (res Result, err error) {
+	parallel := cfg.Parallel
+	began := m.now()
 	res.Repo = r.Name
 	st := mirror.RepoStore(m.deps.DataDir, r.Name)
 	unlock, err := st.Lock()
@@ -137,7 +141,7 @@ func (m *Mirror) syncRepo(ctx context.Context, r Repo, parallel int, notify func
 	}
 	defer f.Close()
 	// The baseurl, or the first good mirror of a mirrorlist or metalink.
-	up, err := openUpstream(ctx, f, r, repoVars(m.config().Vars, r.Vars), m.log)
+	up, err := openUpstream(ctx, f, r, repoVars(cfg.Vars, r.Vars), m.log)
 	if err != nil {
 		return res, err
 	}
@@ -166,7 +170,7 @@ func (m *Mirror) syncRepo(ctx context.Context, r Repo, parallel int, notify func
 			return res, nil
 		}
 	}
-	tmp, err := st.NewSnapshot(time.Now())
+	tmp, err := st.NewSnapshot(time.Now()) // a folder name: the real clock, unique
 	if err != nil {
 		return res, err
 	}
@@ -290,9 +294,9 @@ func (m *Mirror) syncRepo(ctx context.Context, r Repo, parallel int, notify func
 	if _, err := st.Publish(tmp); err != nil {
 		return res, fmt.Errorf("publish: %w", err)
 	}
-	state.Revision, state.Published, state.Packages, state.Bytes, state.Arch = md.Revision, time.Now(), res.Packages, total, slices.Clone(r.Arch)
+	state.Revision, state.Published, state.Packages, state.Bytes, state.Arch = md.Revision, m.now(), res.Packages, total, slices.Clone(r.Arch)
 	state.Policy = policy
-	m.log.Info("repo published", "repo", r.Name, "revision", md.Revision, "packages", res.Packages, "fetched", len(todo), "took", time.Since(began).Round(time.Millisecond))
+	m.log.Info("repo published", "repo", r.Name, "revision", md.Revision, "packages", res.Packages, "fetched", len(todo), "took", m.now().Sub(began).Round(time.Millisecond))
 	return res, nil
 }
 
