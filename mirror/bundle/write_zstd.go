@@ -34,25 +34,7 @@ func writeZstdBundle(ctx context.Context, opts CreateOptions, bm *Manifest, srcs
 		return nil, 0, nil, err
 	}
 	defer enc.Close()
-	manifestFrame := func() ([]byte, []byte, error) {
-		raw, err := json.MarshalIndent(bm, "", "  ")
-		if err != nil {
-			return nil, nil, err
-		}
-		raw = append(raw, '\n')
-		var buf bytes.Buffer
-		tw := tar.NewWriter(&buf)
-		if err := tw.WriteHeader(tarHeader(bundleManifestName, int64(len(raw)), bm.Created)); err != nil {
-			return nil, nil, err
-		}
-		if _, err := tw.Write(raw); err != nil {
-			return nil, nil, err
-		}
-		if err := tw.Flush(); err != nil {
-			return nil, nil, err
-		}
-		return raw, enc.EncodeAll(buf.Bytes(), nil), nil
-	}
+	manifestFrame := func() ([]byte, []byte, error) { return zstdManifestFrame(enc, bm) }
 	if opts.SplitSize > 0 {
 		bm.Split = &Split{PartSize: opts.SplitSize, Parts: 1 << 30, Size: 1 << 62} // as long as the numbers get
 	}
@@ -124,27 +106,7 @@ func writeZstdBundle(ctx context.Context, opts CreateOptions, bm *Manifest, srcs
 	if err != nil {
 		return nil, 0, nil, err
 	}
-	pad := room - int64(len(frame)) - 8 // a skippable frame's magic and length
-	if pad < 0 {
-		return nil, 0, nil, fmt.Errorf("the compressed manifest grew past its room (%d > %d bytes): this is a bug in airgapd", len(frame), room)
-	}
-	head := make([]byte, room)
-	copy(head, frame)
-	binary.LittleEndian.PutUint32(head[len(frame):], 0x184D2A50)
-	binary.LittleEndian.PutUint32(head[len(frame)+4:], uint32(pad))
-	f, err := os.OpenFile(pw.names[0]+".tmp", os.O_WRONLY, 0)
-	if err != nil {
-		return nil, 0, nil, err
-	}
-	if _, err := f.WriteAt(head, 0); err != nil {
-		f.Close()
-		return nil, 0, nil, err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return nil, 0, nil, err
-	}
-	if err := f.Close(); err != nil {
+	if err := writeZstdHead(pw.names[0]+".tmp", frame, room); err != nil {
 		return nil, 0, nil, err
 	}
 	if bm.Split == nil && !pw.single {
@@ -161,6 +123,54 @@ func writeZstdBundle(ctx context.Context, opts CreateOptions, bm *Manifest, srcs
 	}
 	ok = true
 	return raw, total, names, nil
+}
+
+// zstdManifestFrame renders the manifest and its tar entry as one zstd
+// frame.
+func zstdManifestFrame(enc *zstd.Encoder, bm *Manifest) (raw, frame []byte, err error) {
+	raw, err = json.MarshalIndent(bm, "", "  ")
+	if err != nil {
+		return nil, nil, err
+	}
+	raw = append(raw, '\n')
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	if err := tw.WriteHeader(tarHeader(bundleManifestName, int64(len(raw)), bm.Created)); err != nil {
+		return nil, nil, err
+	}
+	if _, err := tw.Write(raw); err != nil {
+		return nil, nil, err
+	}
+	if err := tw.Flush(); err != nil {
+		return nil, nil, err
+	}
+	return raw, enc.EncodeAll(buf.Bytes(), nil), nil
+}
+
+// writeZstdHead writes the manifest frame at the start of the first part,
+// padded to room with a skippable frame, and syncs the part.
+func writeZstdHead(part string, frame []byte, room int64) error {
+	pad := room - int64(len(frame)) - 8 // a skippable frame's magic and length
+	if pad < 0 {
+		return fmt.Errorf("the compressed manifest grew past its room (%d > %d bytes): this is a bug in airgapd", len(frame), room)
+	}
+	head := make([]byte, room)
+	copy(head, frame)
+	binary.LittleEndian.PutUint32(head[len(frame):], 0x184D2A50)
+	binary.LittleEndian.PutUint32(head[len(frame)+4:], uint32(pad))
+	f, err := os.OpenFile(part, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteAt(head, 0); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // partWriter writes a stream into OUT (single) or OUT.part001, … of

@@ -204,63 +204,11 @@ func (e *indexEntry) render(h *rpmutils.RpmHeader, mtime int64) error {
 	ver, rel := v.str(rpmutils.VERSION), v.str(rpmutils.RELEASE)
 	e.EVR = epoch + ":" + ver + "-" + rel
 
-	// Files.
-	var files []pkgFile
-	if fis, err := h.GetFiles(); err == nil {
-		for _, fi := range fis {
-			t := ""
-			switch {
-			case fi.Mode()&0o170000 == 0o040000:
-				t = "dir"
-			case fi.Flags()&rpmutils.RPMFILE_GHOST != 0:
-				t = "ghost"
-			}
-			files = append(files, pkgFile{fi.Name(), t})
-		}
-	}
-	fileSet := make(map[string]bool, len(files))
-	for _, f := range files {
-		fileSet[f.name] = true
-	}
-
-	// Dependencies, filtered as createrepo_c filters them.
+	files := headerFiles(h)
 	provides := v.deps(rpmutils.PROVIDENAME, rpmutils.PROVIDEFLAGS, rpmutils.PROVIDEVERSION)
-	provided := make(map[string]bool, len(provides))
-	for _, d := range provides {
-		provided[d.name] = true
-	}
 	conflicts := v.deps(rpmutils.CONFLICTNAME, rpmutils.CONFLICTFLAGS, rpmutils.CONFLICTVERSION)
 	obsoletes := v.deps(rpmutils.OBSOLETENAME, rpmutils.OBSOLETEFLAGS, rpmutils.OBSOLETEVERSION)
-	var requires []dep
-	var libc *dep
-	seen := map[string]dep{}
-	for _, d := range v.deps(rpmutils.REQUIRENAME, rpmutils.REQUIREFLAGS, rpmutils.REQUIREVERSION) {
-		if strings.HasPrefix(d.name, "rpmlib(") {
-			continue
-		}
-		if fileSet[d.name] && isPrimaryFile(d.name) {
-			continue
-		}
-		if provided[d.name] {
-			continue
-		}
-		if prev, ok := seen[d.name]; ok && prev.flags == d.flags && prev.epoch == d.epoch && prev.ver == d.ver && prev.rel == d.rel && prev.pre == d.pre {
-			continue
-		}
-		if strings.HasPrefix(d.name, "libc.so.6") {
-			// Only the highest libc.so.6(GLIBC_x) requirement, as createrepo_c.
-			if libc == nil || rpmutils.Vercmp(glibcVersion(d.name), glibcVersion(libc.name)) > 0 {
-				d := d
-				libc = &d
-			}
-			continue
-		}
-		requires = append(requires, d)
-		seen[d.name] = d
-	}
-	if libc != nil {
-		requires = append([]dep{*libc}, requires...)
-	}
+	requires := filterRequires(v.deps(rpmutils.REQUIRENAME, rpmutils.REQUIREFLAGS, rpmutils.REQUIREVERSION), files, provides)
 	recommends := v.deps(tagRecommendName, tagRecommendFlags, tagRecommendVersion)
 	suggests := v.deps(tagSuggestName, tagSuggestFlags, tagSuggestVersion)
 	supplements := v.deps(tagSupplementName, tagSupplementFlags, tagSupplementVer)
@@ -310,15 +258,86 @@ func (e *indexEntry) render(h *rpmutils.RpmHeader, mtime int64) error {
 	b.WriteString("  </format>\n</package>\n")
 	e.Primary = bytes.Clone(b.Bytes())
 
-	b.Reset()
+	e.Filelists, e.Other = filelistsEntry(e, epoch, ver, rel, files), otherEntry(e, v, epoch, ver, rel)
+	return nil
+}
+
+// headerFiles lists the header's files, dirs and ghosts marked.
+func headerFiles(h *rpmutils.RpmHeader) []pkgFile {
+	var files []pkgFile
+	if fis, err := h.GetFiles(); err == nil {
+		for _, fi := range fis {
+			t := ""
+			switch {
+			case fi.Mode()&0o170000 == 0o040000:
+				t = "dir"
+			case fi.Flags()&rpmutils.RPMFILE_GHOST != 0:
+				t = "ghost"
+			}
+			files = append(files, pkgFile{fi.Name(), t})
+		}
+	}
+	return files
+}
+
+// filterRequires filters requires as createrepo_c does: no rpmlib(…),
+// none of the package's own primary files, none it provides itself, no
+// repeats, and only the highest libc.so.6(GLIBC_x), first.
+func filterRequires(all []dep, files []pkgFile, provides []dep) []dep {
+	fileSet := make(map[string]bool, len(files))
+	for _, f := range files {
+		fileSet[f.name] = true
+	}
+	provided := make(map[string]bool, len(provides))
+	for _, d := range provides {
+		provided[d.name] = true
+	}
+	var requires []dep
+	var libc *dep
+	seen := map[string]dep{}
+	for _, d := range all {
+		if strings.HasPrefix(d.name, "rpmlib(") {
+			continue
+		}
+		if fileSet[d.name] && isPrimaryFile(d.name) {
+			continue
+		}
+		if provided[d.name] {
+			continue
+		}
+		if prev, ok := seen[d.name]; ok && prev.flags == d.flags && prev.epoch == d.epoch && prev.ver == d.ver && prev.rel == d.rel && prev.pre == d.pre {
+			continue
+		}
+		if strings.HasPrefix(d.name, "libc.so.6") {
+			if libc == nil || rpmutils.Vercmp(glibcVersion(d.name), glibcVersion(libc.name)) > 0 {
+				d := d
+				libc = &d
+			}
+			continue
+		}
+		requires = append(requires, d)
+		seen[d.name] = d
+	}
+	if libc != nil {
+		requires = append([]dep{*libc}, requires...)
+	}
+	return requires
+}
+
+// filelistsEntry is the package's filelists.xml entry.
+func filelistsEntry(e *indexEntry, epoch, ver, rel string, files []pkgFile) []byte {
+	var b bytes.Buffer
 	openPackageEntry(&b, e, epoch, ver, rel)
 	for _, f := range files {
 		writeFile(&b, "  ", f)
 	}
 	b.WriteString("</package>\n")
-	e.Filelists = bytes.Clone(b.Bytes())
+	return b.Bytes()
+}
 
-	b.Reset()
+// otherEntry is the package's other.xml entry: its changelog.
+func otherEntry(e *indexEntry, v hdrView, epoch, ver, rel string) []byte {
+	var b bytes.Buffer
 	openPackageEntry(&b, e, epoch, ver, rel)
 	for _, c := range changelogs(v) {
 		b.WriteString("  <changelog author=\"")
@@ -328,8 +347,7 @@ func (e *indexEntry) render(h *rpmutils.RpmHeader, mtime int64) error {
 		b.WriteString("</changelog>\n")
 	}
 	b.WriteString("</package>\n")
-	e.Other = bytes.Clone(b.Bytes())
-	return nil
+	return b.Bytes()
 }
 
 type changelog struct {

@@ -176,79 +176,21 @@ func (m *Mirror) syncRepo(ctx context.Context, cfg Config, r Repo, notify func(m
 	}
 	defer os.RemoveAll(tmp) // gone by then when published
 
-	// Metadata: every file repomd.xml lists, verified, into the pool.
-	var primaryFile string
-	for _, d := range md.Data {
-		if err := d.Checksum.sum().Valid(); err != nil {
-			return res, fmt.Errorf("repomd.xml %s: %w", d.Type, err)
-		}
-		dst := st.Pool(d.Checksum.sum())
-		if _, err := os.Stat(dst); err != nil {
-			if err := fetchAny(ctx, f, bases, d.Location, st.Partial(d.Checksum.sum()), dst, d.Checksum, d.Size, nil, func(n int64) { downloaded.Add(n) }); err != nil {
-				return res, fmt.Errorf("metadata %s: %w", d.Location.Href, err)
-			}
-		}
-		if err := mirror.Link(dst, tmp, d.Location.Href); err != nil {
-			return res, err
-		}
-		if d.Type == "primary" {
-			primaryFile = dst
-		}
-	}
-	if primaryFile == "" {
-		return res, errors.New("repomd.xml lists no primary metadata")
-	}
-	if err := os.MkdirAll(filepath.Join(tmp, "repodata"), 0o755); err != nil {
+	// Metadata: every file repomd.xml lists, verified, into the pool; and
+	// repomd.xml with its signature and key.
+	primaryFile, err := fetchMetadata(ctx, f, st, bases, md, tmp, &downloaded)
+	if err != nil {
 		return res, err
 	}
-	if err := os.WriteFile(filepath.Join(tmp, "repodata", "repomd.xml"), mdBytes, 0o644); err != nil {
+	if err := writeRepomd(ctx, f, base, tmp, mdBytes); err != nil {
 		return res, err
-	}
-	// The signature and key, when the upstream has them, so repo_gpgcheck
-	// keeps working.
-	for _, extra := range []string{"repomd.xml.asc", "repomd.xml.key"} {
-		b, err := f.Get(ctx, base+"repodata/"+extra, maxRepomd)
-		switch {
-		case err == nil:
-			if err := os.WriteFile(filepath.Join(tmp, "repodata", extra), b, 0o644); err != nil {
-				return res, err
-			}
-		case !errors.Is(err, os.ErrNotExist):
-			return res, fmt.Errorf("%s: %w", extra, err)
-		}
 	}
 
-	pf, err := os.Open(primaryFile)
+	pkgs, todo, total, err := packageList(st, primaryFile, md, r)
 	if err != nil {
 		return res, err
 	}
-	pd, _ := md.primary()
-	pkgs, err := parsePrimary(pf, pd.Location.Href)
-	pf.Close()
-	if err != nil {
-		return res, err
-	}
-	if len(r.Arch) > 0 {
-		pkgs = slices.DeleteFunc(pkgs, func(p pkg) bool { return !slices.Contains(r.Arch, p.Arch) })
-	}
-	pkgs = newest(pkgs, r.Keep)
-	seen := map[string]bool{}
-	var todo []pkg
-	var total int64
-	for _, p := range pkgs {
-		if err := p.Checksum.sum().Valid(); err != nil {
-			return res, fmt.Errorf("package %s: %w", p.Href, err)
-		}
-		if seen[p.Href] {
-			continue
-		}
-		seen[p.Href] = true
-		total += p.Size
-		if _, err := os.Stat(st.Pool(p.Checksum.sum())); err != nil {
-			todo = append(todo, p)
-		}
-	}
-	res.Packages = len(seen)
+	res.Packages = countHrefs(pkgs)
 	var todoBytes, have int64
 	for _, p := range todo {
 		todoBytes += p.Size
@@ -267,29 +209,8 @@ func (m *Mirror) syncRepo(ctx context.Context, cfg Config, r Repo, notify func(m
 	res.Fetched = len(todo)
 
 	tr.Update(true, func(pr *mirror.Progress) { pr.Phase = "publish" })
-	for _, p := range pkgs {
-		if err := mirror.Link(st.Pool(p.Checksum.sum()), tmp, p.Href); err != nil {
-			return res, fmt.Errorf("package %s: %w", p.Href, err)
-		}
-	}
-	if !r.Delete && cur != "" {
-		if err := carryOver(cur, tmp); err != nil {
-			return res, fmt.Errorf("keep packages the upstream dropped: %w", err)
-		}
-	}
-	if r.GPGCheck {
-		// Every package of the tree to publish, against gpgkey; the ones
-		// the published tree holds were checked with these keys already.
-		tr.Update(true, func(pr *mirror.Progress) { pr.Phase = "verify" })
-		n, err := verifyTree(ctx, tmp, cur, state.Policy == policy, keys.keys, parallel)
-		if err != nil {
-			return res, err
-		}
-		if err := writeKeyFile(tmp, r.Name, keys.armored); err != nil {
-			return res, fmt.Errorf("gpgkey: %w", err)
-		}
-		m.log.Info("package signatures verified", "repo", r.Name, "checked", n, "keys", strings.Join(keys.fingerprints(), ","))
-		tr.Update(true, func(pr *mirror.Progress) { pr.Phase = "publish" })
+	if err := m.fillTree(ctx, st, r, pkgs, tmp, cur, keys, state.Policy == policy, parallel, tr); err != nil {
+		return res, err
 	}
 	if _, err := st.Publish(tmp); err != nil {
 		return res, fmt.Errorf("publish: %w", err)
@@ -298,6 +219,132 @@ func (m *Mirror) syncRepo(ctx context.Context, cfg Config, r Repo, notify func(m
 	state.Policy = policy
 	m.log.Info("repo published", "repo", r.Name, "revision", md.Revision, "packages", res.Packages, "fetched", len(todo), "took", m.now().Sub(began).Round(time.Millisecond))
 	return res, nil
+}
+
+// fetchMetadata fetches every file repomd.xml lists into the pool,
+// verified, and links it into tree; it returns primary's pool file.
+func fetchMetadata(ctx context.Context, f *mirror.Fetcher, st mirror.Store, bases []string, md *repomd, tree string, downloaded *atomic.Int64) (string, error) {
+	var primaryFile string
+	for _, d := range md.Data {
+		if err := d.Checksum.sum().Valid(); err != nil {
+			return "", fmt.Errorf("repomd.xml %s: %w", d.Type, err)
+		}
+		dst := st.Pool(d.Checksum.sum())
+		if _, err := os.Stat(dst); err != nil {
+			if err := fetchAny(ctx, f, bases, d.Location, st.Partial(d.Checksum.sum()), dst, d.Checksum, d.Size, nil, func(n int64) { downloaded.Add(n) }); err != nil {
+				return "", fmt.Errorf("metadata %s: %w", d.Location.Href, err)
+			}
+		}
+		if err := mirror.Link(dst, tree, d.Location.Href); err != nil {
+			return "", err
+		}
+		if d.Type == "primary" {
+			primaryFile = dst
+		}
+	}
+	if primaryFile == "" {
+		return "", errors.New("repomd.xml lists no primary metadata")
+	}
+	return primaryFile, nil
+}
+
+// writeRepomd writes the upstream's repomd.xml into tree, byte for byte,
+// and its signature and key when the upstream has them, so repo_gpgcheck
+// keeps working.
+func writeRepomd(ctx context.Context, f *mirror.Fetcher, base, tree string, mdBytes []byte) error {
+	if err := os.MkdirAll(filepath.Join(tree, "repodata"), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(tree, "repodata", "repomd.xml"), mdBytes, 0o644); err != nil {
+		return err
+	}
+	for _, extra := range []string{"repomd.xml.asc", "repomd.xml.key"} {
+		b, err := f.Get(ctx, base+"repodata/"+extra, maxRepomd)
+		switch {
+		case err == nil:
+			if err := os.WriteFile(filepath.Join(tree, "repodata", extra), b, 0o644); err != nil {
+				return err
+			}
+		case !errors.Is(err, os.ErrNotExist):
+			return fmt.Errorf("%s: %w", extra, err)
+		}
+	}
+	return nil
+}
+
+// packageList reads primary's packages, keeps those the arch and keep
+// filters let through, and returns them, the ones the pool lacks (each
+// href once), and the size of them all.
+func packageList(st mirror.Store, primaryFile string, md *repomd, r Repo) (pkgs, todo []pkg, total int64, err error) {
+	pf, err := os.Open(primaryFile)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	pd, _ := md.primary()
+	pkgs, err = parsePrimary(pf, pd.Location.Href)
+	pf.Close()
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	if len(r.Arch) > 0 {
+		pkgs = slices.DeleteFunc(pkgs, func(p pkg) bool { return !slices.Contains(r.Arch, p.Arch) })
+	}
+	pkgs = newest(pkgs, r.Keep)
+	seen := map[string]bool{}
+	for _, p := range pkgs {
+		if err := p.Checksum.sum().Valid(); err != nil {
+			return nil, nil, 0, fmt.Errorf("package %s: %w", p.Href, err)
+		}
+		if seen[p.Href] {
+			continue
+		}
+		seen[p.Href] = true
+		total += p.Size
+		if !st.Has(p.Checksum.sum()) {
+			todo = append(todo, p)
+		}
+	}
+	return pkgs, todo, total, nil
+}
+
+// countHrefs is how many distinct packages pkgs names.
+func countHrefs(pkgs []pkg) int {
+	seen := map[string]bool{}
+	for _, p := range pkgs {
+		seen[p.Href] = true
+	}
+	return len(seen)
+}
+
+// fillTree links the packages into tree, keeps what the upstream dropped
+// unless delete, and with gpgcheck verifies every package of the tree
+// (those of the published tree cur only when the keys changed) and puts
+// the key beside them.
+func (m *Mirror) fillTree(ctx context.Context, st mirror.Store, r Repo, pkgs []pkg, tree, cur string, keys gpgKeys, sameKeys bool, parallel int, tr *syncTracker) error {
+	for _, p := range pkgs {
+		if err := mirror.Link(st.Pool(p.Checksum.sum()), tree, p.Href); err != nil {
+			return fmt.Errorf("package %s: %w", p.Href, err)
+		}
+	}
+	if !r.Delete && cur != "" {
+		if err := carryOver(cur, tree); err != nil {
+			return fmt.Errorf("keep packages the upstream dropped: %w", err)
+		}
+	}
+	if !r.GPGCheck {
+		return nil
+	}
+	tr.Update(true, func(pr *mirror.Progress) { pr.Phase = "verify" })
+	n, err := verifyTree(ctx, tree, cur, sameKeys, keys.keys, parallel)
+	if err != nil {
+		return err
+	}
+	if err := writeKeyFile(tree, r.Name, keys.armored); err != nil {
+		return fmt.Errorf("gpgkey: %w", err)
+	}
+	m.log.Info("package signatures verified", "repo", r.Name, "checked", n, "keys", strings.Join(keys.fingerprints(), ","))
+	tr.Update(true, func(pr *mirror.Progress) { pr.Phase = "publish" })
+	return nil
 }
 
 // fetchAny fetches the file at l from bases[0] and, while it fails, from
