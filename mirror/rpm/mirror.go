@@ -1,5 +1,14 @@
-// Package rpm serves RPM repositories and plain files to the nodes, as
-// reposync + nginx do on the seeds' admin host.
+// Package rpm is the RPM format on the content store (package mirror),
+// and the mirror service server builds from the `mirror:` section: it
+// serves RPM repositories and plain files to the nodes, as reposync +
+// nginx do on the seeds' admin host.
+//
+// The service (New, Run, Reload, Status, Handler, Sync, Index) lives here,
+// not in the store: today RPM is its only format, and the store stays a
+// library every format uses without a registry of formats. When a second
+// format arrives, its package is a service of its own on the same store
+// (its own section and routes), or joins this one through an interface
+// declared here; the store does not change either way.
 //
 // A sync (Sync, `airgapd mirror sync`) fetches the upstream's repomd.xml,
 // every metadata file it lists and every package primary.xml names that is
@@ -22,11 +31,10 @@
 // repomd.xml, optionally signed, and publishes the repodata the same
 // atomic way; the packages are served from the folder itself.
 //
-// Bundles (CreateBundle, ImportBundle; docs/BUNDLE.md) carry published
-// repos, files and images across the air gap in one verified format: a tar
-// of content-addressed blobs and a manifest. Import verifies every blob
-// before it publishes anything; images go to the registry through the
-// ImageStore server passes in.
+// Bundles (package mirror/bundle) read published trees with Published
+// and publish imported repos with PublishImported; imported repos are
+// served and reported here like the others, and SetImportProgress puts a
+// bundle import in the status.
 package rpm
 
 import (
