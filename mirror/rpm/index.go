@@ -151,7 +151,9 @@ func readCache(s mirror.Store) map[string]*indexEntry {
 }
 
 func writeCache(s mirror.Store, entries []*indexEntry) error {
-	return atomicfile.WriteWith(filepath.Join(s.Dir, "index.gob"), 0o644, func(w io.Writer) error {
+	path := filepath.Join(s.Dir, "index.gob")
+	atomicfile.Clean(path) // what a writer killed mid-write left (the caller holds the lock)
+	return atomicfile.WriteWith(path, 0o644, func(w io.Writer) error {
 		return gob.NewEncoder(w).Encode(indexCache{Entries: entries})
 	})
 }
