@@ -34,6 +34,15 @@ func RepoStore(dataDir, name string) Store {
 	return Store{Dir: filepath.Join(reposDir(dataDir), name)}
 }
 
+// FormatStore returns the store of repo name of another format than RPM
+// (apt, pypi, goproxy, charts: data_dir/mirror/FORMAT/NAME), so two
+// formats may each have a repo of one name. RPM's repos keep
+// data_dir/mirror/repos/NAME (RepoStore), where existing data_dirs have
+// them.
+func FormatStore(dataDir, format, name string) Store {
+	return Store{Dir: filepath.Join(dataDir, "mirror", format, name)}
+}
+
 func reposDir(dataDir string) string { return filepath.Join(dataDir, "mirror", "repos") }
 
 // Pool is where the file with checksum sum lives once verified.
