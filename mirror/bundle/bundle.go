@@ -1,8 +1,6 @@
 package bundle
 
 import (
-	"github.com/airgapd/airgapd/mirror"
-
 	"archive/tar"
 	"bufio"
 	"bytes"
@@ -17,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/airgapd/airgapd/mirror"
 )
 
 // A bundle carries repos, files and images across the air gap in one

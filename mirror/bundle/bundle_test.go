@@ -16,8 +16,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/airgapd/airgapd/mirror/rpm"
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/airgapd/airgapd/mirror/rpm"
 )
 
 func TestParseSize(t *testing.T) {

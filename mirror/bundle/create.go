@@ -1,9 +1,6 @@
 package bundle
 
 import (
-	"github.com/airgapd/airgapd/internal/atomicfile"
-	"github.com/airgapd/airgapd/mirror/rpm"
-
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -16,6 +13,9 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+
+	"github.com/airgapd/airgapd/internal/atomicfile"
+	"github.com/airgapd/airgapd/mirror/rpm"
 )
 
 // Upstream is where an image registry is really reached from the

@@ -13,8 +13,9 @@ import (
 	"path/filepath"
 	"slices"
 
-	"github.com/airgapd/airgapd/internal/atomicfile"
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/airgapd/airgapd/internal/atomicfile"
 )
 
 // manifestRoomSlack is what the zstd manifest frame's room keeps beyond

@@ -1,13 +1,12 @@
 package rpm
 
 import (
-	"github.com/airgapd/airgapd/mirror"
-
 	"regexp"
 	"strings"
 	"time"
 
 	"github.com/airgapd/airgapd/internal/conf"
+	"github.com/airgapd/airgapd/mirror"
 )
 
 // Config is the `mirror:` section: RPM repositories mirrored from a baseurl

@@ -1,11 +1,11 @@
 package rpm
 
 import (
-	"github.com/airgapd/airgapd/mirror"
-
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/airgapd/airgapd/mirror"
 )
 
 // TestImportProgressInStatus: the import under way shows in the mirror's

@@ -1,9 +1,6 @@
 package rpm
 
 import (
-	"github.com/airgapd/airgapd/internal/atomicfile"
-	"github.com/airgapd/airgapd/mirror"
-
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -24,6 +21,9 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/airgapd/airgapd/internal/atomicfile"
+	"github.com/airgapd/airgapd/mirror"
 )
 
 // Index indexes the named local repos (every repo with a path when names

@@ -1,8 +1,6 @@
 package rpm
 
 import (
-	"github.com/airgapd/airgapd/mirror"
-
 	"bytes"
 	"context"
 	"os"
@@ -13,6 +11,8 @@ import (
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/google/rpmpack"
+
+	"github.com/airgapd/airgapd/mirror"
 )
 
 func writeTestRPM(t *testing.T, dir, name, version string, requires ...string) {

@@ -38,8 +38,6 @@
 package rpm
 
 import (
-	"github.com/airgapd/airgapd/mirror"
-
 	"context"
 	"fmt"
 	"log/slog"
@@ -50,6 +48,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/airgapd/airgapd/mirror"
 )
 
 // Deps is what server hands the mirror.

@@ -1,8 +1,6 @@
 package rpm
 
 import (
-	"github.com/airgapd/airgapd/mirror"
-
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -18,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/airgapd/airgapd/mirror"
 )
 
 // fakeRepo is an upstream written in Go: packages with made-up bytes, a

@@ -1,8 +1,6 @@
 package rpm
 
 import (
-	"github.com/airgapd/airgapd/mirror"
-
 	"bufio"
 	"bytes"
 	"context"
@@ -19,6 +17,8 @@ import (
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 	rpmutils "github.com/sassoftware/go-rpmutils"
+
+	"github.com/airgapd/airgapd/mirror"
 )
 
 // maxKeyFile bounds a gpgkey download; a public key is a few kB.

@@ -1,8 +1,6 @@
 package rpm
 
 import (
-	"github.com/airgapd/airgapd/mirror"
-
 	"bytes"
 	"compress/bzip2"
 	"compress/gzip"
@@ -15,6 +13,8 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
+
+	"github.com/airgapd/airgapd/mirror"
 )
 
 // repomd is what a sync needs from repodata/repomd.xml.

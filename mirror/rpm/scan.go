@@ -1,11 +1,11 @@
 package rpm
 
 import (
-	"github.com/airgapd/airgapd/mirror"
-
 	"context"
 	"errors"
 	"time"
+
+	"github.com/airgapd/airgapd/mirror"
 )
 
 // scanLoop indexes local repos whose folder changed since their published

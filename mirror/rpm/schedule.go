@@ -1,8 +1,6 @@
 package rpm
 
 import (
-	"github.com/airgapd/airgapd/mirror"
-
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +11,7 @@ import (
 	"time"
 
 	"github.com/airgapd/airgapd/internal/conf"
+	"github.com/airgapd/airgapd/mirror"
 )
 
 // schedule is when the server syncs a mirrored repo on its own: every

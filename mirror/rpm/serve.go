@@ -1,8 +1,6 @@
 package rpm
 
 import (
-	"github.com/airgapd/airgapd/mirror"
-
 	"fmt"
 	"io/fs"
 	"net/http"
@@ -10,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/airgapd/airgapd/mirror"
 )
 
 // Handler serves /repos/ and /files/ (web mounts it on mirror.listen).

@@ -23,9 +23,5 @@ func readState(st mirror.Store) repoState {
 	return s
 }
 
-// syncTracker follows a sync's or index's progress; importTracker a
-// bundle import's.
-type (
-	syncTracker   = mirror.Tracker[mirror.Progress, *mirror.Progress]
-	importTracker = mirror.Tracker[mirror.ImportProgress, *mirror.ImportProgress]
-)
+// syncTracker follows a sync's or index's progress.
+type syncTracker = mirror.Tracker[mirror.Progress, *mirror.Progress]

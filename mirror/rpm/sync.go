@@ -1,8 +1,6 @@
 package rpm
 
 import (
-	"github.com/airgapd/airgapd/mirror"
-
 	"bytes"
 	"context"
 	"errors"
@@ -15,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/airgapd/airgapd/mirror"
 )
 
 // Result is how one repo's sync ended.

@@ -1,8 +1,6 @@
 package rpm
 
 import (
-	"github.com/airgapd/airgapd/mirror"
-
 	"bytes"
 	"cmp"
 	"context"
@@ -25,6 +23,7 @@ import (
 	"strings"
 
 	"github.com/airgapd/airgapd/internal/conf"
+	"github.com/airgapd/airgapd/mirror"
 )
 
 // How a mirrored repo reaches its upstream, the way dnf does it: a baseurl,
