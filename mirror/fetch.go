@@ -2,9 +2,6 @@ package mirror
 
 import (
 	"context"
-	"crypto/sha1"
-	"crypto/sha256"
-	"crypto/sha512"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -23,68 +20,37 @@ import (
 	"time"
 )
 
-// newHash returns the hash a repo names: sha256, sha1 ("sha" in old repos),
-// sha512, sha384, sha224.
-func newHash(typ string) (hash.Hash, error) {
-	switch typ {
-	case "sha256":
-		return sha256.New(), nil
-	case "sha", "sha1":
-		return sha1.New(), nil
-	case "sha512":
-		return sha512.New(), nil
-	case "sha384":
-		return sha512.New384(), nil
-	case "sha224":
-		return sha256.New224(), nil
-	}
-	return nil, fmt.Errorf("unsupported checksum type %q", typ)
+// PermanentError marks failures that retrying cannot fix (404, a checksum
+// mismatch on a fresh download): a fetch gives up at once, and a list of
+// mirrors does not ask that one again.
+type PermanentError struct{ Err error }
+
+func (e PermanentError) Error() string { return e.Err.Error() }
+func (e PermanentError) Unwrap() error { return e.Err }
+
+// IsPermanent reports whether err is (or wraps) a PermanentError.
+func IsPermanent(err error) bool {
+	var perm PermanentError
+	return errors.As(err, &perm)
 }
 
-// hashName is the checksum type as a folder name.
-func hashName(typ string) string {
-	if typ == "sha" {
-		return "sha1"
-	}
-	return typ
-}
+// ErrChecksum is the sentinel for bytes that do not match the metadata.
+var ErrChecksum = errors.New("checksum mismatch")
 
-// valid reports whether the checksum is a well-formed hex digest of its
-// type, so it can name a file.
-func (c checksum) valid() error {
-	h, err := newHash(c.Type)
-	if err != nil {
-		return err
-	}
-	if b, err := hex.DecodeString(c.Value); err != nil || len(b) != h.Size() {
-		return fmt.Errorf("%q is not a %s digest", c.Value, c.Type)
-	}
-	return nil
-}
-
-// errPermanent marks failures that retrying cannot fix (404, a checksum
-// mismatch on a fresh download).
-type errPermanent struct{ err error }
-
-func (e errPermanent) Error() string { return e.err.Error() }
-func (e errPermanent) Unwrap() error { return e.err }
-
-// errChecksum is the sentinel for bytes that do not match the metadata.
-var errChecksum = errors.New("checksum mismatch")
-
-// fetcher downloads files, resuming with Range, retrying with backoff, and
+// Fetcher downloads files, resuming with Range, retrying with backoff, and
 // verifying size and checksum before a file reaches its final name.
-type fetcher struct {
-	client   *http.Client
+type Fetcher struct {
+	Client   *http.Client
 	log      *slog.Logger
-	attempts int
-	backoff  time.Duration // first retry delay; doubles
+	Attempts int           // tries per file (and rounds over a list of mirrors)
+	Backoff  time.Duration // first retry delay; doubles
 	idle     time.Duration // a response that sends nothing for this long is dropped
 }
 
-// newFetcher builds the downloads of one sync of repo r, through its proxy
-// and with its TLS settings (upstream.go).
-func newFetcher(log *slog.Logger, parallel int, r Repo) (*fetcher, error) {
+// NewFetcher builds the downloads of one run with up to parallel of them
+// at once. configure, when set, adapts the transport to the upstream (its
+// proxy, its TLS settings); its error is returned.
+func NewFetcher(log *slog.Logger, parallel int, configure func(*http.Transport) error) (*Fetcher, error) {
 	tr := &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
@@ -96,31 +62,36 @@ func newFetcher(log *slog.Logger, parallel int, r Repo) (*fetcher, error) {
 		// Range requests ambiguous.
 		DisableCompression: true,
 	}
-	if err := configureUpstream(tr, r, log); err != nil {
-		return nil, err
+	if configure != nil {
+		if err := configure(tr); err != nil {
+			return nil, err
+		}
 	}
-	return &fetcher{client: &http.Client{Transport: tr}, log: log, attempts: 4, backoff: 500 * time.Millisecond, idle: 60 * time.Second}, nil
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Fetcher{Client: &http.Client{Transport: tr}, log: log, Attempts: 4, Backoff: 500 * time.Millisecond, idle: 60 * time.Second}, nil
 }
 
-func (f *fetcher) close() { f.client.CloseIdleConnections() }
+// Close drops the fetcher's idle connections.
+func (f *Fetcher) Close() { f.Client.CloseIdleConnections() }
 
-// get fetches a small file whole (repomd.xml and its signature), with
+// Get fetches a small file whole (repomd.xml and its signature), with
 // retries. A 404 returns os.ErrNotExist.
-func (f *fetcher) get(ctx context.Context, url string, limit int64) ([]byte, error) {
+func (f *Fetcher) Get(ctx context.Context, url string, limit int64) ([]byte, error) {
 	var last error
-	for attempt := range f.attempts {
+	for attempt := range f.Attempts {
 		if attempt > 0 {
-			if err := sleepCtx(ctx, f.backoff<<(attempt-1)); err != nil {
+			if err := Sleep(ctx, f.Backoff<<(attempt-1)); err != nil {
 				return nil, err
 			}
 		}
-		b, err := f.getOnce(ctx, url, limit)
+		b, err := f.GetOnce(ctx, url, limit)
 		if err == nil {
 			return b, nil
 		}
 		last = err
-		var perm errPermanent
-		if errors.As(err, &perm) || ctx.Err() != nil {
+		if IsPermanent(err) || ctx.Err() != nil {
 			return nil, err
 		}
 		f.log.Debug("retrying", "url", url, "err", err)
@@ -128,12 +99,13 @@ func (f *fetcher) get(ctx context.Context, url string, limit int64) ([]byte, err
 	return nil, last
 }
 
-func (f *fetcher) getOnce(ctx context.Context, url string, limit int64) ([]byte, error) {
+// GetOnce is Get without retries.
+func (f *Fetcher) GetOnce(ctx context.Context, url string, limit int64) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return nil, errPermanent{err}
+		return nil, PermanentError{Err: err}
 	}
-	resp, err := f.client.Do(req)
+	resp, err := f.Client.Do(req)
 	if err != nil {
 		return nil, err
 	}
@@ -146,7 +118,7 @@ func (f *fetcher) getOnce(ctx context.Context, url string, limit int64) ([]byte,
 		return nil, fmt.Errorf("GET %s: %w", url, err)
 	}
 	if int64(len(b)) > limit {
-		return nil, errPermanent{fmt.Errorf("GET %s: larger than %d bytes", url, limit)}
+		return nil, PermanentError{Err: fmt.Errorf("GET %s: larger than %d bytes", url, limit)}
 	}
 	return b, nil
 }
@@ -158,14 +130,14 @@ func statusError(resp *http.Response, url string) error {
 	case resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusPartialContent:
 		return nil
 	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone:
-		return errPermanent{fmt.Errorf("GET %s: %s: %w", url, resp.Status, os.ErrNotExist)}
+		return PermanentError{Err: fmt.Errorf("GET %s: %s: %w", url, resp.Status, os.ErrNotExist)}
 	case resp.StatusCode >= 400 && resp.StatusCode < 500 && resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusRequestTimeout:
-		return errPermanent{fmt.Errorf("GET %s: %s", url, resp.Status)}
+		return PermanentError{Err: fmt.Errorf("GET %s: %s", url, resp.Status)}
 	}
 	return fmt.Errorf("GET %s: %s", url, resp.Status)
 }
 
-// fetchWith downloads url to dst, by way of partial (kept between runs, so
+// Fetch downloads url to dst, by way of partial (kept between runs, so
 // a killed sync resumes with Range). The file reaches dst only when its size
 // and checksum match. progress gets byte deltas (negative when a partial
 // file is thrown away). buf is the caller's copy buffer (nil: one of its
@@ -173,12 +145,12 @@ func statusError(resp *http.Response, url string) error {
 // sync allocates a few buffers rather than one per package — in a binary
 // this size every garbage collection costs, and fresh memory costs page
 // faults.
-func (f *fetcher) fetchWith(ctx context.Context, url, partial, dst string, sum checksum, size int64, buf []byte, progress func(int64)) error {
+func (f *Fetcher) Fetch(ctx context.Context, url, partial, dst string, sum Checksum, size int64, buf []byte, progress func(int64)) error {
 	if len(buf) == 0 {
-		buf = make([]byte, copyBuffer)
+		buf = make([]byte, CopyBuffer)
 	}
 	var last error
-	for attempt := range f.attempts {
+	for attempt := range f.Attempts {
 		fresh, err := f.fetchOnce(ctx, url, partial, sum, size, buf, progress)
 		if err == nil {
 			return renameMkdir(partial, dst)
@@ -187,7 +159,7 @@ func (f *fetcher) fetchWith(ctx context.Context, url, partial, dst string, sum c
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if errors.Is(err, errChecksum) {
+		if errors.Is(err, ErrChecksum) {
 			if st, e := os.Stat(partial); e == nil {
 				progress(-st.Size())
 			}
@@ -197,18 +169,42 @@ func (f *fetcher) fetchWith(ctx context.Context, url, partial, dst string, sum c
 			}
 			continue // an older run's partial file: start over at once
 		}
-		var perm errPermanent
-		if errors.As(err, &perm) {
+		if IsPermanent(err) {
 			return err
 		}
 		f.log.Debug("download failed; retrying", "url", url, "attempt", attempt+1, "err", err)
-		if attempt+1 < f.attempts {
-			if err := sleepCtx(ctx, f.backoff<<attempt); err != nil {
+		if attempt+1 < f.Attempts {
+			if err := Sleep(ctx, f.Backoff<<attempt); err != nil {
 				return err
 			}
 		}
 	}
 	return last
+}
+
+// FetchAny fetches the file from urls[0] and, while it fails, from each
+// other URL in turn (the same file on each mirror of a list), as dnf does:
+// the checksum decides, whichever mirror sent it. Repeats of the URL just
+// tried are not asked again. buf may be nil.
+func (f *Fetcher) FetchAny(ctx context.Context, urls []string, partial, dst string, sum Checksum, size int64, buf []byte, progress func(int64)) error {
+	var err error
+	tried := ""
+	for _, url := range urls {
+		if url == tried || ctx.Err() != nil {
+			break // one place only
+		}
+		if tried != "" {
+			f.log.Info("download failed; trying the next mirror", "from", tried, "err", err, "next", url)
+		}
+		tried = url
+		if err = f.Fetch(ctx, url, partial, dst, sum, size, buf, progress); err == nil {
+			return nil
+		}
+	}
+	if tried == "" {
+		return errors.New("no URL to fetch from")
+	}
+	return err
 }
 
 // renameMkdir moves a verified file to its pool name, making the pool's
@@ -253,10 +249,10 @@ func openPartial(name string) (*os.File, error) {
 
 // fetchOnce makes one attempt, resuming from whatever partial holds. fresh
 // reports whether it started from byte 0. buf is the copy buffer.
-func (f *fetcher) fetchOnce(ctx context.Context, url, partial string, sum checksum, size int64, buf []byte, progress func(int64)) (fresh bool, err error) {
-	h, err := newHash(sum.Type)
+func (f *Fetcher) fetchOnce(ctx context.Context, url, partial string, sum Checksum, size int64, buf []byte, progress func(int64)) (fresh bool, err error) {
+	h, err := NewHash(sum.Type)
 	if err != nil {
-		return true, errPermanent{err}
+		return true, PermanentError{Err: err}
 	}
 	out, err := openPartial(partial)
 	if err != nil {
@@ -283,12 +279,12 @@ func (f *fetcher) fetchOnce(ctx context.Context, url, partial string, sum checks
 		defer cancel()
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if err != nil {
-			return fresh, errPermanent{err}
+			return fresh, PermanentError{Err: err}
 		}
 		if have > 0 {
 			req.Header.Set("Range", "bytes="+strconv.FormatInt(have, 10)+"-")
 		}
-		resp, err := f.client.Do(req)
+		resp, err := f.Client.Do(req)
 		if err != nil {
 			return fresh, err
 		}
@@ -327,12 +323,12 @@ func (f *fetcher) fetchOnce(ctx context.Context, url, partial string, sum checks
 	}
 	if size > 0 && have != size {
 		if have > size {
-			return fresh, errPermanent{fmt.Errorf("%w: %s is larger than the %d bytes the metadata says", errChecksum, url, size)}
+			return fresh, PermanentError{Err: fmt.Errorf("%w: %s is larger than the %d bytes the metadata says", ErrChecksum, url, size)}
 		}
 		return fresh, fmt.Errorf("GET %s: got %d of %d bytes", url, have, size)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != sum.Value {
-		return fresh, errPermanent{fmt.Errorf("%w: %s has %s %s, the metadata says %s", errChecksum, url, sum.Type, got, sum.Value)}
+		return fresh, PermanentError{Err: fmt.Errorf("%w: %s has %s %s, the metadata says %s", ErrChecksum, url, sum.Type, got, sum.Value)}
 	}
 	return fresh, nil
 }
@@ -387,11 +383,11 @@ func copyHashed(w io.Writer, h hash.Hash, r io.Reader, buf []byte) (int64, error
 	}
 }
 
-// copyBuffer is the size of one download worker's copy buffer, and so of
+// CopyBuffer is the size of one download worker's copy buffer, and so of
 // the writes to a partial file: a 1.5 MB package goes to disk in 3 writes
 // (a read brings about 160 KiB on loopback, at most one 16 KiB TLS record
 // from an https upstream), and 32 workers (the most) hold 16 MiB.
-const copyBuffer = 512 << 10
+const CopyBuffer = 512 << 10
 
 // progressReader reports bytes as they are read. (Every read: a sync
 // stalled by its upstream must show what it has.)
@@ -454,7 +450,8 @@ func (i *idleReader) stop() {
 	i.t.Stop()
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) error {
+// Sleep waits d, or until ctx ends (its error).
+func Sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

@@ -2,7 +2,6 @@ package mirror
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -13,38 +12,59 @@ import (
 	"time"
 )
 
-// store is one mirrored repo's folder under data_dir/mirror/repos/NAME:
+// Store is one repo's folder (Dir), of any format:
 //
 //	pool/TYPE/AB/DIGEST   every verified file, named by its checksum
 //	partial/TYPE-DIGEST   downloads in progress (resumed with Range)
-//	snap/ID/              a published tree: repodata/ and packages at their
-//	                      upstream locations, hard links into pool/
+//	snap/ID/              a published tree: hard links into pool/ at the
+//	                      paths the format gives them
 //	snap/.tmp-ID/         a tree being built; never served
 //	current               symlink to snap/ID, replaced with one rename
-//	state.json            the last sync's result
-//	lock                  flock'ed by whoever syncs
+//	state.json            the last run's record (State)
+//	imported.json         the tree came from a bundle (Origin)
+//	lock                  flock'ed by whoever changes the repo
 //
 // Clients only ever see a complete snapshot: the switch is the rename of
 // current, and the old snapshot goes only after it.
-type store struct{ dir string }
+type Store struct{ Dir string }
 
-// repoStore returns the store of repo name under dataDir.
-func repoStore(dataDir, name string) store {
-	return store{dir: filepath.Join(dataDir, "mirror", "repos", name)}
+// RepoStore returns the store of repo name under dataDir
+// (data_dir/mirror/repos/NAME). The name must be ValidName.
+func RepoStore(dataDir, name string) Store {
+	return Store{Dir: filepath.Join(reposDir(dataDir), name)}
 }
 
-func (s store) pool(sum checksum) string {
-	return filepath.Join(s.dir, "pool", hashName(sum.Type), sum.Value[:2], sum.Value)
+// FormatStore returns the store of repo name of another format than RPM
+// (apt, pypi, goproxy, charts: data_dir/mirror/FORMAT/NAME), so two
+// formats may each have a repo of one name. RPM's repos keep
+// data_dir/mirror/repos/NAME (RepoStore), where existing data_dirs have
+// them.
+func FormatStore(dataDir, format, name string) Store {
+	return Store{Dir: filepath.Join(dataDir, "mirror", format, name)}
 }
 
-func (s store) partial(sum checksum) string {
-	return filepath.Join(s.dir, "partial", hashName(sum.Type)+"-"+sum.Value)
+func reposDir(dataDir string) string { return filepath.Join(dataDir, "mirror", "repos") }
+
+// Pool is where the file with checksum sum lives once verified.
+func (s Store) Pool(sum Checksum) string {
+	return filepath.Join(s.Dir, "pool", hashName(sum.Type), sum.Value[:2], sum.Value)
 }
 
-// current returns the published snapshot's folder, or "" when nothing has
+// Partial is where the download of sum grows until it is verified.
+func (s Store) Partial(sum Checksum) string {
+	return filepath.Join(s.Dir, "partial", hashName(sum.Type)+"-"+sum.Value)
+}
+
+// Has reports whether the pool holds sum.
+func (s Store) Has(sum Checksum) bool {
+	_, err := os.Stat(s.Pool(sum))
+	return err == nil
+}
+
+// Current returns the published snapshot's folder, or "" when nothing has
 // been published yet.
-func (s store) current() (string, error) {
-	target, err := os.Readlink(filepath.Join(s.dir, "current"))
+func (s Store) Current() (string, error) {
+	target, err := os.Readlink(filepath.Join(s.Dir, "current"))
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", nil
 	}
@@ -52,37 +72,26 @@ func (s store) current() (string, error) {
 		return "", err
 	}
 	if filepath.IsAbs(target) || strings.Contains(target, "..") {
-		return "", fmt.Errorf("%s/current points outside the repo folder", s.dir)
+		return "", fmt.Errorf("%s/current points outside the repo folder", s.Dir)
 	}
-	return filepath.Join(s.dir, target), nil
+	return filepath.Join(s.Dir, target), nil
 }
 
-// lock takes the repo's sync lock without waiting. The kernel drops it when
-// the process dies, kill -9 included.
-func (s store) lock() (unlock func(), err error) {
-	if err := os.MkdirAll(s.dir, 0o750); err != nil {
-		return nil, err
-	}
-	f, err := os.OpenFile(filepath.Join(s.dir, "lock"), os.O_RDWR|os.O_CREATE, 0o640)
-	if err != nil {
-		return nil, err
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, errBusy
-		}
-		return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
-	}
-	return func() { f.Close() }, nil
+// ErrBusy: another run holds the lock.
+var ErrBusy = errors.New("another sync of this repo is running")
+
+// Lock takes the repo's lock without waiting (ErrBusy when held). The
+// kernel drops it when the process dies, kill -9 included.
+func (s Store) Lock() (unlock func(), err error) {
+	return LockFile(filepath.Join(s.Dir, "lock"))
 }
 
-// lockWait takes the repo's lock, waiting for whoever holds it until ctx
+// LockWait takes the repo's lock, waiting for whoever holds it until ctx
 // ends.
-func (s store) lockWait(ctx context.Context) (unlock func(), err error) {
+func (s Store) LockWait(ctx context.Context) (unlock func(), err error) {
 	for {
-		unlock, err := s.lock()
-		if !errors.Is(err, errBusy) {
+		unlock, err := s.Lock()
+		if !errors.Is(err, ErrBusy) {
 			return unlock, err
 		}
 		select {
@@ -93,34 +102,64 @@ func (s store) lockWait(ctx context.Context) (unlock func(), err error) {
 	}
 }
 
-// errBusy: another sync of the same repo holds the lock.
-var errBusy = errors.New("another sync of this repo is running")
-
-// newSnapshot makes an empty folder for a tree to be published, after
-// clearing what a killed sync left.
-func (s store) newSnapshot(now time.Time) (string, error) {
-	snaps := filepath.Join(s.dir, "snap")
-	if err := os.MkdirAll(snaps, 0o750); err != nil {
-		return "", err
+// LockFile takes an exclusive flock on the file at p (made, with its
+// folder, when missing) without waiting: ErrBusy when another holds it.
+// The kernel drops it when the process dies.
+func LockFile(p string) (unlock func(), err error) {
+	if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
+		return nil, err
 	}
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o640)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, ErrBusy
+		}
+		return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
+	}
+	return func() { f.Close() }, nil
+}
+
+// Clean removes what a run killed part-way left: trees being built, a
+// half-made current.next, temporary state files. Partial downloads stay
+// (the next run resumes them). Call it holding the lock.
+func (s Store) Clean() {
+	snaps := filepath.Join(s.Dir, "snap")
 	entries, _ := os.ReadDir(snaps)
 	for _, e := range entries {
 		if strings.HasPrefix(e.Name(), ".tmp-") {
 			os.RemoveAll(filepath.Join(snaps, e.Name()))
 		}
 	}
+	os.Remove(filepath.Join(s.Dir, "current.next"))
+	cleanTemps(filepath.Join(s.Dir, stateFile))
+	cleanTemps(filepath.Join(s.Dir, originFile))
+}
+
+// NewSnapshot makes an empty folder for a tree to be published, after
+// clearing what a killed run left. Call it holding the lock.
+func (s Store) NewSnapshot(now time.Time) (string, error) {
+	snaps := filepath.Join(s.Dir, "snap")
+	if err := os.MkdirAll(snaps, 0o750); err != nil {
+		return "", err
+	}
+	s.Clean()
 	dir := filepath.Join(snaps, ".tmp-"+now.UTC().Format("20060102T150405.000000000"))
 	return dir, os.Mkdir(dir, 0o750)
 }
 
-// publish renames tmp to its final name and points current at it in one
-// rename; then it removes older snapshots and pool files no snapshot uses.
-func (s store) publish(tmp string) (string, error) {
+// Publish renames tmp (from NewSnapshot) to its final name and points
+// current at it in one rename; then it removes older snapshots and pool
+// files no snapshot uses. It returns the published folder.
+func (s Store) Publish(tmp string) (string, error) {
 	final := filepath.Join(filepath.Dir(tmp), strings.TrimPrefix(filepath.Base(tmp), ".tmp-"))
 	if err := os.Rename(tmp, final); err != nil {
 		return "", err
 	}
-	link := filepath.Join(s.dir, "current")
+	link := filepath.Join(s.Dir, "current")
 	next := link + ".next"
 	os.Remove(next)
 	if err := os.Symlink(filepath.Join("snap", filepath.Base(final)), next); err != nil {
@@ -129,7 +168,7 @@ func (s store) publish(tmp string) (string, error) {
 	if err := os.Rename(next, link); err != nil {
 		return "", err
 	}
-	syncDir(s.dir)
+	syncDir(s.Dir)
 	entries, _ := os.ReadDir(filepath.Dir(final))
 	for _, e := range entries {
 		if e.Name() != filepath.Base(final) {
@@ -141,8 +180,8 @@ func (s store) publish(tmp string) (string, error) {
 }
 
 // gcPool removes pool files with no other link: no snapshot uses them.
-func (s store) gcPool() {
-	filepath.WalkDir(filepath.Join(s.dir, "pool"), func(p string, d fs.DirEntry, err error) error {
+func (s Store) gcPool() {
+	filepath.WalkDir(filepath.Join(s.Dir, "pool"), func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return nil
 		}
@@ -155,10 +194,10 @@ func (s store) gcPool() {
 	})
 }
 
-// link puts pool file src at rel inside tree. It makes the folder only
-// when the link says it is missing: most packages share a folder, so that
-// is one system call per package, not a stat and a link.
-func link(src, tree, rel string) error {
+// Link puts pool file src at rel (slash-separated) inside tree. It makes
+// the folder only when the link says it is missing: most files share a
+// folder, so that is one system call per file, not a stat and a link.
+func Link(src, tree, rel string) error {
 	dst := filepath.Join(tree, filepath.FromSlash(rel))
 	err := os.Link(src, dst)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -173,53 +212,11 @@ func link(src, tree, rel string) error {
 	return err
 }
 
+// syncDir fsyncs a folder after a publish's rename; a failure only costs
+// durability across a power cut, which the next run repairs.
 func syncDir(dir string) {
 	if f, err := os.Open(dir); err == nil {
 		f.Sync()
 		f.Close()
 	}
-}
-
-// repoState is state.json: what the last sync did and what is published.
-type repoState struct {
-	LastSync   time.Time `json:"last_sync,omitzero"`
-	LastResult string    `json:"last_result,omitempty"` // ok | failed
-	LastError  string    `json:"last_error,omitempty"`
-	Duration   float64   `json:"duration_seconds,omitempty"`
-	Downloaded int64     `json:"downloaded_bytes,omitempty"`
-	// The published snapshot.
-	Revision  string    `json:"revision,omitempty"`
-	Published time.Time `json:"published,omitzero"`
-	Packages  int       `json:"packages"`
-	Bytes     int64     `json:"bytes"`
-	Arch      []string  `json:"arch,omitempty"` // the filter it was synced with
-	// Upstream is the baseurl the last sync used: variables substituted,
-	// the mirror a mirrorlist or metalink gave.
-	Upstream string `json:"upstream,omitempty"`
-	// Policy is the keep and gpgcheck it was synced with (syncPolicy).
-	Policy string `json:"policy,omitempty"`
-	// Local repos: what the published index was built from (file names,
-	// sizes, mtimes and options), and how many headers its run read.
-	Fingerprint string `json:"fingerprint,omitempty"`
-	HeadersRead int    `json:"headers_read,omitempty"`
-}
-
-func (s store) readState() repoState {
-	var st repoState
-	if b, err := os.ReadFile(filepath.Join(s.dir, "state.json")); err == nil {
-		json.Unmarshal(b, &st)
-	}
-	return st
-}
-
-func (s store) writeState(st repoState) error {
-	b, err := json.MarshalIndent(st, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp := filepath.Join(s.dir, "state.json.tmp")
-	if err := os.WriteFile(tmp, b, 0o640); err != nil {
-		return err
-	}
-	return os.Rename(tmp, filepath.Join(s.dir, "state.json"))
 }

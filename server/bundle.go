@@ -14,17 +14,19 @@ import (
 	"strings"
 
 	"github.com/airgapd/airgapd/mirror"
+	"github.com/airgapd/airgapd/mirror/bundle"
+	"github.com/airgapd/airgapd/mirror/rpm"
 	"github.com/airgapd/airgapd/registry"
 	"github.com/airgapd/airgapd/web"
 )
 
-// bundleImages puts a bundle's images into the registry: mirror declares
+// bundleImages puts a bundle's images into the registry: mirror/bundle declares
 // the interface, registry does the work, server joins the two.
 type bundleImages struct{ r *registry.Registry }
 
-var _ mirror.ImageStore = bundleImages{}
+var _ bundle.ImageStore = bundleImages{}
 
-// ImportLayout implements mirror.ImageStore with the registry's import,
+// ImportLayout implements bundle.ImageStore with the registry's import,
 // which stores an OCI layout byte for byte under the names index.json
 // gives (upstream-qualified names stay upstream-qualified, so ns= pulls
 // find them).
@@ -33,35 +35,39 @@ func (b bundleImages) ImportLayout(ctx context.Context, dir string) error {
 	return err
 }
 
-var _ mirror.ImageBlobChecker = bundleImages{}
+var _ bundle.ImageBlobChecker = bundleImages{}
 
-// MissingBlobs implements mirror.ImageBlobChecker: an incremental bundle's
+// MissingBlobs implements bundle.ImageBlobChecker: an incremental bundle's
 // images may leave out the blobs the registry holds.
 func (b bundleImages) MissingBlobs(ctx context.Context, digests []string) ([]string, error) {
 	return b.r.MissingBlobs(ctx, digests)
 }
 
-// BundleMirror is the mirror a one-shot `airgapd bundle` command works
-// with on data_dir: the config's mirror section, or its defaults when the
-// section is absent (a bundle of files and images needs none to be made).
-func BundleMirror(cfg *Config, log *slog.Logger) (*mirror.Mirror, error) {
-	mc := mirror.DefaultConfig()
+// BundleCarrier is what a one-shot `airgapd bundle` command works with on
+// data_dir: the config's mirror section, or its defaults when the section
+// is absent (a bundle of files and images needs none to be made).
+func BundleCarrier(cfg *Config, log *slog.Logger) (*bundle.Carrier, error) {
+	mc := rpm.DefaultConfig()
 	if cfg.Enabled("mirror") {
 		mc = *cfg.Mirror
 	}
-	return mirror.New(mc, mirror.Deps{Logger: log, DataDir: cfg.DataDir})
+	m, err := rpm.New(mc, rpm.Deps{Logger: log, DataDir: cfg.DataDir})
+	if err != nil {
+		return nil, err
+	}
+	return bundle.New(m, bundle.Deps{Logger: log, DataDir: cfg.DataDir}), nil
 }
 
 // BundleUpstreams is registry.mirrors as bundle create uses it: where each
 // upstream registry is really reached from this host, with credentials.
-func BundleUpstreams(cfg *Config) map[string]mirror.BundleUpstream {
-	ups := map[string]mirror.BundleUpstream{}
+func BundleUpstreams(cfg *Config) map[string]bundle.Upstream {
+	ups := map[string]bundle.Upstream{}
 	if cfg.Registry == nil {
 		return ups
 	}
 	for _, m := range cfg.Registry.Mirrors {
 		if m.URL != "" {
-			ups[m.Name] = mirror.BundleUpstream{URL: m.URL, Username: m.Username, Password: m.Password}
+			ups[m.Name] = bundle.Upstream{URL: m.URL, Username: m.Username, Password: m.Password}
 		}
 	}
 	return ups
@@ -70,7 +76,7 @@ func BundleUpstreams(cfg *Config) map[string]mirror.BundleUpstream {
 // OpenBundleImages opens the registry's storage on data_dir for a bundle
 // import while no server runs (under the registry's exclusive lock, so it
 // fails while a server runs on the same data_dir). close releases it.
-func OpenBundleImages(cfg *Config, log *slog.Logger) (mirror.ImageStore, func(), error) {
+func OpenBundleImages(cfg *Config, log *slog.Logger) (bundle.ImageStore, func(), error) {
 	if !cfg.Enabled("registry") {
 		return nil, nil, errors.New("the registry section is absent or disabled in this config: enable it to import the bundle's images")
 	}
@@ -90,23 +96,23 @@ var _ web.BundleImporter = (*Server)(nil)
 // images, so nothing needs a restart. Without a running mirror (a bundle
 // of images only) a mirror with the default settings does the reading.
 func (s *Server) ImportBundle(ctx context.Context, path string, progress func(any)) (any, error) {
-	m, _ := capability[*mirror.Mirror](s, "mirror")
+	m, _ := capability[*rpm.Mirror](s, "mirror")
 	reg, _ := capability[*registry.Registry](s, "registry")
 	s.mu.Lock()
 	dataDir := s.cfg.DataDir
 	s.mu.Unlock()
 	if m == nil {
 		var err error
-		if m, err = mirror.New(mirror.DefaultConfig(), mirror.Deps{Logger: s.log, DataDir: dataDir}); err != nil {
+		if m, err = rpm.New(rpm.DefaultConfig(), rpm.Deps{Logger: s.log, DataDir: dataDir}); err != nil {
 			return nil, err
 		}
 	}
-	var opts mirror.ImportOptions
+	var opts bundle.ImportOptions
 	if reg != nil {
 		opts.Images = bundleImages{r: reg}
 	}
 	opts.Progress = func(p mirror.ImportProgress) { progress(p) }
-	res, err := m.ImportBundle(ctx, path, opts)
+	res, err := bundle.New(m, bundle.Deps{Logger: s.log, DataDir: dataDir}).Import(ctx, path, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -117,8 +123,8 @@ func (s *Server) ImportBundle(ctx context.Context, path string, progress func(an
 // absolute path on the server's host), calling progress as the server
 // reports it. It waits as long as the import takes; cancelling ctx stops
 // the import (run it again to finish: what was verified is kept).
-func (c *Client) ImportBundle(ctx context.Context, path string, progress func(mirror.ImportProgress)) (mirror.ImportResult, error) {
-	var res mirror.ImportResult
+func (c *Client) ImportBundle(ctx context.Context, path string, progress func(mirror.ImportProgress)) (bundle.ImportResult, error) {
+	var res bundle.ImportResult
 	resp, err := c.post(ctx, "/api/v1/bundle/import?"+url.Values{"path": {path}}.Encode())
 	if err != nil {
 		return res, err
@@ -129,7 +135,7 @@ func (c *Client) ImportBundle(ctx context.Context, path string, progress func(mi
 	for sc.Scan() {
 		var line struct {
 			Progress *mirror.ImportProgress `json:"progress"`
-			Result   *mirror.ImportResult   `json:"result"`
+			Result   *bundle.ImportResult   `json:"result"`
 			Done     bool                   `json:"done"`
 			Error    string                 `json:"error"`
 		}
@@ -158,7 +164,7 @@ func (c *Client) ImportBundle(ctx context.Context, path string, progress func(mi
 // LocalRegistry is this instance's registry as `bundle create
 // --from-registry` reads it: the running server's registry listener, found
 // in its status over the control socket, and the appliance CA.
-func LocalRegistry(ctx context.Context, cfg *Config, socket string) (*mirror.LocalRegistry, error) {
+func LocalRegistry(ctx context.Context, cfg *Config, socket string) (*bundle.LocalRegistry, error) {
 	if !cfg.Enabled("registry") {
 		return nil, errors.New("the registry section is absent or disabled in this config: --from-registry reads images from it")
 	}
@@ -177,7 +183,7 @@ func LocalRegistry(ctx context.Context, cfg *Config, socket string) (*mirror.Loc
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("the appliance CA: %w", err)
 	}
-	return &mirror.LocalRegistry{URL: regURL, CAPEM: ca}, nil
+	return &bundle.LocalRegistry{URL: regURL, CAPEM: ca}, nil
 }
 
 // registryListener finds "registry URL" among web's listeners in a status

@@ -18,7 +18,7 @@ import (
 	"github.com/airgapd/airgapd/dnsd"
 	"github.com/airgapd/airgapd/gateway"
 	"github.com/airgapd/airgapd/internal/conf"
-	"github.com/airgapd/airgapd/mirror"
+	"github.com/airgapd/airgapd/mirror/rpm"
 	"github.com/airgapd/airgapd/ntpd"
 	"github.com/airgapd/airgapd/registry"
 	"github.com/airgapd/airgapd/web"
@@ -35,7 +35,7 @@ type Config struct {
 	DNS        *dnsd.Config     `yaml:"dns"`
 	NTP        *ntpd.Config     `yaml:"ntp"`
 	Gateway    *gateway.Config  `yaml:"gateway"`
-	Mirror     *mirror.Config   `yaml:"mirror"`
+	Mirror     *rpm.Config      `yaml:"mirror"`
 	Registry   *registry.Config `yaml:"registry"`
 
 	// Source names where the config came from, for messages; not a key.

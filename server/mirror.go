@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/airgapd/airgapd/mirror"
+	"github.com/airgapd/airgapd/mirror/rpm"
 	"github.com/airgapd/airgapd/web"
 )
 
@@ -23,7 +24,7 @@ func mirrorSection(c *Config) any {
 		return nil
 	}
 	type mirrorInputs struct {
-		Mirror    mirror.Config
+		Mirror    rpm.Config
 		Advertise Advertise
 	}
 	return mirrorInputs{Mirror: *c.Mirror, Advertise: c.Advertise}
@@ -50,7 +51,7 @@ var _ web.MirrorSyncer = (*Server)(nil)
 // uses while a server runs.
 func (s *Server) SyncMirror(ctx context.Context, names []string, progress func(any)) (any, error) {
 	m, err := capability[interface {
-		Sync(ctx context.Context, names []string, progress func(mirror.Progress)) ([]mirror.Result, error)
+		Sync(ctx context.Context, names []string, progress func(mirror.Progress)) ([]rpm.Result, error)
 	}](s, "mirror")
 	if err != nil {
 		return nil, err
@@ -65,7 +66,7 @@ func (s *Server) SyncMirror(ctx context.Context, names []string, progress func(a
 // SyncMirror asks the running server to sync the named repos (all when
 // none), calling progress as the server reports it. It waits as long as the
 // sync takes; cancel ctx to stop it.
-func (c *Client) SyncMirror(ctx context.Context, names []string, progress func(mirror.Progress)) ([]mirror.Result, error) {
+func (c *Client) SyncMirror(ctx context.Context, names []string, progress func(mirror.Progress)) ([]rpm.Result, error) {
 	q := url.Values{}
 	for _, n := range names {
 		q.Add("repo", n)
@@ -102,7 +103,7 @@ func (c *Client) SyncMirror(ctx context.Context, names []string, progress func(m
 	for sc.Scan() {
 		var line struct {
 			Progress *mirror.Progress `json:"progress"`
-			Results  []mirror.Result  `json:"results"`
+			Results  []rpm.Result     `json:"results"`
 			Done     bool             `json:"done"`
 			Error    string           `json:"error"`
 		}

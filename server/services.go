@@ -16,7 +16,7 @@ import (
 	"github.com/airgapd/airgapd/dnsd"
 	"github.com/airgapd/airgapd/gateway"
 	"github.com/airgapd/airgapd/internal/conf"
-	"github.com/airgapd/airgapd/mirror"
+	"github.com/airgapd/airgapd/mirror/rpm"
 	"github.com/airgapd/airgapd/ntpd"
 	"github.com/airgapd/airgapd/registry"
 	"github.com/airgapd/airgapd/server/pki"
@@ -85,7 +85,7 @@ func services() []service {
 		{key: "gateway", defaults: defaultsOf(gateway.DefaultConfig), build: (*Server).buildGateway},
 		{key: "dns", defaults: defaultsOf(dnsd.DefaultConfig), listen: []string{"tcp", "udp"}, build: (*Server).buildDNS},
 		{key: "ntp", defaults: defaultsOf(ntpd.DefaultConfig), listen: []string{"udp"}, build: (*Server).buildNTP},
-		{key: "mirror", defaults: defaultsOf(mirror.DefaultConfig), listen: []string{"tcp"}, http: true, inputs: mirrorSection, build: (*Server).buildMirror},
+		{key: "mirror", defaults: defaultsOf(rpm.DefaultConfig), listen: []string{"tcp"}, http: true, inputs: mirrorSection, build: (*Server).buildMirror},
 		{key: "registry", defaults: defaultsOf(registry.DefaultConfig), listen: []string{"tcp"}, http: true, build: (*Server).buildRegistry},
 		// web serves every HTTP listener, so it is rebuilt when any of them
 		// moves; it always runs, for the control socket.
@@ -262,7 +262,7 @@ func (s *Server) buildNTP(c *Config, in *instance) error {
 }
 
 func (s *Server) buildMirror(c *Config, in *instance) error {
-	m, err := mirror.New(*c.Mirror, mirror.Deps{
+	m, err := rpm.New(*c.Mirror, rpm.Deps{
 		Logger: in.log, Metrics: in.metrics, DataDir: c.DataDir,
 		AdvertiseName: c.Advertise.Name, AdvertiseAddresses: c.Advertise.Addresses, Listen: s.mirrorListen(c),
 	})

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/airgapd/airgapd/mirror"
+	"github.com/airgapd/airgapd/mirror/bundle"
 	"github.com/airgapd/airgapd/server"
 )
 
@@ -89,7 +90,7 @@ imported first.`,
 			}
 			var split int64
 			if splitSize != "" {
-				if split, err = mirror.ParseSize(splitSize); err != nil {
+				if split, err = bundle.ParseSize(splitSize); err != nil {
 					return fmt.Errorf("--split-size: %w", err)
 				}
 			}
@@ -102,18 +103,18 @@ imported first.`,
 				}
 			}
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-			m, err := server.BundleMirror(cfg, log)
+			m, err := server.BundleCarrier(cfg, log)
 			if err != nil {
 				return err
 			}
-			var local *mirror.LocalRegistry
+			var local *bundle.LocalRegistry
 			if fromRegistry {
 				if local, err = server.LocalRegistry(cmd.Context(), cfg, server.ControlSocketPath(cfg.RuntimeDir)); err != nil {
 					return err
 				}
 			}
 			view := newByteView(cmd.ErrOrStderr(), quiet, "writing")
-			res, err := m.CreateBundle(cmd.Context(), mirror.CreateOptions{
+			res, err := m.Create(cmd.Context(), bundle.CreateOptions{
 				Repos: repos, Files: files, Images: images, Out: out, SplitSize: split, Since: since,
 				Platforms: platforms, Compress: compress,
 				Upstreams: server.BundleUpstreams(cfg), FromRegistry: local, Progress: view.updateCreate,
@@ -178,7 +179,7 @@ func newBundleInspectCmd() *cobra.Command {
 		Short: "List what a bundle holds and its size per kind (reads the manifest; import verifies)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			info, err := mirror.InspectBundle(args[0])
+			info, err := bundle.Inspect(args[0])
 			if err != nil {
 				return err
 			}
@@ -196,7 +197,7 @@ func newBundleInspectCmd() *cobra.Command {
 	return cmd
 }
 
-func writeBundleInfo(w io.Writer, info mirror.BundleInfo) {
+func writeBundleInfo(w io.Writer, info bundle.Info) {
 	bm := info.Manifest
 	fmt.Fprintf(w, "bundle %s\ncreated %s, %s", info.ID, bm.Created.Format(time.RFC3339), bm.Format)
 	if info.Compressed {
@@ -276,7 +277,7 @@ progress while it runs. Otherwise this command works on data_dir itself.`,
 			if err != nil {
 				return err
 			}
-			info, err := mirror.InspectBundle(path)
+			info, err := bundle.Inspect(path)
 			if err != nil {
 				return err
 			}
@@ -291,7 +292,7 @@ progress while it runs. Otherwise this command works on data_dir itself.`,
 				socket = server.ControlSocketPath(cfg.RuntimeDir)
 			}
 			view := newByteView(cmd.ErrOrStderr(), quiet, "verifying")
-			var res mirror.ImportResult
+			var res bundle.ImportResult
 			if controlSocketAnswers(socket) {
 				res, err = server.NewControlClient(socket).ImportBundle(cmd.Context(), path, view.updateImport)
 			} else {
@@ -323,22 +324,22 @@ progress while it runs. Otherwise this command works on data_dir itself.`,
 
 // importBundleHere imports on data_dir itself, while no server runs (the
 // registry's storage lock keeps one from starting meanwhile).
-func importBundleHere(cmd *cobra.Command, cfg *server.Config, path string, hasImages bool, view *byteView) (mirror.ImportResult, error) {
+func importBundleHere(cmd *cobra.Command, cfg *server.Config, path string, hasImages bool, view *byteView) (bundle.ImportResult, error) {
 	log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	m, err := server.BundleMirror(cfg, log)
+	m, err := server.BundleCarrier(cfg, log)
 	if err != nil {
-		return mirror.ImportResult{}, err
+		return bundle.ImportResult{}, err
 	}
-	opts := mirror.ImportOptions{Progress: view.updateImport}
+	opts := bundle.ImportOptions{Progress: view.updateImport}
 	if hasImages {
 		store, closeStore, err := server.OpenBundleImages(cfg, log)
 		if err != nil {
-			return mirror.ImportResult{}, err
+			return bundle.ImportResult{}, err
 		}
 		defer closeStore()
 		opts.Images = store
 	}
-	return m.ImportBundle(cmd.Context(), path, opts)
+	return m.Import(cmd.Context(), path, opts)
 }
 
 // byteView shows a bundle being written or verified as mirror sync's
@@ -370,7 +371,7 @@ func newByteView(w io.Writer, quiet bool, verb string) *byteView {
 }
 
 // updateCreate is bundle create's progress.
-func (v *byteView) updateCreate(p mirror.CreateProgress) {
+func (v *byteView) updateCreate(p bundle.CreateProgress) {
 	v.items, v.itemsAll = p.BlobsDone, p.Blobs
 	v.show(p.BytesDone, p.Bytes)
 }

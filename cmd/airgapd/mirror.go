@@ -14,6 +14,7 @@ import (
 
 	"github.com/airgapd/airgapd/internal/humanize"
 	"github.com/airgapd/airgapd/mirror"
+	"github.com/airgapd/airgapd/mirror/rpm"
 	"github.com/airgapd/airgapd/server"
 )
 
@@ -69,7 +70,7 @@ func runMirrorJob(cmd *cobra.Command, cfg *server.Config, socket string, names [
 		socket = server.ControlSocketPath(cfg.RuntimeDir)
 	}
 	view := newSyncView(cmd.ErrOrStderr(), quiet)
-	var results []mirror.Result
+	var results []rpm.Result
 	var jobErr error
 	remote := fileExists(socket)
 	if remote {
@@ -80,7 +81,7 @@ func runMirrorJob(cmd *cobra.Command, cfg *server.Config, socket string, names [
 	}
 	if !remote {
 		log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-		m, err := mirror.New(*cfg.Mirror, mirror.Deps{Logger: log, DataDir: cfg.DataDir})
+		m, err := rpm.New(*cfg.Mirror, rpm.Deps{Logger: log, DataDir: cfg.DataDir})
 		if err != nil {
 			return err
 		}
@@ -93,7 +94,7 @@ func runMirrorJob(cmd *cobra.Command, cfg *server.Config, socket string, names [
 	return jobErr
 }
 
-func describeResult(r mirror.Result) string {
+func describeResult(r rpm.Result) string {
 	took := time.Duration(r.Duration * float64(time.Second)).Round(time.Millisecond)
 	switch {
 	case !r.OK:

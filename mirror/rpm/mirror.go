@@ -1,0 +1,311 @@
+// Package rpm is the RPM format on the content store (package mirror),
+// and the mirror service server builds from the `mirror:` section: it
+// serves RPM repositories and plain files to the nodes, as reposync +
+// nginx do on the seeds' admin host.
+//
+// The service (New, Run, Reload, Status, Handler, Sync, Index) lives here,
+// not in the store: today RPM is its only format, and the store stays a
+// library every format uses without a registry of formats. When a second
+// format arrives, its package is a service of its own on the same store
+// (its own section and routes), or joins this one through an interface
+// declared here; the store does not change either way.
+//
+// A sync (Sync, `airgapd mirror sync`) fetches the upstream's repomd.xml,
+// every metadata file it lists and every package primary.xml names that is
+// not here yet — in parallel, resumable with Range, each verified against
+// its checksum — into a content-addressed pool, builds a tree of hard links
+// with the upstream's own repodata byte for byte, and publishes it by
+// renaming one symlink. Clients never see repodata naming a package that is
+// not there; a sync killed at any point leaves the last published tree
+// served and its downloads to be resumed.
+//
+// Handler serves /repos/NAME/… (those trees; local `path:` repos as they
+// are), /repos/NAME.repo (a ready .repo file for the nodes) and /files/…,
+// with Range, ETag and directory listings, never outside its folders. The
+// mirror never listens itself: web mounts the handler on mirror.listen.
+//
+// Index (`airgapd mirror index`, and the server's scan of local folders)
+// does what createrepo_c --update does for repos with a path: it reads the
+// headers of new and changed RPMs in parallel (go-rpmutils), reuses the
+// entries of unchanged ones, writes primary, filelists and other, and
+// repomd.xml, optionally signed, and publishes the repodata the same
+// atomic way; the packages are served from the folder itself.
+//
+// Bundles (package mirror/bundle) read published trees with Published
+// and publish imported repos with PublishImported; imported repos are
+// served and reported here like the others, and SetImportProgress puts a
+// bundle import in the status.
+package rpm
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/airgapd/airgapd/mirror"
+)
+
+// Deps is what server hands the mirror.
+type Deps struct {
+	Logger  *slog.Logger
+	Metrics prometheus.Registerer // nil: no metrics (one-shot commands)
+	DataDir string
+	// AdvertiseName and AdvertiseAddresses are how nodes reach this host;
+	// the first of them, with Listen's port, goes into .repo baseurls.
+	AdvertiseName      string
+	AdvertiseAddresses []string
+	// Listen is the address mirror.listen is bound to (its real port when
+	// the config said 0).
+	Listen string
+	// Now is the clock schedules and records read; nil means time.Now.
+	Now func() time.Time
+}
+
+// Mirror is the repository service.
+type Mirror struct {
+	deps Deps
+	log  *slog.Logger
+	m    *metrics
+
+	mu       sync.Mutex
+	cfg      Config
+	states   map[string]repoState       // read lazily from state.json
+	progress map[string]mirror.Progress // syncs under way
+	running  bool
+	sched    *scheduler // sync_every / sync_at (schedule.go)
+	// bundleImport is the bundle import under way, or the last one.
+	bundleImport *mirror.ImportProgress
+
+	keyMu sync.Mutex // one signing key generated, never two
+}
+
+// New validates cfg and returns a mirror. It opens nothing.
+func New(cfg Config, deps Deps) (*Mirror, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	if deps.DataDir == "" {
+		return nil, fmt.Errorf("mirror: no data_dir")
+	}
+	m := &Mirror{deps: deps, log: deps.Logger, cfg: cfg, states: map[string]repoState{}, progress: map[string]mirror.Progress{}, sched: newScheduler()}
+	m.m = newMetrics(m)
+	if deps.Metrics != nil {
+		if err := m.m.register(deps.Metrics); err != nil {
+			return nil, fmt.Errorf("mirror metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// Run marks the mirror up until ctx ends, then returns nil. Syncs run when
+// asked (Sync) and when a repo's sync_every or sync_at says (schedule.go);
+// local repos are indexed at start and re-indexed when their
+// folder changes (a scan every index_every); the handler serves whenever
+// web calls it.
+func (m *Mirror) Run(ctx context.Context) error {
+	m.mu.Lock()
+	m.running = true
+	m.mu.Unlock()
+	m.log.Info("mirror ready", "repos", len(m.config().Repos))
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		m.scheduleLoop(ctx)
+	}()
+	m.scanLoop(ctx)
+	wg.Wait()
+	m.mu.Lock()
+	m.running = false
+	m.mu.Unlock()
+	return nil
+}
+
+// Reload applies a new config in place: repos, files and parallel take
+// effect for the next request and the next sync. (A new listen address is
+// server's business: it rebuilds web on the new socket.)
+func (m *Mirror) Reload(cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	m.cfg = cfg
+	m.mu.Unlock()
+	m.sched.poke()
+	return nil
+}
+
+func (m *Mirror) config() Config {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.cfg
+}
+
+func (m *Mirror) setProgress(name string, p *mirror.Progress) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if p == nil {
+		delete(m.progress, name)
+		return
+	}
+	m.progress[name] = *p
+}
+
+func (m *Mirror) finished(name string, st repoState, res Result) {
+	m.mu.Lock()
+	m.states[name] = st
+	m.mu.Unlock()
+	m.m.synced(name, res)
+}
+
+// state returns a repo's last recorded sync, reading state.json once.
+func (m *Mirror) state(name string) repoState {
+	m.mu.Lock()
+	st, ok := m.states[name]
+	m.mu.Unlock()
+	if ok {
+		return st
+	}
+	st = readState(mirror.RepoStore(m.deps.DataDir, name))
+	m.mu.Lock()
+	m.states[name] = st
+	m.mu.Unlock()
+	return st
+}
+
+// Status is the mirror's state for the UI, API and metrics.
+type Status struct {
+	State   string       `json:"state"`
+	Summary string       `json:"summary"`
+	Repos   []RepoStatus `json:"repos"`
+	Files   string       `json:"files,omitempty"`
+	// BundleImport is the bundle import under way, or the last one since
+	// the server started.
+	BundleImport *mirror.ImportProgress `json:"bundle_import,omitempty"`
+}
+
+// RepoStatus is one repo in the status.
+type RepoStatus struct {
+	Name    string `json:"name"`
+	Kind    string `json:"kind"` // mirror | local | imported (from a bundle, not in the config)
+	BaseURL string `json:"baseurl,omitempty"`
+	// Upstream is the baseurl the last sync used (the mirror a mirrorlist
+	// or metalink gave, variables substituted).
+	Upstream string `json:"upstream,omitempty"`
+	Path     string `json:"path,omitempty"`
+	Revision string `json:"revision,omitempty"`
+	Packages int    `json:"packages"`
+	Bytes    int64  `json:"bytes"`
+	// LastSync is when the last sync began; LastResult ok or failed.
+	LastSync   time.Time        `json:"last_sync,omitzero"`
+	LastResult string           `json:"last_result,omitempty"`
+	LastError  string           `json:"last_error,omitempty"`
+	Published  time.Time        `json:"published,omitzero"`
+	Progress   *mirror.Progress `json:"progress,omitempty"` // a sync under way
+	// HeadersRead is how many RPM headers a local repo's last index read
+	// (the others were reused).
+	HeadersRead int `json:"headers_read,omitempty"`
+	// Schedule is a mirrored repo's sync_every or sync_at ("every 6h0m0s",
+	// "daily at 02:30"), and NextSync when the running server syncs it next
+	// (in the past: due, or under way).
+	Schedule string    `json:"schedule,omitempty"`
+	NextSync time.Time `json:"next_sync,omitzero"`
+}
+
+// Status reports every repo: what is published, the last sync and any sync
+// under way.
+func (m *Mirror) Status() Status {
+	cfg := m.config()
+	st := Status{State: "up", Files: cfg.Files, BundleImport: m.bundleImportStatus()}
+	m.mu.Lock()
+	if !m.running {
+		st.State = "down"
+	}
+	m.mu.Unlock()
+	var pkgs, failed, syncing int
+	for _, r := range cfg.Repos {
+		rs := RepoStatus{Name: r.Name, Kind: "mirror", BaseURL: r.BaseURL, Path: r.Path}
+		if !r.Mirrored() {
+			rs.Kind = "local"
+		}
+		s := m.state(r.Name)
+		rs.Revision, rs.Packages, rs.Bytes = s.Revision, s.Packages, s.Bytes
+		rs.LastSync, rs.LastResult, rs.LastError, rs.Published = s.LastSync, s.LastResult, s.LastError, s.Published
+		rs.HeadersRead = s.HeadersRead
+		rs.Upstream = s.Upstream
+		rs.Schedule, rs.NextSync = cfg.scheduleOf(r).String(), m.nextSync(cfg, r)
+		if s.LastResult == "failed" {
+			failed++
+		}
+		m.mu.Lock()
+		if p, ok := m.progress[r.Name]; ok {
+			rs.Progress = &p
+			syncing++
+		}
+		m.mu.Unlock()
+		pkgs += rs.Packages
+		st.Repos = append(st.Repos, rs)
+	}
+	for _, n := range mirror.ImportedRepos(m.deps.DataDir) {
+		if _, ok := cfg.Lookup(n); ok {
+			continue
+		}
+		s := m.state(n)
+		st.Repos = append(st.Repos, RepoStatus{Name: n, Kind: "imported", Revision: s.Revision, Packages: s.Packages, Bytes: s.Bytes, LastResult: s.LastResult, Published: s.Published})
+		pkgs += s.Packages
+	}
+	st.Summary = fmt.Sprintf("%d repos, %d packages", len(st.Repos), pkgs)
+	if syncing > 0 {
+		st.Summary += fmt.Sprintf(", %d syncing", syncing)
+	}
+	if failed > 0 {
+		st.Summary += fmt.Sprintf(", %d last sync failed", failed)
+	}
+	st.Summary += st.BundleImport.Summary()
+	return st
+}
+
+// baseURL is how nodes reach this mirror: advertise.name, else the first
+// advertised address, else the host the client asked for; with the listen
+// port unless it is 80.
+func (m *Mirror) baseURL(r *http.Request) string {
+	host := m.deps.AdvertiseName
+	if host == "" && len(m.deps.AdvertiseAddresses) > 0 {
+		host = m.deps.AdvertiseAddresses[0]
+	}
+	reqHost, reqPort, err := net.SplitHostPort(r.Host)
+	if err != nil {
+		reqHost, reqPort = r.Host, ""
+	}
+	if host == "" {
+		host = reqHost
+	}
+	port := ""
+	if _, p, err := net.SplitHostPort(m.deps.Listen); err == nil && p != "0" {
+		port = p
+	} else {
+		port = reqPort
+	}
+	if port != "" && port != "80" {
+		if n, err := strconv.Atoi(port); err == nil && n > 0 {
+			return "http://" + net.JoinHostPort(host, port)
+		}
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
+		host = "[" + host + "]"
+	}
+	return "http://" + host
+}
