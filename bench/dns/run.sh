@@ -2,17 +2,28 @@
 # bench/dns: cached-answer throughput and latency of airgapd against BIND
 # (named as a caching forwarder) and unbound, in the same run, on loopback.
 #
-#   bash bench/dns/run.sh [SECONDS]      (default 10 s per server)
+#   bash bench/dns/run.sh [SECONDS [ROUNDS]]    (default 8 s, 3 rounds)
+#   AIRGAPD_BEFORE=REV bash bench/dns/run.sh     also measure airgapd built
+#                                               from git revision REV
 #
 # One authoritative named on 127.0.0.1 stands in for the internet. The three
 # resolvers under test forward to it, all with `forward only`, and are warmed
 # with every name in the query file, so the measured queries are all cache
-# hits. dnsperf shares the 2 cores with the server under test: compare only
-# within one run. Prints a Markdown table with QPS, latency percentiles and
-# ratios against named. Needs: named, unbound, dnsperf, go. Not part of
-# `make test`.
+# hits. Each server under test runs on core 0 with one worker (named -n 1,
+# unbound num-threads: 1, airgapd sees one CPU), dnsperf and the
+# authoritative named on core 1 (taskset), as ../shared/PEERS.md says; rounds
+# rotate the order and the table shows medians. Compare only within one run.
+# Prints a Markdown table with QPS, latency percentiles and ratios against
+# named. Needs: named, unbound, dnsperf, taskset, go. Not part of `make test`.
 set -euo pipefail
-secs=${1:-10}
+secs=${1:-8}
+rounds=${2:-3}
+server_cpu=(taskset -c 0)
+load_cpu=(taskset -c 1)
+if [[ $(nproc) -lt 2 ]] || ! command -v taskset >/dev/null; then
+	server_cpu=(); load_cpu=()
+	echo "bench/dns: fewer than 2 cores or no taskset: running unpinned" >&2
+fi
 root=$(cd "$(dirname "$0")/../.." && pwd)
 work=$(mktemp -d /tmp/airgapd-bench-dns.XXXXXX)
 pids=()
@@ -61,10 +72,10 @@ X
 }
 named_conf "$work/auth" "$auth_port" "recursion no;"
 echo "zone \"bench.test\" { type primary; file \"$work/bench.test.zone\"; };" >>"$work/auth/named.conf"
-named -f -u root -c "$work/auth/named.conf" >"$work/auth.log" 2>&1 & pids+=($!)
+"${load_cpu[@]}" named -f -u root -n 1 -c "$work/auth/named.conf" >"$work/auth.log" 2>&1 & pids+=($!)
 
 named_conf "$work/named" "$named_port" "recursion yes; forward only; forwarders { 127.0.0.1 port $auth_port; }; query-source address 127.0.0.1; allow-query { 127.0.0.1; };"
-named -f -u root -c "$work/named/named.conf" >"$work/named.log" 2>&1 & pids+=($!)
+"${server_cpu[@]}" named -f -u root -n 1 -c "$work/named/named.conf" >"$work/named.log" 2>&1 & pids+=($!)
 
 cat >"$work/unbound.conf" <<X
 server:
@@ -82,45 +93,70 @@ forward-zone:
   name: "."
   forward-addr: 127.0.0.1@$auth_port
 X
-unbound -d -c "$work/unbound.conf" >"$work/unbound.log" 2>&1 & pids+=($!)
+"${server_cpu[@]}" unbound -d -c "$work/unbound.conf" >"$work/unbound.log" 2>&1 & pids+=($!)
 
-(cd "$root" && go build -o "$work/airgapd" ./cmd/airgapd)
-cat >"$work/airgapd.yaml" <<X
-data_dir: $work/ag
-runtime_dir: $work/ag/run
+servers=(named unbound airgapd)
+start_airgapd() { # name binary port
+	cat >"$work/$1.yaml" <<X
+data_dir: $work/$1.data
+runtime_dir: $work/$1.data/run
 log: { level: warn }
 dns:
-  listen: ["127.0.0.1:$airgapd_port"]
+  listen: ["127.0.0.1:$3"]
   forwarders: ["127.0.0.1:$auth_port"]
   forward: only
   query_log: false
 X
-"$work/airgapd" serve --config "$work/airgapd.yaml" >"$work/airgapd.log" 2>&1 & pids+=($!)
+	"${server_cpu[@]}" "$2" serve --config "$work/$1.yaml" >"$work/$1.log" 2>&1 & pids+=($!)
+}
+(cd "$root" && go build -o "$work/airgapd" ./cmd/airgapd)
+start_airgapd airgapd "$work/airgapd" "$airgapd_port"
+if [[ -n ${AIRGAPD_BEFORE:-} ]]; then
+	# The same binary from another revision, built from a throwaway
+	# worktree, so "before" and "after" share this run's machine and load.
+	git -C "$root" worktree add -q --detach "$work/before-src" "$AIRGAPD_BEFORE"
+	(cd "$work/before-src" && go build -o "$work/airgapd-before" ./cmd/airgapd)
+	git -C "$root" worktree remove --force "$work/before-src"
+	airgapd_before_port=$(free_port)
+	start_airgapd airgapd-before "$work/airgapd-before" "$airgapd_before_port"
+	servers+=(airgapd-before)
+fi
 
 wait_dns 127.0.0.1 "$auth_port"; wait_dns 127.0.0.1 "$named_port"
 wait_dns 127.0.0.1 "$unbound_port"; wait_dns 127.0.0.1 "$airgapd_port"
+[[ -z ${AIRGAPD_BEFORE:-} ]] || wait_dns 127.0.0.1 "$airgapd_before_port"
 
+port_of() { local v="${1//-/_}_port"; echo "${!v}"; }
+median() { sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 declare -A qps p50 p99 avg
-for srv in named unbound airgapd; do
-	port_var="${srv}_port"; port=${!port_var}
-	# Warm the cache with every name, then measure.
-	dnsperf -s 127.0.0.1 -p "$port" -d "$work/queries.txt" -n 1 >/dev/null
-	out=$(dnsperf -s 127.0.0.1 -p "$port" -d "$work/queries.txt" -l "$secs" -c 4 -T 2)
-	qps[$srv]=$(awk '/Queries per second:/ {print $4}' <<<"$out")
-	avg[$srv]=$(awk '/Average Latency/ {printf "%.3f", $4*1000}' <<<"$out")
-	lost=$(awk '/Queries lost:/ {print $3}' <<<"$out")
+for srv in "${servers[@]}"; do
+	# Warm the cache with every name.
+	dnsperf -s 127.0.0.1 -p "$(port_of "$srv")" -d "$work/queries.txt" -n 1 >/dev/null
+done
+for ((r = 0; r < rounds; r++)); do
+	# Rotate the order, so no server always goes first or last.
+	for ((i = 0; i < ${#servers[@]}; i++)); do
+		srv=${servers[$(( (i + r) % ${#servers[@]} ))]}
+		out=$("${load_cpu[@]}" dnsperf -s 127.0.0.1 -p "$(port_of "$srv")" -d "$work/queries.txt" -l "$secs" -c 8 -T 1 -q 256)
+		awk '/Queries per second:/ {print $4}' <<<"$out" >>"$work/qps.$srv"
+		awk '/Average Latency/ {printf "%.3f\n", $4*1000}' <<<"$out" >>"$work/avg.$srv"
+		echo "round $((r + 1)) $srv: $(tail -1 "$work/qps.$srv") q/s, lost $(awk '/Queries lost:/ {print $3}' <<<"$out")" >&2
+	done
+done
+for srv in "${servers[@]}"; do
+	qps[$srv]=$(median <"$work/qps.$srv")
+	avg[$srv]=$(median <"$work/avg.$srv")
 	# Percentiles from a rate-capped run, each query's latency printed (-v).
-	dnsperf -s 127.0.0.1 -p "$port" -d "$work/queries.txt" -l 3 -Q 20000 -v 2>/dev/null |
+	"${load_cpu[@]}" dnsperf -s 127.0.0.1 -p "$(port_of "$srv")" -d "$work/queries.txt" -l 3 -Q 20000 -v 2>/dev/null |
 		awk '$1 == ">" {print $NF * 1000}' | sort -n >"$work/lat.$srv"
 	n=$(wc -l <"$work/lat.$srv")
 	p50[$srv]=$(sed -n "$(( (n + 1) / 2 ))p" "$work/lat.$srv")
 	p99[$srv]=$(sed -n "$(( (n * 99 + 99) / 100 ))p" "$work/lat.$srv")
-	echo "$srv: ${qps[$srv]} q/s, lost $lost" >&2
 done
 
-printf '\n| server | cached QPS | avg ms (full load) | p50 ms (20k q/s) | p99 ms (20k q/s) | QPS vs named |\n'
+printf '\n| server | cached QPS (median of %d) | avg ms (full load) | p50 ms (20k q/s) | p99 ms (20k q/s) | QPS vs named |\n' "$rounds"
 printf '|---|---:|---:|---:|---:|---:|\n'
-for srv in named unbound airgapd; do
+for srv in "${servers[@]}"; do
 	ratio=$(awk -v a="${qps[$srv]}" -v b="${qps[named]}" 'BEGIN {printf "%.2f", a / b}')
 	printf '| %s | %.0f | %s | %.3f | %.3f | %s |\n' "$srv" "${qps[$srv]}" "${avg[$srv]}" "${p50[$srv]}" "${p99[$srv]}" "$ratio"
 done
