@@ -183,7 +183,7 @@ func (s *Server) buildGateway(c *Config, in *instance) error {
 	in.removed = func() { g.Disable() } // it logs what it removed, or why not
 	in.status = func() ServiceStatus {
 		st := g.Status()
-		return ServiceStatus{State: st.State, Summary: st.Summary, Detail: st}
+		return ServiceStatus{State: st.State, Summary: st.Summary, Gateway: &st}
 	}
 	in.reload = func(c *Config) error { return g.Reload(*c.Gateway) }
 	return nil
@@ -206,7 +206,7 @@ func (s *Server) buildDNS(c *Config, in *instance) error {
 	in.run = d.Run
 	in.status = func() ServiceStatus {
 		st := d.Status()
-		return ServiceStatus{State: st.State, Summary: st.Summary, Detail: st}
+		return ServiceStatus{State: st.State, Summary: st.Summary, DNS: &st}
 	}
 	in.reload = func(c *Config) error { return d.Reload(*c.DNS) }
 	in.flushDNS = d.FlushCache
@@ -225,7 +225,7 @@ func (s *Server) buildNTP(c *Config, in *instance) error {
 	in.run = n.Run
 	in.status = func() ServiceStatus {
 		st := n.Status()
-		return ServiceStatus{State: st.State, Summary: st.Summary, Detail: st}
+		return ServiceStatus{State: st.State, Summary: st.Summary, NTP: &st}
 	}
 	in.reload = func(c *Config) error { return n.Reload(*c.NTP) }
 	in.setNTPTime = n.SetTime
@@ -246,8 +246,8 @@ func (s *Server) buildMirror(c *Config, in *instance) error {
 		return m.Run(ctx)
 	}
 	in.status = func() ServiceStatus {
-		st := m.Status()
-		return ServiceStatus{State: st.State, Summary: st.Summary, Detail: st}
+		st := mirrorStatus(m.Status())
+		return ServiceStatus{State: st.State, Summary: st.Summary, Mirror: &st}
 	}
 	built := *c
 	in.reload = func(next *Config) error {
@@ -272,7 +272,7 @@ func (s *Server) buildRegistry(c *Config, in *instance) error {
 	}
 	in.status = func() ServiceStatus {
 		st := r.Status()
-		return ServiceStatus{State: st.State, Summary: st.Summary, Detail: st}
+		return ServiceStatus{State: st.State, Summary: st.Summary, Registry: &st}
 	}
 	in.reload = func(c *Config) error { return r.Reload(*c.Registry) }
 	return nil
@@ -344,7 +344,7 @@ func (s *Server) buildWeb(c *Config, in *instance) error {
 		if !c.Enabled("web") {
 			st.Summary += " (UI off: web.enabled is false or the section is absent; control socket only)"
 		}
-		return ServiceStatus{State: st.State, Summary: st.Summary, Detail: st}
+		return ServiceStatus{State: st.State, Summary: st.Summary, Web: &st}
 	}
 	in.reload = func(c *Config) error { return w.Reload(wc) }
 	return nil

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+
+	"github.com/airgapd/airgapd/api"
 )
 
 //go:embed templates/*.html
@@ -93,8 +95,8 @@ type pageData struct {
 	Title   string
 	Nav     string // the nav entry to mark
 	User    string
-	Status  statusView
-	Service serviceView // the page's service, on service pages
+	Status  api.StatusReport
+	Service api.ServiceStatus // the page's service, on service pages
 	Flash   string
 	Error   string
 	Node    nodeLine
@@ -208,7 +210,7 @@ func (s *Server) uiPages(r chi.Router) {
 }
 
 type overviewCard struct {
-	Service serviceView
+	Service api.ServiceStatus
 	Label   string
 	Figure  string
 	Spark   template.HTML
@@ -222,15 +224,13 @@ func (s *Server) pageOverview(w http.ResponseWriter, r *http.Request) {
 		c := overviewCard{Service: sv, Label: strings.ToUpper(sv.Name)}
 		switch sv.Name {
 		case "dns":
-			var v dnsView
-			sv.detail(&v)
+			v := valueOf(sv.DNS)
 			if sv.Running() {
 				c.Figure = fmt.Sprintf("%s q/s · cache %s", formatFloat(v.QPS), formatPercent(v.Cache.HitRatio*100))
 				c.Spark = sparkSVG(qps)
 			}
 		case "ntp":
-			var v ntpView
-			sv.detail(&v)
+			v := valueOf(sv.NTP)
 			if sv.Running() {
 				c.Figure = fmt.Sprintf("stratum %d · offset %s", v.Stratum, formatSeconds(v.Offset))
 				var ps []point
@@ -240,20 +240,17 @@ func (s *Server) pageOverview(w http.ResponseWriter, r *http.Request) {
 				c.Spark = sparkSVG(ps)
 			}
 		case "gateway":
-			var v gatewayView
-			sv.detail(&v)
+			v := valueOf(sv.Gateway)
 			if sv.Running() {
 				c.Figure = fmt.Sprintf("%s mode · %d rules · ip_forward=%s", v.Mode, len(v.Rules), v.IPForward)
 			}
 		case "mirror":
-			var v mirrorView
-			sv.detail(&v)
+			v := valueOf(sv.Mirror)
 			if sv.Running() {
 				c.Figure = fmt.Sprintf("%d repos", len(v.Repos))
 			}
 		case "registry":
-			var v registryView
-			sv.detail(&v)
+			v := valueOf(sv.Registry)
 			if sv.Running() {
 				c.Figure = fmt.Sprintf("%d repositories · %s", len(v.Repositories), formatBytes(v.Bytes))
 			}
@@ -278,40 +275,36 @@ func (s *Server) pageService(name string) http.HandlerFunc {
 // result of the action just taken, if any.
 func (s *Server) renderService(w http.ResponseWriter, r *http.Request, name string, code int, flash, errMsg string, action any) {
 	st := s.status()
-	sv := st.service(name)
+	sv := st.Service(name)
 	d := pageData{Title: serviceTitles[name], Nav: name, Status: st, Service: sv, Flash: flash, Error: errMsg, Action: action}
 	if sv.Running() {
 		switch name {
 		case "ntp":
-			var v ntpView
-			sv.detail(&v)
+			v := valueOf(sv.NTP)
 			var ps []point
 			for _, h := range v.History {
 				ps = append(ps, point{h.At, h.Offset})
 			}
 			d.Data = struct {
-				ntpView
+				api.NTPStatus
 				Plot     template.HTML
 				Now      string
 				Settable bool
 			}{v, plotSVG("Served offset from the system clock", ps, formatSeconds), s.now().Local().Format("2006-01-02 15:04:05"), s.deps.NTPClock != nil}
 		case "gateway":
-			var v gatewayView
-			sv.detail(&v)
+			v := valueOf(sv.Gateway)
 			d.Data = v
 		case "mirror":
-			var v mirrorView
-			sv.detail(&v)
+			v := valueOf(sv.Mirror)
 			_, canSync := s.deps.Instance.(MirrorSyncer)
 			d.Data = struct {
-				mirrorView
+				api.MirrorStatus
 				CanSync bool
 			}{v, canSync}
 		case "registry":
-			var v registryView
-			sv.detail(&v)
+			v := valueOf(sv.Registry)
 			d.Data = struct {
-				registryView
+				api.RegistryStatus
 				CanGC bool
 			}{v, s.deps.RegistryAdmin != nil}
 		}
@@ -320,7 +313,7 @@ func (s *Server) renderService(w http.ResponseWriter, r *http.Request, name stri
 }
 
 type dnsPage struct {
-	dnsView
+	api.DNSStatus
 	Records  []zoneRecords
 	Editable bool
 	EditNote string
@@ -341,11 +334,11 @@ func (s *Server) pageDNS(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) renderDNS(w http.ResponseWriter, r *http.Request, code int, errMsg string) {
 	st := s.status()
-	sv := st.service("dns")
+	sv := st.Service(api.ServiceDNS)
 	d := pageData{Title: "DNS", Nav: "dns", Status: st, Service: sv, Error: errMsg}
 	if sv.Running() {
 		p := dnsPage{Filter: r.URL.Query().Get("q")}
-		sv.detail(&p.dnsView)
+		p.DNSStatus = valueOf(sv.DNS)
 		qps, hit := s.hist.dns()
 		p.QPSPlot = plotSVG("Queries per second", qps, formatFloat)
 		p.HitPlot = plotSVG("Cache hit ratio", hit, formatPercent)
@@ -502,7 +495,7 @@ type settingsPage struct {
 	Path     string
 	Text     string
 	Lines    []settingsLine
-	Problems []ConfigProblem
+	Problems []api.ConfigProblem
 	HasPrev  bool
 	ReadOnly string
 }
@@ -550,7 +543,7 @@ func (s *Server) formSettings(w http.ResponseWriter, r *http.Request) {
 }
 
 // annotate pairs each line of text with the problems found on it.
-func annotate(text string, ps []ConfigProblem) []settingsLine {
+func annotate(text string, ps []api.ConfigProblem) []settingsLine {
 	byLine := map[int][]string{}
 	for _, p := range ps {
 		if p.Line > 0 {
