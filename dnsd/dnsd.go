@@ -23,6 +23,8 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/airgapd/airgapd/api"
 )
 
 // Deps is what server hands the DNS service.
@@ -238,44 +240,14 @@ func (s *Server) Reload(cfg Config) error {
 // name is empty; it returns how many entries went.
 func (s *Server) FlushCache(name string) int { return s.cache.flush(name) }
 
-// Status is the DNS service's state for the UI, API and metrics.
-type Status struct {
-	State       string           `json:"state"`
-	Summary     string           `json:"summary"`
-	Listen      []string         `json:"listen"` // udp/ADDR and tcp/ADDR actually bound
-	QPS         float64          `json:"qps"`
-	Queries     int64            `json:"queries"`
-	AvgMs       float64          `json:"avg_latency_ms"`
-	Dropped     int64            `json:"dropped"`
-	RateLimited int64            `json:"rate_limited"`
-	Malformed   int64            `json:"malformed"`
-	Sources     map[string]int64 `json:"sources"`
-	Rcodes      map[string]int64 `json:"rcodes"`
-	Cache       CacheStatus      `json:"cache"`
-	Upstreams   []UpstreamStatus `json:"upstreams"`
-	Zones       []ZoneStatus     `json:"zones"`
-	TopClients  []Count          `json:"top_clients"`
-	TopNames    []Count          `json:"top_names"`
-	Recent      []LogEntry       `json:"recent"`
-}
+// Status is the DNS service's state (the api package defines it).
+type Status = api.DNSStatus
 
 // CacheStatus summarises the cache.
-type CacheStatus struct {
-	Entries    int     `json:"entries"`
-	Max        int     `json:"max"`
-	Hits       int64   `json:"hits"`
-	Misses     int64   `json:"misses"`
-	HitRatio   float64 `json:"hit_ratio"`
-	Stale      int64   `json:"stale_served"`
-	Prefetches int64   `json:"prefetches"`
-}
+type CacheStatus = api.DNSCacheStatus
 
 // ZoneStatus is one local zone.
-type ZoneStatus struct {
-	Name    string `json:"name"`
-	Serial  uint32 `json:"serial"`
-	Records int    `json:"records"`
-}
+type ZoneStatus = api.DNSZoneStatus
 
 // Status reports counters, cache, upstreams and zones.
 func (s *Server) Status() Status {

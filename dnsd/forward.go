@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/airgapd/airgapd/api"
 )
 
 // Timing of the forwarder pool. A query gets queryBudget in all; each try
@@ -71,14 +73,7 @@ func (u *upstream) failure() (nowDead bool) {
 }
 
 // UpstreamStatus is one forwarder's health for the status page.
-type UpstreamStatus struct {
-	Address string  `json:"address"`
-	Zone    string  `json:"zone,omitempty"` // forward zone, or "" for the default pool
-	Healthy bool    `json:"healthy"`
-	SRTTms  float64 `json:"srtt_ms"`
-	Queries int64   `json:"queries"`
-	Errors  int64   `json:"errors"`
-}
+type UpstreamStatus = api.DNSUpstreamStatus
 
 func (u *upstream) status(zone string) UpstreamStatus {
 	u.mu.Lock()

@@ -10,6 +10,8 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/airgapd/airgapd/api"
 )
 
 // sources are who answered a query, in the order the status shows them.
@@ -51,15 +53,7 @@ type stats struct {
 }
 
 // LogEntry is one query in the query log.
-type LogEntry struct {
-	Time      time.Time `json:"time"`
-	Client    string    `json:"client"`
-	Name      string    `json:"name"`
-	Type      string    `json:"type"`
-	Rcode     string    `json:"rcode"`
-	Source    string    `json:"source"`
-	LatencyMs float64   `json:"latency_ms"`
-}
+type LogEntry = api.DNSLogEntry
 
 // logRecord is a query-log entry as recorded: raw values, formatted only
 // when someone reads the log, so the hot path does no string work.
@@ -152,10 +146,7 @@ type topCounter struct {
 }
 
 // Count is one top-list row.
-type Count struct {
-	Key   string `json:"key"`
-	Count int64  `json:"count"`
-}
+type Count = api.DNSCount
 
 const topMax = 10000
 
@@ -195,7 +186,7 @@ func bump[K comparable](m map[K]int64, k K) {
 func leaders[K comparable](m map[K]int64, n int, str func(K) string) []Count {
 	out := make([]Count, 0, len(m))
 	for k, v := range m {
-		out = append(out, Count{str(k), v})
+		out = append(out, Count{Key: str(k), Count: v})
 	}
 	sort.Slice(out, func(i, j int) bool {
 		return out[i].Count > out[j].Count || (out[i].Count == out[j].Count && out[i].Key < out[j].Key)

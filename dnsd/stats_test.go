@@ -30,10 +30,10 @@ func TestQueryLogAndTopLists(t *testing.T) {
 	clk.add(time.Minute) // the top lists show the last full minute
 	s.stats.record(s, a, "x.", dns.TypeA, dns.RcodeSuccess, "cache", clk.now())
 	st := s.Status()
-	if len(st.TopClients) != 2 || st.TopClients[0] != (Count{"192.168.10.11", 5}) || st.TopClients[1] != (Count{"192.168.10.12", 2}) {
+	if len(st.TopClients) != 2 || st.TopClients[0] != (Count{Key: "192.168.10.11", Count: 5}) || st.TopClients[1] != (Count{Key: "192.168.10.12", Count: 2}) {
 		t.Errorf("top clients = %+v", st.TopClients)
 	}
-	if len(st.TopNames) != 2 || st.TopNames[0] != (Count{"admin.lab.internal.", 5}) {
+	if len(st.TopNames) != 2 || st.TopNames[0] != (Count{Key: "admin.lab.internal.", Count: 5}) {
 		t.Errorf("top names = %+v", st.TopNames)
 	}
 	if st.Sources["local"] != 5 || st.Rcodes["NXDOMAIN"] != 2 || st.Queries != 8 {

@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/airgapd/airgapd/api"
 )
 
 // Deps is what server hands the gateway. Tables and Kernel default to the
@@ -401,49 +403,17 @@ func (g *Gateway) reconcilePlan(cfg Config, cause string) {
 // maxDrift is how many drift events Status keeps.
 const maxDrift = 20
 
-// Status is the gateway's state for the UI, API and metrics.
-type Status struct {
-	State     string `json:"state"`
-	Summary   string `json:"summary"`
-	Mode      string `json:"mode"`
-	Backend   string `json:"backend"`    // nf_tables | legacy; empty when iptables could not be read
-	IPForward string `json:"ip_forward"` // "1", "0"; empty when unknown
-	Firewalld string `json:"firewalld"`
-	// Rules are airgapd's rules in the kernel with their counters, as
-	// `iptables -t nat -L -n -v` shows them.
-	Rules   []RuleStatus   `json:"rules"`
-	Sysctls []SysctlStatus `json:"sysctls,omitempty"`
-	Routes  []string       `json:"routes,omitempty"`
-	// Pending is what apply would change now: the plan in plan mode, what
-	// could not be applied in apply mode.
-	Pending       []string     `json:"pending,omitempty"`
-	Notes         []string     `json:"notes,omitempty"`
-	Drift         []DriftEvent `json:"drift,omitempty"`
-	LastReconcile time.Time    `json:"last_reconcile"`
-	LastError     string       `json:"last_error,omitempty"`
-}
+// Status is the gateway's state (the api package defines it).
+type Status = api.GatewayStatus
 
 // RuleStatus is one of airgapd's rules as the kernel holds it.
-type RuleStatus struct {
-	Table   string `json:"table"`
-	Chain   string `json:"chain"`
-	Rule    string `json:"rule"`
-	Packets uint64 `json:"packets"`
-	Bytes   uint64 `json:"bytes"`
-}
+type RuleStatus = api.GatewayRule
 
 // SysctlStatus is one sysctl airgapd manages.
-type SysctlStatus struct {
-	Name string `json:"name"`
-	Want string `json:"want"`
-	Have string `json:"have"`
-}
+type SysctlStatus = api.GatewaySysctl
 
 // DriftEvent is one repair of changes someone else made.
-type DriftEvent struct {
-	Time    time.Time `json:"time"`
-	Changes []string  `json:"changes"`
-}
+type DriftEvent = api.GatewayDrift
 
 // States a gateway reports.
 const (

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/airgapd/airgapd/api"
 )
 
 // verdict is what the rate limiter decides for one request.
@@ -145,18 +147,7 @@ func (t *clientTable) setName(a netip.Addr, name string) {
 }
 
 // ClientStatus is one row of the clients table, like `chronyc clients`.
-type ClientStatus struct {
-	Address  string    `json:"address"`
-	Name     string    `json:"name,omitempty"` // reverse DNS, when known
-	Packets  uint64    `json:"packets"`
-	Answered uint64    `json:"answered"`
-	Drops    uint64    `json:"drops"` // over the rate limit, not answered
-	KoDs     uint64    `json:"kods"`  // KoD RATE sent
-	LastSeen time.Time `json:"last_seen"`
-	// Interval is the average time between requests, in seconds (0 with
-	// one request).
-	Interval float64 `json:"interval"`
-}
+type ClientStatus = api.NTPClientStatus
 
 // snapshot returns up to limit clients, most recently seen first, and the
 // total count.

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/airgapd/airgapd/api"
 )
 
 // syncState is where the served time comes from.
@@ -97,11 +99,7 @@ type update struct {
 }
 
 // OffsetPoint is one entry of the offset history, for plots.
-type OffsetPoint struct {
-	At     time.Time `json:"at"`
-	Offset float64   `json:"offset"` // seconds, served − system clock
-	Jitter float64   `json:"jitter"` // seconds
-}
+type OffsetPoint = api.NTPOffsetPoint
 
 // modelConfig is the part of the config the model uses.
 type modelConfig struct {

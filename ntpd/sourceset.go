@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/beevik/ntp"
+
+	"github.com/airgapd/airgapd/api"
 )
 
 // sourceSet polls the upstream servers, keeps each source's reach and
@@ -327,21 +329,7 @@ func (ss *sourceSet) selectLocked(now time.Time) (update, bool) {
 }
 
 // SourceStatus is one line of the sources view, like `chronyc sources`.
-type SourceStatus struct {
-	Mark    string `json:"mark"` // * selected, + combined, - not combined, ? unusable, x falseticker
-	Server  string `json:"server"`
-	Address string `json:"address"`
-	Stratum int    `json:"stratum"`
-	Poll    int    `json:"poll"`  // log2 seconds
-	Reach   string `json:"reach"` // octal, as chronyc prints it
-	// LastRx is seconds since the last reply; -1 when none yet.
-	LastRx    float64 `json:"last_rx"`
-	Offset    float64 `json:"offset"` // last sample, seconds (source − system clock)
-	Delay     float64 `json:"delay"`
-	Jitter    float64 `json:"jitter"`
-	Error     float64 `json:"error"` // ± root distance of the filtered sample
-	LastError string  `json:"last_error,omitempty"`
-}
+type SourceStatus = api.NTPSourceStatus
 
 func (ss *sourceSet) status() []SourceStatus {
 	ss.mu.Lock()

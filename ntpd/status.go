@@ -6,42 +6,12 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/airgapd/airgapd/api"
 )
 
-// Status is the NTP service's state for the UI, API and metrics: what
-// `chronyc tracking`, `sources` and `clients` show, as plain data.
-type Status struct {
-	State   string   `json:"state"` // synced | local | holdover | unsynchronised | starting | down
-	Summary string   `json:"summary"`
-	Listen  []string `json:"listen"` // bound addresses
-
-	Stratum        int     `json:"stratum"` // served; 16 = unsynchronised
-	Leap           int     `json:"leap"`    // served; 3 = unsynchronised
-	RefID          string  `json:"ref_id"`
-	Selected       string  `json:"selected,omitempty"` // the system peer's address
-	Offset         float64 `json:"offset"`             // seconds, served time − system clock
-	RootDelay      float64 `json:"root_delay"`         // seconds
-	RootDispersion float64 `json:"root_dispersion"`    // seconds
-	Precision      int     `json:"precision"`          // log2 seconds
-	// LastUpdate is when the last upstream sample updated the model.
-	LastUpdate    *time.Time `json:"last_update,omitempty"`
-	Frequency     float64    `json:"frequency_ppm"` // system clock: positive runs slow
-	Skew          float64    `json:"skew_ppm"`
-	FrequencyFrom string     `json:"frequency_from,omitempty"` // estimate | drift file
-	Discipline    bool       `json:"discipline"`
-
-	// ManualSetAt is when `airgapd ntp settime` last set the time;
-	// ManualError the estimated error of the served time since then.
-	ManualSetAt  *time.Time `json:"manual_set_at,omitempty"`
-	ManualOffset float64    `json:"manual_offset,omitempty"` // seconds, set − system clock
-	ManualError  float64    `json:"manual_error,omitempty"`  // seconds
-
-	Sources      []SourceStatus `json:"sources"`
-	SourcesView  string         `json:"sources_view"` // as `chronyc sources` prints it
-	Clients      []ClientStatus `json:"clients"`      // most recent first, at most 1000
-	ClientsTotal int            `json:"clients_total"`
-	History      []OffsetPoint  `json:"history"` // offset and jitter of each model update, for plots
-}
+// Status is the NTP service's state (the api package defines it).
+type Status = api.NTPStatus
 
 // Status reports the service's state.
 func (s *Server) Status() Status {

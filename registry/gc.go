@@ -14,29 +14,16 @@ import (
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
+
+	"github.com/airgapd/airgapd/api"
 )
 
-// GCResult is what one garbage collection removed (or, dry, would remove).
-type GCResult struct {
-	DryRun   bool      `json:"dry_run"`
-	Started  time.Time `json:"started"`
-	Duration float64   `json:"duration_seconds"`
-	// Blobs are the blobs no manifest references any more, sorted by digest.
-	Blobs []GCBlob `json:"blobs"`
-	Bytes int64    `json:"bytes"`
-	// LayerLinks counts repositories' links to those blobs.
-	LayerLinks int `json:"layer_links"`
-	// Kept are unreferenced blobs of pushes in progress, left for the push
-	// to finish.
-	Kept  []string `json:"kept,omitempty"`
-	Error string   `json:"error,omitempty"`
-}
+// GCResult is what one garbage collection removed (the api package
+// defines it: it is the API's answer and part of Status).
+type GCResult = api.GCResult
 
 // GCBlob is one blob in a GCResult.
-type GCBlob struct {
-	Digest string `json:"digest"`
-	Size   int64  `json:"size"`
-}
+type GCBlob = api.GCBlob
 
 // gcDrainLimit bounds how long a collection waits for writes in flight.
 const gcDrainLimit = 2 * time.Minute

@@ -27,6 +27,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/opencontainers/go-digest"
+
+	"github.com/airgapd/airgapd/api"
 )
 
 // ImportOptions tune Import.
@@ -39,17 +41,12 @@ type ImportOptions struct {
 	Progress func(complete, total int64)
 }
 
-// ImportResult lists what an import stored.
-type ImportResult struct {
-	Format string          `json:"format"` // oci-layout | docker-save
-	Images []ImportedImage `json:"images"`
-}
+// ImportResult lists what an import stored (the api package defines it:
+// it is the API's answer).
+type ImportResult = api.RegistryImportResult
 
 // ImportedImage is one image (or index) stored under Name.
-type ImportedImage struct {
-	Name   string `json:"name"`   // repo:tag
-	Digest string `json:"digest"` // of the manifest or index, unchanged
-}
+type ImportedImage = api.ImportedImage
 
 // internalRegistry is the host name import uses for itself; requests never
 // leave the process.

@@ -39,6 +39,7 @@ import (
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/airgapd/airgapd/api"
 	"github.com/airgapd/airgapd/internal/conf"
 	"github.com/airgapd/airgapd/internal/humanize"
 )
@@ -54,45 +55,11 @@ type Deps struct {
 	Now func() time.Time
 }
 
-// Status is the registry's state for the UI, API and metrics.
-type Status struct {
-	State   string `json:"state"`
-	Summary string `json:"summary"`
-	// Storage is the driver and where it keeps data.
-	Storage      string       `json:"storage"`
-	Users        int          `json:"users"`
-	PullFrom     []string     `json:"pull_from"`
-	Repositories []RepoStatus `json:"repositories"`
-	// RepositoriesOmitted counts repositories past the status's bound.
-	RepositoriesOmitted int       `json:"repositories_omitted,omitempty"`
-	Tags                int       `json:"tags"`
-	Blobs               int       `json:"blobs"`
-	Bytes               int64     `json:"bytes"`
-	CountedAt           time.Time `json:"counted_at"`
-	Pulls               int64     `json:"pulls"`
-	Pushes              int64     `json:"pushes"`
-	Deletes             int64     `json:"deletes"`
-	BytesSent           int64     `json:"bytes_sent"`
-	BytesReceived       int64     `json:"bytes_received"`
-	AuthFailures        int64     `json:"auth_failures"`
-	GCRunning           bool      `json:"gc_running"`
-	LastGC              *GCResult `json:"last_gc,omitempty"`
-	// Mirrors names the upstreams served through this registry
-	// (registry.mirrors); Upstreams has each one's reachability and what
-	// was pulled through.
-	Mirrors   []string         `json:"mirrors,omitempty"`
-	Upstreams []UpstreamStatus `json:"upstreams,omitempty"`
-}
+// Status is the registry's state (the api package defines it).
+type Status = api.RegistryStatus
 
 // RepoStatus is one repository in Status.
-type RepoStatus struct {
-	Name      string   `json:"name"`
-	Tags      []string `json:"tags"`
-	Manifests int      `json:"manifests"`
-	// Bytes is the size of the blobs linked into this repository; blobs
-	// shared between repositories count in each.
-	Bytes int64 `json:"bytes"`
-}
+type RepoStatus = api.RegistryRepoStatus
 
 // Registry is the image service.
 type Registry struct {

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/airgapd/airgapd/api"
 )
 
 // Upstream timeouts. A mirror whose upstream is unreachable must answer
@@ -269,26 +271,7 @@ func parseChallenge(h string) (string, map[string]string) {
 }
 
 // UpstreamStatus is one mirrored upstream in Status.
-type UpstreamStatus struct {
-	Name      string     `json:"name"`
-	URL       string     `json:"url"`
-	Reachable bool       `json:"reachable"`
-	LastOK    *time.Time `json:"last_ok,omitempty"`
-	LastError string     `json:"last_error,omitempty"`
-	// LastErrorAt is when LastError happened.
-	LastErrorAt *time.Time `json:"last_error_at,omitempty"`
-	// Hits are manifests and blobs served from the cache without fetching;
-	// Misses are those fetched from the upstream; Refreshes are tag
-	// lookups checked against it.
-	Hits      int64 `json:"hits"`
-	Misses    int64 `json:"misses"`
-	Refreshes int64 `json:"refreshes"`
-	Errors    int64 `json:"errors"`
-	// BytesFetched counts blob and manifest bytes read from the upstream.
-	BytesFetched int64 `json:"bytes_fetched"`
-	// InFlight are blob downloads running now.
-	InFlight int64 `json:"in_flight"`
-}
+type UpstreamStatus = api.RegistryUpstreamStatus
 
 func (u *upstream) status() UpstreamStatus {
 	st := UpstreamStatus{

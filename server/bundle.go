@@ -1,18 +1,15 @@
 package server
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 
+	"github.com/airgapd/airgapd/api"
 	"github.com/airgapd/airgapd/mirror"
 	"github.com/airgapd/airgapd/mirror/bundle"
 	"github.com/airgapd/airgapd/mirror/rpm"
@@ -119,48 +116,6 @@ func (s *Server) ImportBundle(ctx context.Context, path string, progress func(an
 	return res, nil
 }
 
-// ImportBundle asks the running server to import the bundle at path (an
-// absolute path on the server's host), calling progress as the server
-// reports it. It waits as long as the import takes; cancelling ctx stops
-// the import (run it again to finish: what was verified is kept).
-func (c *Client) ImportBundle(ctx context.Context, path string, progress func(mirror.ImportProgress)) (bundle.ImportResult, error) {
-	var res bundle.ImportResult
-	resp, err := c.post(ctx, "/api/v1/bundle/import?"+url.Values{"path": {path}}.Encode())
-	if err != nil {
-		return res, err
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 16<<20)
-	for sc.Scan() {
-		var line struct {
-			Progress *mirror.ImportProgress `json:"progress"`
-			Result   *bundle.ImportResult   `json:"result"`
-			Done     bool                   `json:"done"`
-			Error    string                 `json:"error"`
-		}
-		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
-			return res, fmt.Errorf("decode progress from %s: %w", c.display, err)
-		}
-		if line.Progress != nil && progress != nil {
-			progress(*line.Progress)
-		}
-		if line.Done {
-			if line.Error != "" {
-				return res, errors.New(line.Error)
-			}
-			if line.Result == nil {
-				return res, fmt.Errorf("%s ended the import without a result", c.display)
-			}
-			return *line.Result, nil
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return res, fmt.Errorf("%s stopped answering during the import (did the server stop?): %w; run the import again to finish it", c.display, err)
-	}
-	return res, fmt.Errorf("%s ended the import without a result (did the server stop?); run the import again to finish it", c.display)
-}
-
 // LocalRegistry is this instance's registry as `bundle create
 // --from-registry` reads it: the running server's registry listener, found
 // in its status over the control socket, and the appliance CA.
@@ -168,9 +123,9 @@ func LocalRegistry(ctx context.Context, cfg *Config, socket string) (*bundle.Loc
 	if !cfg.Enabled("registry") {
 		return nil, errors.New("the registry section is absent or disabled in this config: --from-registry reads images from it")
 	}
-	rep, err := NewControlClient(socket).Status(ctx)
+	rep, err := api.NewControlClient(socket).Status(ctx)
 	if err != nil {
-		if errors.Is(err, ErrNotRunning) {
+		if errors.Is(err, api.ErrNotRunning) {
 			return nil, errors.New("--from-registry reads images from the running server's registry and none answers on " + socket + ": start airgapd, or leave --from-registry out to fetch from the upstreams")
 		}
 		return nil, err
@@ -187,19 +142,10 @@ func LocalRegistry(ctx context.Context, cfg *Config, socket string) (*bundle.Loc
 }
 
 // registryListener finds "registry URL" among web's listeners in a status
-// report read back from JSON.
-func registryListener(rep StatusReport) string {
-	for _, s := range rep.Services {
-		if s.Name != "web" {
-			continue
-		}
-		detail, _ := s.Detail.(map[string]any)
-		ls, _ := detail["listeners"].([]any)
-		for _, l := range ls {
-			if name, u, ok := strings.Cut(fmt.Sprint(l), " "); ok && name == "registry" {
-				return u
-			}
-		}
+// report.
+func registryListener(rep api.StatusReport) string {
+	if w := rep.Service(api.ServiceWeb).Web; w != nil {
+		return w.Listener("registry")
 	}
 	return ""
 }

@@ -15,6 +15,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/airgapd/airgapd/api"
 	"github.com/airgapd/airgapd/dnsd"
 	"github.com/airgapd/airgapd/gateway"
 	"github.com/airgapd/airgapd/internal/conf"
@@ -86,32 +87,9 @@ func LoadDev() (*Config, error) {
 	return cfg, nil
 }
 
-// Diagnostic is one problem with its place in the file.
-type Diagnostic struct {
-	File string
-	Line int // 0 when unknown
-	Col  int
-	Path string // dotted key path, e.g. dns.allow_query[1]
-	Msg  string
-	Hint string
-}
-
-func (d Diagnostic) String() string {
-	var b strings.Builder
-	b.WriteString(d.File)
-	if d.Line > 0 {
-		fmt.Fprintf(&b, ":%d:%d", d.Line, d.Col)
-	}
-	b.WriteString(": ")
-	if d.Path != "" {
-		b.WriteString(d.Path + ": ")
-	}
-	b.WriteString(d.Msg)
-	if d.Hint != "" {
-		b.WriteString(" (hint: " + d.Hint + ")")
-	}
-	return b.String()
-}
+// Diagnostic is one problem with its place in the file: the api package's
+// ConfigProblem, which web shows and the API returns too.
+type Diagnostic = api.ConfigProblem
 
 // CheckError is every problem found in one config file.
 type CheckError struct {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/airgapd/airgapd/api"
 	"github.com/airgapd/airgapd/web"
 )
 
@@ -76,11 +77,12 @@ func (s *Server) ApplyConfig(ctx context.Context, data []byte) error {
 func toConfigError(err error) error {
 	var ce *CheckError
 	if !errors.As(err, &ce) {
-		return &web.ConfigError{Problems: []web.ConfigProblem{{Msg: err.Error()}}}
+		return &web.ConfigError{Problems: []api.ConfigProblem{{Msg: err.Error()}}}
 	}
 	out := &web.ConfigError{}
 	for _, d := range ce.Diagnostics {
-		out.Problems = append(out.Problems, web.ConfigProblem{Line: d.Line, Col: d.Col, Path: d.Path, Msg: d.Msg, Hint: d.Hint})
+		d.File = "" // the page edits one text: lines are enough
+		out.Problems = append(out.Problems, d)
 	}
 	return out
 }

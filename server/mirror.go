@@ -1,17 +1,9 @@
 package server
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
-	"net/http"
-	"net/url"
-	"os"
-	"syscall"
 
+	"github.com/airgapd/airgapd/api"
 	"github.com/airgapd/airgapd/mirror"
 	"github.com/airgapd/airgapd/mirror/rpm"
 	"github.com/airgapd/airgapd/web"
@@ -49,83 +41,52 @@ var _ web.MirrorSyncer = (*Server)(nil)
 // SyncMirror implements web.MirrorSyncer on the running mirror: the
 // control socket's POST /api/v1/mirror/sync, which `airgapd mirror sync`
 // uses while a server runs.
-func (s *Server) SyncMirror(ctx context.Context, names []string, progress func(any)) (any, error) {
+func (s *Server) SyncMirror(ctx context.Context, names []string, progress func(api.Progress)) ([]api.SyncResult, error) {
 	m, err := capability[interface {
 		Sync(ctx context.Context, names []string, progress func(mirror.Progress)) ([]rpm.Result, error)
 	}](s, "mirror")
 	if err != nil {
 		return nil, err
 	}
-	res, err := m.Sync(ctx, names, func(p mirror.Progress) { progress(p) })
+	res, err := m.Sync(ctx, names, func(p mirror.Progress) { progress(api.Progress(p)) })
+	return syncResults(res), err
+}
+
+// The mirror's status and results become the api package's types here
+// until mirror reports them itself; the conversions fail to compile when
+// the two shapes part.
+
+// mirrorStatus is the mirror's status as the API reports it.
+func mirrorStatus(st rpm.Status) api.MirrorStatus {
+	out := api.MirrorStatus{State: st.State, Summary: st.Summary, Files: st.Files}
+	if st.BundleImport != nil {
+		bi := api.ImportProgress(*st.BundleImport)
+		out.BundleImport = &bi
+	}
+	for _, r := range st.Repos {
+		rs := api.RepoStatus{
+			Name: r.Name, Kind: r.Kind, BaseURL: r.BaseURL, Upstream: r.Upstream, Path: r.Path,
+			Revision: r.Revision, Packages: r.Packages, Bytes: r.Bytes,
+			LastSync: r.LastSync, LastResult: r.LastResult, LastError: r.LastError, Published: r.Published,
+			HeadersRead: r.HeadersRead, Schedule: r.Schedule, NextSync: r.NextSync,
+		}
+		if r.Progress != nil {
+			p := api.Progress(*r.Progress)
+			rs.Progress = &p
+		}
+		out.Repos = append(out.Repos, rs)
+	}
+	return out
+}
+
+// syncResults is a sync's results as the API reports them (nil for none).
+func syncResults(res []rpm.Result) []api.SyncResult {
 	if res == nil {
-		return nil, err // nothing started: no typed nil inside the any
+		return nil
 	}
-	return res, err
+	out := make([]api.SyncResult, len(res))
+	for i, r := range res {
+		out[i] = api.SyncResult(r)
+	}
+	return out
 }
-
-// SyncMirror asks the running server to sync the named repos (all when
-// none), calling progress as the server reports it. It waits as long as the
-// sync takes; cancel ctx to stop it.
-func (c *Client) SyncMirror(ctx context.Context, names []string, progress func(mirror.Progress)) ([]rpm.Result, error) {
-	q := url.Values{}
-	for _, n := range names {
-		q.Add("repo", n)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/api/v1/mirror/sync?"+q.Encode(), nil)
-	if err != nil {
-		return nil, err
-	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	hc := *c.http
-	hc.Timeout = 0 // a sync takes as long as it takes
-	resp, err := hc.Do(req)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) {
-			return nil, fmt.Errorf("%w: nothing answers on %s", ErrNotRunning, c.display)
-		}
-		return nil, c.explain(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		var apiErr struct {
-			Error string `json:"error"`
-		}
-		if json.Unmarshal(body, &apiErr) == nil && apiErr.Error != "" {
-			return nil, errors.New(apiErr.Error)
-		}
-		return nil, fmt.Errorf("%s answered %s", c.display, resp.Status)
-	}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 16<<20)
-	for sc.Scan() {
-		var line struct {
-			Progress *mirror.Progress `json:"progress"`
-			Results  []rpm.Result     `json:"results"`
-			Done     bool             `json:"done"`
-			Error    string           `json:"error"`
-		}
-		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
-			return nil, fmt.Errorf("decode progress from %s: %w", c.display, err)
-		}
-		if line.Progress != nil && progress != nil {
-			progress(*line.Progress)
-		}
-		if line.Done {
-			if line.Error != "" {
-				return line.Results, errors.New(line.Error)
-			}
-			return line.Results, nil
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", c.display, err)
-	}
-	return nil, fmt.Errorf("%s ended the sync without a result (did the server stop?)", c.display)
-}
-
-// ErrNotRunning: no server answers on the control socket, so a command
-// may do the work itself.
-var ErrNotRunning = errors.New("no airgapd is running")

@@ -215,7 +215,7 @@ func (s *Server) buildGateway(c *Config, in *instance) error {
 	in.service, in.run = g, g.Run
 	in.status = func() ServiceStatus {
 		st := g.Status()
-		return ServiceStatus{State: st.State, Summary: st.Summary, Detail: st}
+		return ServiceStatus{State: st.State, Summary: st.Summary, Gateway: &st}
 	}
 	in.reload = func(c *Config) error { return g.Reload(*c.Gateway) }
 	return nil
@@ -237,7 +237,7 @@ func (s *Server) buildDNS(c *Config, in *instance) error {
 	in.service, in.run = d, d.Run
 	in.status = func() ServiceStatus {
 		st := d.Status()
-		return ServiceStatus{State: st.State, Summary: st.Summary, Detail: st}
+		return ServiceStatus{State: st.State, Summary: st.Summary, DNS: &st}
 	}
 	in.reload = func(c *Config) error { return d.Reload(*c.DNS) }
 	return nil
@@ -255,7 +255,7 @@ func (s *Server) buildNTP(c *Config, in *instance) error {
 	in.service, in.run = n, n.Run
 	in.status = func() ServiceStatus {
 		st := n.Status()
-		return ServiceStatus{State: st.State, Summary: st.Summary, Detail: st}
+		return ServiceStatus{State: st.State, Summary: st.Summary, NTP: &st}
 	}
 	in.reload = func(c *Config) error { return n.Reload(*c.NTP) }
 	return nil
@@ -275,8 +275,8 @@ func (s *Server) buildMirror(c *Config, in *instance) error {
 		return m.Run(ctx)
 	}
 	in.status = func() ServiceStatus {
-		st := m.Status()
-		return ServiceStatus{State: st.State, Summary: st.Summary, Detail: st}
+		st := mirrorStatus(m.Status())
+		return ServiceStatus{State: st.State, Summary: st.Summary, Mirror: &st}
 	}
 	built := *c
 	in.reload = func(next *Config) error {
@@ -301,7 +301,7 @@ func (s *Server) buildRegistry(c *Config, in *instance) error {
 	}
 	in.status = func() ServiceStatus {
 		st := r.Status()
-		return ServiceStatus{State: st.State, Summary: st.Summary, Detail: st}
+		return ServiceStatus{State: st.State, Summary: st.Summary, Registry: &st}
 	}
 	in.reload = func(c *Config) error { return r.Reload(*c.Registry) }
 	return nil
@@ -351,7 +351,7 @@ func (s *Server) buildWeb(c *Config, in *instance) error {
 		if !c.Enabled("web") {
 			st.Summary += " (UI off: web.enabled is false or the section is absent; control socket only)"
 		}
-		return ServiceStatus{State: st.State, Summary: st.Summary, Detail: st}
+		return ServiceStatus{State: st.State, Summary: st.Summary, Web: &st}
 	}
 	in.reload = func(next *Config) error { return w.Reload(webConfig(next)) }
 	return nil

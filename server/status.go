@@ -2,35 +2,22 @@ package server
 
 import (
 	"fmt"
-	"io"
 	"strings"
-	"text/tabwriter"
-	"time"
+
+	"github.com/airgapd/airgapd/api"
 )
 
-// StatusReport is what /api/v1/status returns and `airgapd status` prints.
-type StatusReport struct {
-	Version        string          `json:"version"`
-	Config         string          `json:"config"`
-	StartedAt      time.Time       `json:"started_at"`
-	ConfigLoadedAt time.Time       `json:"config_loaded_at"`
-	Ready          bool            `json:"ready"`
-	Services       []ServiceStatus `json:"services"`
-}
-
-// ServiceStatus is one service's line in the report. Detail is the
-// service's own Status value.
-type ServiceStatus struct {
-	Name    string `json:"name"`
-	Enabled bool   `json:"enabled"`
-	State   string `json:"state"`
-	Summary string `json:"summary"`
-	Detail  any    `json:"detail,omitempty"`
-}
+// StatusReport and ServiceStatus are the api package's: what
+// /api/v1/status returns and `airgapd status` prints. Each service's
+// detail is its typed field (ServiceStatus.DNS, .Mirror, …).
+type (
+	StatusReport  = api.StatusReport
+	ServiceStatus = api.ServiceStatus
+)
 
 // Status implements web.Instance: every service, enabled or not, in start
 // order.
-func (s *Server) Status() any { return s.Report() }
+func (s *Server) Status() api.StatusReport { return s.Report() }
 
 // Report builds the status report.
 func (s *Server) Report() StatusReport {
@@ -68,20 +55,4 @@ func (s *Server) oneLine() string {
 		}
 	}
 	return fmt.Sprintf("serving: %s", strings.Join(up, ", "))
-}
-
-// WriteText prints the report the way `chronyc tracking` or `rndc status`
-// would: one header, one line per service.
-func (r StatusReport) WriteText(w io.Writer, now time.Time) {
-	state := "starting"
-	if r.Ready {
-		state = "ready"
-	}
-	fmt.Fprintf(w, "airgapd %s, %s, up %s\n", r.Version, state, now.Sub(r.StartedAt).Round(time.Second))
-	fmt.Fprintf(w, "config: %s (loaded %s ago)\n", r.Config, now.Sub(r.ConfigLoadedAt).Round(time.Second))
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	for _, s := range r.Services {
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", s.Name, s.State, s.Summary)
-	}
-	tw.Flush()
 }

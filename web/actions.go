@@ -1,13 +1,14 @@
 package web
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/airgapd/airgapd/api"
 )
 
 // The service pages' actions: set the NTP time, sync a mirror repo, run
@@ -39,7 +40,7 @@ var (
 
 // mirrorSync is the API's and the form's mirror sync: the named repos
 // (every mirrored one when names is empty), a local repo named is indexed.
-func (s *Server) mirrorSync(r *http.Request, names []string, progress func(any)) (any, error) {
+func (s *Server) mirrorSync(r *http.Request, names []string, progress func(api.Progress)) ([]api.SyncResult, error) {
 	ms := s.deps.MirrorSyncer
 	if ms == nil {
 		return nil, errNoMirror
@@ -58,9 +59,9 @@ func (s *Server) mirrorSync(r *http.Request, names []string, progress func(any))
 }
 
 // registryGC is the API's and the form's `airgapd registry gc [--dry-run]`.
-func (s *Server) registryGC(r *http.Request, dry bool) (any, error) {
+func (s *Server) registryGC(r *http.Request, dry bool) (api.GCResult, error) {
 	if s.deps.RegistryAdmin == nil {
-		return nil, errNoRegistry
+		return api.GCResult{}, errNoRegistry
 	}
 	action := "registry gc"
 	if dry {
@@ -70,10 +71,9 @@ func (s *Server) registryGC(r *http.Request, dry bool) (any, error) {
 	res, err := s.deps.RegistryAdmin.RegistryGC(r.Context(), dry)
 	if err != nil {
 		setAuditResult(r, "failed: "+err.Error())
-		return nil, err
+		return res, err
 	}
-	var v gcView
-	decodeInto(res, &v)
+	v := res
 	verb := "removed"
 	if dry {
 		verb = "would remove"
@@ -114,13 +114,6 @@ func auditWho(r *http.Request) string {
 	return "local"
 }
 
-// decodeInto copies JSON-encodable v into the view into.
-func decodeInto(v, into any) {
-	if b, err := json.Marshal(v); err == nil {
-		json.Unmarshal(b, into)
-	}
-}
-
 func formatStep(d time.Duration) string {
 	sign := "+"
 	if d < 0 {
@@ -128,36 +121,6 @@ func formatStep(d time.Duration) string {
 		d = -d
 	}
 	return sign + d.Round(time.Millisecond).String()
-}
-
-// gcView is registry.GCResult as the page shows it.
-type gcView struct {
-	DryRun   bool    `json:"dry_run"`
-	Duration float64 `json:"duration_seconds"`
-	Blobs    []struct {
-		Digest string `json:"digest"`
-		Size   int64  `json:"size"`
-	} `json:"blobs"`
-	Bytes      int64    `json:"bytes"`
-	LayerLinks int      `json:"layer_links"`
-	Kept       []string `json:"kept"`
-	Error      string   `json:"error"`
-}
-
-// syncResultView is mirror.Result as the page shows it.
-type syncResultView struct {
-	Repo        string  `json:"repo"`
-	OK          bool    `json:"ok"`
-	Error       string  `json:"error"`
-	UpToDate    bool    `json:"up_to_date"`
-	Revision    string  `json:"revision"`
-	Packages    int     `json:"packages"`
-	Fetched     int     `json:"fetched"`
-	Downloaded  int64   `json:"downloaded_bytes"`
-	Duration    float64 `json:"duration_seconds"`
-	Indexed     bool    `json:"indexed"`
-	HeadersRead int     `json:"headers_read"`
-	Reused      int     `json:"reused"`
 }
 
 // ntpTimeLayouts are what the set-time field takes: RFC 3339, or a local
@@ -197,7 +160,7 @@ func (s *Server) formNTPSetTime(w http.ResponseWriter, r *http.Request) {
 
 // mirrorAction is the mirror page's result of a sync.
 type mirrorAction struct {
-	Results []syncResultView
+	Results []api.SyncResult
 }
 
 func (s *Server) formMirrorSync(w http.ResponseWriter, r *http.Request) {
@@ -210,9 +173,8 @@ func (s *Server) formMirrorSync(w http.ResponseWriter, r *http.Request) {
 	}
 	// The page waits for the sync to finish (the mirror page in another
 	// tab shows its progress); like the API, it stops if the browser goes.
-	res, err := s.mirrorSync(r, names, func(any) {})
-	var act mirrorAction
-	decodeInto(res, &act.Results)
+	res, err := s.mirrorSync(r, names, func(api.Progress) {})
+	act := mirrorAction{Results: res}
 	if err != nil && len(act.Results) == 0 {
 		s.renderService(w, r, "mirror", actionErrorCode(err), "", err.Error(), nil)
 		return
@@ -249,7 +211,7 @@ func resultOr(err error, ok string) string {
 
 // registryAction is the registry page's result of a collection.
 type registryAction struct {
-	GC gcView
+	GC api.GCResult
 }
 
 func (s *Server) formRegistryGC(w http.ResponseWriter, r *http.Request) {
@@ -259,8 +221,7 @@ func (s *Server) formRegistryGC(w http.ResponseWriter, r *http.Request) {
 		s.renderService(w, r, "registry", actionErrorCode(err), "", err.Error(), nil)
 		return
 	}
-	var act registryAction
-	decodeInto(res, &act.GC)
+	act := registryAction{GC: res}
 	verb := "Garbage collection removed"
 	if dry {
 		verb = "Dry run: garbage collection would remove"

@@ -2,12 +2,12 @@ package web
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"path/filepath"
-	"sync"
 
 	"github.com/go-chi/chi/v5"
+
+	"github.com/airgapd/airgapd/api"
 )
 
 // BundleImporter imports bundles for the control socket, so that
@@ -25,7 +25,7 @@ func (s *Server) bundleControlRoutes(r chi.Router) {
 }
 
 // handleBundleImport is `airgapd bundle import PATH` (?path=ABS). It streams
-// JSON lines: {"progress": …} while the import runs, then {"done": true,
+// JSON lines (api.BundleImportEvent): {"progress": …} while the import runs, then {"done": true,
 // "result": …} or {"done": true, "error": "…"}. The path is read by the
 // server, so it must be absolute. The import stops when the caller goes
 // away; run again, it reuses what was verified.
@@ -44,22 +44,17 @@ func (s *Server) handleBundleImport(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
-	var mu sync.Mutex
-	enc := json.NewEncoder(w)
-	send := func(line map[string]any) {
-		mu.Lock()
-		defer mu.Unlock()
-		enc.Encode(line)
-		rc.Flush()
-	}
-	res, err := bi.ImportBundle(r.Context(), path, func(p any) { send(map[string]any{"progress": p}) })
+	// The importer's values are api.ImportProgress and
+	// api.BundleImportResult from server; web relays them as they come.
+	stream := api.NewStreamWriter[any, any](w, nil, func() { rc.Flush() })
+	res, err := bi.ImportBundle(r.Context(), path, func(p any) { stream.Send(api.Event[any, any]{Progress: &p}) })
 	if err != nil {
 		setAuditResult(r, "failed: "+err.Error())
 		s.log.Warn("bundle import failed", "path", path, "err", err, "by", auditWho(r))
-		send(map[string]any{"done": true, "error": err.Error()})
+		stream.Send(api.Event[any, any]{Done: true, Error: err.Error()})
 		return
 	}
 	setAuditResult(r, "ok")
 	s.log.Info("bundle import done", "path", path, "by", auditWho(r))
-	send(map[string]any{"done": true, "result": res})
+	stream.Send(api.Event[any, any]{Done: true, Result: &res})
 }

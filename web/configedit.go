@@ -3,8 +3,9 @@ package web
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
+
+	"github.com/airgapd/airgapd/api"
 )
 
 // ConfigEditor is the config file as the UI edits it. server satisfies it:
@@ -28,33 +29,9 @@ type ConfigEditor interface {
 // so there is no file to edit.
 var ErrNoConfigFile = errors.New("airgapd runs the built-in development defaults (no --config), so there is no file to edit; start it with --config FILE")
 
-// ConfigProblem is one problem found in a config, at its place.
-type ConfigProblem struct {
-	Line int    `json:"line"` // 0 when unknown
-	Col  int    `json:"col"`
-	Path string `json:"path,omitempty"` // e.g. dns.allow_query[1]
-	Msg  string `json:"msg"`
-	Hint string `json:"hint,omitempty"`
-}
-
-func (p ConfigProblem) String() string {
-	var b strings.Builder
-	if p.Line > 0 {
-		fmt.Fprintf(&b, "line %d: ", p.Line)
-	}
-	if p.Path != "" {
-		b.WriteString(p.Path + ": ")
-	}
-	b.WriteString(p.Msg)
-	if p.Hint != "" {
-		b.WriteString(" (hint: " + p.Hint + ")")
-	}
-	return b.String()
-}
-
 // ConfigError is a config that did not validate; nothing was written.
 type ConfigError struct {
-	Problems []ConfigProblem `json:"problems"`
+	Problems []api.ConfigProblem `json:"problems"`
 }
 
 func (e *ConfigError) Error() string {

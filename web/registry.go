@@ -2,14 +2,14 @@ package web
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
+
+	"github.com/airgapd/airgapd/api"
 )
 
 // RegistryAdmin is the registry's maintenance work as the control API
@@ -18,10 +18,10 @@ type RegistryAdmin interface {
 	// RegistryGC collects unreferenced blobs (or lists them, dry) and
 	// returns what it removed; an error when the registry is off or a
 	// collection already runs.
-	RegistryGC(ctx context.Context, dryRun bool) (any, error)
+	RegistryGC(ctx context.Context, dryRun bool) (api.GCResult, error)
 	// RegistryImport stores the images in the file at path (on this host)
 	// under repo when given, calling progress as bytes go in.
-	RegistryImport(ctx context.Context, path, repo string, progress func(complete, total int64)) (any, error)
+	RegistryImport(ctx context.Context, path, repo string, progress func(complete, total int64)) (api.RegistryImportResult, error)
 	// RegistryDeleteTag removes tag from repo (the manifest and blobs stay
 	// until GC); an error wrapping fs.ErrNotExist when there is no such tag.
 	RegistryDeleteTag(ctx context.Context, repo, tag string) error
@@ -64,18 +64,10 @@ func (s *Server) handleRegistryGC(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, res)
 }
 
-// ImportEvent is one line of /api/v1/registry/import's answer, which
-// streams newline-delimited JSON: progress lines, then one line with the
-// result or the error.
-type ImportEvent struct {
-	Complete int64  `json:"complete,omitempty"`
-	Total    int64  `json:"total,omitempty"`
-	Result   any    `json:"result,omitempty"`
-	Error    string `json:"error,omitempty"`
-}
-
-// handleRegistryImport is `airgapd registry import F` (?path=ABS&repo=R).
-// The path is read by the server, so it must be absolute.
+// handleRegistryImport is `airgapd registry import F` (?path=ABS&repo=R):
+// JSON lines (api.RegistryImportEvent), progress lines, then one line with
+// the result or the error. The path is read by the server, so it must be
+// absolute.
 func (s *Server) handleRegistryImport(w http.ResponseWriter, r *http.Request) {
 	if s.deps.RegistryAdmin == nil {
 		writeJSONError(w, http.StatusNotFound, "no registry here")
@@ -88,30 +80,21 @@ func (s *Server) handleRegistryImport(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)
-	var mu sync.Mutex
-	enc := json.NewEncoder(w)
-	flusher, _ := w.(http.Flusher)
-	send := func(ev ImportEvent) {
-		mu.Lock()
-		defer mu.Unlock()
-		enc.Encode(ev)
-		if flusher != nil {
-			flusher.Flush()
-		}
-	}
+	rc := http.NewResponseController(w)
+	stream := api.NewStreamWriter[struct{}, api.RegistryImportResult](w, nil, func() { rc.Flush() })
 	var last time.Time
 	progress := func(complete, total int64) {
 		// At most 10 lines a second, and always the last.
 		if now := time.Now(); now.Sub(last) >= 100*time.Millisecond || complete == total {
 			last = now
-			send(ImportEvent{Complete: complete, Total: total})
+			stream.Send(api.RegistryImportEvent{Complete: complete, Total: total})
 		}
 	}
 	res, err := s.deps.RegistryAdmin.RegistryImport(r.Context(), path, r.URL.Query().Get("repo"), progress)
 	if err != nil {
-		send(ImportEvent{Error: err.Error()})
+		stream.Send(api.RegistryImportEvent{Error: err.Error()})
 		return
 	}
 	s.log.Info("registry import done", "path", path)
-	send(ImportEvent{Result: res})
+	stream.Send(api.RegistryImportEvent{Result: &res})
 }

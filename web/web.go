@@ -22,13 +22,15 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/airgapd/airgapd/api"
 	"github.com/airgapd/airgapd/internal/conf"
 )
 
 // Instance is what web needs from the running airgapd.
 type Instance interface {
-	// Status returns every service's status as JSON-encodable plain data.
-	Status() any
+	// Status returns every service's status: what /api/v1/status sends
+	// and the pages show.
+	Status() api.StatusReport
 	// Ready reports whether every enabled service has started.
 	Ready() bool
 	// CACertPEM returns the appliance CA certificate, or nil when there is
@@ -92,13 +94,6 @@ type Deps struct {
 	DataDir string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
-}
-
-// Status is web's state for the UI, API and metrics.
-type Status struct {
-	State     string   `json:"state"`
-	Summary   string   `json:"summary"`
-	Listeners []string `json:"listeners"`
 }
 
 // Server serves every HTTP listener.
@@ -199,10 +194,10 @@ func (s *Server) Reload(cfg Config) error {
 }
 
 // Status reports web's listeners.
-func (s *Server) Status() Status {
+func (s *Server) Status() api.WebStatus {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := Status{State: "down"}
+	st := api.WebStatus{State: "down"}
 	if s.running {
 		st.State = "up"
 	}

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/airgapd/airgapd/api"
 )
 
 // fakeInstance answers with what its fields say.
@@ -24,7 +26,17 @@ type fakeInstance struct {
 	ca     func() []byte
 }
 
-func (f fakeInstance) Status() any       { return f.status() }
+func (f fakeInstance) Status() api.StatusReport { return reportOf(f.status()) }
+
+// reportOf reads a fake's status (any JSON-shaped value) as the report
+// /api/v1/status would carry; another shape gives an empty report.
+func reportOf(v any) api.StatusReport {
+	var r api.StatusReport
+	if b, err := json.Marshal(v); err == nil {
+		json.Unmarshal(b, &r)
+	}
+	return r
+}
 func (f fakeInstance) Ready() bool       { return f.ready() }
 func (f fakeInstance) CACertPEM() []byte { return f.ca() }
 
@@ -95,7 +107,7 @@ func get(t *testing.T, c *http.Client, url string) (int, string) {
 func TestRoutes(t *testing.T) {
 	ready := false
 	deps := startWeb(t, fakeInstance{
-		status: func() any { return map[string]string{"hello": "world"} },
+		status: func() any { return api.StatusReport{Version: "world"} },
 		ready:  func() bool { return ready },
 		ca:     func() []byte { return nil },
 	})
@@ -137,7 +149,7 @@ func TestRoutes(t *testing.T) {
 
 func TestControlSocketServesAPIToRoot(t *testing.T) {
 	deps := startWeb(t, fakeInstance{
-		status: func() any { return map[string]string{"hello": "world"} },
+		status: func() any { return api.StatusReport{Version: "world"} },
 		ready:  func() bool { return true },
 		ca:     func() []byte { return []byte("PEM") },
 	})
@@ -149,8 +161,8 @@ func TestControlSocketServesAPIToRoot(t *testing.T) {
 	}}
 	code, body := get(t, c, "http://airgapd/api/v1/status")
 	if os.Getuid() == 0 {
-		var got map[string]string
-		if code != 200 || json.Unmarshal([]byte(body), &got) != nil || got["hello"] != "world" {
+		var got map[string]any
+		if code != 200 || json.Unmarshal([]byte(body), &got) != nil || got["version"] != "world" {
 			t.Errorf("status over control socket as root = %d %q", code, body)
 		}
 	} else if code != http.StatusForbidden || !strings.Contains(body, "root only") {

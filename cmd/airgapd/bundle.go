@@ -12,10 +12,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
+	"github.com/airgapd/airgapd/api"
 	"github.com/airgapd/airgapd/mirror"
 	"github.com/airgapd/airgapd/mirror/bundle"
 	"github.com/airgapd/airgapd/server"
@@ -109,11 +108,11 @@ imported first.`,
 			}
 			var local *bundle.LocalRegistry
 			if fromRegistry {
-				if local, err = server.LocalRegistry(cmd.Context(), cfg, server.ControlSocketPath(cfg.RuntimeDir)); err != nil {
+				if local, err = server.LocalRegistry(cmd.Context(), cfg, api.ControlSocketPath(cfg.RuntimeDir)); err != nil {
 					return err
 				}
 			}
-			view := newByteView(cmd.ErrOrStderr(), quiet, "writing")
+			view := newBundleView(cmd.ErrOrStderr(), quiet, "writing")
 			res, err := m.Create(cmd.Context(), bundle.CreateOptions{
 				Repos: repos, Files: files, Images: images, Out: out, SplitSize: split, Since: since,
 				Platforms: platforms, Compress: compress,
@@ -289,14 +288,20 @@ progress while it runs. Otherwise this command works on data_dir itself.`,
 				return errors.New("the mirror section is absent or disabled in this config: enable it to serve the bundle's repos and files")
 			}
 			if socket == "" {
-				socket = server.ControlSocketPath(cfg.RuntimeDir)
+				socket = api.ControlSocketPath(cfg.RuntimeDir)
 			}
-			view := newByteView(cmd.ErrOrStderr(), quiet, "verifying")
-			var res bundle.ImportResult
-			if controlSocketAnswers(socket) {
-				res, err = server.NewControlClient(socket).ImportBundle(cmd.Context(), path, view.updateImport)
+			c, err := serverAt(socket)
+			if err != nil {
+				return err
+			}
+			view := newBundleView(cmd.ErrOrStderr(), quiet, "verifying")
+			var res api.BundleImportResult
+			if c != nil {
+				res, err = c.ImportBundle(cmd.Context(), path, view.updateImport)
 			} else {
-				res, err = importBundleHere(cmd, cfg, path, hasImages, view)
+				var here bundle.ImportResult
+				here, err = importBundleHere(cmd, cfg, path, hasImages, view)
+				res = api.BundleImportResult(here)
 			}
 			view.finish()
 			if err != nil {
@@ -324,13 +329,13 @@ progress while it runs. Otherwise this command works on data_dir itself.`,
 
 // importBundleHere imports on data_dir itself, while no server runs (the
 // registry's storage lock keeps one from starting meanwhile).
-func importBundleHere(cmd *cobra.Command, cfg *server.Config, path string, hasImages bool, view *byteView) (bundle.ImportResult, error) {
+func importBundleHere(cmd *cobra.Command, cfg *server.Config, path string, hasImages bool, view *bundleView) (bundle.ImportResult, error) {
 	log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	m, err := server.BundleCarrier(cfg, log)
 	if err != nil {
 		return bundle.ImportResult{}, err
 	}
-	opts := bundle.ImportOptions{Progress: view.updateImport}
+	opts := bundle.ImportOptions{Progress: func(p mirror.ImportProgress) { view.updateImport(api.ImportProgress(p)) }}
 	if hasImages {
 		store, closeStore, err := server.OpenBundleImages(cfg, log)
 		if err != nil {
@@ -342,43 +347,31 @@ func importBundleHere(cmd *cobra.Command, cfg *server.Config, path string, hasIm
 	return m.Import(cmd.Context(), path, opts)
 }
 
-// byteView shows a bundle being written or verified as mirror sync's
-// progress does: on a terminal a bar with bytes, blobs, rate and ETA; when
-// not a terminal a line every few seconds; a final line either way; nothing
-// with --quiet.
-type byteView struct {
-	w         io.Writer
-	quiet     bool
+// bundleView turns a bundle being written or verified into the progress
+// view's steps (bytes, blobs, what is being published) and ends with a
+// line of totals.
+type bundleView struct {
+	view      *progressView
 	verb      string // writing | verifying
-	tty       bool
-	bar       *progressbar.ProgressBar // made once the total is known
-	last      time.Time
-	began     time.Time
-	done      int64
-	total     int64
 	items     int
 	itemsAll  int    // 0: not known (create reports blobs as they are written)
 	publish   string // what an import is publishing now
-	announced bool
+	announced string // the publish step last printed
 }
 
-func newByteView(w io.Writer, quiet bool, verb string) *byteView {
-	v := &byteView{w: w, quiet: quiet, verb: verb, began: time.Now(), last: time.Now()}
-	if f, ok := w.(*os.File); ok && !quiet && term.IsTerminal(int(f.Fd())) {
-		v.tty = true
-	}
-	return v
+func newBundleView(w io.Writer, quiet bool, verb string) *bundleView {
+	return &bundleView{view: newProgressView(w, quiet), verb: verb}
 }
 
 // updateCreate is bundle create's progress.
-func (v *byteView) updateCreate(p bundle.CreateProgress) {
+func (v *bundleView) updateCreate(p bundle.CreateProgress) {
 	v.items, v.itemsAll = p.BlobsDone, p.Blobs
 	v.show(p.BytesDone, p.Bytes)
 }
 
 // updateImport is bundle import's progress, from this process or the
 // server's.
-func (v *byteView) updateImport(p mirror.ImportProgress) {
+func (v *bundleView) updateImport(p api.ImportProgress) {
 	v.items, v.itemsAll = p.BlobsDone, p.Blobs
 	if p.Phase == "publish" {
 		v.publish = p.Item
@@ -386,64 +379,21 @@ func (v *byteView) updateImport(p mirror.ImportProgress) {
 	v.show(p.BytesDone, p.Bytes)
 }
 
-func (v *byteView) describe() string {
-	if v.publish != "" {
-		return "publishing " + v.publish
-	}
-	if v.itemsAll > 0 {
-		return fmt.Sprintf("%s %d/%d blobs", v.verb, v.items, v.itemsAll)
-	}
-	return fmt.Sprintf("%s %d blobs", v.verb, v.items)
-}
-
-func (v *byteView) rate() int64 {
-	if s := time.Since(v.began).Seconds(); s > 0 {
-		return int64(float64(v.done) / s)
-	}
-	return 0
-}
-
-func (v *byteView) show(done, total int64) {
-	v.done, v.total = done, total
+func (v *bundleView) show(done, total int64) {
+	desc := fmt.Sprintf("%s %d blobs", v.verb, v.items)
 	switch {
-	case v.quiet:
-	case v.tty:
-		if v.bar == nil {
-			v.bar = progressbar.NewOptions64(max(total, 1),
-				progressbar.OptionSetWriter(v.w),
-				progressbar.OptionShowBytes(true),
-				progressbar.OptionShowTotalBytes(true),
-				progressbar.OptionShowCount(), // done/total bytes
-				progressbar.OptionSetPredictTime(true),
-				progressbar.OptionSetWidth(30),
-				progressbar.OptionThrottle(100*time.Millisecond),
-				progressbar.OptionShowElapsedTimeOnFinish(),
-				progressbar.OptionSetDescription(v.describe()),
-			)
-		}
-		v.bar.Describe(v.describe())
-		v.bar.Set64(min(done, max(total, 1)))
-	case time.Since(v.last) >= 2*time.Second || (v.publish != "" && !v.announced):
-		v.last = time.Now()
-		v.announced = v.publish != ""
-		eta := ""
-		if r := v.rate(); r > 0 && total > done {
-			eta = ", ETA " + time.Duration(float64(total-done)/float64(r)*float64(time.Second)).Round(time.Second).String()
-		}
-		fmt.Fprintf(v.w, "%s, %s of %s, %s/s%s\n", v.describe(), humanBytes(done), humanBytes(total), humanBytes(v.rate()), eta)
+	case v.publish != "":
+		desc = "publishing " + v.publish
+	case v.itemsAll > 0:
+		desc = fmt.Sprintf("%s %d/%d blobs", v.verb, v.items, v.itemsAll)
 	}
+	announce := v.publish != v.announced
+	v.announced = v.publish
+	v.view.show(progressStep{Desc: desc, Done: done, Total: total, Bar: true, Now: announce})
 }
 
-func (v *byteView) finish() {
-	if v.quiet {
-		return
-	}
-	if v.bar != nil {
-		v.bar.Finish()
-		fmt.Fprintln(v.w)
-	}
-	took := time.Since(v.began)
-	fmt.Fprintf(v.w, "%s %s, %d blobs in %s (%s/s)\n", pastTense(v.verb), humanBytes(v.done), v.items, took.Round(100*time.Millisecond), humanBytes(v.rate()))
+func (v *bundleView) finish() {
+	v.view.finish(pastTense(v.verb) + " " + v.view.totals(v.items))
 }
 
 func pastTense(verb string) string {

@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/airgapd/airgapd/server"
+	"github.com/airgapd/airgapd/api"
 )
 
 func newDNSCmd() *cobra.Command {
@@ -41,7 +41,7 @@ only). With NAME, every type cached for exactly that name goes, as
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
 			defer cancel()
-			n, err := server.NewControlClient(socket).FlushDNSCache(ctx, name)
+			n, err := api.NewControlClient(socket).FlushDNSCache(ctx, name)
 			if err != nil {
 				return err
 			}

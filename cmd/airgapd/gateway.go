@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/airgapd/airgapd/gateway"
+	"github.com/airgapd/airgapd/server"
 )
 
 func newGatewayCmd() *cobra.Command {
@@ -50,39 +50,24 @@ func gatewaySub(verb, short string) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			gc := gateway.DefaultConfig()
-			switch {
-			case cfg.Gateway != nil && cfg.Enabled("gateway"):
-				gc = *cfg.Gateway
-			case verb != "down":
-				return fmt.Errorf("%s has no enabled gateway section; nothing to %s (`airgapd gateway down` removes airgapd's rules)", configPath, verb)
-			}
-			return runGateway(verb, gc, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			return runGateway(cfg, verb, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 	cmd.Flags().StringVarP(&configPath, "config", "c", "", "config file (required)")
 	return cmd
 }
 
-func runGateway(verb string, cfg gateway.Config, out, errOut io.Writer) error {
-	g, err := gateway.New(cfg, gateway.Deps{Logger: slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: slog.LevelWarn}))})
-	if err != nil {
+func runGateway(cfg *server.Config, verb string, out, errOut io.Writer) error {
+	log := slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	p, err := server.RunGateway(cfg, verb, log)
+	if p == nil {
 		return err
 	}
-	var p gateway.Plan
-	switch verb {
-	case "plan":
-		p, err = g.Plan()
-	case "apply":
-		p, err = g.Apply()
-	case "down":
-		p, err = g.Down()
-	}
-	if verb == "plan" || p.Empty() {
-		fmt.Fprint(out, p.String())
+	if verb == "plan" || p.Changes == 0 {
+		fmt.Fprint(out, p.Text)
 	} else {
 		what := map[string]string{"apply": "applied", "down": "removed"}[verb]
-		fmt.Fprintf(out, "# %s %d change(s):\n%s", what, len(p.Steps), p.String())
+		fmt.Fprintf(out, "# %s %d change(s):\n%s", what, p.Changes, p.Text)
 	}
 	for _, n := range p.Notes {
 		fmt.Fprintln(out, "# note: "+n)

@@ -3,15 +3,12 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"os"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
+	"github.com/airgapd/airgapd/api"
 	"github.com/airgapd/airgapd/internal/humanize"
 	"github.com/airgapd/airgapd/mirror"
 	"github.com/airgapd/airgapd/mirror/rpm"
@@ -67,16 +64,21 @@ Exits 1 when any repo fails, naming what failed.`,
 // runs, shows progress, and prints one line per repo.
 func runMirrorJob(cmd *cobra.Command, cfg *server.Config, socket string, names []string, quiet bool) error {
 	if socket == "" {
-		socket = server.ControlSocketPath(cfg.RuntimeDir)
+		socket = api.ControlSocketPath(cfg.RuntimeDir)
 	}
-	view := newSyncView(cmd.ErrOrStderr(), quiet)
-	var results []rpm.Result
+	view := newProgressView(cmd.ErrOrStderr(), quiet)
+	show := func(p api.Progress) { view.show(syncStep(p)) }
+	var results []api.SyncResult
 	var jobErr error
-	remote := fileExists(socket)
+	c, err := serverAt(socket)
+	if err != nil {
+		return err
+	}
+	remote := c != nil
 	if remote {
-		results, jobErr = server.NewControlClient(socket).SyncMirror(cmd.Context(), names, view.update)
-		if errors.Is(jobErr, server.ErrNotRunning) {
-			remote = false
+		results, jobErr = c.SyncMirror(cmd.Context(), names, show)
+		if errors.Is(jobErr, api.ErrNotRunning) {
+			remote = false // it stopped meanwhile
 		}
 	}
 	if !remote {
@@ -85,16 +87,21 @@ func runMirrorJob(cmd *cobra.Command, cfg *server.Config, socket string, names [
 		if err != nil {
 			return err
 		}
-		results, jobErr = m.Sync(cmd.Context(), names, view.update)
+		var res []rpm.Result
+		res, jobErr = m.Sync(cmd.Context(), names, func(p mirror.Progress) { show(api.Progress(p)) })
+		results = nil
+		for _, r := range res {
+			results = append(results, api.SyncResult(r))
+		}
 	}
-	view.finish()
+	view.finish("")
 	for _, r := range results {
 		fmt.Fprintln(cmd.OutOrStdout(), describeResult(r))
 	}
 	return jobErr
 }
 
-func describeResult(r rpm.Result) string {
+func describeResult(r api.SyncResult) string {
 	took := time.Duration(r.Duration * float64(time.Second)).Round(time.Millisecond)
 	switch {
 	case !r.OK:
@@ -114,74 +121,21 @@ func describeResult(r rpm.Result) string {
 // humanBytes is what every command prints sizes with.
 func humanBytes(n int64) string { return humanize.Bytes(n) }
 
-// syncView shows a sync's progress: a progress bar (bytes, packages, rate,
-// ETA) on a terminal, a line every few seconds otherwise.
-type syncView struct {
-	w     io.Writer
-	quiet bool
-	tty   bool
-	repo  string
-	bar   *progressbar.ProgressBar
-	last  time.Time
-}
-
-func newSyncView(w io.Writer, quiet bool) *syncView {
-	v := &syncView{w: w, quiet: quiet}
-	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		v.tty = true
-	}
-	return v
-}
-
-func (v *syncView) update(p mirror.Progress) {
-	if v.quiet {
-		return
-	}
-	if p.Repo != v.repo {
-		v.finish()
-		v.repo = p.Repo
-	}
+// syncStep is a sync's (or index's) progress for the progress view: a bar
+// per repo while packages (or headers) come in; the other phases are one
+// line each, and done or failed is left to the result line.
+func syncStep(p api.Progress) progressStep {
+	counting := p.Phase == "packages" || p.Phase == "headers"
 	desc := fmt.Sprintf("%s: %s", p.Repo, p.Phase)
-	if p.Phase == "headers" {
+	switch p.Phase {
+	case "headers":
 		desc = fmt.Sprintf("%s: %d/%d headers", p.Repo, p.Fetched, p.ToFetch)
-	}
-	if p.Phase == "packages" || p.Phase == "publish" {
+	case "packages", "publish":
 		desc = fmt.Sprintf("%s: %d/%d packages", p.Repo, p.Fetched, p.ToFetch)
 	}
-	if !v.tty {
-		if (p.Phase == "packages" || p.Phase == "headers") && time.Since(v.last) < 2*time.Second && p.Fetched < p.ToFetch {
-			return
-		}
-		if p.Phase == "done" || p.Phase == "failed" {
-			return // the result line says it
-		}
-		v.last = time.Now()
-		fmt.Fprintf(v.w, "%s, %s of %s, %s/s\n", desc, humanBytes(p.BytesDone), humanBytes(p.Bytes), humanBytes(int64(p.Rate)))
-		return
-	}
-	if v.bar == nil && (p.Phase == "packages" || p.Phase == "headers") {
-		v.bar = progressbar.NewOptions64(max(p.Bytes, 1),
-			progressbar.OptionSetWriter(v.w),
-			progressbar.OptionShowBytes(true),
-			progressbar.OptionShowTotalBytes(true),
-			progressbar.OptionSetPredictTime(true),
-			progressbar.OptionSetWidth(30),
-			progressbar.OptionThrottle(100*time.Millisecond),
-			progressbar.OptionShowElapsedTimeOnFinish(),
-			progressbar.OptionSetDescription(desc),
-		)
-	}
-	if v.bar != nil {
-		v.bar.Describe(desc)
-		v.bar.Set64(min(p.BytesDone, max(p.Bytes, 1)))
-	}
-}
-
-func (v *syncView) finish() {
-	if v.bar != nil {
-		v.bar.Finish()
-		fmt.Fprintln(v.w)
-		v.bar = nil
+	return progressStep{
+		Key: p.Repo, Desc: desc, Done: p.BytesDone, Total: p.Bytes, Rate: p.Rate,
+		Bar: counting, Now: !counting || p.Fetched >= p.ToFetch, Skip: p.Phase == "done" || p.Phase == "failed",
 	}
 }
 

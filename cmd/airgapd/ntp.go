@@ -2,16 +2,14 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/airgapd/airgapd/ntpd"
+	"github.com/airgapd/airgapd/api"
 	"github.com/airgapd/airgapd/server"
 )
 
@@ -45,7 +43,7 @@ one is reachable, overrides it at its next sample.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			now := time.Now()
-			to, err := ntpd.ParseTime(args[0], now, time.Local)
+			to, err := server.ParseNTPTime(args[0], now, time.Local)
 			if err != nil {
 				return err
 			}
@@ -53,25 +51,25 @@ one is reachable, overrides it at its next sample.`,
 			if err != nil {
 				return err
 			}
-			if cfg.NTP == nil || !cfg.Enabled("ntp") {
-				return errors.New("the ntp section is absent or disabled in this config")
-			}
-			if err := ntpd.WriteSetTime(cfg.DataDir, to, now); err != nil {
-				return fmt.Errorf("settime: %w", err)
+			queued, err := server.QueueNTPSetTime(cfg, to, now)
+			if err != nil {
+				return err
 			}
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "served time set to %s (%s from this host's clock)\n", to.Format(time.RFC3339Nano), to.Sub(now).Round(time.Millisecond))
-			if !fileExists(server.ControlSocketPath(cfg.RuntimeDir)) {
-				fmt.Fprintf(out, "airgapd is not running: queued in %s, applied when it starts\n", filepath.Join(ntpd.Dir(cfg.DataDir), "settime"))
+			// A socket that is there but not ours (permission) may be a
+			// running server's: wait for it as for one that answers.
+			if c, err := serverAt(api.ControlSocketPath(cfg.RuntimeDir)); c == nil && err == nil {
+				fmt.Fprintf(out, "airgapd is not running: queued in %s, applied when it starts\n", queued)
 				return nil
 			}
 			for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-				if !ntpd.SetTimePending(cfg.DataDir) {
+				if !server.NTPSetTimePending(cfg) {
 					fmt.Fprintln(out, "applied by the running server")
 					return nil
 				}
 			}
-			fmt.Fprintf(out, "queued in %s; the running server has not picked it up yet (is the ntp service running?)\n", filepath.Join(ntpd.Dir(cfg.DataDir), "settime"))
+			fmt.Fprintf(out, "queued in %s; the running server has not picked it up yet (is the ntp service running?)\n", queued)
 			return nil
 		},
 	}
@@ -80,34 +78,27 @@ one is reachable, overrides it at its next sample.`,
 }
 
 // ntpStatus fetches the running server's NTP status over the control socket.
-func ntpStatus(ctx context.Context, configPath, socket string) (ntpd.Status, error) {
+func ntpStatus(ctx context.Context, configPath, socket string) (api.NTPStatus, error) {
 	if socket == "" {
 		var err error
 		if socket, err = defaultSocket(configPath); err != nil {
-			return ntpd.Status{}, err
+			return api.NTPStatus{}, err
 		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	r, err := server.NewControlClient(socket).Status(ctx)
+	r, err := api.NewControlClient(socket).Status(ctx)
 	if err != nil {
-		return ntpd.Status{}, err
+		return api.NTPStatus{}, err
 	}
-	for _, s := range r.Services {
-		if s.Name != "ntp" {
-			continue
-		}
-		if s.Detail == nil {
-			return ntpd.Status{}, fmt.Errorf("ntp is %s: %s", s.State, s.Summary)
-		}
-		b, err := json.Marshal(s.Detail)
-		if err != nil {
-			return ntpd.Status{}, err
-		}
-		var st ntpd.Status
-		return st, json.Unmarshal(b, &st)
+	s := r.Service(api.ServiceNTP)
+	switch {
+	case s.State == "disabled" && s.Summary == "":
+		return api.NTPStatus{}, errors.New("the server reports no ntp service")
+	case s.NTP == nil:
+		return api.NTPStatus{}, fmt.Errorf("ntp is %s: %s", s.State, s.Summary)
 	}
-	return ntpd.Status{}, errors.New("the server reports no ntp service")
+	return *s.NTP, nil
 }
 
 func newNTPSourcesCmd() *cobra.Command {

@@ -5,16 +5,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
-	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
-	"github.com/airgapd/airgapd/registry"
+	"github.com/airgapd/airgapd/api"
 	"github.com/airgapd/airgapd/server"
 )
 
@@ -30,8 +26,8 @@ func newRegistryCmd() *cobra.Command {
 // registryTarget is where a registry command does its work: the running
 // server (through its control socket), or data_dir itself when none runs.
 type registryTarget struct {
-	client  *server.Client
-	offline *registry.Offline
+	client  *api.Client
+	offline *server.OfflineRegistry
 }
 
 func openRegistryTarget(cmd *cobra.Command, configPath, socket string) (registryTarget, error) {
@@ -43,13 +39,13 @@ func openRegistryTarget(cmd *cobra.Command, configPath, socket string) (registry
 		return registryTarget{}, errors.New("the registry section is absent or disabled in this config")
 	}
 	if socket == "" {
-		socket = server.ControlSocketPath(cfg.RuntimeDir)
+		socket = api.ControlSocketPath(cfg.RuntimeDir)
 	}
-	if controlSocketAnswers(socket) {
-		return registryTarget{client: server.NewControlClient(socket)}, nil
+	if c, err := serverAt(socket); c != nil || err != nil {
+		return registryTarget{client: c}, err
 	}
 	log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	o, err := registry.OpenOffline(*cfg.Registry, registry.Deps{Logger: log, DataDir: cfg.DataDir})
+	o, err := server.OpenRegistry(cfg, log)
 	if err != nil {
 		return registryTarget{}, err
 	}
@@ -60,16 +56,6 @@ func (t registryTarget) Close() {
 	if t.offline != nil {
 		t.offline.Close()
 	}
-}
-
-// controlSocketAnswers reports whether a server listens on the socket.
-func controlSocketAnswers(path string) bool {
-	c, err := net.DialTimeout("unix", path, 2*time.Second)
-	if err != nil {
-		return false
-	}
-	c.Close()
-	return true
 }
 
 func newRegistryGCCmd() *cobra.Command {
@@ -96,7 +82,7 @@ itself, under a lock that keeps a server from starting meanwhile.
 				return err
 			}
 			defer t.Close()
-			var res registry.GCResult
+			var res api.GCResult
 			if t.client != nil {
 				res, err = t.client.RegistryGC(cmd.Context(), dryRun)
 			} else {
@@ -115,7 +101,7 @@ itself, under a lock that keeps a server from starting meanwhile.
 	return cmd
 }
 
-func writeGCResult(w io.Writer, res registry.GCResult) {
+func writeGCResult(w io.Writer, res api.GCResult) {
 	verb := "removed"
 	if res.DryRun {
 		verb = "would remove"
@@ -165,14 +151,17 @@ otherwise this command works on data_dir itself.`,
 				return err
 			}
 			defer t.Close()
-			view := newImportView(cmd.ErrOrStderr(), quiet)
-			var res registry.ImportResult
-			if t.client != nil {
-				res, err = t.client.RegistryImport(cmd.Context(), path, repo, view.update)
-			} else {
-				res, err = t.offline.Import(cmd.Context(), path, registry.ImportOptions{Repo: repo, Progress: view.update})
+			view := newProgressView(cmd.ErrOrStderr(), quiet)
+			update := func(complete, total int64) {
+				view.show(progressStep{Desc: "importing", Done: complete, Total: total, Bar: true, Now: total > 0 && complete == total})
 			}
-			view.finish()
+			var res api.RegistryImportResult
+			if t.client != nil {
+				res, err = t.client.RegistryImport(cmd.Context(), path, repo, update)
+			} else {
+				res, err = t.offline.Import(cmd.Context(), path, repo, update)
+			}
+			view.finish("")
 			if err != nil {
 				return err
 			}
@@ -189,50 +178,4 @@ otherwise this command works on data_dir itself.`,
 	cmd.Flags().StringVar(&repo, "repo", "", "repository (and optional :tag) for images the file names only by tag, or to override their names")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress output")
 	return cmd
-}
-
-// importView shows an import's progress: a bar on a terminal, a line every
-// few seconds otherwise.
-type importView struct {
-	w     io.Writer
-	quiet bool
-	bar   *progressbar.ProgressBar
-	last  time.Time
-}
-
-func newImportView(w io.Writer, quiet bool) *importView {
-	v := &importView{w: w, quiet: quiet}
-	if f, ok := w.(*os.File); ok && !quiet && term.IsTerminal(int(f.Fd())) {
-		v.bar = progressbar.NewOptions64(-1,
-			progressbar.OptionSetWriter(w),
-			progressbar.OptionSetDescription("importing"),
-			progressbar.OptionShowBytes(true),
-			progressbar.OptionShowTotalBytes(true),
-			progressbar.OptionSetWidth(30),
-			progressbar.OptionThrottle(100*time.Millisecond),
-			progressbar.OptionSetPredictTime(true),
-			progressbar.OptionClearOnFinish(),
-		)
-	}
-	return v
-}
-
-func (v *importView) update(complete, total int64) {
-	switch {
-	case v.quiet:
-	case v.bar != nil:
-		if total > 0 && v.bar.GetMax64() != total {
-			v.bar.ChangeMax64(total)
-		}
-		v.bar.Set64(complete)
-	case time.Since(v.last) >= 2*time.Second || (total > 0 && complete == total):
-		v.last = time.Now()
-		fmt.Fprintf(v.w, "importing: %s of %s\n", humanBytes(complete), humanBytes(total))
-	}
-}
-
-func (v *importView) finish() {
-	if v.bar != nil {
-		v.bar.Finish()
-	}
 }

@@ -8,13 +8,14 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/airgapd/airgapd/api"
 	"github.com/airgapd/airgapd/server"
 )
 
 func newStatusCmd() *cobra.Command {
 	var (
-		configPath, socket, api, token string
-		asJSON                         bool
+		configPath, socket, apiURL, token string
+		asJSON                            bool
 	)
 	cmd := &cobra.Command{
 		Use:   "status [--config FILE | --socket PATH | --api URL --token T]",
@@ -28,10 +29,10 @@ for root only (no login needed). RUNTIME_DIR comes from --config; without it,
 --api URL --token T reaches a remote instance instead.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var c *server.Client
+			var c *api.Client
 			switch {
-			case api != "":
-				c = server.NewRemoteClient(api, token)
+			case apiURL != "":
+				c = api.NewRemoteClient(apiURL, token)
 			default:
 				if socket == "" {
 					var err error
@@ -39,7 +40,7 @@ for root only (no login needed). RUNTIME_DIR comes from --config; without it,
 						return err
 					}
 				}
-				c = server.NewControlClient(socket)
+				c = api.NewControlClient(socket)
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
 			defer cancel()
@@ -59,7 +60,7 @@ for root only (no login needed). RUNTIME_DIR comes from --config; without it,
 	f := cmd.Flags()
 	f.StringVarP(&configPath, "config", "c", "", "config file whose runtime_dir holds the control socket")
 	f.StringVar(&socket, "socket", "", "control socket path (overrides --config)")
-	f.StringVar(&api, "api", "", "URL of a remote instance's web listener, e.g. https://admin.lab.internal:8443")
+	f.StringVar(&apiURL, "api", "", "URL of a remote instance's web listener, e.g. https://admin.lab.internal:8443")
 	f.StringVar(&token, "token", "", "API token for --api")
 	f.BoolVar(&asJSON, "json", false, "print the raw JSON report")
 	return cmd
@@ -73,9 +74,9 @@ func defaultSocket(configPath string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		return server.ControlSocketPath(cfg.RuntimeDir), nil
+		return api.ControlSocketPath(cfg.RuntimeDir), nil
 	}
-	system := server.ControlSocketPath("/run/airgapd")
+	system := api.ControlSocketPath("/run/airgapd")
 	if _, err := os.Stat(system); err == nil {
 		return system, nil
 	}
@@ -83,7 +84,7 @@ func defaultSocket(configPath string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if p := server.ControlSocketPath(dev.RuntimeDir); fileExists(p) {
+	if p := api.ControlSocketPath(dev.RuntimeDir); fileExists(p) {
 		return p, nil
 	}
 	return system, nil

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/airgapd/airgapd/api"
 )
 
 // bigFileSize is the size of the file that holds an import long enough to
@@ -22,15 +24,7 @@ import (
 const bigFileSize = 256 << 20
 
 // bundleImportStatus is the mirror's bundle_import in /api/v1/status.
-type bundleImportStatus struct {
-	Bundle    string `json:"bundle"`
-	Phase     string `json:"phase"`
-	Bytes     int64  `json:"bytes"`
-	BytesDone int64  `json:"bytes_done"`
-	Blobs     int    `json:"blobs"`
-	BlobsDone int    `json:"blobs_done"`
-	Error     string `json:"error"`
-}
+type bundleImportStatus = api.ImportProgress
 
 // bundleImport reads the mirror's bundle_import from /api/v1/status on
 // the control socket, straight from the test (no process started per
@@ -52,9 +46,7 @@ func (in *instance) bundleImport() *bundleImportStatus {
 	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
 		in.t.Fatalf("decode status: %v", err)
 	}
-	var m struct {
-		BundleImport *bundleImportStatus `json:"bundle_import"`
-	}
+	var m api.MirrorStatus
 	r.detail(in.t, "mirror", &m)
 	return m.BundleImport
 }

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/airgapd/airgapd/api"
 )
 
 // labTestZone is "the internet" for the DNS tests: named serves it as the
@@ -38,9 +40,7 @@ short 2 IN A   192.0.2.2
 // dnsAddr is airgapd's DNS address, as its status reports it.
 func dnsAddr(t *testing.T, in *instance) string {
 	t.Helper()
-	var st struct {
-		Listen []string `json:"listen"`
-	}
+	var st api.DNSStatus
 	in.status().detail(t, "dns", &st)
 	for _, l := range st.Listen {
 		if a, ok := strings.CutPrefix(l, "udp/"); ok {
@@ -55,9 +55,7 @@ func dnsAddr(t *testing.T, in *instance) string {
 // with prefix (e.g. "udp/[::1]:").
 func dnsPortOf(t *testing.T, in *instance, prefix string) string {
 	t.Helper()
-	var st struct {
-		Listen []string `json:"listen"`
-	}
+	var st api.DNSStatus
 	in.status().detail(t, "dns", &st)
 	for _, l := range st.Listen {
 		if p, ok := strings.CutPrefix(l, prefix); ok {
@@ -395,15 +393,11 @@ dns:
 		done <- result{s, l}
 	}()
 	// Reload once the load is under way: dnsd has counted queries of this run.
-	var before struct {
-		Queries int64 `json:"queries"`
-	}
+	var before api.DNSStatus
 	in.status().detail(t, "dns", &before)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		var now struct {
-			Queries int64 `json:"queries"`
-		}
+		var now api.DNSStatus
 		in.status().detail(t, "dns", &now)
 		if now.Queries > before.Queries+rate {
 			break

@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/vishvananda/netns"
+
+	"github.com/airgapd/airgapd/api"
 )
 
 // gwLab is three network namespaces joined by veths, as PEERS.md draws it:
@@ -542,20 +544,8 @@ func (l *gwLab) serve(t *testing.T) *instance {
 	return in
 }
 
-// gwStatus is the part of the gateway's status the test reads.
-type gwStatus struct {
-	State     string `json:"state"`
-	Backend   string `json:"backend"`
-	IPForward string `json:"ip_forward"`
-	Rules     []struct {
-		Chain   string `json:"chain"`
-		Rule    string `json:"rule"`
-		Packets uint64 `json:"packets"`
-	} `json:"rules"`
-	Drift []struct {
-		Changes []string `json:"changes"`
-	} `json:"drift"`
-}
+// gwStatus is the gateway's status.
+type gwStatus = api.GatewayStatus
 
 func (l *gwLab) socket() string { return filepath.Join(l.dir, "run", "api.sock") }
 
@@ -565,22 +555,16 @@ func (l *gwLab) gatewayStatus(t *testing.T) gwStatus {
 	if err != nil {
 		t.Fatalf("airgapd status: %v\n%s", err, out)
 	}
-	var r struct {
-		Services []struct {
-			Name   string          `json:"name"`
-			Detail json.RawMessage `json:"detail"`
-		} `json:"services"`
-	}
+	var r api.StatusReport
 	if err := json.Unmarshal(out, &r); err != nil {
 		t.Fatalf("decode status: %v\n%s", err, out)
 	}
 	for _, s := range r.Services {
 		if s.Name == "gateway" {
-			var st gwStatus
-			if err := json.Unmarshal(s.Detail, &st); err != nil {
-				t.Fatalf("decode gateway status: %v\n%s", err, s.Detail)
+			if s.Gateway == nil {
+				t.Fatalf("gateway status has no detail:\n%s", out)
 			}
-			return st
+			return *s.Gateway
 		}
 	}
 	t.Fatalf("no gateway in status:\n%s", out)

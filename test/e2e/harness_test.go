@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/airgapd/airgapd/api"
 )
 
 // airgapdBin is the binary under test, built once in TestMain.
@@ -195,29 +197,30 @@ func (in *instance) status() statusReport {
 	return r
 }
 
-// statusReport is the part of /api/v1/status the tests read; decoded here
-// from JSON as any client would.
-type statusReport struct {
-	Config   string `json:"config"`
-	Ready    bool   `json:"ready"`
-	Services []struct {
-		Name    string          `json:"name"`
-		Enabled bool            `json:"enabled"`
-		State   string          `json:"state"`
-		Detail  json.RawMessage `json:"detail"`
-	} `json:"services"`
-}
+// statusReport is /api/v1/status, decoded here from JSON as any client
+// would, into the api package's types.
+type statusReport struct{ api.StatusReport }
 
-// detail decodes one service's own status into v.
+// detail copies one service's typed status into v (an api type, or a
+// struct of the fields a test reads).
 func (r statusReport) detail(t *testing.T, name string, v any) {
 	t.Helper()
 	for _, s := range r.Services {
-		if s.Name == name {
-			if err := json.Unmarshal(s.Detail, v); err != nil {
-				t.Fatalf("decode %s status: %v", name, err)
-			}
-			return
+		if s.Name != name {
+			continue
 		}
+		b, err := json.Marshal(s)
+		if err != nil {
+			t.Fatalf("encode %s status: %v", name, err)
+		}
+		var wire struct {
+			Detail json.RawMessage `json:"detail"`
+		}
+		json.Unmarshal(b, &wire)
+		if err := json.Unmarshal(wire.Detail, v); err != nil {
+			t.Fatalf("decode %s status: %v", name, err)
+		}
+		return
 	}
 	t.Fatalf("no %s in status", name)
 }
@@ -225,18 +228,8 @@ func (r statusReport) detail(t *testing.T, name string, v any) {
 // listener returns the URL web reports for a listener name (ui, mirror,
 // registry, control), or "".
 func (r statusReport) listener(name string) string {
-	var web struct {
-		Listeners []string `json:"listeners"`
-	}
-	for _, s := range r.Services {
-		if s.Name == "web" {
-			json.Unmarshal(s.Detail, &web)
-		}
-	}
-	for _, l := range web.Listeners {
-		if n, url, ok := strings.Cut(l, " "); ok && n == name {
-			return url
-		}
+	if w := r.Service(api.ServiceWeb).Web; w != nil {
+		return w.Listener(name)
 	}
 	return ""
 }

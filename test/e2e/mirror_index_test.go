@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/google/rpmpack"
+
+	"github.com/airgapd/airgapd/api"
 )
 
 // testRPM is one package for the index tests.
@@ -247,14 +249,7 @@ func TestMirrorIndexLikeCreaterepo(t *testing.T) {
 			t.Errorf("%s: checksum %s, was %s", href, after[href], sum)
 		}
 	}
-	var st struct {
-		Repos []struct {
-			Name        string `json:"name"`
-			Packages    int    `json:"packages"`
-			HeadersRead int    `json:"headers_read"`
-			LastResult  string `json:"last_result"`
-		} `json:"repos"`
-	}
+	var st api.MirrorStatus
 	in.status().detail(t, "mirror", &st)
 	if len(st.Repos) != 1 || st.Repos[0].Packages != 6 || st.Repos[0].HeadersRead != 1 || st.Repos[0].LastResult != "ok" {
 		t.Errorf("status after the incremental index: %+v", st.Repos)

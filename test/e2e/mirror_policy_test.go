@@ -18,6 +18,8 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 	"github.com/google/rpmpack"
+
+	"github.com/airgapd/airgapd/api"
 )
 
 // addVersion builds name-version-1.noarch.rpm into the upstream, signed by
@@ -323,17 +325,8 @@ func TestMirrorPolicySignatures(t *testing.T) {
 	}
 }
 
-type policyStatus struct {
-	Repos []struct {
-		Name       string    `json:"name"`
-		Packages   int       `json:"packages"`
-		LastSync   time.Time `json:"last_sync"`
-		LastResult string    `json:"last_result"`
-		LastError  string    `json:"last_error"`
-		Schedule   string    `json:"schedule"`
-		NextSync   time.Time `json:"next_sync"`
-	} `json:"repos"`
-}
+// policyStatus is the mirror's status.
+type policyStatus = api.MirrorStatus
 
 // TestMirrorPolicySchedule: a running server with sync_every syncs the repo
 // without being asked, shows the next sync in status, picks up a new

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/google/rpmpack"
+
+	"github.com/airgapd/airgapd/api"
 )
 
 // rpmUpstream is "the internet" for the mirror tests: a folder of RPMs built
@@ -207,21 +209,8 @@ func mirrorSync(t *testing.T, in *instance, names ...string) (string, error) {
 	return run(t, 90*time.Second, airgapdBin, append([]string{"mirror", "sync", "--config", in.config}, names...)...)
 }
 
-type mirrorStatus struct {
-	Repos []struct {
-		Name       string `json:"name"`
-		Packages   int    `json:"packages"`
-		LastResult string `json:"last_result"`
-		LastError  string `json:"last_error"`
-		Progress   *struct {
-			Phase     string `json:"phase"`
-			ToFetch   int    `json:"to_fetch"`
-			Fetched   int    `json:"fetched"`
-			Bytes     int64  `json:"bytes"`
-			BytesDone int64  `json:"bytes_done"`
-		} `json:"progress"`
-	} `json:"repos"`
-}
+// mirrorStatus is the mirror's status.
+type mirrorStatus = api.MirrorStatus
 
 func mirrorConfig(u *rpmUpstream, files string) string {
 	return fmt.Sprintf(`

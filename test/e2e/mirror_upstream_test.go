@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/airgapd/airgapd/api"
 	"github.com/airgapd/airgapd/internal/testpki"
 )
 
@@ -105,9 +106,7 @@ func TestMirrorUpstreamMirrorlist(t *testing.T) {
 	if line := in.waitLog("upstream mirror chosen", 5*time.Second); !strings.Contains(line, u.url()) {
 		t.Errorf("chosen mirror: %s, want %s", line, u.url())
 	}
-	var st struct {
-		Repos []struct{ Name, Upstream string } `json:"repos"`
-	}
+	var st api.MirrorStatus
 	in.status().detail(t, "mirror", &st)
 	if len(st.Repos) != 1 || st.Repos[0].Upstream != u.url() {
 		t.Errorf("status: %+v, want upstream %s", st.Repos, u.url())

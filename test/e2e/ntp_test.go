@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/beevik/ntp"
+
+	"github.com/airgapd/airgapd/api"
 )
 
 // The NTP tests run the real chronyd as the upstream, as a one-shot client
@@ -91,24 +93,8 @@ func eventually(t *testing.T, limit time.Duration, what string, cond func() (boo
 	}
 }
 
-// ntpDetail is the part of the ntp service's status the tests read.
-type ntpDetail struct {
-	State   string   `json:"state"`
-	Summary string   `json:"summary"`
-	Listen  []string `json:"listen"`
-	Stratum int      `json:"stratum"`
-	Sources []struct {
-		Mark    string `json:"mark"`
-		Address string `json:"address"`
-	} `json:"sources"`
-	SourcesView string `json:"sources_view"`
-	Clients     []struct {
-		Address string `json:"address"`
-		Packets uint64 `json:"packets"`
-		Drops   uint64 `json:"drops"`
-		KoDs    uint64 `json:"kods"`
-	} `json:"clients"`
-}
+// ntpDetail is the ntp service's status.
+type ntpDetail = api.NTPStatus
 
 func (in *instance) ntp() ntpDetail {
 	in.t.Helper()
@@ -116,18 +102,16 @@ func (in *instance) ntp() ntpDetail {
 	if err != nil {
 		in.t.Fatalf("airgapd status: %v\n%s", err, out)
 	}
-	var r struct {
-		Services []struct {
-			Name   string    `json:"name"`
-			Detail ntpDetail `json:"detail"`
-		} `json:"services"`
-	}
+	var r api.StatusReport
 	if err := json.Unmarshal(out, &r); err != nil {
 		in.t.Fatalf("decode status: %v\n%s", err, out)
 	}
 	for _, s := range r.Services {
 		if s.Name == "ntp" {
-			return s.Detail
+			if s.NTP == nil {
+				return ntpDetail{}
+			}
+			return *s.NTP
 		}
 	}
 	in.t.Fatalf("no ntp service in status:\n%s", out)

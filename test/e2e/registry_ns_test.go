@@ -28,6 +28,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/airgapd/airgapd/api"
 	"github.com/airgapd/airgapd/internal/conf"
 	"github.com/airgapd/airgapd/registry"
 )
@@ -175,9 +176,9 @@ func (e *nsEnv) pull(t *testing.T, ns, ref string) (string, error) {
 	return d.String(), err
 }
 
-func (e *nsEnv) registryStatus(t *testing.T) registry.Status {
+func (e *nsEnv) registryStatus(t *testing.T) api.RegistryStatus {
 	t.Helper()
-	var st registry.Status
+	var st api.RegistryStatus
 	e.in.status().detail(t, "registry", &st)
 	return st
 }

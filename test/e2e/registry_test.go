@@ -27,6 +27,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/airgapd/airgapd/api"
 )
 
 // registryTestHash is bcrypt("s3cret") at the lowest cost.
@@ -234,10 +236,7 @@ func TestRegistrySkopeoCraneTLS(t *testing.T) {
 		t.Errorf("crane catalog = %q (%v)", got, err)
 	}
 	// Status counts the pushes and pulls.
-	var st struct {
-		Pushes int64 `json:"pushes"`
-		Pulls  int64 `json:"pulls"`
-	}
+	var st api.RegistryStatus
 	e.in.status().detail(t, "registry", &st)
 	if st.Pushes < 2 || st.Pulls < 2 {
 		t.Errorf("registry status: %+v, want at least 2 pushes and 2 pulls", st)

@@ -21,6 +21,8 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/airgapd/airgapd/api"
 )
 
 // webPassword is the admin password of webTestConfig; its hash is made
@@ -82,9 +84,7 @@ func startWebServerConfig(t *testing.T, cfg string) *webServer {
 	in := start(t, t.TempDir(), strings.Replace(cfg, "%s", string(hash), 1))
 	st := in.status()
 	ws := &webServer{instance: in, ui: st.listener("ui"), client: &http.Client{Timeout: 10 * time.Second}}
-	var dns struct {
-		Listen []string `json:"listen"`
-	}
+	var dns api.DNSStatus
 	st.detail(t, "dns", &dns)
 	for _, l := range dns.Listen {
 		if a, ok := strings.CutPrefix(l, "udp/"); ok {
@@ -499,9 +499,7 @@ func TestWebNTPSetTimeForm(t *testing.T) {
 	if code != 200 || !strings.Contains(body, `id="flash"`) || !strings.Contains(body, "the served clock stepped &#43;59m5") {
 		t.Fatalf("set time: %d\n%s", code, body)
 	}
-	var ntp struct {
-		Listen []string `json:"listen"`
-	}
+	var ntp api.NTPStatus
 	ws.status().detail(t, "ntp", &ntp)
 	if len(ntp.Listen) != 1 {
 		t.Fatalf("ntp listens on %v", ntp.Listen)
@@ -560,16 +558,9 @@ func TestWebMirrorSyncForm(t *testing.T) {
 `, 1)
 	ws := startWebServerConfig(t, cfg)
 	c := ws.login(t)
-	type repo struct {
-		Name       string    `json:"name"`
-		Packages   int       `json:"packages"`
-		LastSync   time.Time `json:"last_sync"`
-		LastResult string    `json:"last_result"`
-	}
+	type repo = api.RepoStatus
 	lastSync := func() repo {
-		var m struct {
-			Repos []repo `json:"repos"`
-		}
+		var m api.MirrorStatus
 		ws.status().detail(t, "mirror", &m)
 		for _, r := range m.Repos {
 			if r.Name == "upstream" {

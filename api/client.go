@@ -1,0 +1,236 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Client talks to a running airgapd's API: over the local control socket
+// (root only, no login), or over HTTP(S) with an API token.
+type Client struct {
+	http    *http.Client
+	base    string
+	token   string
+	display string // where, for messages
+}
+
+// ControlSocketPath is the control socket inside a runtime_dir.
+func ControlSocketPath(runtimeDir string) string { return filepath.Join(runtimeDir, "api.sock") }
+
+// ErrNotRunning: no server answers on the control socket, so a command
+// may do the work itself.
+var ErrNotRunning = errors.New("no airgapd is running")
+
+// NewControlClient talks to the control socket at path.
+func NewControlClient(path string) *Client {
+	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", path)
+	}}
+	return &Client{http: &http.Client{Transport: tr, Timeout: 10 * time.Second}, base: "http://airgapd", display: path}
+}
+
+// NewRemoteClient talks to a web listener at base (https://admin:8443).
+func NewRemoteClient(base, token string) *Client {
+	return &Client{http: &http.Client{Timeout: 10 * time.Second}, base: strings.TrimRight(base, "/"), token: token, display: base}
+}
+
+// Status fetches /api/v1/status.
+func (c *Client) Status(ctx context.Context) (StatusReport, error) {
+	var r StatusReport
+	err := c.get(ctx, "/api/v1/status", &r)
+	return r, err
+}
+
+// FlushDNSCache asks the DNS service to forget name (every type), or
+// everything when name is empty; it returns how many entries went.
+func (c *Client) FlushDNSCache(ctx context.Context, name string) (int, error) {
+	var r struct {
+		Flushed int `json:"flushed"`
+	}
+	err := c.do(ctx, http.MethodPost, "/api/v1/dns/cache/flush?name="+url.QueryEscape(name), &r)
+	return r.Flushed, err
+}
+
+// SyncMirror asks the running server to sync the named repos (all when
+// none; a local repo named is indexed), calling progress as the server
+// reports it. It waits as long as the sync takes; cancel ctx to stop it.
+// With no server running the error wraps ErrNotRunning.
+func (c *Client) SyncMirror(ctx context.Context, names []string, progress func(Progress)) ([]SyncResult, error) {
+	q := url.Values{}
+	for _, n := range names {
+		q.Add("repo", n)
+	}
+	resp, err := c.post(ctx, "/api/v1/mirror/sync?"+q.Encode())
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	last, err := DecodeStream(resp.Body, func(ev SyncEvent) {
+		if ev.Progress != nil && progress != nil {
+			progress(*ev.Progress)
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s ended the sync without a result (did the server stop?): %w", c.display, err)
+	}
+	return last.Results, last.Err()
+}
+
+// ImportBundle asks the running server to import the bundle at path (an
+// absolute path on the server's host), calling progress as the server
+// reports it. It waits as long as the import takes; cancelling ctx stops
+// the import (run it again to finish: what was verified is kept).
+func (c *Client) ImportBundle(ctx context.Context, path string, progress func(ImportProgress)) (BundleImportResult, error) {
+	var res BundleImportResult
+	resp, err := c.post(ctx, "/api/v1/bundle/import?"+url.Values{"path": {path}}.Encode())
+	if err != nil {
+		return res, err
+	}
+	defer resp.Body.Close()
+	last, err := DecodeStream(resp.Body, func(ev BundleImportEvent) {
+		if ev.Progress != nil && progress != nil {
+			progress(*ev.Progress)
+		}
+	})
+	switch {
+	case err != nil:
+		return res, fmt.Errorf("%s stopped answering during the import (did the server stop?): %w; run the import again to finish it", c.display, err)
+	case last.Error != "":
+		return res, last.Err()
+	case last.Result == nil:
+		return res, fmt.Errorf("%s ended the import without a result", c.display)
+	}
+	return *last.Result, nil
+}
+
+// RegistryGC asks the running server to collect garbage (or list it, dry).
+// It waits as long as the collection takes; cancel ctx to stop waiting.
+func (c *Client) RegistryGC(ctx context.Context, dryRun bool) (GCResult, error) {
+	var res GCResult
+	resp, err := c.post(ctx, fmt.Sprintf("/api/v1/registry/gc?dry_run=%t", dryRun))
+	if err != nil {
+		return res, err
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&res); err != nil {
+		return res, fmt.Errorf("decode reply from %s: %w", c.display, err)
+	}
+	return res, nil
+}
+
+// RegistryImport asks the running server to import the file at path (an
+// absolute path on its host), calling progress as it reports.
+func (c *Client) RegistryImport(ctx context.Context, path, repo string, progress func(complete, total int64)) (RegistryImportResult, error) {
+	var res RegistryImportResult
+	q := url.Values{"path": {path}}
+	if repo != "" {
+		q.Set("repo", repo)
+	}
+	resp, err := c.post(ctx, "/api/v1/registry/import?"+q.Encode())
+	if err != nil {
+		return res, err
+	}
+	defer resp.Body.Close()
+	last, err := DecodeStream(resp.Body, func(ev RegistryImportEvent) {
+		if progress != nil {
+			progress(ev.Complete, ev.Total)
+		}
+	})
+	switch {
+	case err != nil:
+		return res, fmt.Errorf("%s ended the import without a result (did the server stop?): %w", c.display, err)
+	case last.Error != "":
+		return res, last.Err()
+	case last.Result == nil:
+		return res, fmt.Errorf("%s ended the import without a result", c.display)
+	}
+	return *last.Result, nil
+}
+
+func (c *Client) get(ctx context.Context, path string, into any) error {
+	return c.do(ctx, http.MethodGet, path, into)
+}
+
+func (c *Client) do(ctx context.Context, method, path string, into any) error {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, nil)
+	if err != nil {
+		return err
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return c.explain(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return fmt.Errorf("read reply from %s: %w", c.display, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return c.refused(resp, body)
+	}
+	if err := json.Unmarshal(body, into); err != nil {
+		return fmt.Errorf("decode reply from %s: %w", c.display, err)
+	}
+	return nil
+}
+
+// post sends a POST without the client's usual time limit (these run as
+// long as the work does) and turns a non-200 answer into its error.
+func (c *Client) post(ctx context.Context, path string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	hc := *c.http
+	hc.Timeout = 0
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, c.explain(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		return nil, c.refused(resp, body)
+	}
+	return resp, nil
+}
+
+// refused turns a non-200 answer into an error with the API's message.
+func (c *Client) refused(resp *http.Response, body []byte) error {
+	var apiErr struct {
+		Error string `json:"error"`
+	}
+	if json.Unmarshal(body, &apiErr) == nil && apiErr.Error != "" {
+		return fmt.Errorf("%s refused: %s (%s)", c.display, apiErr.Error, resp.Status)
+	}
+	return fmt.Errorf("%s answered %s", c.display, resp.Status)
+}
+
+// explain turns a dial error into what to do about it.
+func (c *Client) explain(err error) error {
+	switch {
+	case errors.Is(err, os.ErrNotExist), errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Errorf("%w here (nothing answers on %s); start it with `airgapd serve` or `systemctl start airgapd`, or use --api URL --token T", ErrNotRunning, c.display)
+	case errors.Is(err, os.ErrPermission):
+		return fmt.Errorf("permission denied on %s: the control socket is for root only; run as root (sudo), or use --api URL --token T", c.display)
+	}
+	return fmt.Errorf("reach %s: %w", c.display, err)
+}
