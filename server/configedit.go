@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/airgapd/airgapd/api"
+	"github.com/airgapd/airgapd/internal/atomicfile"
 	"github.com/airgapd/airgapd/web"
 )
 
@@ -87,63 +87,23 @@ func toConfigError(err error) error {
 	return out
 }
 
-// WriteConfigFile replaces path with data atomically: the current file is
-// copied to path.prev first, then data goes to a temp file in the same
-// folder, is fsynced, gets the current file's mode (0600 for a new one),
-// and is renamed over path; the folder is fsynced last.
+// WriteConfigFile replaces path with data atomically (internal/atomicfile):
+// the current file is copied to path.prev first; the new one gets the
+// current file's mode (0600 for a new one).
 func WriteConfigFile(path string, data []byte) error {
 	mode := fs.FileMode(0o600)
 	if old, err := os.ReadFile(path); err == nil {
 		if fi, err := os.Stat(path); err == nil {
 			mode = fi.Mode().Perm()
 		}
-		if err := writeAtomic(path+".prev", old, mode); err != nil {
+		if err := atomicfile.WriteFile(path+".prev", old, mode); err != nil {
 			return fmt.Errorf("keep the previous config: %w", err)
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("read config: %w", err)
 	}
-	if err := writeAtomic(path, data, mode); err != nil {
+	if err := atomicfile.WriteFile(path, data, mode); err != nil {
 		return fmt.Errorf("write config: %w", err)
-	}
-	return nil
-}
-
-func writeAtomic(path string, data []byte, mode fs.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			os.Remove(tmp)
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	ok = true
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
 	}
 	return nil
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/airgapd/airgapd/internal/atomicfile"
 	"github.com/airgapd/airgapd/internal/conf"
 	"github.com/airgapd/airgapd/server/pki"
 	"github.com/airgapd/airgapd/web"
@@ -119,6 +120,24 @@ func New(cfg *Config, opts Options) (*Server, error) {
 	return s, nil
 }
 
+// cleanConfigTemps removes what an edit killed mid-write (kill -9, power
+// loss) left beside the config file and its .prev copy: the file itself is
+// whole, old or new, and the temporary is of no use.
+func (s *Server) cleanConfigTemps() {
+	if s.opts.ConfigPath == "" {
+		return
+	}
+	for _, p := range []string{s.opts.ConfigPath, s.opts.ConfigPath + ".prev"} {
+		removed, err := atomicfile.Clean(p)
+		for _, r := range removed {
+			s.log.Info("removed what an interrupted config edit left", "file", r)
+		}
+		if err != nil {
+			s.log.Warn("cannot clean interrupted config edits", "config", p, "err", err)
+		}
+	}
+}
+
 // Logger returns the server's logger.
 func (s *Server) Logger() *slog.Logger { return s.log }
 
@@ -127,6 +146,7 @@ func (s *Server) Logger() *slog.Logger { return s.log }
 // it returns nil.
 func (s *Server) Run(ctx context.Context, reload <-chan os.Signal) error {
 	s.startedAt = time.Now()
+	s.cleanConfigTemps()
 	if err := s.start(); err != nil {
 		return err
 	}
