@@ -63,7 +63,6 @@ var knownOversize = map[string]string{
 	"mirror/bundle_import.go": "split pending, issue 17",
 	"mirror/rpmhdr.go":        "split pending, issue 17",
 	"mirror/sync.go":          "split pending, issue 17",
-	"registry/importer.go":    "split pending, issue 17",
 	"server/config.go":        "split pending, issue 17",
 	"server/server.go":        "split pending, issue 17",
 	"web/ui.go":               "split pending, issue 17",
