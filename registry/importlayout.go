@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/airgapd/airgapd/internal/atomicfile"
 	"github.com/distribution/distribution/v3"
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/distribution/reference"
@@ -273,24 +274,18 @@ func (r *Registry) copyStoredBlob(ctx context.Context, d v1.Hash, dst string) (b
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return false, err
 	}
-	tmp := dst + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return false, err
-	}
-	h := sha256.New()
-	_, err = io.Copy(io.MultiWriter(f, h), rc)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil && hex.EncodeToString(h.Sum(nil)) != d.Hex {
-		err = fmt.Errorf("storage holds other bytes under blob %s: run airgapd registry gc, or import the bundle that carried it again", d)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return false, err
-	}
-	return true, os.Rename(tmp, dst)
+	// A blob whose bytes do not match never lands under its digest.
+	err = atomicfile.WriteWith(dst, 0o644, func(w io.Writer) error {
+		h := sha256.New()
+		if _, err := io.Copy(io.MultiWriter(w, h), rc); err != nil {
+			return err
+		}
+		if hex.EncodeToString(h.Sum(nil)) != d.Hex {
+			return fmt.Errorf("storage holds other bytes under blob %s: run airgapd registry gc, or import the bundle that carried it again", d)
+		}
+		return nil
+	})
+	return err == nil, err
 }
 
 // MissingBlobs lists the digests the registry's storage does not hold, so
