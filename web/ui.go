@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/airgapd/airgapd/internal/humanize"
 	"github.com/go-chi/chi/v5"
 )
 
@@ -35,7 +36,7 @@ type pageSet map[string]*template.Template
 // parsePages parses every page with the layout; template data only.
 func parsePages() pageSet {
 	funcs := template.FuncMap{
-		"bytes":   formatBytes,
+		"bytes":   humanize.Bytes,
 		"secs":    formatSeconds,
 		"float":   formatFloat,
 		"pct":     func(v float64) string { return formatPercent(v * 100) },
@@ -255,7 +256,7 @@ func (s *Server) pageOverview(w http.ResponseWriter, r *http.Request) {
 			var v registryView
 			sv.detail(&v)
 			if sv.Running() {
-				c.Figure = fmt.Sprintf("%d repositories · %s", len(v.Repositories), formatBytes(v.Bytes))
+				c.Figure = fmt.Sprintf("%d repositories · %s", len(v.Repositories), humanize.Bytes(v.Bytes))
 			}
 		}
 		cards = append(cards, c)
