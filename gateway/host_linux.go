@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/airgapd/airgapd/internal/atomicfile"
 	"github.com/coreos/go-iptables/iptables"
 )
 
@@ -274,28 +275,7 @@ func (k *hostKernel) ReadDropin() ([]byte, error) {
 
 // WriteDropin writes atomically: a temp file, fsync, rename.
 func (k *hostKernel) WriteDropin(b []byte) error {
-	dir := filepath.Dir(k.dropin)
-	f, err := os.CreateTemp(dir, ".90-airgapd.conf.*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), k.dropin)
+	return atomicfile.WriteFile(k.dropin, b, 0o644)
 }
 
 func (k *hostKernel) RemoveDropin() error {

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/airgapd/airgapd/internal/atomicfile"
 )
 
 // Files ntpd keeps under data_dir/ntp.
@@ -46,29 +48,13 @@ func writeDrift(path string, ppm, skew float64) error {
 	return writeAtomic(path, fmt.Appendf(nil, "%20.6f %20.6f\n", ppm, skew))
 }
 
-// writeAtomic writes a file the way the config is written: temp, fsync,
-// rename.
+// writeAtomic writes a file the way the config is written (temp, fsync,
+// rename), creating its folder first.
 func writeAtomic(path string, data []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return atomicfile.WriteFile(path, data, 0o600)
 }
 
 // settimeRequest is the file `airgapd ntp settime` leaves for the server.

@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -269,12 +270,97 @@ func TestMirrorConfig(t *testing.T) {
 	}
 }
 
-func TestParseChallenge(t *testing.T) {
-	s, p := parseChallenge(`Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/nginx:pull"`)
-	if s != "Bearer" || p["realm"] != "https://auth.docker.io/token" || p["service"] != "registry.docker.io" || p["scope"] != "repository:library/nginx:pull" {
-		t.Errorf("%s %v", s, p)
+// TestUpstreamAuth drives upstream.do against stand-in upstreams for each
+// way a registry asks for credentials (it replaces the test of the former
+// hand-written challenge parser: go-containerregistry parses it now).
+func TestUpstreamAuth(t *testing.T) {
+	const user, pass = "mirror", "s3cret"
+	for _, c := range []struct {
+		name       string
+		scheme     string // "", "basic" or "bearer"
+		user, pass string
+		want       int    // status returned, 0 = an error
+		wantErr    string // in the error
+	}{
+		{name: "anonymous", want: http.StatusOK},
+		{name: "basic", scheme: "basic", user: user, pass: pass, want: http.StatusOK},
+		{name: "basic without credentials", scheme: "basic", wantErr: "asks for credentials"},
+		{name: "basic wrong password", scheme: "basic", user: user, pass: "nope", wantErr: "refused"},
+		{name: "bearer anonymous", scheme: "bearer", want: http.StatusOK},
+		{name: "bearer with credentials", scheme: "bearer", user: user, pass: pass, want: http.StatusOK},
+		{name: "bearer wrong password", scheme: "bearer", user: "other", pass: pass, wantErr: "refused"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var tokens atomic.Int64
+			srv := authUpstream(t, c.scheme, user, pass, &tokens)
+			u, err := newUpstream(Mirror{Name: "quay.io", URL: srv.URL, Username: c.user, Password: c.pass}, time.Now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for range 2 { // the second request reuses the transport, and the token
+				resp, err := u.do(context.Background(), http.MethodGet, "team/app", "/manifests/v1", nil)
+				if c.want == 0 {
+					if err == nil || !strings.Contains(err.Error(), c.wantErr) || !errors.Is(err, errUpstreamDown) {
+						t.Fatalf("err %v, want one with %q", err, c.wantErr)
+					}
+					return
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				drain(resp)
+				if resp.StatusCode != c.want {
+					t.Fatalf("status %d, want %d", resp.StatusCode, c.want)
+				}
+			}
+			if c.scheme == "bearer" && tokens.Load() != 1 {
+				t.Errorf("%d tokens fetched, want 1", tokens.Load())
+			}
+		})
 	}
-	if s, p := parseChallenge(`Basic realm=x`); s != "Basic" || p["realm"] != "x" {
-		t.Errorf("%s %v", s, p)
-	}
+}
+
+// authUpstream answers /v2/ and /v2/team/app/manifests/v1 behind scheme
+// ("" = anonymous): Basic with user:pass, or a Bearer token from /token,
+// which checks the scope and, when the client sends them, user:pass.
+func authUpstream(t *testing.T, scheme, user, pass string, tokens *atomic.Int64) *httptest.Server {
+	t.Helper()
+	var srv *httptest.Server
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.URL.Path == "/token" {
+			u, p, ok := req.BasicAuth()
+			if req.URL.Query().Get("scope") != "repository:team/app:pull" || (ok && (u != user || p != pass)) {
+				http.Error(w, "no", http.StatusUnauthorized)
+				return
+			}
+			tokens.Add(1)
+			json.NewEncoder(w).Encode(map[string]string{"access_token": "t0ken"})
+			return
+		}
+		authorized := false
+		switch scheme {
+		case "":
+			authorized = true
+		case "basic":
+			u, p, ok := req.BasicAuth()
+			authorized = ok && u == user && p == pass
+			w.Header().Set("WWW-Authenticate", `Basic realm="stand-in"`)
+		case "bearer":
+			authorized = req.Header.Get("Authorization") == "Bearer t0ken"
+			w.Header().Set("WWW-Authenticate", `Bearer realm="`+srv.URL+`/token",service="stand-in",scope="repository:team/app:pull"`)
+		}
+		if !authorized {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		w.Header().Del("WWW-Authenticate")
+		switch req.URL.Path {
+		case "/v2/", "/v2/team/app/manifests/v1":
+			w.WriteHeader(http.StatusOK)
+		default:
+			http.NotFound(w, req)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv
 }

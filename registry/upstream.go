@@ -2,7 +2,6 @@ package registry
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +14,9 @@ import (
 	"time"
 
 	"github.com/airgapd/airgapd/api"
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
 
 // Upstream timeouts. A mirror whose upstream is unreachable must answer
@@ -26,9 +28,8 @@ const (
 	upstreamHeaderTimeout = 15 * time.Second
 	upstreamCheckTimeout  = 10 * time.Second // one manifest lookup, token included
 	upstreamBackoff       = 30 * time.Second
-	upstreamTokenTTL      = 4 * time.Minute // Docker Hub's tokens last 5 minutes
-	upstreamTokenMax      = 1000            // cached tokens per upstream
-	upstreamBlobTimeout   = 6 * time.Hour   // one blob download
+	upstreamTransportMax  = 1000          // cached authenticated transports (one per repository) per upstream
+	upstreamBlobTimeout   = 6 * time.Hour // one blob download
 )
 
 // manifestAccept is every manifest type airgapd stores: indexes first, so
@@ -40,17 +41,20 @@ var manifestAccept = strings.Join([]string{
 	"application/vnd.docker.distribution.manifest.v2+json",
 }, ", ")
 
-// upstream is one mirrored registry: how to reach it (the registry API
-// with its token or Basic authentication), whether it is reachable, and
-// what the mirror did with it.
+// upstream is one mirrored registry: how to reach it (the registry API,
+// authenticated by go-containerregistry's transport with the token flow or
+// Basic, as the upstream asks), whether it is reachable, and what the
+// mirror did with it.
 type upstream struct {
 	mirror Mirror
 	base   *url.URL
-	client *http.Client
+	reg    name.Registry
+	auth   authn.Authenticator
+	rt     http.RoundTripper // unauthenticated, pinned to base
 	now    func() time.Time
 
-	mu     sync.Mutex
-	tokens map[string]upstreamToken // by scope
+	mu         sync.Mutex
+	transports map[string]http.RoundTripper // authenticated, by upstream repository
 
 	downUntil atomic.Int64 // unix nanoseconds; 0 = up (or never tried)
 	lastOK    atomic.Int64
@@ -61,16 +65,22 @@ type upstream struct {
 	inflight                             atomic.Int64
 }
 
-type upstreamToken struct {
-	value   string
-	basic   bool
-	expires time.Time
-}
-
 func newUpstream(m Mirror, now func() time.Time) (*upstream, error) {
 	base, err := url.Parse(upstreamURL(m))
 	if err != nil {
 		return nil, err
+	}
+	var opts []name.Option
+	if base.Scheme == "http" {
+		opts = append(opts, name.Insecure)
+	}
+	reg, err := name.NewRegistry(base.Host, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", m.Name, err)
+	}
+	auth := authn.Anonymous
+	if m.Username != "" {
+		auth = authn.FromConfig(authn.AuthConfig{Username: m.Username, Password: m.Password})
 	}
 	d := &net.Dialer{Timeout: upstreamDialTimeout, KeepAlive: 30 * time.Second}
 	tr := &http.Transport{
@@ -82,7 +92,34 @@ func newUpstream(m Mirror, now func() time.Time) (*upstream, error) {
 		IdleConnTimeout:       90 * time.Second,
 		ForceAttemptHTTP2:     true,
 	}
-	return &upstream{mirror: m, base: base, client: &http.Client{Transport: tr}, now: now, tokens: map[string]upstreamToken{}}, nil
+	return &upstream{
+		mirror: m, base: base, reg: reg, auth: auth, now: now,
+		rt:         transport.NewUserAgent(pinnedTransport{base: base, inner: tr}, "airgapd"),
+		transports: map[string]http.RoundTripper{},
+	}, nil
+}
+
+// pinnedTransport sends every registry API request for the upstream's host
+// with the configured scheme, and its ping under the configured path:
+// go-containerregistry pings https and, for a private or loopback address,
+// http as well, and the configured URL must decide instead, so an https
+// upstream is never asked over plain HTTP.
+type pinnedTransport struct {
+	base  *url.URL
+	inner http.RoundTripper
+}
+
+func (p pinnedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Host == p.base.Host {
+		prefix := strings.TrimRight(p.base.Path, "/")
+		req = req.Clone(req.Context())
+		req.URL.Scheme = p.base.Scheme
+		if prefix != "" && strings.HasPrefix(req.URL.Path, "/v2/") {
+			req.URL.Path = prefix + req.URL.Path
+			req.URL.RawPath = ""
+		}
+	}
+	return p.inner.RoundTrip(req)
 }
 
 // available reports whether the upstream may be tried now: it is not in
@@ -117,37 +154,19 @@ var errUpstreamDown = errors.New("upstream unreachable")
 
 // do sends one registry API request for repo (the upstream's own name,
 // e.g. library/nginx) and path (e.g. /manifests/1.25), authenticating as
-// the upstream asks. A network error or 5xx marks the upstream down and
-// wraps errUpstreamDown; other statuses are the caller's to read.
+// the upstream asks. A network error, a failed authentication or a 5xx
+// marks the upstream down and wraps errUpstreamDown; other statuses are
+// the caller's to read.
 func (u *upstream) do(ctx context.Context, method, repo, path string, hdr http.Header) (*http.Response, error) {
 	target := *u.base
 	target.Path = strings.TrimRight(u.base.Path, "/") + "/v2/" + repo + path
-	scope := "repository:" + repo + ":pull"
-	send := func(tok upstreamToken) (*http.Response, error) {
-		req, err := http.NewRequestWithContext(ctx, method, target.String(), nil)
-		if err != nil {
-			return nil, err
-		}
-		for k, v := range hdr {
-			req.Header[k] = v
-		}
-		req.Header.Set("User-Agent", "airgapd")
-		switch {
-		case tok.basic:
-			req.SetBasicAuth(u.mirror.Username, u.mirror.Password)
-		case tok.value != "":
-			req.Header.Set("Authorization", "Bearer "+tok.value)
-		}
-		return u.client.Do(req)
-	}
-	tok := u.token(scope)
-	resp, err := send(tok)
+	resp, err := u.send(ctx, method, repo, target.String(), hdr)
 	if err == nil && resp.StatusCode == http.StatusUnauthorized {
-		challenge := resp.Header.Get("WWW-Authenticate")
 		drain(resp)
-		if tok, err = u.authenticate(ctx, challenge, scope); err == nil {
-			resp, err = send(tok)
-		}
+		// A cached transport that no longer fits (the upstream changed
+		// how it authenticates) is rebuilt on the next request.
+		u.forget(repo)
+		err = u.refused()
 	}
 	if err == nil && resp.StatusCode >= 500 {
 		drain(resp)
@@ -164,110 +183,68 @@ func (u *upstream) do(ctx context.Context, method, repo, path string, hdr http.H
 	return resp, nil
 }
 
+func (u *upstream) send(ctx context.Context, method, repo, target string, hdr http.Header) (*http.Response, error) {
+	rt, err := u.transport(ctx, repo)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, method, target, nil)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
+	return (&http.Client{Transport: rt}).Do(req)
+}
+
+// refused is the error for a 401 that authentication did not get past.
+func (u *upstream) refused() error {
+	if u.mirror.Username == "" {
+		return fmt.Errorf("%s asks for credentials: set username and password in registry.mirrors", u.mirror.Name)
+	}
+	return fmt.Errorf("%s refused the username and password in registry.mirrors", u.mirror.Name)
+}
+
+// transport returns the authenticated transport for repo's pull scope,
+// building it on first use: go-containerregistry pings /v2/, then answers
+// the challenge with Basic or a Bearer token from the realm (Docker Hub,
+// quay.io, ghcr.io and registry.k8s.io use the token flow, anonymously or
+// with the mirror's credentials), and fetches a new token when one
+// expires.
+func (u *upstream) transport(ctx context.Context, repo string) (http.RoundTripper, error) {
+	u.mu.Lock()
+	rt, ok := u.transports[repo]
+	u.mu.Unlock()
+	if ok {
+		return rt, nil
+	}
+	rt, err := transport.NewWithContext(ctx, u.reg, u.auth, u.rt, []string{"repository:" + repo + ":pull"})
+	if err != nil {
+		var terr *transport.Error
+		if errors.As(err, &terr) && terr.StatusCode == http.StatusUnauthorized {
+			return nil, fmt.Errorf("%w: %v", u.refused(), err)
+		}
+		return nil, fmt.Errorf("authenticate: %w", err)
+	}
+	u.mu.Lock()
+	if len(u.transports) >= upstreamTransportMax {
+		clear(u.transports)
+	}
+	u.transports[repo] = rt
+	u.mu.Unlock()
+	return rt, nil
+}
+
+func (u *upstream) forget(repo string) {
+	u.mu.Lock()
+	delete(u.transports, repo)
+	u.mu.Unlock()
+}
+
 func drain(resp *http.Response) {
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
-}
-
-func (u *upstream) token(scope string) upstreamToken {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	t, ok := u.tokens[scope]
-	if !ok || u.now().After(t.expires) {
-		return upstreamToken{}
-	}
-	return t
-}
-
-// authenticate answers a 401's challenge: Basic with the mirror's
-// credentials, or a Bearer token from the realm (Docker Hub, quay.io,
-// ghcr.io and registry.k8s.io all use the token flow, anonymously or with
-// the mirror's credentials).
-func (u *upstream) authenticate(ctx context.Context, challenge, scope string) (upstreamToken, error) {
-	scheme, params := parseChallenge(challenge)
-	var tok upstreamToken
-	switch strings.ToLower(scheme) {
-	case "basic":
-		if u.mirror.Username == "" {
-			return tok, fmt.Errorf("%s asks for credentials: set username and password in registry.mirrors", u.mirror.Name)
-		}
-		tok.basic = true
-	case "bearer":
-		realm, err := url.Parse(params["realm"])
-		if err != nil || (realm.Scheme != "https" && realm.Scheme != "http") {
-			return tok, fmt.Errorf("%s: bad token realm %q", u.mirror.Name, params["realm"])
-		}
-		q := realm.Query()
-		if s := params["service"]; s != "" {
-			q.Set("service", s)
-		}
-		q.Set("scope", scope)
-		realm.RawQuery = q.Encode()
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, realm.String(), nil)
-		if err != nil {
-			return tok, err
-		}
-		if u.mirror.Username != "" {
-			req.SetBasicAuth(u.mirror.Username, u.mirror.Password)
-		}
-		resp, err := u.client.Do(req)
-		if err != nil {
-			return tok, err
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return tok, fmt.Errorf("%s token: %s", u.mirror.Name, resp.Status)
-		}
-		var body struct {
-			Token       string `json:"token"`
-			AccessToken string `json:"access_token"`
-		}
-		if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&body); err != nil {
-			return tok, fmt.Errorf("%s token: %w", u.mirror.Name, err)
-		}
-		tok.value = body.Token
-		if tok.value == "" {
-			tok.value = body.AccessToken
-		}
-	default:
-		return tok, fmt.Errorf("%s answered 401 with challenge %q", u.mirror.Name, challenge)
-	}
-	tok.expires = u.now().Add(upstreamTokenTTL)
-	u.mu.Lock()
-	if len(u.tokens) >= upstreamTokenMax {
-		clear(u.tokens)
-	}
-	u.tokens[scope] = tok
-	u.mu.Unlock()
-	return tok, nil
-}
-
-// parseChallenge splits `Bearer realm="…",service="…"`.
-func parseChallenge(h string) (string, map[string]string) {
-	scheme, rest, _ := strings.Cut(strings.TrimSpace(h), " ")
-	params := map[string]string{}
-	for rest != "" {
-		rest = strings.TrimLeft(rest, " ,")
-		k, v, ok := strings.Cut(rest, "=")
-		if !ok {
-			break
-		}
-		k = strings.ToLower(strings.TrimSpace(k))
-		if strings.HasPrefix(v, `"`) {
-			end := strings.Index(v[1:], `"`)
-			if end < 0 {
-				params[k] = v[1:]
-				break
-			}
-			params[k] = v[1 : end+1]
-			rest = v[end+2:]
-		} else {
-			val, after, _ := strings.Cut(v, ",")
-			params[k] = strings.TrimSpace(val)
-			rest = after
-		}
-	}
-	return scheme, params
 }
 
 // UpstreamStatus is one mirrored upstream in Status.

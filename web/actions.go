@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/airgapd/airgapd/api"
+	"github.com/airgapd/airgapd/internal/humanize"
 )
 
 // The service pages' actions: set the NTP time, sync a mirror repo, run
@@ -78,7 +79,7 @@ func (s *Server) registryGC(r *http.Request, dry bool) (api.GCResult, error) {
 	if dry {
 		verb = "would remove"
 	}
-	setAuditResult(r, fmt.Sprintf("ok: %s %d blobs, %s", verb, len(v.Blobs), formatBytes(v.Bytes)))
+	setAuditResult(r, fmt.Sprintf("ok: %s %d blobs, %s", verb, len(v.Blobs), humanize.Bytes(v.Bytes)))
 	return res, nil
 }
 
@@ -189,7 +190,7 @@ func (s *Server) formMirrorSync(w http.ResponseWriter, r *http.Request) {
 		case x.UpToDate:
 			parts = append(parts, fmt.Sprintf("%s up to date (%d packages)", x.Repo, x.Packages))
 		default:
-			parts = append(parts, fmt.Sprintf("%s synced: %d packages, %d fetched (%s)", x.Repo, x.Packages, x.Fetched, formatBytes(x.Downloaded)))
+			parts = append(parts, fmt.Sprintf("%s synced: %d packages, %d fetched (%s)", x.Repo, x.Packages, x.Fetched, humanize.Bytes(x.Downloaded)))
 		}
 	}
 	flash, errMsg, code := "", "", http.StatusOK
@@ -226,7 +227,7 @@ func (s *Server) formRegistryGC(w http.ResponseWriter, r *http.Request) {
 	if dry {
 		verb = "Dry run: garbage collection would remove"
 	}
-	flash := fmt.Sprintf("%s %d blobs (%s) and %d layer links.", verb, len(act.GC.Blobs), formatBytes(act.GC.Bytes), act.GC.LayerLinks)
+	flash := fmt.Sprintf("%s %d blobs (%s) and %d layer links.", verb, len(act.GC.Blobs), humanize.Bytes(act.GC.Bytes), act.GC.LayerLinks)
 	s.renderService(w, r, "registry", http.StatusOK, flash, "", act)
 }
 

@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/airgapd/airgapd/internal/atomicfile"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -158,22 +159,7 @@ func (a *authState) save() error {
 	if err != nil {
 		return err
 	}
-	path := filepath.Join(a.dir, "auth.json")
-	f, err := os.CreateTemp(a.dir, ".auth.json.tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(b); err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
+	return atomicfile.WriteFile(filepath.Join(a.dir, "auth.json"), b, 0o600)
 }
 
 func randomHex(n int) string {

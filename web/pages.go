@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/airgapd/airgapd/api"
+	"github.com/airgapd/airgapd/internal/humanize"
 )
 
 // The status pages: the overview and each service's page, rendered from
@@ -56,7 +57,7 @@ func (s *Server) pageOverview(w http.ResponseWriter, r *http.Request) {
 		case "registry":
 			v := valueOf(sv.Registry)
 			if sv.Running() {
-				c.Figure = fmt.Sprintf("%d repositories · %s", len(v.Repositories), formatBytes(v.Bytes))
+				c.Figure = fmt.Sprintf("%d repositories · %s", len(v.Repositories), humanize.Bytes(v.Bytes))
 			}
 		}
 		cards = append(cards, c)

@@ -123,17 +123,3 @@ func formatFloat(v float64) string {
 }
 
 func formatPercent(v float64) string { return fmt.Sprintf("%.0f%%", v) }
-
-// formatBytes prints a size the way ls -h does.
-func formatBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}

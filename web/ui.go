@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/airgapd/airgapd/internal/humanize"
 	"github.com/go-chi/chi/v5"
 
 	"github.com/airgapd/airgapd/api"
@@ -36,7 +37,7 @@ type pageSet map[string]*template.Template
 // parsePages parses every page with the layout; template data only.
 func parsePages() pageSet {
 	funcs := template.FuncMap{
-		"bytes":   formatBytes,
+		"bytes":   humanize.Bytes,
 		"secs":    formatSeconds,
 		"float":   formatFloat,
 		"pct":     func(v float64) string { return formatPercent(v * 100) },

@@ -16,6 +16,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/airgapd/airgapd/internal/atomicfile"
 )
 
 const (
@@ -130,10 +132,10 @@ func (a *Authority) createCA(names []string) error {
 	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 	// Key first: a crash in between leaves ca.key without ca.crt, which
 	// the next start reports instead of creating a second CA over it.
-	if err := writeFileAtomic(a.path(caKeyFile), keyPEM, 0o600); err != nil {
+	if err := atomicfile.WriteFile(a.path(caKeyFile), keyPEM, 0o600); err != nil {
 		return fmt.Errorf("pki: %w", err)
 	}
-	if err := writeFileAtomic(a.path(caCertFile), certPEM, 0o644); err != nil {
+	if err := atomicfile.WriteFile(a.path(caCertFile), certPEM, 0o644); err != nil {
 		return fmt.Errorf("pki: %w", err)
 	}
 	a.caCert, a.caKey, a.caPEM = cert, key, certPEM
@@ -192,11 +194,11 @@ func (a *Authority) issueServer() (*tls.Certificate, error) {
 	}
 	// Key first, then certificate. A crash in between leaves a pair that
 	// does not match; the next Open fails to load it and issues anew.
-	if err := writeFileAtomic(a.path(serverKeyFile), keyPEM, 0o600); err != nil {
+	if err := atomicfile.WriteFile(a.path(serverKeyFile), keyPEM, 0o600); err != nil {
 		return nil, fmt.Errorf("pki: %w", err)
 	}
 	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	if err := writeFileAtomic(a.path(serverCertFile), certPEM, 0o644); err != nil {
+	if err := atomicfile.WriteFile(a.path(serverCertFile), certPEM, 0o644); err != nil {
 		return nil, fmt.Errorf("pki: %w", err)
 	}
 	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, nil
