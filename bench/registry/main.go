@@ -95,6 +95,7 @@ func main() {
 		}
 	}
 	order := append([]string{"disk"}, names(targets)...)
+	b := &bench{client: client, targets: targets, file: *file, dg: dg, size: size, runs: *runs, paths: paths, order: order}
 	for _, state := range strings.Split(*states, ",") {
 		cold := state == "cold"
 		if !cold && state != "warm" {
@@ -105,74 +106,94 @@ func main() {
 				check(fmt.Errorf("cold reads need %s's storage=DIR to evict its copy of the blob", name))
 			}
 		}
-		rates := map[string][]float64{}
-		// cachedBefore and cachedAfter: the fraction of each copy's pages in
-		// the page cache right before and right after each timed read.
-		cachedBefore := map[string][]float64{}
-		cachedAfter := map[string][]float64{}
-		for r := range *runs {
-			// Rotate the order every round so none always goes first.
-			for i := range order {
-				name := order[(i+r)%len(order)]
-				if path := paths[name]; path != "" {
-					if cold {
-						check(evict(path))
-					}
-					frac, err := cachedFraction(path)
-					check(err)
-					cachedBefore[name] = append(cachedBefore[name], frac)
-					if cold && frac > 0.01 {
-						check(fmt.Errorf("%s: %.1f%% of %s still cached after posix_fadvise(DONTNEED); cold numbers would be wrong", name, 100*frac, path))
-					}
-				}
-				start := time.Now()
-				var n int64
-				if name == "disk" {
-					n, err = readFile(*file)
-				} else {
-					n, err = pull(client, targets.get(name), dg, false)
-				}
-				check(err)
-				elapsed := time.Since(start)
-				if n != size {
-					check(fmt.Errorf("%s: %d bytes, want %d", name, n, size))
-				}
-				rates[name] = append(rates[name], float64(size)/elapsed.Seconds()/(1<<20))
-				if path := paths[name]; path != "" {
-					frac, err := cachedFraction(path)
-					check(err)
-					cachedAfter[name] = append(cachedAfter[name], frac)
-				}
-			}
-		}
-		fmt.Printf("-- %s page cache\n", state)
-		med := map[string]float64{}
-		for _, name := range order {
-			med[name] = median(rates[name])
-			fmt.Printf("%-10s median %7.0f MiB/s  (runs: %s)", name, med[name], list(rates[name]))
-			if b := cachedBefore[name]; len(b) > 0 {
-				fmt.Printf("  cached before %s%%, after %s%%", pctRange(b), pctRange(cachedAfter[name]))
-			}
-			fmt.Println()
-		}
-		// Two ratios: of the medians, and the median of each round's own
-		// ratio — a round's reads follow each other within seconds, so
-		// load from other processes that comes and goes hits both sides
-		// of a round's ratio alike.
-		for _, name := range append(names(targets), "disk") {
-			if name == "airgapd" {
-				continue
-			}
-			perRound := make([]float64, len(rates[name]))
-			for i := range perRound {
-				perRound[i] = rates["airgapd"][i] / rates[name][i]
-			}
-			fmt.Printf("ratio %s airgapd/%s: %.2f of medians, %.2f median per round (rounds: %s)\n",
-				state, name, med["airgapd"]/med[name], median(perRound), list2(perRound))
-		}
+		b.measure(state, cold)
 		if l, err := os.ReadFile("/proc/loadavg"); err == nil {
 			fmt.Printf("load average after the %s rounds: %s", state, l)
 		}
+	}
+}
+
+// bench is one run's fixed inputs: the blob, the targets and the order
+// they are read in.
+type bench struct {
+	client  *http.Client
+	targets targetFlags
+	file    string
+	dg      string
+	size    int64
+	runs    int
+	paths   map[string]string // the file each reader's bytes come from
+	order   []string
+}
+
+// measure times b.runs rounds of reads with the page cache in state, and
+// prints the medians and ratios.
+func (b *bench) measure(state string, cold bool) {
+	rates := map[string][]float64{}
+	// cachedBefore and cachedAfter: the fraction of each copy's pages in
+	// the page cache right before and right after each timed read.
+	cachedBefore := map[string][]float64{}
+	cachedAfter := map[string][]float64{}
+	for r := range b.runs {
+		// Rotate the order every round so none always goes first.
+		for i := range b.order {
+			name := b.order[(i+r)%len(b.order)]
+			if path := b.paths[name]; path != "" {
+				if cold {
+					check(evict(path))
+				}
+				frac, err := cachedFraction(path)
+				check(err)
+				cachedBefore[name] = append(cachedBefore[name], frac)
+				if cold && frac > 0.01 {
+					check(fmt.Errorf("%s: %.1f%% of %s still cached after posix_fadvise(DONTNEED); cold numbers would be wrong", name, 100*frac, path))
+				}
+			}
+			start := time.Now()
+			var n int64
+			var err error
+			if name == "disk" {
+				n, err = readFile(b.file)
+			} else {
+				n, err = pull(b.client, b.targets.get(name), b.dg, false)
+			}
+			check(err)
+			elapsed := time.Since(start)
+			if n != b.size {
+				check(fmt.Errorf("%s: %d bytes, want %d", name, n, b.size))
+			}
+			rates[name] = append(rates[name], float64(b.size)/elapsed.Seconds()/(1<<20))
+			if path := b.paths[name]; path != "" {
+				frac, err := cachedFraction(path)
+				check(err)
+				cachedAfter[name] = append(cachedAfter[name], frac)
+			}
+		}
+	}
+	fmt.Printf("-- %s page cache\n", state)
+	med := map[string]float64{}
+	for _, name := range b.order {
+		med[name] = median(rates[name])
+		fmt.Printf("%-10s median %7.0f MiB/s  (runs: %s)", name, med[name], list(rates[name]))
+		if b := cachedBefore[name]; len(b) > 0 {
+			fmt.Printf("  cached before %s%%, after %s%%", pctRange(b), pctRange(cachedAfter[name]))
+		}
+		fmt.Println()
+	}
+	// Two ratios: of the medians, and the median of each round's own
+	// ratio — a round's reads follow each other within seconds, so
+	// load from other processes that comes and goes hits both sides
+	// of a round's ratio alike.
+	for _, name := range append(names(b.targets), "disk") {
+		if name == "airgapd" {
+			continue
+		}
+		perRound := make([]float64, len(rates[name]))
+		for i := range perRound {
+			perRound[i] = rates["airgapd"][i] / rates[name][i]
+		}
+		fmt.Printf("ratio %s airgapd/%s: %.2f of medians, %.2f median per round (rounds: %s)\n",
+			state, name, med["airgapd"]/med[name], median(perRound), list2(perRound))
 	}
 }
 
