@@ -60,6 +60,9 @@ type Progress struct {
 	Rate float64 `json:"rate"`
 }
 
+// SetRate sets Rate from the bytes done since Started.
+func (p *Progress) SetRate() { p.Rate = bytesPerSecond(p.BytesDone, p.Started) }
+
 // SyncResult is how one repo's sync (or index) ended.
 type SyncResult struct {
 	Repo       string  `json:"repo"`
@@ -104,6 +107,17 @@ type ImportProgress struct {
 // RateBytes is the rate in whole bytes per second, for the UI's bytes
 // filter.
 func (p ImportProgress) RateBytes() int64 { return int64(p.Rate) }
+
+// SetRate sets Rate from the bytes read since Started.
+func (p *ImportProgress) SetRate() { p.Rate = bytesPerSecond(p.BytesDone, p.Started) }
+
+// bytesPerSecond is done bytes over the time since started.
+func bytesPerSecond(done int64, started time.Time) float64 {
+	if s := time.Since(started).Seconds(); s > 0 {
+		return float64(done) / s
+	}
+	return 0
+}
 
 // BundleImportResult is what a bundle import published.
 type BundleImportResult struct {

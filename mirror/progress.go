@@ -4,53 +4,22 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/airgapd/airgapd/api"
 )
 
-// Progress is one repo's sync (or index) as it goes, for the progress bar,
-// the UI and the status. Its JSON is what the control socket streams.
-type Progress struct {
-	Repo  string `json:"repo"`
-	Phase string `json:"phase"` // metadata | packages | verify (gpgcheck) | publish | done | failed; an index: scan | headers | …
-	// Packages is how many packages the upstream lists (after the format's
-	// filters); ToFetch of them were missing here, Fetched have arrived.
-	Packages int `json:"packages"`
-	ToFetch  int `json:"to_fetch"`
-	Fetched  int `json:"fetched"`
-	// Bytes is the size of what is to be fetched; BytesDone has arrived
-	// (including what an interrupted run left).
-	Bytes     int64     `json:"bytes"`
-	BytesDone int64     `json:"bytes_done"`
-	Started   time.Time `json:"started"`
-	// Rate is bytes per second over the sync so far.
-	Rate float64 `json:"rate"`
-}
+// Progress is one repo's sync (or index) as it goes, and ImportProgress an
+// import into the store (a bundle): the api package's types, so that what
+// the store tracks is what the status and the control socket's streams
+// carry, with no copy between them.
+type (
+	Progress       = api.Progress
+	ImportProgress = api.ImportProgress
+)
 
-// ImportProgress is an import into the store (a bundle) as it goes, for
-// the progress bar, the UI and the status. The last one stays in the
-// status after the import ends.
-type ImportProgress struct {
-	Bundle string `json:"bundle"` // the bundle's id
-	Path   string `json:"path"`   // as given to the import
-	Phase  string `json:"phase"`  // verify | publish | done | failed
-	// Bytes is the size of the bundle (all parts); BytesDone of it has
-	// been read and checked.
-	Bytes     int64 `json:"bytes"`
-	BytesDone int64 `json:"bytes_done"`
-	// Blobs is how many blobs the bundle carries; BlobsDone have been
-	// verified (or were verified by an interrupted run).
-	Blobs     int `json:"blobs"`
-	BlobsDone int `json:"blobs_done"`
-	// Item is what is being published: "repo NAME", "files", "images".
-	Item    string    `json:"item,omitempty"`
-	Started time.Time `json:"started"`
-	// Rate is bytes read per second over the import so far.
-	Rate  float64 `json:"rate"`
-	Error string  `json:"error,omitempty"`
-}
-
-// Summary is the import's part of a one-line summary (airgapd status):
-// only while it runs.
-func (p *ImportProgress) Summary() string {
+// ImportSummary is an import's part of a one-line summary (airgapd
+// status): only while it runs.
+func ImportSummary(p *ImportProgress) string {
 	if p == nil || (p.Phase != "verify" && p.Phase != "publish") {
 		return ""
 	}
@@ -109,17 +78,3 @@ func (t *Tracker[P, PP]) Update(force bool, f func(*P)) {
 		t.sendMu.Unlock()
 	}
 }
-
-// bytesPerSecond is done bytes over the time since started.
-func bytesPerSecond(done int64, started time.Time) float64 {
-	if s := time.Since(started).Seconds(); s > 0 {
-		return float64(done) / s
-	}
-	return 0
-}
-
-// SetRate sets Rate from the bytes done so far.
-func (p *Progress) SetRate() { p.Rate = bytesPerSecond(p.BytesDone, p.Started) }
-
-// SetRate sets Rate from the bytes read so far.
-func (p *ImportProgress) SetRate() { p.Rate = bytesPerSecond(p.BytesDone, p.Started) }

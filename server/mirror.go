@@ -48,45 +48,5 @@ func (s *Server) SyncMirror(ctx context.Context, names []string, progress func(a
 	if err != nil {
 		return nil, err
 	}
-	res, err := m.Sync(ctx, names, func(p mirror.Progress) { progress(api.Progress(p)) })
-	return syncResults(res), err
-}
-
-// The mirror's status and results become the api package's types here
-// until mirror reports them itself; the conversions fail to compile when
-// the two shapes part.
-
-// mirrorStatus is the mirror's status as the API reports it.
-func mirrorStatus(st rpm.Status) api.MirrorStatus {
-	out := api.MirrorStatus{State: st.State, Summary: st.Summary, Files: st.Files}
-	if st.BundleImport != nil {
-		bi := api.ImportProgress(*st.BundleImport)
-		out.BundleImport = &bi
-	}
-	for _, r := range st.Repos {
-		rs := api.RepoStatus{
-			Name: r.Name, Kind: r.Kind, BaseURL: r.BaseURL, Upstream: r.Upstream, Path: r.Path,
-			Revision: r.Revision, Packages: r.Packages, Bytes: r.Bytes,
-			LastSync: r.LastSync, LastResult: r.LastResult, LastError: r.LastError, Published: r.Published,
-			HeadersRead: r.HeadersRead, Schedule: r.Schedule, NextSync: r.NextSync,
-		}
-		if r.Progress != nil {
-			p := api.Progress(*r.Progress)
-			rs.Progress = &p
-		}
-		out.Repos = append(out.Repos, rs)
-	}
-	return out
-}
-
-// syncResults is a sync's results as the API reports them (nil for none).
-func syncResults(res []rpm.Result) []api.SyncResult {
-	if res == nil {
-		return nil
-	}
-	out := make([]api.SyncResult, len(res))
-	for i, r := range res {
-		out[i] = api.SyncResult(r)
-	}
-	return out
+	return m.Sync(ctx, names, progress)
 }

@@ -275,7 +275,7 @@ func (s *Server) buildMirror(c *Config, in *instance) error {
 		return m.Run(ctx)
 	}
 	in.status = func() ServiceStatus {
-		st := mirrorStatus(m.Status())
+		st := m.Status()
 		return ServiceStatus{State: st.State, Summary: st.Summary, Mirror: &st}
 	}
 	built := *c

@@ -15,8 +15,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/airgapd/airgapd/api"
-	"github.com/airgapd/airgapd/mirror"
-	"github.com/airgapd/airgapd/mirror/bundle"
 	"github.com/airgapd/airgapd/server"
 )
 
@@ -89,7 +87,7 @@ imported first.`,
 			}
 			var split int64
 			if splitSize != "" {
-				if split, err = bundle.ParseSize(splitSize); err != nil {
+				if split, err = server.ParseBundleSize(splitSize); err != nil {
 					return fmt.Errorf("--split-size: %w", err)
 				}
 			}
@@ -102,21 +100,10 @@ imported first.`,
 				}
 			}
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-			m, err := server.BundleCarrier(cfg, log)
-			if err != nil {
-				return err
-			}
-			var local *bundle.LocalRegistry
-			if fromRegistry {
-				if local, err = server.LocalRegistry(cmd.Context(), cfg, api.ControlSocketPath(cfg.RuntimeDir)); err != nil {
-					return err
-				}
-			}
 			view := newBundleView(cmd.ErrOrStderr(), quiet, "writing")
-			res, err := m.Create(cmd.Context(), bundle.CreateOptions{
+			res, err := server.CreateBundle(cmd.Context(), cfg, log, server.BundleRequest{
 				Repos: repos, Files: files, Images: images, Out: out, SplitSize: split, Since: since,
-				Platforms: platforms, Compress: compress,
-				Upstreams: server.BundleUpstreams(cfg), FromRegistry: local, Progress: view.updateCreate,
+				Platforms: platforms, Compress: compress, FromRegistry: fromRegistry, Progress: view.updateCreate,
 			})
 			view.finish()
 			if err != nil {
@@ -178,7 +165,7 @@ func newBundleInspectCmd() *cobra.Command {
 		Short: "List what a bundle holds and its size per kind (reads the manifest; import verifies)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			info, err := bundle.Inspect(args[0])
+			info, err := server.InspectBundle(args[0])
 			if err != nil {
 				return err
 			}
@@ -196,7 +183,7 @@ func newBundleInspectCmd() *cobra.Command {
 	return cmd
 }
 
-func writeBundleInfo(w io.Writer, info bundle.Info) {
+func writeBundleInfo(w io.Writer, info server.BundleInfo) {
 	bm := info.Manifest
 	fmt.Fprintf(w, "bundle %s\ncreated %s, %s", info.ID, bm.Created.Format(time.RFC3339), bm.Format)
 	if info.Compressed {
@@ -276,13 +263,9 @@ progress while it runs. Otherwise this command works on data_dir itself.`,
 			if err != nil {
 				return err
 			}
-			info, err := bundle.Inspect(path)
+			info, err := server.InspectBundle(path)
 			if err != nil {
 				return err
-			}
-			hasImages := false
-			for _, im := range info.Manifest.Images {
-				hasImages = hasImages || !im.InBase
 			}
 			if (len(info.Manifest.Repos) > 0 || len(info.Manifest.Files) > 0) && !cfg.Enabled("mirror") {
 				return errors.New("the mirror section is absent or disabled in this config: enable it to serve the bundle's repos and files")
@@ -299,9 +282,8 @@ progress while it runs. Otherwise this command works on data_dir itself.`,
 			if c != nil {
 				res, err = c.ImportBundle(cmd.Context(), path, view.updateImport)
 			} else {
-				var here bundle.ImportResult
-				here, err = importBundleHere(cmd, cfg, path, hasImages, view)
-				res = api.BundleImportResult(here)
+				log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+				res, err = server.ImportBundleHere(cmd.Context(), cfg, log, path, view.updateImport)
 			}
 			view.finish()
 			if err != nil {
@@ -327,26 +309,6 @@ progress while it runs. Otherwise this command works on data_dir itself.`,
 	return cmd
 }
 
-// importBundleHere imports on data_dir itself, while no server runs (the
-// registry's storage lock keeps one from starting meanwhile).
-func importBundleHere(cmd *cobra.Command, cfg *server.Config, path string, hasImages bool, view *bundleView) (bundle.ImportResult, error) {
-	log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	m, err := server.BundleCarrier(cfg, log)
-	if err != nil {
-		return bundle.ImportResult{}, err
-	}
-	opts := bundle.ImportOptions{Progress: func(p mirror.ImportProgress) { view.updateImport(api.ImportProgress(p)) }}
-	if hasImages {
-		store, closeStore, err := server.OpenBundleImages(cfg, log)
-		if err != nil {
-			return bundle.ImportResult{}, err
-		}
-		defer closeStore()
-		opts.Images = store
-	}
-	return m.Import(cmd.Context(), path, opts)
-}
-
 // bundleView turns a bundle being written or verified into the progress
 // view's steps (bytes, blobs, what is being published) and ends with a
 // line of totals.
@@ -364,7 +326,7 @@ func newBundleView(w io.Writer, quiet bool, verb string) *bundleView {
 }
 
 // updateCreate is bundle create's progress.
-func (v *bundleView) updateCreate(p bundle.CreateProgress) {
+func (v *bundleView) updateCreate(p server.BundleCreateProgress) {
 	v.items, v.itemsAll = p.BlobsDone, p.Blobs
 	v.show(p.BytesDone, p.Bytes)
 }

@@ -10,8 +10,6 @@ import (
 
 	"github.com/airgapd/airgapd/api"
 	"github.com/airgapd/airgapd/internal/humanize"
-	"github.com/airgapd/airgapd/mirror"
-	"github.com/airgapd/airgapd/mirror/rpm"
 	"github.com/airgapd/airgapd/server"
 )
 
@@ -83,16 +81,7 @@ func runMirrorJob(cmd *cobra.Command, cfg *server.Config, socket string, names [
 	}
 	if !remote {
 		log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-		m, err := rpm.New(*cfg.Mirror, rpm.Deps{Logger: log, DataDir: cfg.DataDir})
-		if err != nil {
-			return err
-		}
-		var res []rpm.Result
-		res, jobErr = m.Sync(cmd.Context(), names, func(p mirror.Progress) { show(api.Progress(p)) })
-		results = nil
-		for _, r := range res {
-			results = append(results, api.SyncResult(r))
-		}
+		results, jobErr = server.SyncMirrorHere(cmd.Context(), cfg, log, names, show)
 	}
 	view.finish("")
 	for _, r := range results {

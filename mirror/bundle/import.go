@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/airgapd/airgapd/api"
 	"github.com/airgapd/airgapd/internal/atomicfile"
 	"github.com/airgapd/airgapd/mirror"
 	"github.com/airgapd/airgapd/mirror/rpm"
@@ -32,15 +33,8 @@ type ImportOptions struct {
 	Progress func(mirror.ImportProgress)
 }
 
-// ImportResult is what an import published.
-type ImportResult struct {
-	ID       string   `json:"id"`
-	Repos    []string `json:"repos"`
-	Files    int      `json:"files"`
-	Images   []string `json:"images"`
-	Verified int      `json:"verified_blobs"`
-	Reused   int      `json:"reused_blobs"` // staged by an interrupted run, or held by the base
-}
+// ImportResult is what an import published: the api package's type.
+type ImportResult = api.BundleImportResult
 
 // tracker follows an import's progress.
 type tracker = mirror.Tracker[mirror.ImportProgress, *mirror.ImportProgress]

@@ -49,6 +49,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/airgapd/airgapd/api"
 	"github.com/airgapd/airgapd/mirror"
 )
 
@@ -186,44 +187,12 @@ func (m *Mirror) state(name string) repoState {
 	return st
 }
 
-// Status is the mirror's state for the UI, API and metrics.
-type Status struct {
-	State   string       `json:"state"`
-	Summary string       `json:"summary"`
-	Repos   []RepoStatus `json:"repos"`
-	Files   string       `json:"files,omitempty"`
-	// BundleImport is the bundle import under way, or the last one since
-	// the server started.
-	BundleImport *mirror.ImportProgress `json:"bundle_import,omitempty"`
-}
-
-// RepoStatus is one repo in the status.
-type RepoStatus struct {
-	Name    string `json:"name"`
-	Kind    string `json:"kind"` // mirror | local | imported (from a bundle, not in the config)
-	BaseURL string `json:"baseurl,omitempty"`
-	// Upstream is the baseurl the last sync used (the mirror a mirrorlist
-	// or metalink gave, variables substituted).
-	Upstream string `json:"upstream,omitempty"`
-	Path     string `json:"path,omitempty"`
-	Revision string `json:"revision,omitempty"`
-	Packages int    `json:"packages"`
-	Bytes    int64  `json:"bytes"`
-	// LastSync is when the last sync began; LastResult ok or failed.
-	LastSync   time.Time        `json:"last_sync,omitzero"`
-	LastResult string           `json:"last_result,omitempty"`
-	LastError  string           `json:"last_error,omitempty"`
-	Published  time.Time        `json:"published,omitzero"`
-	Progress   *mirror.Progress `json:"progress,omitempty"` // a sync under way
-	// HeadersRead is how many RPM headers a local repo's last index read
-	// (the others were reused).
-	HeadersRead int `json:"headers_read,omitempty"`
-	// Schedule is a mirrored repo's sync_every or sync_at ("every 6h0m0s",
-	// "daily at 02:30"), and NextSync when the running server syncs it next
-	// (in the past: due, or under way).
-	Schedule string    `json:"schedule,omitempty"`
-	NextSync time.Time `json:"next_sync,omitzero"`
-}
+// Status is the mirror's state for the UI, API and metrics, and RepoStatus
+// one repo in it: the api package's types.
+type (
+	Status     = api.MirrorStatus
+	RepoStatus = api.RepoStatus
+)
 
 // Status reports every repo: what is published, the last sync and any sync
 // under way.
@@ -274,7 +243,7 @@ func (m *Mirror) Status() Status {
 	if failed > 0 {
 		st.Summary += fmt.Sprintf(", %d last sync failed", failed)
 	}
-	st.Summary += st.BundleImport.Summary()
+	st.Summary += mirror.ImportSummary(st.BundleImport)
 	return st
 }
 

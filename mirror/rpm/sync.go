@@ -14,26 +14,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/airgapd/airgapd/api"
 	"github.com/airgapd/airgapd/mirror"
 )
 
-// Result is how one repo's sync ended.
-type Result struct {
-	Repo       string  `json:"repo"`
-	OK         bool    `json:"ok"`
-	Error      string  `json:"error,omitempty"`
-	UpToDate   bool    `json:"up_to_date,omitempty"`
-	Revision   string  `json:"revision,omitempty"`
-	Packages   int     `json:"packages"`
-	Fetched    int     `json:"fetched"`
-	Downloaded int64   `json:"downloaded_bytes"`
-	Duration   float64 `json:"duration_seconds"`
-	// An index (local repos): RPM headers read this run, and entries
-	// reused from the last index (files unchanged in size and mtime).
-	Indexed     bool `json:"indexed,omitempty"`
-	HeadersRead int  `json:"headers_read,omitempty"`
-	Reused      int  `json:"reused,omitempty"`
-}
+// Result is how one repo's sync (or index) ended: the api package's type.
+type Result = api.SyncResult
 
 // ErrUnknownRepo is returned for a name that is not in the config.
 var ErrUnknownRepo = errors.New("no such repo")
