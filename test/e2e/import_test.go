@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -332,4 +333,86 @@ func TestImportReportsUnsupported(t *testing.T) {
 	if i, j := strings.Index(report, "no equivalent"), strings.Index(report, "refclock.conf:2"); i < 0 || j < i {
 		t.Errorf("refclock is not under \"no equivalent\":\n%s", report)
 	}
+}
+
+// TestImportRegistryStorage: a registry storage directory with images in
+// it (written through the same distribution code Docker Registry runs),
+// named by a Docker Registry config.yml with htpasswd, is served by
+// airgapd after import with the same digests (skopeo).
+func TestImportRegistryStorage(t *testing.T) {
+	need(t, "skopeo", "crane")
+	storage := filepath.Join(t.TempDir(), "registry")
+	img := ociImage(t, nil, 64<<10)
+	want := imageDigest(t, img)
+	// The registry that fills it: airgapd's own distribution, with the
+	// storage root given as a Docker Registry config would give it.
+	filler := startRegistryOn(t, `
+registry:
+  listen: "127.0.0.1:0"
+  tls: auto
+  users: [{name: admin, password_hash: "`+registryTestHash+`"}]
+  pull_from: [127.0.0.1/32]
+  storage: { filesystem: { rootdirectory: `+storage+` } }
+`)
+	lay := writeLayout(t, filepath.Join(t.TempDir(), "layout"), img, "v1")
+	if out, err := filler.skopeo(t, "copy", "--dest-cert-dir", filler.certDir, "--dest-creds", "admin:s3cret",
+		"oci:"+lay+":v1", "docker://"+filler.host+"/lab/app:v1"); err != nil {
+		t.Fatalf("skopeo push: %v\n%s", err, out)
+	}
+	filler.in.signal(syscall.SIGTERM)
+	filler.in.waitExit(30 * time.Second)
+	if _, err := os.Stat(filepath.Join(storage, "docker/registry/v2/repositories/lab/app")); err != nil {
+		t.Fatalf("the storage directory has no image: %v", err)
+	}
+
+	dir := t.TempDir()
+	port := freeUDPTCPPort(t)
+	writeFile(t, filepath.Join(dir, "htpasswd"), "admin:"+registryTestHash+"\n")
+	writeFile(t, filepath.Join(dir, "config.yml"), fmt.Sprintf(`version: 0.1
+storage:
+  filesystem:
+    rootdirectory: %s
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:%d
+auth:
+  htpasswd:
+    realm: basic-realm
+    path: %s/htpasswd
+`, storage, port, dir))
+	imported, report := airgapdImport(t, dir, "--registry-config", dir+"/config.yml")
+	y, _ := os.ReadFile(imported)
+	e := startRegistryOn(t, string(y))
+	got, err := e.skopeo(t, "inspect", "--cert-dir", e.certDir, "--format", "{{.Digest}}", "docker://"+e.host+"/lab/app:v1")
+	if err != nil || got != want {
+		t.Errorf("skopeo inspect after import = %q (%v), want %s\nimported:\n%s\nreport:\n%s", got, err, want, y, report)
+	}
+	if out, err := e.skopeo(t, "copy", "--src-cert-dir", e.certDir, "--dest-cert-dir", e.certDir, "--dest-creds", "admin:s3cret",
+		"docker://"+e.host+"/lab/app:v1", "docker://"+e.host+"/lab/app:v2"); err != nil {
+		t.Errorf("the imported htpasswd user cannot push: %v\n%s", err, out)
+	}
+}
+
+// startRegistryOn runs airgapd on a config body with a registry section,
+// returning what skopeo needs to trust it.
+func startRegistryOn(t *testing.T, body string) *regEnv {
+	t.Helper()
+	dir := t.TempDir()
+	in := start(t, dir, body)
+	host, ok := strings.CutPrefix(in.status().listener("registry"), "https://")
+	if !ok {
+		t.Fatalf("registry listener is not https")
+	}
+	e := &regEnv{in: in, host: host, caFile: filepath.Join(dir, "data", "pki", "ca.crt"),
+		certDir: filepath.Join(dir, "certs-import"), anonDir: filepath.Join(dir, "anon-import")}
+	ca, err := os.ReadFile(e.caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(e.certDir, 0o755)
+	os.MkdirAll(e.anonDir, 0o755)
+	writeFile(t, filepath.Join(e.certDir, "ca.crt"), string(ca))
+	writeFile(t, filepath.Join(e.anonDir, "config.json"), `{"auths": {}}`)
+	return e
 }
