@@ -144,7 +144,7 @@ func (c *chronyImport) source(at Pos, text, kw string, f []string) {
 	if c.serversAt.File == "" {
 		c.serversAt = at
 	}
-	c.rep.add(at, text, outcomeOf(notes), "ntp.servers: %s %s", s, strings.Join(notes, "; "))
+	c.rep.add(at, text, outcomeOf(notes), "ntp.servers: %s%s", s, notesText(notes))
 }
 
 func valueAt(f []string, i int) string {
@@ -233,7 +233,7 @@ func (c *chronyImport) local(at Pos, text string, f []string) {
 		}
 	}
 	c.doc.set("ntp", "local_stratum", integer(stratum), at)
-	c.rep.add(at, text, outcomeOf(notes), "ntp.local_stratum: %d, after fallback_after without an upstream %s", stratum, strings.Join(notes, "; "))
+	c.rep.add(at, text, outcomeOf(notes), "ntp.local_stratum: %d, after fallback_after without an upstream%s", stratum, notesText(notes))
 }
 
 func (c *chronyImport) makestep(at Pos, text string, f []string) {
@@ -267,7 +267,7 @@ func (c *chronyImport) ratelimit(at Pos, text string, f []string) {
 		}
 	}
 	c.doc.set("ntp", "ratelimit", mapping(pairs...), at)
-	c.rep.add(at, text, outcomeOf(notes), "ntp.ratelimit %s", strings.Join(notes, "; "))
+	c.rep.add(at, text, outcomeOf(notes), "ntp.ratelimit%s", notesText(notes))
 }
 
 // finish writes what needs the whole file: servers, allow, listen, and

@@ -266,3 +266,25 @@ func TestChronySubnet(t *testing.T) {
 		}
 	}
 }
+
+func TestFromHostKeepsGivenAndReadsRules(t *testing.T) {
+	calls := 0
+	src, err := FromHost(Sources{Named: "given.conf", IptablesSave: nil}, func() ([]byte, error) {
+		calls++
+		return []byte("*nat\n-A POSTROUTING -s 10.0.0.0/8 -o eth1 -j MASQUERADE\nCOMMIT\n"), nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if src.Named != "given.conf" || calls != 1 || !strings.Contains(string(src.IptablesSave), "MASQUERADE") || src.IptablesSource == "" {
+		t.Errorf("FromHost = %+v after %d iptables-save calls", src, calls)
+	}
+	given := []byte("*nat\nCOMMIT\n")
+	src, err = FromHost(Sources{IptablesSave: given}, func() ([]byte, error) {
+		t.Error("iptables-save run although rules were given")
+		return nil, nil
+	})
+	if err != nil || string(src.IptablesSave) != string(given) {
+		t.Errorf("given rules replaced: %q, %v", src.IptablesSave, err)
+	}
+}

@@ -182,10 +182,10 @@ func (g *gatewayImport) postrouting(r rule) {
 	}
 	if r.opts["-j"] == "MASQUERADE" {
 		g.doc.add("gateway", "masquerade", mapping("source", str(cidr), "out_interface", str(out)), r.pos)
-		g.rep.add(r.pos, r.text, outcomeOf(notes), "gateway.masquerade %s → %s %s", cidr, out, strings.Join(notes, "; "))
+		g.rep.add(r.pos, r.text, outcomeOf(notes), "gateway.masquerade %s → %s%s", cidr, out, notesText(notes))
 	} else {
 		g.doc.add("gateway", "snat", mapping("source", str(cidr), "out_interface", str(out), "to_source", str(r.opts["--to-source"])), r.pos)
-		g.rep.add(r.pos, r.text, outcomeOf(notes), "gateway.snat %s → %s as %s %s", cidr, out, r.opts["--to-source"], strings.Join(notes, "; "))
+		g.rep.add(r.pos, r.text, outcomeOf(notes), "gateway.snat %s → %s as %s%s", cidr, out, r.opts["--to-source"], notesText(notes))
 	}
 	r.opts["-s"] = cidr
 	g.nat = append(g.nat, r)

@@ -253,7 +253,6 @@ func (n *namedImport) importListen(at Pos, v4, v6 *Stmt) {
 		default:
 			addrs = append(addrs, a6...)
 		}
-		n.rep.add(v6.Pos, v6.Text(), outcomeOf(notes), "dns.listen, see %s", from)
 	}
 	if len(addrs) == 0 {
 		n.doc.set("dns", "enabled", boolean(false), from)
@@ -261,9 +260,19 @@ func (n *namedImport) importListen(at Pos, v4, v6 *Stmt) {
 	} else {
 		n.doc.set("dns", "listen", strs(addrs), from)
 	}
-	if v4 != nil {
-		n.rep.add(v4.Pos, v4.Text(), outcomeOf(notes), "listen: %s %s", listText(addrs), strings.Join(notes, "; "))
+	for _, s := range []*Stmt{v4, v6} {
+		if s != nil {
+			n.rep.add(s.Pos, s.Text(), outcomeOf(notes), "dns.listen: %s%s", listText(addrs), notesText(notes))
+		}
 	}
+}
+
+// notesText appends notes to a report line.
+func notesText(notes []string) string {
+	if len(notes) == 0 {
+		return ""
+	}
+	return "; " + strings.Join(notes, "; ")
 }
 
 func outcomeOf(notes []string) Outcome {
@@ -307,13 +316,13 @@ func (n *namedImport) importForwarders(s *Stmt) {
 		servers = []string{}
 	}
 	n.doc.set("dns", "forwarders", strs(servers), s.Pos)
-	n.rep.add(s.Pos, s.Text(), outcomeOf(notes), "forwarders: %s %s", listText(servers), strings.Join(notes, "; "))
+	n.rep.add(s.Pos, s.Text(), outcomeOf(notes), "forwarders: %s%s", listText(servers), notesText(notes))
 }
 
 func (n *namedImport) importAlsoNotify(s *Stmt) {
 	servers, notes := serverList(s)
 	n.doc.set("dns", "also_notify", strs(servers), s.Pos)
-	n.rep.add(s.Pos, s.Text(), outcomeOf(notes), "also_notify: %s %s", listText(servers), strings.Join(notes, "; "))
+	n.rep.add(s.Pos, s.Text(), outcomeOf(notes), "also_notify: %s%s", listText(servers), notesText(notes))
 }
 
 // bindDuration reads BIND's TTL values: seconds, or a number with a unit

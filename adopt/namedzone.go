@@ -85,7 +85,7 @@ func (n *namedImport) forwardZone(s *Stmt, name string) {
 		notes = append(notes, "forward first: airgapd's forward zones are always forward only")
 	}
 	n.doc.add("dns", "forward_zones", mapping("name", str(name), "forwarders", strs(servers)), s.Pos)
-	n.rep.add(s.Pos, zoneText(s), outcomeOf(notes), "dns.forward_zones %s: %s %s", name, listText(servers), strings.Join(notes, "; "))
+	n.rep.add(s.Pos, zoneText(s), outcomeOf(notes), "dns.forward_zones %s: %s%s", name, listText(servers), notesText(notes))
 }
 
 func (n *namedImport) hintZone(s *Stmt, file string) {
