@@ -15,8 +15,11 @@ import (
 
 var _ web.ConfigEditor = (*Server)(nil)
 
-// applyRequest asks the Run goroutine for a reload; it answers on done.
+// applyRequest asks the Run goroutine to apply a config and, only once it
+// runs, to save it (applyEdit); it answers on done.
 type applyRequest struct {
+	next *Config
+	data []byte
 	done chan error
 }
 
@@ -40,37 +43,57 @@ func (s *Server) PreviousConfig() ([]byte, error) {
 	return os.ReadFile(s.opts.ConfigPath + ".prev")
 }
 
-// ApplyConfig implements web.ConfigEditor: validate with Parse (the same
-// checks as `airgapd check`), write atomically keeping the previous file,
-// then have the Run goroutine reload exactly as on SIGHUP.
+// ApplyConfig implements web.ConfigEditor, as a transaction: validate with
+// Parse (the same checks as `airgapd check`), have the Run goroutine apply
+// the parsed config exactly as a SIGHUP would, and write the file (keeping
+// the previous one) only once that worked. A change refused at any step,
+// at reload time included (a port taken, data_dir changed), leaves the
+// file byte for byte as it was, so it cannot take effect at the next start.
 func (s *Server) ApplyConfig(ctx context.Context, data []byte) error {
 	if s.opts.ConfigPath == "" {
 		return web.ErrNoConfigFile
 	}
 	s.editMu.Lock()
 	defer s.editMu.Unlock()
-	if _, err := Parse(s.opts.ConfigPath, data); err != nil {
+	next, err := Parse(s.opts.ConfigPath, data)
+	if err != nil {
 		return toConfigError(err)
 	}
-	if err := WriteConfigFile(s.opts.ConfigPath, data); err != nil {
-		return err
-	}
-	req := applyRequest{done: make(chan error, 1)}
+	req := applyRequest{next: next, data: data, done: make(chan error, 1)}
 	timeout := time.NewTimer(30 * time.Second)
 	defer timeout.Stop()
 	select {
 	case s.applyc <- req:
 	case <-ctx.Done():
-		return fmt.Errorf("saved, but the reload was not started: %w", ctx.Err())
+		return fmt.Errorf("not applied, the file is unchanged: %w", ctx.Err())
 	case <-timeout.C:
-		return errors.New("saved, but airgapd did not take the reload (stopping?); it applies at the next start or SIGHUP")
+		return errors.New("not applied, the file is unchanged: airgapd did not take the change (stopping?)")
 	}
+	// Once taken, the change is applied and saved, or neither, whatever
+	// the caller does meanwhile.
 	select {
 	case err := <-req.done:
 		return err
 	case <-ctx.Done():
-		return fmt.Errorf("saved; the reload is still running: %w", ctx.Err())
+		return fmt.Errorf("the change is being applied and saved, or refused with the file unchanged; see the audit log: %w", ctx.Err())
 	}
+}
+
+// applyEdit runs on the Run goroutine: apply req's config, then save it.
+// If the save fails, the previous config (still the file's) is applied
+// again, so the running config and the file never part.
+func (s *Server) applyEdit(req applyRequest) error {
+	if err := s.applyReload(req.next); err != nil {
+		return fmt.Errorf("refused, the file is unchanged: %w", err)
+	}
+	if err := WriteConfigFile(s.opts.ConfigPath, req.data); err != nil {
+		back := s.applyReload(nil)
+		if back != nil {
+			return fmt.Errorf("applied but not saved (%w), and going back to the file failed too: %v; fix the disk and send SIGHUP", err, back)
+		}
+		return fmt.Errorf("not saved, so not applied either (the file's config runs again): %w", err)
+	}
+	return nil
 }
 
 // toConfigError turns Parse's *CheckError into web's type.

@@ -171,9 +171,9 @@ loop:
 		case <-ctx.Done():
 			break loop
 		case <-reload:
-			s.applyReload()
+			s.applyReload(nil)
 		case req := <-s.applyc:
-			req.done <- s.applyReload()
+			req.done <- s.applyEdit(req)
 		case <-watchdog:
 			s.notify.Notify("WATCHDOG=1")
 		case err := <-s.failed:
@@ -287,16 +287,16 @@ func (s *Server) stopAll() {
 	s.sockets.closeAll()
 }
 
-// applyReload rereads the config file and applies it. Only the Run
-// goroutine calls it. An invalid config, or one
+// applyReload applies next, or rereads the config file when next is nil
+// (SIGHUP). Only the Run goroutine calls it. An invalid config, or one
 // whose new sockets cannot be opened, leaves everything as it was and logs
 // why. Unchanged services keep running untouched; a changed one is reloaded
 // in place, or rebuilt on the same sockets and swapped in before the old one
 // stops.
-func (s *Server) applyReload() error {
+func (s *Server) applyReload(next *Config) error {
 	s.notify.Notify("RELOADING=1\nMONOTONIC_USEC=" + monotonicUsec())
 	defer s.notify.Notify("READY=1\nSTATUS=" + s.oneLine())
-	err := s.reload()
+	err := s.reload(next)
 	if err != nil {
 		s.reloads.WithLabelValues("failed").Inc()
 		s.log.Error("reload failed; keeping the running config", "err", err)
@@ -307,16 +307,17 @@ func (s *Server) applyReload() error {
 	return nil
 }
 
-func (s *Server) reload() error {
-	var next *Config
-	var err error
-	if s.opts.ConfigPath == "" {
-		next, err = LoadDev()
-	} else {
-		next, err = LoadFile(s.opts.ConfigPath)
-	}
-	if err != nil {
-		return err
+func (s *Server) reload(next *Config) error {
+	if next == nil {
+		var err error
+		if s.opts.ConfigPath == "" {
+			next, err = LoadDev()
+		} else {
+			next, err = LoadFile(s.opts.ConfigPath)
+		}
+		if err != nil {
+			return err
+		}
 	}
 	// Only the Run goroutine reloads, so s.cfg, s.instances and the sockets
 	// change under no one's feet here; s.mu is taken just to publish the

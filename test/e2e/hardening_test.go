@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -29,4 +31,58 @@ func TestStartCleansInterruptedEdits(t *testing.T) {
 		t.Errorf("a file that is not the config's temporary was removed: %v", err)
 	}
 	in.waitLog("removed what an interrupted config edit left", time.Second)
+}
+
+// TestRefusedConfigChangeIsNotWritten: a whole-config PUT that passes
+// `check` but fails when the running server applies it (a port another
+// program holds, a changed data_dir) answers 422, says the file is
+// unchanged, leaves the file byte for byte as it was (so nothing of it
+// takes effect at the next start either), and the audit log says refused
+// (issue 19 item 1; before, the file was written first and stayed).
+func TestRefusedConfigChangeIsNotWritten(t *testing.T) {
+	ws := startWebServer(t)
+	c := ws.login(t)
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	before, err := os.ReadFile(ws.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		edit func(string) string
+		want string // in the answer
+	}{
+		{"a dns port another program holds", func(s string) string {
+			return strings.Replace(s, "dns:\n  listen: [\"127.0.0.1:0\"]", "dns:\n  listen: [\""+held.Addr().String()+"\"]", 1)
+		}, "already in use"},
+		{"data_dir changed", func(s string) string {
+			return strings.Replace(s, "data_dir: ", "data_dir: /tmp/elsewhere-", 1)
+		}, "data_dir or runtime_dir changed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			next := tt.edit(string(before))
+			if next == string(before) {
+				t.Fatal("the edit changed nothing: fix the test")
+			}
+			code, body, _ := ws.do(t, c, "PUT", "/api/v1/config", next, map[string]string{"Content-Type": "application/yaml"})
+			if code != 422 || !strings.Contains(body, tt.want) || !strings.Contains(body, "unchanged") {
+				t.Errorf("PUT = %d %s; want 422 naming %q and saying the file is unchanged", code, body, tt.want)
+			}
+			if now, _ := os.ReadFile(ws.config); string(now) != string(before) {
+				t.Errorf("the refused config was written:\n%s", now)
+			}
+			if !ws.auditHas(t, c, "config replaced", "refused") {
+				t.Error("the audit log does not say refused")
+			}
+		})
+	}
+	// The running server still answers as before.
+	if got := digShort(t, ws.dns, "admin.lab.internal"); got != "127.0.0.1" {
+		t.Errorf("dig admin.lab.internal after the refusals = %q", got)
+	}
 }
