@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"os"
 	"reflect"
 	"regexp"
@@ -210,6 +211,12 @@ func (c *Config) Validate() error {
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		ps.Add("log.format", "use text or json", "log format is %q", c.Log.Format)
 	}
+	for _, d := range []struct{ key, dir string }{{"data_dir", c.DataDir}, {"runtime_dir", c.RuntimeDir}} {
+		if systemFolder(d.dir) {
+			ps.Add(d.key, "give airgapd a folder of its own, e.g. /var/lib/airgapd (data_dir) or /run/airgapd (runtime_dir)",
+				"%s is %s: airgapd creates, locks and cleans files there", d.key, d.dir)
+		}
+	}
 	if c.Advertise.Name != "" {
 		if !validHostname(c.Advertise.Name) {
 			ps.Add("advertise.name", "nodes use this name in .repo files and certificates", "%q is not a host name", c.Advertise.Name)
@@ -370,6 +377,21 @@ func (c *Config) listensOf(sv service) []listenAddr {
 	}
 	markV6Only(ls)
 	return ls
+}
+
+// systemFolder reports whether dir is the root or a folder the system
+// itself lives in, where airgapd must never create, lock or clean files
+// (a bundle import or a cleanup would touch what is not its own).
+func systemFolder(dir string) bool {
+	if dir == "" || !filepath.IsAbs(dir) {
+		return false
+	}
+	switch filepath.Clean(dir) {
+	case "/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib64", "/opt", "/proc", "/root",
+		"/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/var", "/var/lib", "/var/tmp":
+		return true
+	}
+	return false
 }
 
 // checkListenClashes finds two services (or two entries) on one address.

@@ -257,3 +257,26 @@ func TestListenClashes(t *testing.T) {
 		t.Errorf("v6only on %v, want only udp [::]:53 (tcp [::]:53 has no IPv4 partner)", v6only)
 	}
 }
+
+// TestSystemFoldersRefused: data_dir and runtime_dir may not be / or a
+// folder the system lives in (issue 19 item 1: `data_dir: /` passed check).
+func TestSystemFoldersRefused(t *testing.T) {
+	tests := []struct {
+		yaml string
+		bad  bool
+	}{
+		{"data_dir: /\n", true},
+		{"data_dir: /etc/\n", true},
+		{"runtime_dir: /run\n", true},
+		{"data_dir: /var/lib/airgapd\n", false},
+		{"data_dir: /srv/airgapd\nruntime_dir: /run/airgapd\n", false},
+	}
+	for _, tt := range tests {
+		path := filepath.Join(t.TempDir(), "airgapd.yaml")
+		os.WriteFile(path, []byte(tt.yaml), 0o600)
+		_, err := LoadFile(path)
+		if got := err != nil && strings.Contains(err.Error(), "airgapd creates, locks and cleans files there"); got != tt.bad {
+			t.Errorf("%q: refused = %v, want %v (err: %v)", tt.yaml, got, tt.bad, err)
+		}
+	}
+}
