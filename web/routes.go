@@ -30,18 +30,46 @@ func (s *Server) uiRouter() http.Handler {
 	s.bootstrapRoutes(r)
 	r.Handle("/static/*", staticHandler())
 	r.Get("/login", s.pageLogin)
-	r.Post("/login", s.handleLogin)
 	r.Get("/setup", s.pageSetup)
-	r.Post("/setup", s.handleSetup)
 	r.Group(func(r chi.Router) {
-		r.Use(requireAPIAuth)
+		// Anyone may send these, so they are read no further than a
+		// password form needs.
+		r.Use(limitBody(unauthenticatedBody))
+		r.Post("/login", s.handleLogin)
+		r.Post("/setup", s.handleSetup)
+	})
+	r.Group(func(r chi.Router) {
+		r.Use(requireAPIAuth, limitBody(authenticatedBody))
 		s.apiRoutes(r)
 	})
 	r.Group(func(r chi.Router) {
-		r.Use(requirePageAuth)
+		r.Use(requirePageAuth, limitBody(authenticatedBody))
 		s.uiPages(r)
 	})
 	return r
+}
+
+// Request body limits: a login or setup form is a few hundred bytes; the
+// largest authenticated body is a whole config file (PUT /api/v1/config,
+// the Settings page), which readBody caps at 1 MiB itself.
+const (
+	unauthenticatedBody = 4 << 10
+	authenticatedBody   = 2 << 20
+)
+
+// limitBody makes reading more than n bytes of a request body fail (413 for
+// form parsers), so no request can make the server buffer more.
+func limitBody(n int64) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.ContentLength > n {
+				writeJSONError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes", n))
+				return
+			}
+			r.Body = http.MaxBytesReader(w, r.Body, n)
+			next.ServeHTTP(w, r)
+		})
+	}
 }
 
 // controlRouter serves the control socket: the API without login, for

@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -85,4 +87,31 @@ func TestRefusedConfigChangeIsNotWritten(t *testing.T) {
 	if got := digShort(t, ws.dns, "admin.lab.internal"); got != "127.0.0.1" {
 		t.Errorf("dig admin.lab.internal after the refusals = %q", got)
 	}
+}
+
+// TestUnauthenticatedBodiesCapped: /login and /setup read no more than a
+// form needs (issue 19 item 12: 100 parallel 50 MB POST /login took RSS
+// from 57 to 690 MB). A declared large body is refused at once with 413, a
+// chunked one of unknown length is cut off, and a real login still works.
+func TestUnauthenticatedBodiesCapped(t *testing.T) {
+	ws := startWebServer(t)
+	big := strings.Repeat("a", 1<<20)
+	for _, path := range []string{"/login", "/setup"} {
+		code, _, _ := ws.do(t, ws.client, "POST", path, "password="+big, map[string]string{"Content-Type": "application/x-www-form-urlencoded"})
+		if code != 413 {
+			t.Errorf("POST %s with a 1 MiB form = %d, want 413", path, code)
+		}
+		req, _ := http.NewRequest("POST", ws.ui+path, io.MultiReader(strings.NewReader("password="), strings.NewReader(big)))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.ContentLength = -1 // chunked: the server cannot tell the size up front
+		resp, err := ws.client.Do(req)
+		if err != nil {
+			t.Fatalf("chunked POST %s: %v", path, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == 200 || resp.StatusCode == 303 {
+			t.Errorf("chunked 1 MiB POST %s = %d, want a refusal", path, resp.StatusCode)
+		}
+	}
+	ws.login(t) // fails the test when a normal login no longer works
 }
