@@ -98,12 +98,15 @@ type authState struct {
 	dir string // "" = memory only
 	now func() time.Time
 
-	mu          sync.Mutex
-	data        authData
-	setupToken  string // one-time setup link's secret; "" when none
-	runtimeHash string // a password set with no config file to hold it
-	failures    map[string][]time.Time
-	audit       []AuditEntry
+	mu         sync.Mutex
+	data       authData
+	setupToken string // one-time setup link's secret; "" when none
+	// claimedSetup is the link a setup under way used up (given back if
+	// saving the password fails).
+	claimedSetup string
+	runtimeHash  string // a password set with no config file to hold it
+	failures     map[string][]time.Time
+	audit        []AuditEntry
 }
 
 func newAuthState(dir string, now func() time.Time) (*authState, error) {

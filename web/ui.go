@@ -530,6 +530,28 @@ func (s *Server) setupValid(tok string) bool {
 	return s.auth.setupToken != "" && len(tok) == len(s.auth.setupToken) && subtleEq(tok, s.auth.setupToken)
 }
 
+// claimSetup uses the setup link up if tok is it and no one has yet.
+func (s *Server) claimSetup(tok string) bool {
+	s.auth.mu.Lock()
+	defer s.auth.mu.Unlock()
+	if s.auth.setupToken == "" || len(tok) != len(s.auth.setupToken) || !subtleEq(tok, s.auth.setupToken) {
+		return false
+	}
+	s.auth.setupToken = ""
+	s.auth.claimedSetup = tok
+	return true
+}
+
+// unclaimSetup gives the link back when saving the password failed, so
+// the operator can try again.
+func (s *Server) unclaimSetup(tok string) {
+	s.auth.mu.Lock()
+	defer s.auth.mu.Unlock()
+	if s.auth.setupToken == "" && s.auth.claimedSetup == tok {
+		s.auth.setupToken, s.auth.claimedSetup = tok, ""
+	}
+}
+
 func (s *Server) pageSetup(w http.ResponseWriter, r *http.Request) {
 	tok := r.URL.Query().Get("token")
 	if !s.setupValid(tok) || s.passwordHash() != "" {
@@ -543,9 +565,12 @@ func (s *Server) handleSetup(w http.ResponseWriter, r *http.Request) {
 	tok := r.PostFormValue("token")
 	setAuditWho(r, "setup link")
 	setAudit(r, "admin password set", "")
-	if !s.setupValid(tok) || s.passwordHash() != "" {
+	refuse := func() {
 		setAuditResult(r, "refused: invalid setup link")
 		s.render(w, r, "setup", http.StatusNotFound, pageData{Title: "Set the admin password", Error: "This setup link is not valid any more."})
+	}
+	if !s.setupValid(tok) || s.passwordHash() != "" {
+		refuse()
 		return
 	}
 	pw := r.PostFormValue("password")
@@ -558,6 +583,12 @@ func (s *Server) handleSetup(w http.ResponseWriter, r *http.Request) {
 		s.render(w, r, "setup", http.StatusUnprocessableEntity, pageData{Title: "Set the admin password", Error: err.Error(), Data: tok})
 		return
 	}
+	// The link is used up here, atomically: of two forms sent at once,
+	// one sets the password and the other is refused, never both in turn.
+	if !s.claimSetup(tok) {
+		refuse()
+		return
+	}
 	_, data, err := s.configFile()
 	switch {
 	case err == nil:
@@ -566,6 +597,7 @@ func (s *Server) handleSetup(w http.ResponseWriter, r *http.Request) {
 			err = s.apply(r, next)
 		}
 		if err != nil {
+			s.unclaimSetup(tok)
 			setAuditResult(r, "failed: "+err.Error())
 			s.render(w, r, "setup", http.StatusConflict, pageData{Title: "Set the admin password", Error: err.Error(), Data: tok})
 			return
@@ -574,7 +606,6 @@ func (s *Server) handleSetup(w http.ResponseWriter, r *http.Request) {
 		setAudit(r, "admin password set", "for this run only: no config file")
 	}
 	s.auth.mu.Lock()
-	s.auth.setupToken = ""
 	s.auth.runtimeHash = hash
 	s.auth.mu.Unlock()
 	http.Redirect(w, r, "/login?done=password-set", http.StatusSeeOther)

@@ -1,12 +1,16 @@
 package e2e
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -114,4 +118,70 @@ func TestUnauthenticatedBodiesCapped(t *testing.T) {
 		}
 	}
 	ws.login(t) // fails the test when a normal login no longer works
+}
+
+// TestSetupLinkUsedOnce: five setup forms sent at once with the one-time
+// link and five different passwords: exactly one sets the password, the
+// others are refused, and the password that works is the winner's (issue
+// 19 item 4: two at once both succeeded and the second password silently
+// won).
+func TestSetupLinkUsedOnce(t *testing.T) {
+	ws := startWebServerConfig(t, strings.Replace(webTestConfig, `password_hash: "%s"`, `password_hash: ""`, 1))
+	line := ws.waitLog("setup_url", 10*time.Second)
+	m := regexp.MustCompile(`/setup\?token=([0-9a-f]+)`).FindStringSubmatch(line)
+	if m == nil {
+		t.Fatalf("no setup link in %q", line)
+	}
+	noFollow := &http.Client{Timeout: 20 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	const n = 5
+	codes := make([]int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pw := fmt.Sprintf("password number %d", i)
+			form := url.Values{"token": {m[1]}, "password": {pw}, "confirm": {pw}}
+			resp, err := noFollow.PostForm(ws.ui+"/setup", form)
+			if err != nil {
+				return
+			}
+			resp.Body.Close()
+			codes[i] = resp.StatusCode
+		}()
+	}
+	wg.Wait()
+	winner := -1
+	for i, code := range codes {
+		switch {
+		case code == http.StatusSeeOther && winner < 0:
+			winner = i
+		case code == http.StatusSeeOther:
+			t.Errorf("setup forms %d and %d both set the password (codes %v)", winner, i, codes)
+		}
+	}
+	if winner < 0 {
+		t.Fatalf("no setup form set the password: codes %v", codes)
+	}
+	// The server rebuilt web on the new config: log in with each password.
+	deadline := time.Now().Add(10 * time.Second)
+	for i := range n {
+		pw := fmt.Sprintf("password number %d", i)
+		var code int
+		for {
+			c := &http.Client{Timeout: 5 * time.Second, CheckRedirect: noFollow.CheckRedirect}
+			resp, err := c.PostForm(ws.ui+"/login", url.Values{"password": {pw}, "next": {"/"}})
+			if err == nil {
+				code = resp.StatusCode
+				resp.Body.Close()
+			}
+			if err == nil || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(100 * time.Millisecond) // the listener is being handed to the new web instance
+		}
+		if ok := code == http.StatusSeeOther; ok != (i == winner) {
+			t.Errorf("login with password %d: %d (winner %d)", i, code, winner)
+		}
+	}
 }
