@@ -49,12 +49,24 @@ func (s *Server) PreviousConfig() ([]byte, error) {
 // the previous one) only once that worked. A change refused at any step,
 // at reload time included (a port taken, data_dir changed), leaves the
 // file byte for byte as it was, so it cannot take effect at the next start.
-func (s *Server) ApplyConfig(ctx context.Context, data []byte) error {
+func (s *Server) ApplyConfig(ctx context.Context, base string, data []byte) error {
 	if s.opts.ConfigPath == "" {
 		return web.ErrNoConfigFile
 	}
+	// One edit at a time, each on the file it was made on: the lock and
+	// the version check together make read-change-write safe for edits
+	// that arrive at once.
 	s.editMu.Lock()
 	defer s.editMu.Unlock()
+	if base != "" {
+		cur, err := os.ReadFile(s.opts.ConfigPath)
+		if err != nil {
+			return fmt.Errorf("read config: %w", err)
+		}
+		if web.ConfigETag(cur) != base {
+			return web.ErrStaleConfig
+		}
+	}
 	next, err := Parse(s.opts.ConfigPath, data)
 	if err != nil {
 		return toConfigError(err)

@@ -98,6 +98,8 @@ func writeConfigError(w http.ResponseWriter, err error) {
 		writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"error": err.Error(), "problems": ce.Problems})
 	case errors.Is(err, ErrNoConfigFile):
 		writeJSONError(w, http.StatusConflict, err.Error())
+	case errors.Is(err, ErrStaleConfig):
+		writeJSONError(w, http.StatusPreconditionFailed, err.Error())
 	default:
 		writeJSONError(w, http.StatusUnprocessableEntity, err.Error())
 	}
@@ -110,6 +112,7 @@ func (s *Server) handleGetConfig(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/yaml")
+	w.Header().Set("ETag", ConfigETag(data))
 	w.Write(data)
 }
 
@@ -126,7 +129,9 @@ func (s *Server) handlePutConfig(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	setAudit(r, "config replaced", "through the API")
-	if err := s.apply(r, data); err != nil {
+	// If-Match: the ETag of the GET this edit started from; a file changed
+	// since gets 412 and nothing is written.
+	if err := s.applyOn(r, r.Header.Get("If-Match"), data); err != nil {
 		setAuditResult(r, "refused: "+err.Error())
 		writeConfigError(w, err)
 		return

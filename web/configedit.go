@@ -1,6 +1,8 @@
 package web
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"context"
 	"errors"
 	"strings"
@@ -19,10 +21,22 @@ type ConfigEditor interface {
 	// PreviousConfig returns FILE.prev, the version before the last
 	// Apply; an error wrapping fs.ErrNotExist when there is none.
 	PreviousConfig() ([]byte, error)
-	// ApplyConfig validates data, writes it and reloads. A *ConfigError
-	// means nothing was written; any other error after the write means
-	// the reload failed and the old config keeps running.
-	ApplyConfig(ctx context.Context, data []byte) error
+	// ApplyConfig validates data, applies it and writes it, or neither.
+	// base is the ConfigETag of the file the edit started from: when the
+	// file is not that one any more (another edit came first) it refuses
+	// with ErrStaleConfig and changes nothing; "" applies whatever the
+	// file is now. A *ConfigError means data did not validate.
+	ApplyConfig(ctx context.Context, base string, data []byte) error
+}
+
+// ErrStaleConfig says the config file changed since the edit read it.
+var ErrStaleConfig = errors.New("the config file changed since this edit read it (another edit, or a hand edit); reload the page and make the change again")
+
+// ConfigETag names one version of the config file: the API's ETag, the
+// If-Match a client sends back, the Settings form's base.
+func ConfigETag(data []byte) string {
+	sum := sha256.Sum256(data)
+	return `"` + hex.EncodeToString(sum[:16]) + `"`
 }
 
 // ErrNoConfigFile says airgapd runs the built-in defaults (no --config),

@@ -220,7 +220,11 @@ func (s *Server) configFile() (string, []byte, error) {
 // itself (the web section changed), this instance is told to stop while
 // the request waits; it then answers at once instead of holding up its own
 // shutdown: the file is saved and the reload is under way.
-func (s *Server) apply(r *http.Request, data []byte) error {
+func (s *Server) apply(r *http.Request, data []byte) error { return s.applyOn(r, "", data) }
+
+// applyOn is apply for an edit made on the file version base
+// (ConfigETag; "" = any).
+func (s *Server) applyOn(r *http.Request, base string, data []byte) error {
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	go func() {
@@ -230,7 +234,7 @@ func (s *Server) apply(r *http.Request, data []byte) error {
 		case <-ctx.Done():
 		}
 	}()
-	err := s.deps.ConfigEditor.ApplyConfig(ctx, data)
+	err := s.deps.ConfigEditor.ApplyConfig(ctx, base, data)
 	select {
 	case <-s.stopping:
 		if errors.Is(err, context.Canceled) {
@@ -243,48 +247,58 @@ func (s *Server) apply(r *http.Request, data []byte) error {
 
 // editRecords changes the records through the config file.
 func (s *Server) editRecords(r *http.Request, zone, record string, add bool) error {
-	_, data, err := s.configFile()
-	if err != nil {
-		return err
-	}
-	var next []byte
-	if add {
-		next, err = AddZoneRecord(data, zone, record)
-	} else {
-		next, err = DeleteZoneRecord(data, zone, record)
-	}
-	if err != nil {
-		return err
-	}
 	verb := "dns record deleted"
 	if add {
 		verb = "dns record added"
 	}
 	setAudit(r, verb, zone+": "+record)
-	if err := s.apply(r, next); err != nil {
-		setAuditResult(r, "failed: "+err.Error())
+	return s.editConfig(r, func(data []byte) ([]byte, error) {
+		if add {
+			return AddZoneRecord(data, zone, record)
+		}
+		return DeleteZoneRecord(data, zone, record)
+	})
+}
+
+// editConfig makes one change to the config file: read it, change it with
+// edit, apply it on the version read. When another edit saved first, the
+// change is made again on the new file, so two edits at once both land
+// and neither is lost; an If-Match the client sent pins the version
+// instead (412 when stale).
+func (s *Server) editConfig(r *http.Request, edit func([]byte) ([]byte, error)) error {
+	const attempts = 5
+	for i := 0; ; i++ {
+		_, data, err := s.configFile()
+		if err != nil {
+			return err
+		}
+		base := ConfigETag(data)
+		if m := r.Header.Get("If-Match"); m != "" && m != base {
+			setAuditResult(r, "refused: "+ErrStaleConfig.Error())
+			return ErrStaleConfig
+		}
+		next, err := edit(data)
+		if err != nil {
+			return err
+		}
+		err = s.applyOn(r, base, next)
+		if errors.Is(err, ErrStaleConfig) && r.Header.Get("If-Match") == "" && i+1 < attempts {
+			continue
+		}
+		if err != nil {
+			setAuditResult(r, "failed: "+err.Error())
+		}
 		return err
 	}
-	return nil
 }
 
 // replaceRecord changes one record in place through the config file:
 // the same path as add and delete (validated, written, reloaded, audited).
 func (s *Server) replaceRecord(r *http.Request, zone, old, record string) error {
-	_, data, err := s.configFile()
-	if err != nil {
-		return err
-	}
-	next, err := ReplaceZoneRecord(data, zone, old, record)
-	if err != nil {
-		return err
-	}
 	setAudit(r, "dns record changed", zone+": "+old+" → "+strings.TrimSpace(record))
-	if err := s.apply(r, next); err != nil {
-		setAuditResult(r, "failed: "+err.Error())
-		return err
-	}
-	return nil
+	return s.editConfig(r, func(data []byte) ([]byte, error) {
+		return ReplaceZoneRecord(data, zone, old, record)
+	})
 }
 
 func (s *Server) formEditRecord(w http.ResponseWriter, r *http.Request) {
@@ -327,8 +341,11 @@ func (s *Server) formFlush(w http.ResponseWriter, r *http.Request) {
 }
 
 type settingsPage struct {
-	Path     string
-	Text     string
+	Path string
+	Text string
+	// Base is the ConfigETag of the file the form was filled from: a save
+	// made on an older file is refused instead of undoing the newer edit.
+	Base     string
 	Lines    []settingsLine
 	Problems []api.ConfigProblem
 	HasPrev  bool
@@ -343,7 +360,7 @@ type settingsLine struct {
 
 func (s *Server) pageSettings(w http.ResponseWriter, r *http.Request) {
 	path, data, err := s.configFile()
-	p := settingsPage{Path: path, Text: string(data)}
+	p := settingsPage{Path: path, Text: string(data), Base: ConfigETag(data)}
 	if err != nil {
 		p.ReadOnly = err.Error()
 	} else if _, err := s.deps.ConfigEditor.PreviousConfig(); err == nil {
@@ -360,9 +377,9 @@ func (s *Server) formSettings(w http.ResponseWriter, r *http.Request) {
 	}
 	text := strings.ReplaceAll(r.PostFormValue("config"), "\r\n", "\n")
 	setAudit(r, "config edited", fmt.Sprintf("%s, %d bytes", path, len(text)))
-	if err := s.apply(r, []byte(text)); err != nil {
+	if err := s.applyOn(r, r.PostFormValue("base"), []byte(text)); err != nil {
 		setAuditResult(r, "refused: "+err.Error())
-		p := settingsPage{Path: path, Text: text}
+		p := settingsPage{Path: path, Text: text, Base: r.PostFormValue("base")}
 		var ce *ConfigError
 		if errors.As(err, &ce) {
 			p.Problems = ce.Problems

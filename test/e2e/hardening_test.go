@@ -185,3 +185,59 @@ func TestSetupLinkUsedOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestConcurrentEditsAllLand: ten record adds sent at once all answer 200
+// and all ten are in the file and served (issue 19 item 3: of two at once
+// both answered 200 and one was gone); and the whole-file API is
+// optimistic: GET gives an ETag, a PUT with a stale If-Match gets 412 and
+// writes nothing.
+func TestConcurrentEditsAllLand(t *testing.T) {
+	ws := startWebServer(t)
+	c := ws.login(t)
+	const n = 10
+	codes := make([]int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			codes[i], _, _ = ws.do(t, c, "POST", "/api/v1/dns/records", fmt.Sprintf(`{"zone":"lab.internal","record":"node%d 300 A 192.168.10.%d"}`, i, 100+i), nil)
+		}()
+	}
+	wg.Wait()
+	file, _ := os.ReadFile(ws.config)
+	for i := range n {
+		if codes[i] != 200 {
+			t.Errorf("add %d answered %d", i, codes[i])
+		}
+		if rec := fmt.Sprintf("node%d 300 A 192.168.10.%d", i, 100+i); !strings.Contains(string(file), rec) {
+			t.Errorf("%q answered %d but is not in the file", rec, codes[i])
+		}
+	}
+	if got := digShort(t, ws.dns, "node7.lab.internal"); got != "192.168.10.107" {
+		t.Errorf("dig node7.lab.internal = %q", got)
+	}
+
+	code, body, hdr := ws.do(t, c, "GET", "/api/v1/config", "", nil)
+	etag := hdr.Get("ETag")
+	if code != 200 || etag == "" {
+		t.Fatalf("GET /api/v1/config = %d, ETag %q", code, etag)
+	}
+	// Another edit lands between this client's GET and its PUT.
+	if code, _, _ := ws.do(t, c, "POST", "/api/v1/dns/records", `{"zone":"lab.internal","record":"late 300 A 192.168.10.99"}`, nil); code != 200 {
+		t.Fatalf("the edit in between answered %d", code)
+	}
+	before, _ := os.ReadFile(ws.config)
+	yaml := map[string]string{"Content-Type": "application/yaml", "If-Match": etag}
+	if code, body, _ := ws.do(t, c, "PUT", "/api/v1/config", body, yaml); code != 412 {
+		t.Errorf("PUT with a stale If-Match = %d %s, want 412", code, body)
+	}
+	if now, _ := os.ReadFile(ws.config); string(now) != string(before) {
+		t.Error("a PUT with a stale If-Match changed the file (the edit in between is lost)")
+	}
+	_, body, hdr = ws.do(t, c, "GET", "/api/v1/config", "", nil)
+	yaml["If-Match"] = hdr.Get("ETag")
+	if code, resp, _ := ws.do(t, c, "PUT", "/api/v1/config", body, yaml); code != 200 {
+		t.Errorf("PUT with the current If-Match = %d %s", code, resp)
+	}
+}
