@@ -1,9 +1,9 @@
 package web
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"context"
 	"errors"
 	"strings"
 
