@@ -17,6 +17,9 @@ type ConfigProblem struct {
 	Path string `json:"path,omitempty"` // dotted key path, e.g. dns.allow_query[1]
 	Msg  string `json:"msg"`
 	Hint string `json:"hint,omitempty"`
+	// Warning: worth knowing, not wrong (an address not on this host yet);
+	// `airgapd check` still exits 0 on warnings alone.
+	Warning bool `json:"warning,omitempty"`
 }
 
 // String is FILE:LINE:COL: PATH: MSG (hint: HINT) as named-checkconf
@@ -32,6 +35,9 @@ func (p ConfigProblem) String() string {
 		b.WriteString(": ")
 	case p.Line > 0:
 		fmt.Fprintf(&b, "line %d: ", p.Line)
+	}
+	if p.Warning {
+		b.WriteString("warning: ")
 	}
 	if p.Path != "" {
 		b.WriteString(p.Path + ": ")

@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -277,6 +278,40 @@ func TestSystemFoldersRefused(t *testing.T) {
 		_, err := LoadFile(path)
 		if got := err != nil && strings.Contains(err.Error(), "airgapd creates, locks and cleans files there"); got != tt.bad {
 			t.Errorf("%q: refused = %v, want %v (err: %v)", tt.yaml, got, tt.bad, err)
+		}
+	}
+}
+
+// TestHostProblems: what check warns about on a given host (issue 18: a
+// listen address not on the host; issue 28: a gateway interface that does
+// not exist).
+func TestHostProblems(t *testing.T) {
+	facts := hostFacts{
+		addrs:      map[netip.Addr]bool{netip.MustParseAddr("127.0.0.1"): true, netip.MustParseAddr("::1"): true},
+		interfaces: map[string]bool{"lo": true, "enp0s8": true},
+	}
+	tests := []struct {
+		yaml string
+		want []string // paths warned about
+	}{
+		{"dns:\n  listen: [\"0.0.0.0:5353\", \"127.0.0.1:5354\", \"[::1]:5355\"]\n", nil},
+		{"dns:\n  listen: [\"192.168.10.10:5353\"]\nntp:\n  listen: [\"[fd00::10]:123\"]\n", []string{"dns.listen[0]", "ntp.listen[0]"}},
+		{"gateway:\n  masquerade: [{ source: 10.0.0.0/24, out_interface: enp0s8 }, { source: 10.0.1.0/24, out_interface: eth9 }]\n",
+			[]string{"gateway.masquerade[1].out_interface"}},
+	}
+	for _, tt := range tests {
+		path := filepath.Join(t.TempDir(), "airgapd.yaml")
+		os.WriteFile(path, []byte(tt.yaml), 0o600)
+		cfg, err := LoadFile(path)
+		if err != nil {
+			t.Fatalf("%q: %v", tt.yaml, err)
+		}
+		var got []string
+		for _, p := range hostProblems(cfg, facts) {
+			got = append(got, p.Path)
+		}
+		if strings.Join(got, ",") != strings.Join(tt.want, ",") {
+			t.Errorf("%q: warnings at %v, want %v", tt.yaml, got, tt.want)
 		}
 	}
 }

@@ -19,14 +19,19 @@ printed as FILE:LINE:COL: KEY: MESSAGE (hint: …), and the exit status is 1 if
 there is any. It checks unknown (misspelt) keys, values of the wrong kind,
 addresses, networks, two services on one port, and that files the config
 reads (zone files, root hints, TLS certificates) exist. Folders airgapd
-creates and fills itself (data_dir, local repo paths) need not exist yet.`,
+creates and fills itself (data_dir, local repo paths) need not exist yet.
+
+Then it warns, without failing, about what is fine to write but worth
+knowing on this host: a listen address the host does not have now (a
+keepalived VIP; airgapd binds it anyway and answers once it arrives) and a
+gateway out_interface that does not exist.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if configPath == "" {
 				return errors.New("check needs --config FILE")
 			}
 			out := cmd.OutOrStdout()
-			_, err := server.LoadFile(configPath)
+			cfg, err := server.LoadFile(configPath)
 			var ce *server.CheckError
 			switch {
 			case errors.As(err, &ce):
@@ -37,6 +42,17 @@ creates and fills itself (data_dir, local repo paths) need not exist yet.`,
 				return exitError(1)
 			case err != nil:
 				return err
+			}
+			warnings, err := server.HostWarnings(configPath, cfg)
+			if err != nil {
+				return err
+			}
+			for _, w := range warnings {
+				fmt.Fprintln(out, w)
+			}
+			if len(warnings) > 0 {
+				fmt.Fprintf(out, "%s: ok, %d warning(s) about this host\n", configPath, len(warnings))
+				return nil
 			}
 			fmt.Fprintf(out, "%s: ok\n", configPath)
 			return nil
