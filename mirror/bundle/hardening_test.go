@@ -1,0 +1,254 @@
+package bundle
+
+import (
+	"archive/tar"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/airgapd/airgapd/mirror/rpm"
+)
+
+// forge builds a bundle by hand, item by item, as a person (or an
+// attacker) could.
+type forge struct {
+	bm    Manifest
+	blobs map[string][]byte
+}
+
+func newForge() *forge {
+	return &forge{bm: Manifest{Format: Format, Blobs: []Blob{}}, blobs: map[string][]byte{}}
+}
+
+func digestOf(b []byte) string {
+	s := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(s[:])
+}
+
+// blob adds b to the blobs carried (once) and returns its digest.
+func (f *forge) blob(b []byte) string {
+	d := digestOf(b)
+	if _, ok := f.blobs[d]; !ok {
+		f.blobs[d] = b
+		f.bm.Blobs = append(f.bm.Blobs, Blob{Digest: d, Size: int64(len(b))})
+	}
+	return d
+}
+
+func (f *forge) file(p string, b []byte) {
+	f.bm.Files = append(f.bm.Files, File{Path: p, Digest: f.blob(b), Size: int64(len(b))})
+}
+
+func (f *forge) repoFile(repo, p string, b []byte) {
+	for i := range f.bm.Repos {
+		if f.bm.Repos[i].Name == repo {
+			f.bm.Repos[i].Files = append(f.bm.Repos[i].Files, File{Path: p, Digest: f.blob(b), Size: int64(len(b))})
+			return
+		}
+	}
+	f.bm.Repos = append(f.bm.Repos, Repo{Name: repo, Revision: "1", Files: []File{{Path: p, Digest: f.blob(b), Size: int64(len(b))}}})
+}
+
+// image adds an image whose manifest is raw (its only blob here).
+func (f *forge) image(name string, raw []byte) {
+	d := f.blob(raw)
+	f.bm.Images = append(f.bm.Images, Image{Name: name, Digest: d, MediaType: "application/vnd.oci.image.manifest.v1+json", Size: int64(len(raw)), Blobs: []string{d}})
+}
+
+// forgeOptions change how write lays the tar out.
+type forgeOptions struct {
+	zstd bool
+	// entrySize gives a blob's tar entry that many bytes (zeros) instead
+	// of the blob's own.
+	entrySize map[string]int64
+}
+
+// write writes the bundle to path and returns its id.
+func (f *forge) write(t *testing.T, path string, opt forgeOptions) string {
+	t.Helper()
+	out, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	var w io.Writer = out
+	var enc *zstd.Encoder
+	if opt.zstd {
+		enc, _ = zstd.NewWriter(out, zstd.WithEncoderLevel(zstd.SpeedFastest))
+		w = enc
+	}
+	tw := tar.NewWriter(w)
+	raw, _ := json.Marshal(f.bm)
+	tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: bundleManifestName, Size: int64(len(raw)), Mode: 0o644, Format: tar.FormatPAX})
+	tw.Write(raw)
+	zeros := make([]byte, 1<<20)
+	for _, b := range f.bm.Blobs {
+		if n, ok := opt.entrySize[b.Digest]; ok {
+			tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: blobEntry(b.Digest), Size: n, Mode: 0o644, Format: tar.FormatPAX})
+			for ; n > 0; n -= int64(len(zeros)) {
+				tw.Write(zeros[:min(n, int64(len(zeros)))])
+			}
+			continue
+		}
+		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: blobEntry(b.Digest), Size: b.Size, Mode: 0o644, Format: tar.FormatPAX})
+		tw.Write(f.blobs[b.Digest])
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if enc != nil {
+		if err := enc.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return bundleID(raw)
+}
+
+// fakeImages is an ImageStore that records the layouts it was given.
+type fakeImages struct{ layouts []string }
+
+func (s *fakeImages) ImportLayout(_ context.Context, dir string) error {
+	s.layouts = append(s.layouts, dir)
+	return nil
+}
+
+// treeOf lists every path under dir (symlinks not followed) with its
+// size, "" when dir does not exist.
+func treeOf(t *testing.T, dir string) string {
+	t.Helper()
+	var b strings.Builder
+	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return nil
+		}
+		rel, _ := filepath.Rel(dir, p)
+		b.WriteString(rel + " " + fi.Mode().String())
+		if fi.Mode().IsRegular() {
+			b.WriteString(" " + string(mustReadFileQuiet(p)))
+		}
+		b.WriteString("\n")
+		return nil
+	})
+	return b.String()
+}
+
+func mustReadFileQuiet(p string) []byte {
+	b, _ := os.ReadFile(p)
+	return b
+}
+
+// TestImportSymlinkEscape (issue 19, item 6): a symlink already in a
+// folder import writes into, leading outside it, is never followed:
+// nothing is written outside, and the import says which link it refused.
+// A symlink that stays inside the folder is followed as before.
+func TestImportSymlinkEscape(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// plant makes the symlink; dir is the test's folder, id the
+		// bundle's id, outside the folder it must not write into.
+		plant   func(t *testing.T, dir, id, outside string)
+		wantErr string
+		// check runs after a successful import.
+		check func(t *testing.T, dir string)
+	}{
+		{
+			name: "files folder",
+			plant: func(t *testing.T, dir, _, outside string) {
+				os.MkdirAll(filepath.Join(dir, "files"), 0o755)
+				mustSymlink(t, outside, filepath.Join(dir, "files", "k8s"))
+			},
+			wantErr: "k8s is a symlink to",
+		},
+		{
+			name: "files folder, relative link",
+			plant: func(t *testing.T, dir, _, outside string) {
+				os.MkdirAll(filepath.Join(dir, "files"), 0o755)
+				mustSymlink(t, "../outside", filepath.Join(dir, "files", "k8s"))
+			},
+			wantErr: "k8s is a symlink to ../outside",
+		},
+		{
+			name: "staging",
+			plant: func(t *testing.T, dir, id, outside string) {
+				os.MkdirAll(filepath.Join(dir, "data", "bundle", "staging"), 0o755)
+				mustSymlink(t, outside, filepath.Join(dir, "data", "bundle", "staging", strings.TrimPrefix(id, "sha256:")))
+			},
+			wantErr: "is a symlink to",
+		},
+		{
+			name: "a link inside the files folder is followed",
+			plant: func(t *testing.T, dir, _, _ string) {
+				os.MkdirAll(filepath.Join(dir, "files", "v1.30"), 0o755)
+				mustSymlink(t, "v1.30", filepath.Join(dir, "files", "k8s"))
+			},
+			check: func(t *testing.T, dir string) {
+				if got := string(mustReadFile(t, filepath.Join(dir, "files", "v1.30", "kubeadm"))); got != "not a kubeadm\n" {
+					t.Errorf("files/v1.30/kubeadm = %q", got)
+				}
+			},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			outside := filepath.Join(dir, "outside")
+			if err := os.MkdirAll(outside, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			f := newForge()
+			f.file("k8s/kubeadm", []byte("not a kubeadm\n"))
+			f.file("k8s/x/y", []byte("deeper\n"))
+			bundle := filepath.Join(dir, "b.bundle")
+			id := f.write(t, bundle, forgeOptions{})
+			tc.plant(t, dir, id, outside)
+			before := treeOf(t, outside)
+
+			cfg := rpm.DefaultConfig()
+			cfg.Files = filepath.Join(dir, "files")
+			c, err := newCarrier(cfg, filepath.Join(dir, "data"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = c.Import(context.Background(), bundle, ImportOptions{})
+			if after := treeOf(t, outside); after != before {
+				t.Errorf("the import wrote outside its folders:\nbefore:\n%safter:\n%s", before, after)
+			}
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				tc.check(t, dir)
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), "outside") {
+				t.Errorf("import: %v; want an error naming the link (%q)", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func mustSymlink(t *testing.T, target, link string) {
+	t.Helper()
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// dirBytes is how many bytes the regular files under dir hold.
+func dirBytes(dir string) int64 {
+	var n int64
+	filepath.Walk(dir, func(_ string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() {
+			n += fi.Size()
+		}
+		return nil
+	})
+	return n
+}
