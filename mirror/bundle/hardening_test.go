@@ -2,6 +2,7 @@ package bundle
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/airgapd/airgapd/mirror"
 	"github.com/airgapd/airgapd/mirror/rpm"
 )
 
@@ -69,6 +71,9 @@ type forgeOptions struct {
 	// entrySize gives a blob's tar entry that many bytes (zeros) instead
 	// of the blob's own.
 	entrySize map[string]int64
+	// declare states that size for a blob in the manifest (its blob and
+	// its items) instead of its own.
+	declare map[string]int64
 }
 
 // write writes the bundle to path and returns its id.
@@ -86,7 +91,23 @@ func (f *forge) write(t *testing.T, path string, opt forgeOptions) string {
 		w = enc
 	}
 	tw := tar.NewWriter(w)
-	raw, _ := json.Marshal(f.bm)
+	bm := f.bm
+	if opt.declare != nil {
+		raw, _ := json.Marshal(f.bm)
+		bm = Manifest{}
+		json.Unmarshal(raw, &bm)
+		for i, b := range bm.Blobs {
+			if n, ok := opt.declare[b.Digest]; ok {
+				bm.Blobs[i].Size = n
+			}
+		}
+		for i, fl := range bm.Files {
+			if n, ok := opt.declare[fl.Digest]; ok {
+				bm.Files[i].Size = n
+			}
+		}
+	}
+	raw, _ := json.Marshal(bm)
 	tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: bundleManifestName, Size: int64(len(raw)), Mode: 0o644, Format: tar.FormatPAX})
 	tw.Write(raw)
 	zeros := make([]byte, 1<<20)
@@ -251,4 +272,102 @@ func dirBytes(dir string) int64 {
 		return nil
 	})
 	return n
+}
+
+// TestImportBlobBiggerThanDeclared (issue 19, item 7): a blob is read
+// through a limit of the size its manifest declares. A 200 MiB entry of
+// zeros (a few hundred KiB compressed) declared as 6 bytes stops the
+// import at its header, naming the item, with the staging bounded; main
+// read all of it into the staging first.
+func TestImportBlobBiggerThanDeclared(t *testing.T) {
+	tiny := []byte("hello\n")
+	for _, tc := range []struct {
+		name      string
+		entrySize int64
+	}{
+		{name: "200 MiB declared as 6 bytes", entrySize: 200 << 20},
+		{name: "5 bytes declared as 6", entrySize: 5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			f := newForge()
+			f.file("docs/readme", []byte("a file before it\n"))
+			f.file("tiny", tiny)
+			bundle := filepath.Join(dir, "b.bundle.zst")
+			id := f.write(t, bundle, forgeOptions{zstd: true, entrySize: map[string]int64{digestOf(tiny): tc.entrySize}})
+			if fi, err := os.Stat(bundle); err != nil || fi.Size() > 4<<20 {
+				t.Fatalf("the forged bundle: %v, %d bytes", err, fi.Size())
+			}
+			cfg := rpm.DefaultConfig()
+			cfg.Files = filepath.Join(dir, "files")
+			c, err := newCarrier(cfg, filepath.Join(dir, "data"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var last int64
+			_, err = c.Import(context.Background(), bundle, ImportOptions{Progress: func(p mirror.ImportProgress) { last = p.BytesDone }})
+			if err == nil || !strings.Contains(err.Error(), "file tiny") || !strings.Contains(err.Error(), "6 bytes") || !strings.Contains(err.Error(), "nothing was published") {
+				t.Errorf("import: %v; want it to name file tiny and its declared 6 bytes", err)
+			}
+			if last > 16<<20 {
+				t.Errorf("the import read %d bytes of the stream before failing; want it to stop at the entry", last)
+			}
+			if n := dirBytes(filepath.Join(dir, "data", "bundle", "staging", strings.TrimPrefix(id, "sha256:"))); n > 1<<20 {
+				t.Errorf("the staging holds %d bytes", n)
+			}
+			if es, _ := os.ReadDir(cfg.Files); len(es) > 0 {
+				t.Errorf("the files folder holds %d entries", len(es))
+			}
+		})
+	}
+}
+
+// TestImportRefusedWhenNoRoom (issue 19, item 7): an import whose blobs
+// do not fit in the free space of the staging's file system is refused
+// before anything is written, saying how much it needs and how much is
+// free. Main wrote into the staging until the disk was full.
+func TestImportRefusedWhenNoRoom(t *testing.T) {
+	big := bytes.Repeat([]byte{1}, 20000)
+	for _, tc := range []struct {
+		name string
+		free FreeSpaceFunc // nil: the real statfs
+		// declare, when set, is the size the manifest states for big.
+		declare  int64
+		wantNeed string
+		wantFree string
+	}{
+		{name: "a full disk (faked)", free: func(string) (int64, error) { return 4096, nil },
+			wantNeed: "needs 19.5 KiB (20006 bytes)", wantFree: "4.0 KiB (4096 bytes) is free"},
+		{name: "an exabyte declared (real statfs)", declare: 1 << 60, wantNeed: "needs 1.0 EiB"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			f := newForge()
+			f.file("big", big)
+			f.file("small", []byte("hello\n"))
+			bundle := filepath.Join(dir, "b.bundle")
+			opt := forgeOptions{}
+			if tc.declare != 0 {
+				opt.declare = map[string]int64{digestOf(big): tc.declare}
+			}
+			f.write(t, bundle, opt)
+			cfg := rpm.DefaultConfig()
+			cfg.Files = filepath.Join(dir, "files")
+			m, err := rpm.New(cfg, rpm.Deps{DataDir: filepath.Join(dir, "data")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := New(m, Deps{DataDir: filepath.Join(dir, "data"), FreeSpace: tc.free})
+			_, err = c.Import(context.Background(), bundle, ImportOptions{})
+			if err == nil || !strings.Contains(err.Error(), tc.wantNeed) || !strings.Contains(err.Error(), tc.wantFree) || !strings.Contains(err.Error(), "nothing was written") {
+				t.Errorf("import: %v; want it refused, saying it %s and %s", err, tc.wantNeed, tc.wantFree)
+			}
+			if _, err := os.Lstat(filepath.Join(dir, "data", "bundle")); err == nil {
+				t.Errorf("data_dir/bundle was made: %s", treeOf(t, filepath.Join(dir, "data", "bundle")))
+			}
+			if es, _ := os.ReadDir(cfg.Files); len(es) > 0 {
+				t.Errorf("the files folder holds %d entries", len(es))
+			}
+		})
+	}
 }

@@ -67,6 +67,10 @@ func (c *Carrier) Import(ctx context.Context, path string, opts ImportOptions) (
 	if err != nil {
 		return res, err
 	}
+	// Before anything is written (the lock file included).
+	if err := c.checkSpace(bm, cfg, images, hexID); err != nil {
+		return res, err
+	}
 	unlock, err := mirror.LockFile(filepath.Join(c.dir(), "lock"))
 	if errors.Is(err, mirror.ErrBusy) {
 		return res, fmt.Errorf("another bundle import holds %s: wait for it to finish", filepath.Join(c.dir(), "lock"))

@@ -19,7 +19,8 @@ import (
 // into staging (through the root at data_dir/bundle, stagedRel naming it)
 // under its digest once its checksum matched. A blob whose bytes do not
 // match is named with the items made of it and the part it sits in;
-// nothing is published then.
+// nothing is published then. A blob is never read past the size its
+// manifest declares: one whose entry is bigger stops the import at once.
 func verifyBundle(ctx context.Context, bm *Manifest, parts bundleParts, staging *rootedDir, stagedRel func(string) string, track *tracker) (verified, reused int, err error) {
 	want := map[string]int64{}
 	for _, b := range bm.Blobs {
@@ -63,6 +64,10 @@ func verifyBundle(ctx context.Context, bm *Manifest, parts bundleParts, staging 
 		}
 		seen[d] = true
 		dataAt := cr.n
+		if h.Typeflag != tar.TypeReg || h.Size != size {
+			return verified, reused, fmt.Errorf("%s in %s: its tar entry holds %d bytes (type %q) but the manifest declares a regular file of %d bytes: the bundle is damaged or forged; nothing was published",
+				describeBlob(bm, d), parts.partOf(dataAt), h.Size, h.Typeflag, size)
+		}
 		rel := filepath.FromSlash(stagedRel(d))
 		if _, err := staging.root.Stat(rel); err == nil {
 			reused++
@@ -75,9 +80,13 @@ func verifyBundle(ctx context.Context, bm *Manifest, parts bundleParts, staging 
 			return verified, reused, staging.explain(stagedRel(d)+".tmp", err)
 		}
 		hs := sha256.New()
-		n, err := io.Copy(io.MultiWriter(f, hs), tr)
+		// One byte past the declared size is enough to know it is too big.
+		n, err := io.Copy(io.MultiWriter(f, hs), io.LimitReader(tr, size+1))
 		if cerr := f.Close(); err == nil {
 			err = cerr
+		}
+		if err == nil && n > size {
+			err = fmt.Errorf("more than the %d bytes its manifest declares: the bundle is damaged or forged", size)
 		}
 		if err != nil && ctx.Err() != nil {
 			staging.root.Remove(tmp)
@@ -85,7 +94,7 @@ func verifyBundle(ctx context.Context, bm *Manifest, parts bundleParts, staging 
 		}
 		if err != nil {
 			staging.root.Remove(tmp)
-			return verified, reused, fmt.Errorf("read %s (%s): %w", describeBlob(bm, d), parts.partOf(dataAt), err)
+			return verified, reused, fmt.Errorf("read %s (%s): %w; nothing was published", describeBlob(bm, d), parts.partOf(dataAt), err)
 		}
 		got := "sha256:" + hex.EncodeToString(hs.Sum(nil))
 		if got != d || n != size {
