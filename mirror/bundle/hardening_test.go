@@ -371,3 +371,67 @@ func TestImportRefusedWhenNoRoom(t *testing.T) {
 		})
 	}
 }
+
+// TestImportInvalidManifestPublishesNothing (issue 19, item 8): the whole
+// manifest is checked before anything is published. Each bundle holds a
+// repo, files and a good image, and one bad entry; the import publishes
+// nothing (no repo, no file, no image) and names the bad entry. Main
+// published the repo and files and then failed (or, with a store that
+// takes any name, succeeded), so the same bundle could never import.
+func TestImportInvalidManifestPublishesNothing(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		bad     func(f *forge)
+		wantErr string
+	}{
+		{name: "an uppercase image name", bad: func(f *forge) { f.image("registry.k8s.io/Pause:3.10", []byte(`{"bad":1}`)) },
+			wantErr: `image "registry.k8s.io/Pause:3.10"`},
+		{name: "an image name with a space", bad: func(f *forge) { f.image("quay.io/cilium/cilium v1", []byte(`{"bad":2}`)) },
+			wantErr: `image "quay.io/cilium/cilium v1"`},
+		{name: "a bad tag", bad: func(f *forge) { f.image("docker.io/library/nginx:-1.25", []byte(`{"bad":3}`)) },
+			wantErr: `image "docker.io/library/nginx:-1.25"`},
+		{name: "a file where a folder is needed", bad: func(f *forge) {
+			f.file("k8s", []byte("a file\n"))
+			f.file("k8s/kubeadm", []byte("under it\n"))
+		}, wantErr: "file k8s is a file, but k8s/kubeadm needs it to be a folder"},
+		{name: "one path, two contents", bad: func(f *forge) {
+			f.file("z/twice", []byte("one\n"))
+			f.file("z/./twice", []byte("two\n"))
+		}, wantErr: "file z/./twice is listed twice"},
+		{name: "a control character in a path", bad: func(f *forge) { f.file("z/bell\x07", []byte("ding\n")) },
+			wantErr: `file: path "z/bell\a" holds a control character`},
+		{name: "a name too long", bad: func(f *forge) { f.repoFile("up", "Packages/"+strings.Repeat("x", 256)+".rpm", []byte("long\n")) },
+			wantErr: "repo up: path \"Packages/xxx"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			f := newForge()
+			f.repoFile("up", "repodata/repomd.xml", []byte("<repomd/>\n"))
+			f.file("a.txt", []byte("hello\n"))
+			f.image("registry.k8s.io/pause:3.10", []byte(`{"schemaVersion":2}`))
+			tc.bad(f)
+			bundle := filepath.Join(dir, "b.bundle")
+			f.write(t, bundle, forgeOptions{})
+			cfg := rpm.DefaultConfig()
+			cfg.Files = filepath.Join(dir, "files")
+			c, err := newCarrier(cfg, filepath.Join(dir, "data"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			images := &fakeImages{}
+			_, err = c.Import(context.Background(), bundle, ImportOptions{Images: images})
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("import: %v; want an error naming %s", err, tc.wantErr)
+			}
+			if es, _ := os.ReadDir(cfg.Files); len(es) > 0 {
+				t.Errorf("the files folder holds %d entries", len(es))
+			}
+			if _, err := os.Lstat(filepath.Join(dir, "data", "mirror", "repos", "up", "current")); err == nil {
+				t.Errorf("repo up was published")
+			}
+			if len(images.layouts) > 0 {
+				t.Errorf("images were stored: %v", images.layouts)
+			}
+		})
+	}
+}
