@@ -435,3 +435,28 @@ func TestImportInvalidManifestPublishesNothing(t *testing.T) {
 		})
 	}
 }
+
+// TestImportLongFileName: a file whose name is as long as a name may be
+// (255 bytes) is published; its temporary name is cut to fit. Main failed
+// it, with the files before it published.
+func TestImportLongFileName(t *testing.T) {
+	dir := t.TempDir()
+	f := newForge()
+	f.file("a.txt", []byte("first\n"))
+	long := "k8s/" + strings.Repeat("x", 255)
+	f.file(long, []byte("a long name\n"))
+	bundle := filepath.Join(dir, "b.bundle")
+	f.write(t, bundle, forgeOptions{})
+	cfg := rpm.DefaultConfig()
+	cfg.Files = filepath.Join(dir, "files")
+	c, err := newCarrier(cfg, filepath.Join(dir, "data"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Import(context.Background(), bundle, ImportOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(mustReadFile(t, filepath.Join(cfg.Files, long))); got != "a long name\n" {
+		t.Errorf("%s = %q", long, got)
+	}
+}

@@ -54,7 +54,11 @@ func (d *rootedDir) place(src, rel string, mode fs.FileMode) error {
 	if err := d.root.MkdirAll(parent, 0o755); err != nil {
 		return d.explain(rel, err)
 	}
-	tmp := filepath.Join(parent, ".airgapd-"+base+".tmp")
+	// Cut so the temporary name fits in NAME_MAX (255) whatever the name;
+	// an import writes one file at a time, so two names cut alike do not
+	// meet.
+	tmpBase := ".airgapd-" + base[:min(len(base), 200)] + ".tmp"
+	tmp := filepath.Join(parent, tmpBase)
 	d.root.Remove(tmp)
 	dirf, err := d.root.Open(parent)
 	if err != nil {
@@ -62,7 +66,7 @@ func (d *rootedDir) place(src, rel string, mode fs.FileMode) error {
 	}
 	// linkat relative to the folder opened through the root: the new name
 	// is a plain name in it, and linkat never follows a symlink there.
-	err = unix.Linkat(unix.AT_FDCWD, src, int(dirf.Fd()), ".airgapd-"+base+".tmp", 0)
+	err = unix.Linkat(unix.AT_FDCWD, src, int(dirf.Fd()), tmpBase, 0)
 	dirf.Close()
 	if errors.Is(err, unix.EXDEV) || errors.Is(err, unix.EPERM) {
 		err = d.copyIn(src, tmp)
