@@ -9,6 +9,7 @@ import (
 	"unicode"
 
 	"github.com/distribution/reference"
+	"github.com/google/go-containerregistry/pkg/name"
 
 	"github.com/airgapd/airgapd/mirror"
 )
@@ -115,9 +116,15 @@ func checkPath(p string) error {
 
 // checkImage checks an image item as the registry will need it: its name
 // and reference (distribution's grammar: lowercase repository path, a
-// tag or a digest), the digests it names.
+// tag or a digest; and go-containerregistry's, which the registry's import
+// parses it with), the digests it names.
 func checkImage(im Image) error {
 	ref, err := reference.ParseNormalizedNamed(im.Name)
+	if err == nil {
+		// The registry's import reads the name with go-containerregistry,
+		// which refuses a few names distribution takes ([::1]:5000/a:1).
+		_, err = name.ParseReference(im.Name)
+	}
 	if err != nil {
 		return fmt.Errorf("image %q: not an image name the registry can store (%v)", im.Name, err)
 	}
