@@ -392,6 +392,8 @@ func TestImportInvalidManifestPublishesNothing(t *testing.T) {
 			wantErr: `image "docker.io/library/nginx:-1.25"`},
 		{name: "a name go-containerregistry does not parse", bad: func(f *forge) { f.image("[::1]:5000/a:1", []byte(`{"bad":4}`)) },
 			wantErr: `image "[::1]:5000/a:1"`},
+		{name: "an image name without a tag", bad: func(f *forge) { f.image("nginx", []byte(`{"bad":5}`)) },
+			wantErr: `image "nginx": the name has no tag or digest`},
 		{name: "a file where a folder is needed", bad: func(f *forge) {
 			f.file("k8s", []byte("a file\n"))
 			f.file("k8s/kubeadm", []byte("under it\n"))

@@ -128,6 +128,9 @@ func checkImage(im Image) error {
 	if err != nil {
 		return fmt.Errorf("image %q: not an image name the registry can store (%v)", im.Name, err)
 	}
+	if reference.IsNameOnly(ref) {
+		return fmt.Errorf("image %q: the name has no tag or digest (write it as it was pulled, e.g. %s:latest)", im.Name, im.Name)
+	}
 	if !digestRE.MatchString(im.Digest) {
 		return fmt.Errorf("image %s: %q is not a sha256 digest", im.Name, im.Digest)
 	}
