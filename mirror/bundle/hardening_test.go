@@ -220,6 +220,14 @@ func TestImportSymlinkEscape(t *testing.T) {
 			wantErr: "is a symlink to",
 		},
 		{
+			name: "the import's lock",
+			plant: func(t *testing.T, dir, _, outside string) {
+				os.MkdirAll(filepath.Join(dir, "data", "bundle"), 0o755)
+				mustSymlink(t, filepath.Join(outside, "made-by-import"), filepath.Join(dir, "data", "bundle", "lock"))
+			},
+			wantErr: "lock is a symlink to",
+		},
+		{
 			// The store makes the pool's folders itself (empty ones may
 			// appear outside); the blob is linked through the root.
 			name: "a repo's pool",

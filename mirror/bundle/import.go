@@ -71,9 +71,16 @@ func (c *Carrier) Import(ctx context.Context, path string, opts ImportOptions) (
 	if err := c.checkSpace(bm, cfg, images, hexID); err != nil {
 		return res, err
 	}
-	unlock, err := mirror.LockFile(filepath.Join(c.dir(), "lock"))
+	// Every write of the import below data_dir/bundle (the lock, the
+	// staging, imported/) goes through a root at it.
+	bundleDir, err := openRooted(c.dir())
+	if err != nil {
+		return res, err
+	}
+	defer bundleDir.Close()
+	unlock, err := bundleDir.lock("lock")
 	if errors.Is(err, mirror.ErrBusy) {
-		return res, fmt.Errorf("another bundle import holds %s: wait for it to finish", filepath.Join(c.dir(), "lock"))
+		return res, fmt.Errorf("another bundle import holds %s: wait for it to finish", bundleDir.abs("lock"))
 	}
 	if err != nil {
 		return res, err
@@ -94,13 +101,7 @@ func (c *Carrier) Import(ctx context.Context, path string, opts ImportOptions) (
 		})
 	}()
 
-	// 1. Read and verify every blob into staging, written through a root
-	// at data_dir/bundle (as every write of an import is, at its folder).
-	bundleDir, err := openRooted(c.dir())
-	if err != nil {
-		return res, err
-	}
-	defer bundleDir.Close()
+	// 1. Read and verify every blob into staging.
 	stagingRel := "staging/" + hexID
 	stagedRel := func(d string) string { return stagingRel + "/" + blobEntry(d) }
 	if err := bundleDir.root.MkdirAll(filepath.FromSlash(stagingRel+"/blobs/sha256"), 0o750); err != nil {

@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/airgapd/airgapd/mirror"
 )
 
 // rootedDir is a folder an import writes into (data_dir/bundle with the
@@ -161,4 +163,22 @@ func (d *rootedDir) hashIn(rel string) (string, error) {
 	}
 	defer f.Close()
 	return hashReader(f)
+}
+
+// lock takes an exclusive flock on the file rel under d (made when
+// missing) without waiting: mirror.ErrBusy when another holds it. The
+// kernel drops it when the process dies.
+func (d *rootedDir) lock(rel string) (unlock func(), err error) {
+	f, err := d.root.OpenFile(filepath.FromSlash(rel), os.O_RDWR|os.O_CREATE, 0o640)
+	if err != nil {
+		return nil, d.explain(rel, err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, mirror.ErrBusy
+		}
+		return nil, fmt.Errorf("lock %s: %w", d.abs(rel), err)
+	}
+	return func() { f.Close() }, nil
 }
