@@ -10,13 +10,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/airgapd/airgapd/mirror"
 )
 
 // A bundle carries repos, files and images across the air gap in one
@@ -135,67 +132,6 @@ func entrySize(h *tar.Header) (int64, error) {
 		return 0, err
 	}
 	return int64(buf.Len()) + (h.Size+511)/512*512, nil
-}
-
-// Validate checks what import relies on: known format, well-formed
-// digests, safe paths, every referenced blob described.
-func (bm *Manifest) Validate() error {
-	if bm.Format != Format {
-		return fmt.Errorf("format %q is not %q: this bundle needs a newer airgapd", bm.Format, Format)
-	}
-	if bm.Base != "" && !digestRE.MatchString(bm.Base) {
-		return fmt.Errorf("base %q is not a sha256 digest", bm.Base)
-	}
-	for _, b := range bm.Blobs {
-		if !digestRE.MatchString(b.Digest) || b.Size < 0 {
-			return fmt.Errorf("blob %q is not a sha256 digest", b.Digest)
-		}
-	}
-	checkFile := func(what string, f File) error {
-		if !digestRE.MatchString(f.Digest) {
-			return fmt.Errorf("%s %s: %q is not a sha256 digest", what, f.Path, f.Digest)
-		}
-		if !filepath.IsLocal(filepath.FromSlash(f.Path)) || strings.Contains(f.Path, "\\") {
-			return fmt.Errorf("%s: path %q leaves its folder", what, f.Path)
-		}
-		return nil
-	}
-	for _, r := range bm.Repos {
-		if !mirror.ValidName(r.Name) {
-			return fmt.Errorf("%q is not a usable repo name", r.Name)
-		}
-		for _, f := range r.Files {
-			if err := checkFile("repo "+r.Name, f); err != nil {
-				return err
-			}
-		}
-	}
-	for _, f := range bm.Files {
-		if err := checkFile("file", f); err != nil {
-			return err
-		}
-	}
-	for _, im := range bm.Images {
-		if !digestRE.MatchString(im.Digest) {
-			return fmt.Errorf("image %s: %q is not a sha256 digest", im.Name, im.Digest)
-		}
-		for _, b := range im.Blobs {
-			if !digestRE.MatchString(b) {
-				return fmt.Errorf("image %s: blob %q is not a sha256 digest", im.Name, b)
-			}
-		}
-		if im.Subject != "" && !digestRE.MatchString(im.Subject) {
-			return fmt.Errorf("image %s: subject %q is not a sha256 digest", im.Name, im.Subject)
-		}
-		if _, d, ok := strings.Cut(im.Name, "@"); ok && d != im.Digest {
-			return fmt.Errorf("image %s: its name pins %s but its digest is %s", im.Name, d, im.Digest)
-		}
-	}
-	if bm.Split != nil && (bm.Split.PartSize <= 0 || bm.Split.Parts < 1 || bm.Split.Size <= 0 ||
-		int64(bm.Split.Parts) != (bm.Split.Size+bm.Split.PartSize-1)/bm.Split.PartSize) {
-		return fmt.Errorf("split %+v does not add up", *bm.Split)
-	}
-	return nil
 }
 
 // partName is the file name of part n (1-based) of a bundle written to out.

@@ -25,14 +25,18 @@ import (
 type Deps struct {
 	Logger  *slog.Logger
 	DataDir string // data_dir: bundle/ holds the staging and what was imported
+	// FreeSpace, when set, replaces statfs in import's check that the
+	// bundle fits (tests fake a full disk with it).
+	FreeSpace FreeSpaceFunc
 }
 
 // Carrier creates and imports bundles for one instance: its RPM mirror
 // (the repos to read and to publish into) and its data_dir.
 type Carrier struct {
-	repos   *rpm.Mirror
-	log     *slog.Logger
-	dataDir string
+	repos     *rpm.Mirror
+	log       *slog.Logger
+	dataDir   string
+	freeSpace FreeSpaceFunc
 }
 
 // New returns a Carrier over the instance's mirror.
@@ -40,7 +44,7 @@ func New(repos *rpm.Mirror, deps Deps) *Carrier {
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Carrier{repos: repos, log: deps.Logger, dataDir: deps.DataDir}
+	return &Carrier{repos: repos, log: deps.Logger, dataDir: deps.DataDir, freeSpace: deps.FreeSpace}
 }
 
 // dir is data_dir/bundle: staging/ID/ (blobs being verified),

@@ -61,9 +61,20 @@ func (c *Carrier) Import(ctx context.Context, path string, opts ImportOptions) (
 	if err != nil {
 		return res, err
 	}
-	unlock, err := mirror.LockFile(filepath.Join(c.dir(), "lock"))
+	// Before anything is written (the lock file included).
+	if err := c.checkSpace(bm, cfg, images, hexID); err != nil {
+		return res, err
+	}
+	// Every write of the import below data_dir/bundle (the lock, the
+	// staging, imported/) goes through a root at it.
+	bundleDir, err := openRooted(c.dir())
+	if err != nil {
+		return res, err
+	}
+	defer bundleDir.Close()
+	unlock, err := bundleDir.lock("lock")
 	if errors.Is(err, mirror.ErrBusy) {
-		return res, fmt.Errorf("another bundle import holds %s: wait for it to finish", filepath.Join(c.dir(), "lock"))
+		return res, fmt.Errorf("another bundle import holds %s: wait for it to finish", bundleDir.abs("lock"))
 	}
 	if err != nil {
 		return res, err
@@ -85,12 +96,12 @@ func (c *Carrier) Import(ctx context.Context, path string, opts ImportOptions) (
 	}()
 
 	// 1. Read and verify every blob into staging.
-	staging := filepath.Join(c.dir(), "staging", hexID)
-	if err := os.MkdirAll(filepath.Join(staging, "blobs", "sha256"), 0o750); err != nil {
-		return res, err
+	stagingRel := "staging/" + hexID
+	stagedRel := func(d string) string { return stagingRel + "/" + blobEntry(d) }
+	if err := bundleDir.root.MkdirAll(filepath.FromSlash(stagingRel+"/blobs/sha256"), 0o750); err != nil {
+		return res, bundleDir.explain(stagingRel+"/blobs/sha256", err)
 	}
-	staged := func(d string) string { return filepath.Join(staging, filepath.FromSlash(blobEntry(d))) }
-	res.Verified, res.Reused, err = verifyBundle(ctx, bm, parts, staged, tr)
+	res.Verified, res.Reused, err = verifyBundle(ctx, bm, parts, bundleDir, stagedRel, tr)
 	if err != nil {
 		return res, err
 	}
@@ -106,18 +117,23 @@ func (c *Carrier) Import(ctx context.Context, path string, opts ImportOptions) (
 	}
 	res.Reused += here
 	// 3. Publish.
-	imp := importing{bm: bm, id: res.ID, files: cfg.Files, staging: staging, staged: staged, carried: carried, tr: tr}
+	imp := importing{bm: bm, id: res.ID, files: cfg.Files, bundleDir: bundleDir, stagingRel: stagingRel, stagedRel: stagedRel, carried: carried, tr: tr}
 	if err := c.publish(ctx, imp, images, opts.Images, &res); err != nil {
 		return res, err
 	}
 	// 4. Remember it (for incremental bundles on top), drop the staging.
-	if err := os.MkdirAll(filepath.Join(c.dir(), "imported"), 0o750); err != nil {
-		return res, err
+	// Made through the root, so it is a folder inside data_dir/bundle,
+	// not a symlink out of it, when atomicfile writes in it.
+	if err := bundleDir.root.MkdirAll("imported", 0o750); err != nil {
+		return res, bundleDir.explain("imported", err)
+	}
+	if fi, err := bundleDir.root.Lstat("imported"); err != nil || !fi.IsDir() {
+		return res, fmt.Errorf("%s is not a folder: remove it and run again", bundleDir.abs("imported"))
 	}
 	if err := atomicfile.WriteFile(filepath.Join(c.dir(), "imported", hexID+".json"), raw, 0o644); err != nil {
 		return res, err
 	}
-	os.RemoveAll(staging)
+	bundleDir.root.RemoveAll(filepath.FromSlash(stagingRel))
 	c.log.Info("bundle imported", "id", res.ID, "repos", len(res.Repos), "files", res.Files, "images", len(res.Images))
 	return res, nil
 }
@@ -168,9 +184,18 @@ func (c *Carrier) checkHave(ctx context.Context, bm *Manifest, cfg rpm.Config, s
 			}
 		}
 	}
+	// Read through a root at the files folder: a file reached by a
+	// symlink leading out of it is not the files folder's.
+	var files *rootedDir
+	if r, err := os.OpenRoot(cfg.Files); err == nil && cfg.Files != "" {
+		files = &rootedDir{root: r, dir: cfg.Files}
+		defer files.Close()
+	}
 	for _, f := range bm.Files {
 		if !carried[f.Digest] {
-			if d, err := hashFile(filepath.Join(cfg.Files, filepath.FromSlash(f.Path))); err != nil || d != f.Digest {
+			if files == nil {
+				missing = append(missing, "file "+f.Path)
+			} else if d, err := files.hashIn(f.Path); err != nil || d != f.Digest {
 				missing = append(missing, "file "+f.Path)
 			} else {
 				have++

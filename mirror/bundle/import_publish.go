@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -19,44 +18,29 @@ func mustJSON(v any) []byte {
 	return b
 }
 
-// placeFile puts a verified blob at dst by rename of a temporary link or
-// copy, so a node never reads half a file.
-func placeFile(src, dst string) error {
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return err
-	}
-	tmp := filepath.Join(filepath.Dir(dst), ".airgapd-"+filepath.Base(dst)+".tmp")
-	os.Remove(tmp)
-	if err := mirror.LinkOrCopy(src, tmp); err != nil {
-		return err
-	}
-	os.Chmod(tmp, 0o644)
-	return os.Rename(tmp, dst)
-}
-
-func hashFile(p string) (string, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
+// hashReader returns the sha256 digest of what r holds.
+func hashReader(r io.Reader) (string, error) {
 	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
+	if _, err := io.Copy(h, r); err != nil {
 		return "", err
 	}
 	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // writeLayout makes an OCI image layout of the images out of the staged
-// blobs (hard links), naming each in index.json.
-func writeLayout(staging string, images []Image, bm *Manifest, staged func(string) string) (string, error) {
-	dir := filepath.Join(staging, "layout")
-	os.RemoveAll(dir)
-	if err := os.MkdirAll(filepath.Join(dir, "blobs", "sha256"), 0o750); err != nil {
-		return "", err
+// blobs (hard links), naming each in index.json, in the staging (through
+// its root), and returns its absolute path.
+func writeLayout(imp importing, images []Image) (string, error) {
+	dir := imp.stagingRel + "/layout"
+	root := imp.bundleDir.root
+	if err := root.RemoveAll(filepath.FromSlash(dir)); err != nil {
+		return "", imp.bundleDir.explain(dir, err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644); err != nil {
-		return "", err
+	if err := root.MkdirAll(filepath.FromSlash(dir+"/blobs/sha256"), 0o750); err != nil {
+		return "", imp.bundleDir.explain(dir, err)
+	}
+	if err := root.WriteFile(filepath.FromSlash(dir+"/oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644); err != nil {
+		return "", imp.bundleDir.explain(dir, err)
 	}
 	type desc struct {
 		MediaType   string            `json:"mediaType"`
@@ -76,10 +60,10 @@ func writeLayout(staging string, images []Image, bm *Manifest, staged func(strin
 				continue
 			}
 			linked[b] = true
-			if _, err := os.Stat(staged(b)); err != nil {
+			if _, err := root.Stat(filepath.FromSlash(imp.stagedRel(b))); err != nil {
 				continue // not carried: the registry holds it (checked before publishing)
 			}
-			if err := mirror.LinkOrCopy(staged(b), filepath.Join(dir, filepath.FromSlash(blobEntry(b)))); err != nil {
+			if err := imp.bundleDir.linkWithin(imp.stagedRel(b), dir+"/"+blobEntry(b)); err != nil {
 				return "", fmt.Errorf("image %s: %w", im.Name, err)
 			}
 		}
@@ -87,22 +71,28 @@ func writeLayout(staging string, images []Image, bm *Manifest, staged func(strin
 		index.Manifests = append(index.Manifests, desc{MediaType: im.MediaType, Digest: im.Digest, Size: im.Size,
 			Annotations: map[string]string{"io.containerd.image.name": im.Name, "org.opencontainers.image.ref.name": tag}})
 	}
-	if err := os.WriteFile(filepath.Join(dir, "index.json"), mustJSON(index), 0o644); err != nil {
-		return "", err
+	if err := root.WriteFile(filepath.FromSlash(dir+"/index.json"), mustJSON(index), 0o644); err != nil {
+		return "", imp.bundleDir.explain(dir, err)
 	}
-	return dir, nil
+	return imp.bundleDir.abs(dir), nil
 }
 
 // importing is a verified bundle about to be published.
 type importing struct {
-	bm      *Manifest
-	id      string
-	files   string // mirror.files
-	staging string
-	staged  func(digest string) string
-	carried map[string]bool
-	tr      *tracker
+	bm    *Manifest
+	id    string
+	files string // mirror.files
+	// bundleDir is data_dir/bundle; the staging is stagingRel in it, and
+	// stagedRel names a verified blob there.
+	bundleDir  *rootedDir
+	stagingRel string
+	stagedRel  func(digest string) string
+	carried    map[string]bool
+	tr         *tracker
 }
+
+// staged is the absolute path of verified blob d in the staging.
+func (imp importing) staged(d string) string { return imp.bundleDir.abs(imp.stagedRel(d)) }
 
 // publish publishes the repos, the files and the images, in that order.
 func (c *Carrier) publish(ctx context.Context, imp importing, images []Image, store ImageStore, res *ImportResult) error {
@@ -118,20 +108,15 @@ func (c *Carrier) publish(ctx context.Context, imp importing, images []Image, st
 	}
 	if len(imp.bm.Files) > 0 {
 		publishing("files")
-	}
-	for _, f := range imp.bm.Files {
-		if imp.carried[f.Digest] { // the others are in place already (checked before)
-			if err := placeFile(imp.staged(f.Digest), filepath.Join(imp.files, filepath.FromSlash(f.Path))); err != nil {
-				return fmt.Errorf("file %s: %w (run the import again to finish)", f.Path, err)
-			}
+		if err := publishFiles(imp, res); err != nil {
+			return err
 		}
-		res.Files++
 	}
 	if len(images) == 0 {
 		return nil
 	}
 	publishing("images")
-	dir, err := writeLayout(imp.staging, images, imp.bm, imp.staged)
+	dir, err := writeLayout(imp, images)
 	if err != nil {
 		return err
 	}
@@ -151,9 +136,47 @@ func (c *Carrier) publishRepo(ctx context.Context, imp importing, r Repo) error 
 	for i, f := range r.Files {
 		files[i] = mirror.TreeFile{Path: f.Path, Sum: mirror.SHA256(f.Digest), Size: f.Size}
 	}
+	// The pool is written through a root at the repo's store, opened once
+	// the store exists (PublishImported makes it, taking its lock).
+	store := c.repos.Store(r.Name)
+	var pool *rootedDir
+	defer func() {
+		if pool != nil {
+			pool.Close()
+		}
+	}()
 	fromStaging := func(_ context.Context, f mirror.TreeFile, dst string) error {
-		return mirror.LinkOrCopy(imp.staged("sha256:"+f.Sum.Value), dst)
+		if pool == nil {
+			var err error
+			if pool, err = openRooted(store.Dir); err != nil {
+				return err
+			}
+		}
+		rel, err := filepath.Rel(store.Dir, dst)
+		if err != nil || !filepath.IsLocal(rel) {
+			return fmt.Errorf("%s is outside the repo's store %s", dst, store.Dir)
+		}
+		return pool.place(imp.staged("sha256:"+f.Sum.Value), filepath.ToSlash(rel), 0)
 	}
 	origin := mirror.Origin{Bundle: imp.id, Created: imp.bm.Created, Revision: r.Revision}
 	return c.repos.PublishImported(ctx, r.Name, origin, files, fromStaging)
+}
+
+// publishFiles puts each file the bundle carries into mirror.files, each
+// by rename, through a root at that folder.
+func publishFiles(imp importing, res *ImportResult) error {
+	files, err := openRooted(imp.files)
+	if err != nil {
+		return fmt.Errorf("files folder: %w", err)
+	}
+	defer files.Close()
+	for _, f := range imp.bm.Files {
+		if imp.carried[f.Digest] { // the others are in place already (checked before)
+			if err := files.place(imp.staged(f.Digest), f.Path, 0o644); err != nil {
+				return fmt.Errorf("file %s: %w (run the import again to finish)", f.Path, err)
+			}
+		}
+		res.Files++
+	}
+	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -15,10 +16,12 @@ import (
 )
 
 // verifyBundle reads the whole stream, writing each blob not staged yet
-// into staging under its digest once its checksum matched. A blob whose
-// bytes do not match is named with the items made of it and the part it
-// sits in; nothing is published then.
-func verifyBundle(ctx context.Context, bm *Manifest, parts bundleParts, staged func(string) string, track *mirror.Tracker[mirror.ImportProgress, *mirror.ImportProgress]) (verified, reused int, err error) {
+// into staging (through the root at data_dir/bundle, stagedRel naming it)
+// under its digest once its checksum matched. A blob whose bytes do not
+// match is named with the items made of it and the part it sits in;
+// nothing is published then. A blob is never read past the size its
+// manifest declares: one whose entry is bigger stops the import at once.
+func verifyBundle(ctx context.Context, bm *Manifest, parts bundleParts, staging *rootedDir, stagedRel func(string) string, track *tracker) (verified, reused int, err error) {
 	want := map[string]int64{}
 	for _, b := range bm.Blobs {
 		want[b.Digest] = b.Size
@@ -61,37 +64,46 @@ func verifyBundle(ctx context.Context, bm *Manifest, parts bundleParts, staged f
 		}
 		seen[d] = true
 		dataAt := cr.n
-		if _, err := os.Stat(staged(d)); err == nil {
+		if h.Typeflag != tar.TypeReg || h.Size != size {
+			return verified, reused, fmt.Errorf("%s in %s: its tar entry holds %d bytes (type %q) but the manifest declares a regular file of %d bytes: the bundle is damaged or forged; nothing was published",
+				describeBlob(bm, d), parts.partOf(dataAt), h.Size, h.Typeflag, size)
+		}
+		rel := filepath.FromSlash(stagedRel(d))
+		if _, err := staging.root.Stat(rel); err == nil {
 			reused++
 			blobDone()
 			continue // verified by an earlier, interrupted run
 		}
-		tmp := staged(d) + ".tmp"
-		f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
+		tmp := rel + ".tmp"
+		f, err := staging.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
 		if err != nil {
-			return verified, reused, err
+			return verified, reused, staging.explain(stagedRel(d)+".tmp", err)
 		}
 		hs := sha256.New()
-		n, err := io.Copy(io.MultiWriter(f, hs), tr)
+		// One byte past the declared size is enough to know it is too big.
+		n, err := io.Copy(io.MultiWriter(f, hs), io.LimitReader(tr, size+1))
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
+		if err == nil && n > size {
+			err = fmt.Errorf("more than the %d bytes its manifest declares: the bundle is damaged or forged", size)
+		}
 		if err != nil && ctx.Err() != nil {
-			os.Remove(tmp)
+			staging.root.Remove(tmp)
 			return verified, reused, stopped(ctx)
 		}
 		if err != nil {
-			os.Remove(tmp)
-			return verified, reused, fmt.Errorf("read %s (%s): %w", describeBlob(bm, d), parts.partOf(dataAt), err)
+			staging.root.Remove(tmp)
+			return verified, reused, fmt.Errorf("read %s (%s): %w; nothing was published", describeBlob(bm, d), parts.partOf(dataAt), err)
 		}
 		got := "sha256:" + hex.EncodeToString(hs.Sum(nil))
 		if got != d || n != size {
-			os.Remove(tmp)
+			staging.root.Remove(tmp)
 			bad = append(bad, fmt.Sprintf("%s in %s: checksum mismatch (got %s, %d bytes; want %s, %d bytes)", describeBlob(bm, d), parts.partOf(dataAt), got, n, d, size))
 			continue
 		}
-		if err := os.Rename(tmp, staged(d)); err != nil {
-			return verified, reused, err
+		if err := staging.root.Rename(tmp, rel); err != nil {
+			return verified, reused, staging.explain(stagedRel(d), err)
 		}
 		verified++
 		blobDone()
