@@ -47,8 +47,13 @@ func parsePages() pageSet {
 		"hhmmss":  func(t time.Time) string { return t.Local().Format("15:04:05") },
 		"title":   func(s string) string { return strings.ToUpper(s[:1]) + s[1:] },
 		"stateOK": stateOK,
-		"join":    strings.Join,
-		"add":     func(a, b int) int { return a + b },
+		// The gateway reports firewalld as "not running", "running (…)"
+		// or "active (…)"; only the last two warrant the banner.
+		"firewalldRunning": func(s string) bool {
+			return strings.HasPrefix(s, "running") || strings.HasPrefix(s, "active")
+		},
+		"join": strings.Join,
+		"add":  func(a, b int) int { return a + b },
 		"hitratio": func(hits, misses int64) string {
 			if hits+misses == 0 {
 				return "—"
