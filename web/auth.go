@@ -85,6 +85,9 @@ type AuditEntry struct {
 	Action string    `json:"action"`
 	Detail string    `json:"detail,omitempty"`
 	Result string    `json:"result"` // ok, or the error
+	// explicit: the handler named the action (setAudit), so it is kept
+	// even when refused with 401 or 404, unlike probes and typos.
+	explicit bool
 }
 
 type authData struct {
@@ -416,7 +419,7 @@ type auditDetailKey struct{}
 // setAudit lets a handler say what it did, for the audit log.
 func setAudit(r *http.Request, action, detail string) {
 	if p, ok := r.Context().Value(auditDetailKey{}).(*AuditEntry); ok {
-		p.Action, p.Detail = action, detail
+		p.Action, p.Detail, p.explicit = action, detail, true
 	}
 }
 
@@ -469,8 +472,13 @@ func (s *Server) audited(next http.Handler) http.Handler {
 		default:
 			e.Result = "ok"
 		}
-		if rec.code == http.StatusUnauthorized || rec.code == http.StatusNotFound {
+		if (rec.code == http.StatusUnauthorized || rec.code == http.StatusNotFound) && !e.explicit {
 			return // noise: probes and typos change nothing
+		}
+		if e.explicit && rec.code == http.StatusUnauthorized {
+			// A failed login is what an auditor looks for first; the
+			// journal gets it too (fail2ban and friends read it there).
+			s.log.Warn("refused", "action", e.Action, "who", e.Who, "from", e.From, "result", e.Result)
 		}
 		s.auth.record(*e)
 	})

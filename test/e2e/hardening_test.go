@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -239,5 +240,33 @@ func TestConcurrentEditsAllLand(t *testing.T) {
 	yaml["If-Match"] = hdr.Get("ETag")
 	if code, resp, _ := ws.do(t, c, "PUT", "/api/v1/config", body, yaml); code != 200 {
 		t.Errorf("PUT with the current If-Match = %d %s", code, resp)
+	}
+}
+
+// TestFailedLoginAudited: a wrong password is in the audit log (the Audit
+// page and GET /api/v1/audit) and in the journal, with the address it came
+// from (issue 28: only the 429 lockout was).
+func TestFailedLoginAudited(t *testing.T) {
+	ws := startWebServer(t)
+	if code, _, _ := ws.do(t, ws.client, "POST", "/login", "password=not-it", map[string]string{"Content-Type": "application/x-www-form-urlencoded"}); code != 401 {
+		t.Fatalf("wrong password answered %d, want 401", code)
+	}
+	if line := ws.waitLog(`msg=refused`, 5*time.Second); !strings.Contains(line, "action=login") || !strings.Contains(line, "from=127.0.0.1") {
+		t.Errorf("the journal's line does not say a login from 127.0.0.1 was refused: %s", line)
+	}
+	c := ws.login(t)
+	_, body, _ := ws.do(t, c, "GET", "/api/v1/audit", "", nil)
+	var entries []struct {
+		Action, Result, From string
+	}
+	if err := json.Unmarshal([]byte(body), &entries); err != nil {
+		t.Fatalf("audit log: %v\n%s", err, body)
+	}
+	found := false
+	for _, e := range entries {
+		found = found || (e.Action == "login" && e.Result == "refused: wrong password" && strings.HasPrefix(e.From, "127.0.0.1"))
+	}
+	if !found {
+		t.Errorf("no refused login from 127.0.0.1 in the audit log:\n%s", body)
 	}
 }
