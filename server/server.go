@@ -12,7 +12,9 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -171,7 +173,7 @@ loop:
 		case <-ctx.Done():
 			break loop
 		case <-reload:
-			s.applyReload(nil)
+			s.sighup()
 		case req := <-s.applyc:
 			req.done <- s.applyEdit(req)
 		case <-watchdog:
@@ -305,6 +307,49 @@ func (s *Server) applyReload(next *Config) error {
 	s.reloads.WithLabelValues("ok").Inc()
 	s.log.Info("config reloaded", "config", s.cfg.Source)
 	return nil
+}
+
+// sighup reloads the config file after a hand edit (SIGHUP, systemctl
+// reload) and puts what happened in the audit log beside the UI's and the
+// API's changes: which sections changed, or why the file was refused.
+func (s *Server) sighup() {
+	s.mu.Lock()
+	before := s.cfg
+	s.mu.Unlock()
+	err := s.applyReload(nil)
+	s.mu.Lock()
+	after := s.cfg
+	s.mu.Unlock()
+	e := web.AuditEntry{Time: time.Now(), Who: "root (SIGHUP)", From: "local", Action: "config reloaded", Result: "ok"}
+	if err != nil {
+		e.Result = "refused: " + err.Error()
+		e.Detail = "the running config is unchanged"
+	} else {
+		e.Detail = changedSections(before, after)
+	}
+	if werr := web.AppendAudit(after.DataDir, e); werr != nil {
+		s.log.Warn("cannot write the audit log", "err", werr)
+	}
+}
+
+// changedSections says which parts of the config differ between a and b.
+func changedSections(a, b *Config) string {
+	var changed []string
+	if !reflect.DeepEqual(a.Advertise, b.Advertise) {
+		changed = append(changed, "advertise")
+	}
+	if !reflect.DeepEqual(a.Log, b.Log) {
+		changed = append(changed, "log")
+	}
+	for _, sv := range services() {
+		if a.Enabled(sv.key) != b.Enabled(sv.key) || !reflect.DeepEqual(a.sectionField(sv.key).Interface(), b.sectionField(sv.key).Interface()) {
+			changed = append(changed, sv.key)
+		}
+	}
+	if len(changed) == 0 {
+		return "no change"
+	}
+	return "changed: " + strings.Join(changed, ", ")
 }
 
 func (s *Server) reload(next *Config) error {

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -110,6 +111,7 @@ type authState struct {
 	runtimeHash  string // a password set with no config file to hold it
 	failures     map[string][]time.Time
 	audit        []AuditEntry
+	auditRead    int64 // bytes of audit.log already in audit (catchUp)
 }
 
 func newAuthState(dir string, now func() time.Time) (*authState, error) {
@@ -130,23 +132,7 @@ func newAuthState(dir string, now func() time.Time) (*authState, error) {
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
-	if f, err := os.Open(filepath.Join(dir, "audit.log")); err == nil {
-		sc := bufio.NewScanner(f)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			var e AuditEntry
-			if json.Unmarshal(sc.Bytes(), &e) == nil {
-				a.audit = append(a.audit, e)
-				if len(a.audit) > 2*auditKeep {
-					a.audit = slices.Clone(a.audit[len(a.audit)-auditKeep:])
-				}
-			}
-		}
-		f.Close()
-		if len(a.audit) > auditKeep {
-			a.audit = a.audit[len(a.audit)-auditKeep:]
-		}
-	}
+	a.catchUp()
 	return a, nil
 }
 
@@ -313,6 +299,7 @@ func (a *authState) loginSucceeded(addr string) {
 func (a *authState) record(e AuditEntry) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.catchUp() // what others wrote comes first, in the file's order
 	a.audit = append(a.audit, e)
 	if len(a.audit) > auditKeep {
 		a.audit = slices.Clone(a.audit[len(a.audit)-auditKeep:])
@@ -320,19 +307,79 @@ func (a *authState) record(e AuditEntry) {
 	if a.dir == "" {
 		return
 	}
-	f, err := os.OpenFile(filepath.Join(a.dir, "audit.log"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if end, err := appendAudit(a.dir, e); err == nil {
+		a.auditRead = end // up to and with this instance's own line
+	}
+}
+
+// AppendAudit adds an entry to the audit log in dataDir for a change made
+// outside web (a SIGHUP after a hand edit, a server-side job); the Audit
+// page and GET /api/v1/audit show it with the rest.
+func AppendAudit(dataDir string, e AuditEntry) error {
+	dir := filepath.Join(dataDir, "web")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("audit log: %w", err)
+	}
+	_, err := appendAudit(dir, e)
+	return err
+}
+
+// appendAudit writes one JSON line at the end of dir/audit.log and returns
+// where the file ends after it.
+func appendAudit(dir string, e AuditEntry) (int64, error) {
+	f, err := os.OpenFile(filepath.Join(dir, "audit.log"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return 0, fmt.Errorf("audit log: %w", err)
+	}
+	defer f.Close()
+	b, _ := json.Marshal(e)
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		return 0, fmt.Errorf("audit log: %w", err)
+	}
+	return f.Seek(0, io.SeekCurrent)
+}
+
+// catchUp reads the lines others appended to audit.log since this
+// instance last looked: the web instance a reload replaced records its
+// last request after the new one has started, and server records
+// SIGHUP-applied changes. Call with mu held.
+func (a *authState) catchUp() {
+	if a.dir == "" {
+		return
+	}
+	f, err := os.Open(filepath.Join(a.dir, "audit.log"))
 	if err != nil {
 		return
 	}
 	defer f.Close()
-	b, _ := json.Marshal(e)
-	f.Write(append(b, '\n'))
+	if fi, err := f.Stat(); err != nil || fi.Size() <= a.auditRead {
+		return
+	}
+	if _, err := f.Seek(a.auditRead, io.SeekStart); err != nil {
+		return
+	}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		a.auditRead += int64(len(sc.Bytes())) + 1
+		var e AuditEntry
+		if json.Unmarshal(sc.Bytes(), &e) == nil {
+			a.audit = append(a.audit, e)
+			if len(a.audit) > 2*auditKeep { // a long log: keep memory bounded
+				a.audit = slices.Clone(a.audit[len(a.audit)-auditKeep:])
+			}
+		}
+	}
+	if len(a.audit) > auditKeep {
+		a.audit = slices.Clone(a.audit[len(a.audit)-auditKeep:])
+	}
 }
 
 // auditLog returns the latest entries, newest first.
 func (a *authState) auditLog(n int) []AuditEntry {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.catchUp()
 	out := slices.Clone(a.audit)
 	slices.Reverse(out)
 	if len(out) > n {

@@ -6,12 +6,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -185,6 +187,28 @@ func TestSetupLinkUsedOnce(t *testing.T) {
 			t.Errorf("login with password %d: %d (winner %d)", i, code, winner)
 		}
 	}
+	// The password being set is on the Audit page, though the reload it
+	// caused rebuilt web before the old instance recorded it.
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Timeout: 5 * time.Second, Jar: jar}
+	if resp, err := c.PostForm(ws.ui+"/login", url.Values{"password": {fmt.Sprintf("password number %d", winner)}, "next": {"/"}}); err == nil {
+		resp.Body.Close()
+	}
+	_, body, _ := ws.do(t, c, "GET", "/api/v1/audit", "", nil)
+	var entries []struct{ Action, Result string }
+	json.Unmarshal([]byte(body), &entries)
+	set, logins := 0, 0
+	for _, e := range entries {
+		if e.Action == "admin password set" && e.Result == "ok" {
+			set++
+		}
+		if e.Action == "login" && e.Result == "ok" {
+			logins++
+		}
+	}
+	if set != 1 || logins != 2 {
+		t.Errorf("the audit log has %d \"admin password set: ok\" (want 1) and %d successful logins (want 2):\n%s", set, logins, body)
+	}
 }
 
 // TestConcurrentEditsAllLand: ten record adds sent at once all answer 200
@@ -269,4 +293,42 @@ func TestFailedLoginAudited(t *testing.T) {
 	if !found {
 		t.Errorf("no refused login from 127.0.0.1 in the audit log:\n%s", body)
 	}
+}
+
+// TestSIGHUPChangeAudited: a hand edit applied with SIGHUP (systemctl
+// reload) is in the audit log with the sections it changed, beside the
+// UI's changes; one refused is there too, saying so (issue 28).
+func TestSIGHUPChangeAudited(t *testing.T) {
+	ws := startWebServer(t)
+	c := ws.login(t)
+	before, _ := os.ReadFile(ws.config)
+	edited := strings.Replace(string(before), `- "admin 300 A 127.0.0.1"`, `- "admin 300 A 127.0.0.1"
+        - "handmade 300 A 127.0.0.9"`, 1)
+	if err := os.WriteFile(ws.config, []byte(edited), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ws.signal(syscall.SIGHUP)
+	ws.waitLog("config reloaded", 10*time.Second)
+	if got := digShort(t, ws.dns, "handmade.lab.internal"); got != "127.0.0.9" {
+		t.Fatalf("the hand edit is not served: %q", got)
+	}
+	os.WriteFile(ws.config, []byte(edited+"dns:\n  forward: sometimes\n"), 0o644)
+	ws.signal(syscall.SIGHUP)
+	ws.waitLog("reload failed", 10*time.Second)
+	// The audit line follows the log line: wait for it.
+	eventually(t, 10*time.Second, "both SIGHUP reloads in the audit log", func() (bool, string) {
+		_, body, _ := ws.do(t, c, "GET", "/api/v1/audit", "", nil)
+		var entries []struct{ Who, Action, Detail, Result string }
+		if err := json.Unmarshal([]byte(body), &entries); err != nil {
+			return false, body
+		}
+		var ok, refused bool
+		for _, e := range entries {
+			if e.Action == "config reloaded" && e.Who == "root (SIGHUP)" {
+				ok = ok || (e.Result == "ok" && e.Detail == "changed: dns")
+				refused = refused || strings.HasPrefix(e.Result, "refused:")
+			}
+		}
+		return ok && refused, body
+	})
 }
