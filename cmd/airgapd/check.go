@@ -21,8 +21,8 @@ addresses, networks, two services on one port, and that files the config
 reads (zone files, root hints, TLS certificates) exist. Folders airgapd
 creates and fills itself (data_dir, local repo paths) need not exist yet.
 
-Then it warns, without failing, about what is fine to write but worth
-knowing on this host: a listen address the host does not have now (a
+Then it warns on stderr, without failing, about what is fine to write but
+worth knowing on this host: a listen address the host does not have now (a
 keepalived VIP; airgapd binds it anyway and answers once it arrives) and a
 gateway out_interface that does not exist.`,
 		Args: cobra.NoArgs,
@@ -47,12 +47,13 @@ gateway out_interface that does not exist.`,
 			if err != nil {
 				return err
 			}
+			// Warnings go to stderr: stdout keeps the verdict alone, as
+			// scripts that read it expect.
 			for _, w := range warnings {
-				fmt.Fprintln(out, w)
+				fmt.Fprintln(cmd.ErrOrStderr(), w)
 			}
 			if len(warnings) > 0 {
-				fmt.Fprintf(out, "%s: ok, %d warning(s) about this host\n", configPath, len(warnings))
-				return nil
+				fmt.Fprintf(cmd.ErrOrStderr(), "%s: %d warning(s) about this host\n", configPath, len(warnings))
 			}
 			fmt.Fprintf(out, "%s: ok\n", configPath)
 			return nil
