@@ -271,6 +271,8 @@ func (s *Server) editRecords(r *http.Request, zone, record string, add bool) err
 // and neither is lost; an If-Match the client sent pins the version
 // instead (412 when stale).
 func (s *Server) editConfig(r *http.Request, edit func([]byte) ([]byte, error)) error {
+	s.editMu.Lock()
+	defer s.editMu.Unlock()
 	const attempts = 5
 	for i := 0; ; i++ {
 		_, data, err := s.configFile()

@@ -106,6 +106,10 @@ type Server struct {
 	auth       *authState
 	hist       *history
 	now        func() time.Time
+	// editMu makes this instance's read-change-apply edits of the config
+	// one at a time (editConfig); the file's version check catches edits
+	// made elsewhere.
+	editMu sync.Mutex
 	// stopping is closed when Run's context ends, so requests waiting on
 	// a reload that replaces this instance answer instead of holding up
 	// its shutdown.
