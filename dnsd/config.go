@@ -125,19 +125,48 @@ func (c Config) Validate() error {
 		if _, ok := dns.IsDomainName(z.Name); !ok || z.Name == "" {
 			continue
 		}
-		origin := dns.CanonicalName(z.Name)
-		for j, line := range z.Records {
-			if _, err := parseRecord(origin, line); err != nil {
-				ps.Add(conf.Index(conf.Join(p, "records"), j), "write an RFC 1035 line: NAME [TTL] TYPE DATA, e.g. \"admin 300 A 192.168.10.10\"", "%v", err)
-			}
-		}
-		if z.File != "" {
-			if _, err := parseZone(Zone{Name: z.Name, File: z.File}, ""); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				ps.Add(conf.Join(p, "file"), "check it with named-checkzone", "%v", err)
-			}
-		}
+		checkZoneData(&ps, p, z)
 	}
 	return ps.Err()
+}
+
+// checkZoneData reports each record of z that does not parse, then, when
+// all do, what named-checkzone would refuse in them, each at its list item
+// or at its line of the zone file.
+func checkZoneData(ps *conf.Problems, path string, z Zone) {
+	origin := dns.CanonicalName(z.Name)
+	parsed := true
+	for j, line := range z.Records {
+		if _, err := parseRecord(origin, line); err != nil {
+			ps.Add(conf.Index(conf.Join(path, "records"), j), "write an RFC 1035 line: NAME [TTL] TYPE DATA, e.g. \"admin 300 A 192.168.10.10\"", "%v", err)
+			parsed = false
+		}
+	}
+	var recs []placedRR
+	if z.File != "" {
+		fileRecs, err := readZoneRecords(Zone{Name: z.Name, File: z.File})
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			ps.Add(conf.Join(path, "file"), "check it with named-checkzone", "%v", err)
+		}
+		if err != nil {
+			return
+		}
+		recs = fileRecs
+	}
+	if !parsed {
+		return
+	}
+	inline, err := readZoneRecords(Zone{Name: z.Name, Records: z.Records})
+	if err != nil {
+		return
+	}
+	for _, p := range checkZoneRecords(origin, append(inline, recs...)) {
+		if p.at.File == "" {
+			ps.Add(conf.Index(conf.Join(path, "records"), p.at.Index), p.hint, "%s", p.msg)
+			continue
+		}
+		*ps = append(*ps, conf.Problem{Path: conf.Join(path, "file"), File: p.at.File, Line: p.at.Line, Msg: p.msg, Hint: p.hint})
+	}
 }
 
 // checkServers checks upstream DNS servers written as IP or IP:port.
