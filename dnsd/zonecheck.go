@@ -213,7 +213,7 @@ func clash(origin, name string, p placedRR, have []placedRR) (recordProblem, boo
 			if t != dns.TypeCNAME {
 				other = typ
 			}
-			return recordProblem{at: p.at, msg: fmt.Sprintf("CNAME and other data: %s has a CNAME and a %s record (the other is at %s)", name, other, q.at),
+			return recordProblem{at: p.at, msg: fmt.Sprintf("CNAME and other data: %s has both a CNAME and a record of type %s (the other is at %s)", name, other, q.at),
 				hint: "a name with a CNAME has no other records; a BIND secondary refuses the zone. Remove one, or alias another name"}, true
 		}
 	}

@@ -156,7 +156,7 @@ func TestZoneProblemsArePlaced(t *testing.T) {
 		msg        string
 	}
 	want := []place{
-		{"zones[0].records[2]", "", 0, "CNAME and other data: k8s-node2.lab.internal. has a CNAME and a A record (the other is at records[1])"},
+		{"zones[0].records[2]", "", 0, "CNAME and other data: k8s-node2.lab.internal. has both a CNAME and a record of type A (the other is at records[1])"},
 		{"zones[0].file", file, 9, "duplicate record: k8s-node1.lab.internal. A is already in the zone at records[3]"},
 		{"zones[0].file", file, 10, "CNAME and other data"},
 		{"zones[0].file", file, 11, "duplicate record: ns.lab.internal. A is already in the zone at " + file + ":8"},
