@@ -4,6 +4,8 @@ import (
 	"errors"
 	"io/fs"
 	"net/netip"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -146,7 +148,7 @@ func checkZoneData(ps *conf.Problems, path string, z Zone) {
 	if z.File != "" {
 		fileRecs, err := readZoneRecords(Zone{Name: z.Name, File: z.File})
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			ps.Add(conf.Join(path, "file"), "check it with named-checkzone", "%v", err)
+			*ps = append(*ps, zoneFileProblem(conf.Join(path, "file"), z.File, err))
 		}
 		if err != nil {
 			return
@@ -167,6 +169,24 @@ func checkZoneData(ps *conf.Problems, path string, z Zone) {
 		}
 		*ps = append(*ps, conf.Problem{Path: conf.Join(path, "file"), File: p.at.File, Line: p.at.Line, Msg: p.msg, Hint: p.hint})
 	}
+}
+
+// parseErrorRE takes apart miekg/dns's ParseError text: FILE: dns: WHAT at line: L:C.
+var parseErrorRE = regexp.MustCompile(`^(.*): dns: (.*) at line: (\d+):\d+$`)
+
+// zoneFileProblem reports a zone file that does not parse at its line in
+// that file, as named-checkzone would, or at the file: key when the error
+// names no line.
+func zoneFileProblem(path, file string, err error) conf.Problem {
+	const hint = "check it with named-checkzone"
+	var pe *dns.ParseError
+	if errors.As(err, &pe) {
+		if m := parseErrorRE.FindStringSubmatch(pe.Error()); m != nil && m[1] == file {
+			line, _ := strconv.Atoi(m[3])
+			return conf.Problem{Path: path, File: file, Line: line, Msg: m[2], Hint: hint}
+		}
+	}
+	return conf.Problem{Path: path, Msg: err.Error(), Hint: hint}
 }
 
 // checkServers checks upstream DNS servers written as IP or IP:port.

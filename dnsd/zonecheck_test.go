@@ -171,3 +171,19 @@ func TestZoneProblemsArePlaced(t *testing.T) {
 		}
 	}
 }
+
+// TestZoneFileSyntaxErrorIsPlaced: a zone file line that does not parse is
+// reported at that line of the zone file.
+func TestZoneFileSyntaxErrorIsPlaced(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "lab.internal.zone")
+	if err := os.WriteFile(file, []byte("$TTL 300\nadmin A 192.168.10.10\n\nk8s-node1 A 999.1.1.1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var ps conf.Problems
+	if !errors.As(zoneConfig(Zone{Name: "lab.internal", File: file}).Validate(), &ps) || len(ps) != 1 {
+		t.Fatalf("want one problem, got %v", ps)
+	}
+	if p := ps[0]; p.Path != "zones[0].file" || p.File != file || p.Line != 4 || !strings.Contains(p.Msg, `bad A A: "999.1.1.1"`) {
+		t.Errorf("problem = %+v, want %s line 4: bad A", p, file)
+	}
+}
