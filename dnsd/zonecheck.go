@@ -181,7 +181,11 @@ func checkZoneRecords(origin string, recs []placedRR) []recordProblem {
 		if !dns.IsSubDomain(origin, target) {
 			continue
 		}
-		if prob, bad := checkNSTarget(target, p, byName[target]); bad {
+		at := byName[target]
+		if len(at) == 0 {
+			at = wildcardRecords(origin, target, byName)
+		}
+		if prob, bad := checkNSTarget(target, p, at); bad {
 			ps = append(ps, prob)
 		}
 	}
@@ -218,6 +222,26 @@ func clash(origin, name string, p placedRR, have []placedRR) (recordProblem, boo
 		}
 	}
 	return recordProblem{}, false
+}
+
+// wildcardRecords are the records of the wildcard that covers name, a
+// name with none of its own (RFC 4592: "*." plus the closest existing
+// ancestor), as named-checkzone finds an NS's address through one.
+func wildcardRecords(origin, name string, byName map[string][]placedRR) []placedRR {
+	exists := func(n string) bool {
+		for k := range byName {
+			if dns.IsSubDomain(n, k) {
+				return true
+			}
+		}
+		return false
+	}
+	for n := parent(name); n != "" && dns.IsSubDomain(origin, n); n = parent(n) {
+		if n == origin || exists(n) {
+			return byName["*."+n]
+		}
+	}
+	return nil
 }
 
 // checkNSTarget refuses an apex NS naming a host of the zone that is a
