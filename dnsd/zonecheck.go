@@ -79,19 +79,23 @@ func readZoneRecords(z Zone) ([]placedRR, error) {
 // parseZoneFile parses a zone file's text, giving each record the line its
 // entry starts on (an SOA in parentheses: the line with its owner).
 func parseZoneFile(data []byte, origin, file string) ([]placedRR, error) {
+	if len(data) > 0 && data[len(data)-1] != '\n' {
+		data = append(data[:len(data):len(data)], '\n') // so each entry ends with a newline read
+	}
 	lr := &lineCountingReader{r: bufio.NewReader(bytes.NewReader(data))}
 	zp := dns.NewZoneParser(lr, origin, file)
 	zp.SetDefaultTTL(defaultZoneTTL)
 	zp.SetIncludeAllowed(false)
 	lines := strings.Split(string(data), "\n")
 	var out []placedRR
-	prevEnd := 0 // lines consumed when the previous record was returned
+	prevEnd, line := 0, 0 // lines consumed when the previous record was returned, and its line
 	for rr, ok := zp.Next(); ok; rr, ok = zp.Next() {
-		end := lr.newlines // the entry's closing newline has been read
-		if end < prevEnd+1 {
-			end = prevEnd + 1 // several records from one line ($GENERATE) or no final newline
+		// The entry's closing newline has been read. More records with no
+		// new line read come from one $GENERATE line.
+		if len(out) == 0 || lr.newlines > prevEnd {
+			line = entryStart(lines, prevEnd, max(lr.newlines, prevEnd+1))
 		}
-		out = append(out, placedRR{rr: rr, at: recordPlace{Index: -1, File: file, Line: entryStart(lines, prevEnd, end)}})
+		out = append(out, placedRR{rr: rr, at: recordPlace{Index: -1, File: file, Line: line}})
 		prevEnd = lr.newlines
 	}
 	if err := zp.Err(); err != nil {

@@ -139,7 +139,9 @@ func TestZoneProblemsArePlaced(t *testing.T) {
 		"ns A 192.168.10.10\n" + // 8
 		"k8s-node1 A 192.168.10.11\n" + // 9
 		"k8s-node1 CNAME admin\n" + // 10
-		"ns A 192.168.10.10\n" // 11
+		"ns A 192.168.10.10\n" + // 11
+		"$GENERATE 1-3 node$ A 192.168.10.$\n" + // 12
+		"node3 A 192.168.10.3" // 13, no final newline
 	if err := os.WriteFile(file, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -163,6 +165,7 @@ func TestZoneProblemsArePlaced(t *testing.T) {
 		{"zones[0].file", file, 9, "duplicate record: k8s-node1.lab.internal. A is already in the zone at records[3]"},
 		{"zones[0].file", file, 10, "CNAME and other data"},
 		{"zones[0].file", file, 11, "duplicate record: ns.lab.internal. A is already in the zone at " + file + ":8"},
+		{"zones[0].file", file, 13, "duplicate record: node3.lab.internal. A is already in the zone at " + file + ":12"},
 	}
 	if len(ps) != len(want) {
 		t.Fatalf("got %d problems, want %d:\n%v", len(ps), len(want), ps)
