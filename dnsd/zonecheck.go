@@ -29,9 +29,19 @@ type placedRR struct {
 // recordPlace is records[Index] of the zone's inline list, or line Line
 // of the zone file File.
 type recordPlace struct {
-	Index int // -1 for a record from the file
+	Index int    // -1 for a record from the file
+	Text  string // the inline record as written
 	File  string
 	Line  int
+}
+
+// ref names the place in a message about another record: an inline one
+// with its text, since the DNS page shows records, not their indexes.
+func (p recordPlace) ref() string {
+	if p.File == "" && p.Text != "" {
+		return fmt.Sprintf("%s (%q)", p, p.Text)
+	}
+	return p.String()
 }
 
 func (p recordPlace) String() string {
@@ -60,7 +70,7 @@ func readZoneRecords(z Zone) ([]placedRR, error) {
 		if err != nil {
 			return nil, fmt.Errorf("records[%d]: %w", i, err)
 		}
-		out = append(out, placedRR{rr: rr, at: recordPlace{Index: i}})
+		out = append(out, placedRR{rr: rr, at: recordPlace{Index: i, Text: line}})
 	}
 	if z.File != "" {
 		data, err := os.ReadFile(z.File)
@@ -208,20 +218,20 @@ func clash(origin, name string, p placedRR, have []placedRR) (recordProblem, boo
 		qt := q.rr.Header().Rrtype
 		switch {
 		case dns.IsDuplicate(p.rr, q.rr):
-			return recordProblem{at: p.at, msg: fmt.Sprintf("duplicate record: %s %s is already in the zone at %s", name, typ, q.at),
+			return recordProblem{at: p.at, msg: fmt.Sprintf("duplicate record: %s %s is already in the zone at %s", name, typ, q.at.ref()),
 				hint: "a zone holds each record once; remove one of them"}, true
 		case qt == t && t == dns.TypeSOA:
-			return recordProblem{at: p.at, msg: fmt.Sprintf("more than one SOA (multiple RRs of singleton type): the other is at %s", q.at),
+			return recordProblem{at: p.at, msg: fmt.Sprintf("more than one SOA (multiple RRs of singleton type): the other is at %s", q.at.ref()),
 				hint: "a zone has one SOA; remove one"}, true
 		case qt == t && (t == dns.TypeCNAME || t == dns.TypeDNAME):
-			return recordProblem{at: p.at, msg: fmt.Sprintf("multiple RRs of singleton type: %s has a %s already at %s", name, typ, q.at),
+			return recordProblem{at: p.at, msg: fmt.Sprintf("multiple RRs of singleton type: %s has a %s already at %s", name, typ, q.at.ref()),
 				hint: "a name has at most one " + typ}, true
 		case (t == dns.TypeCNAME && !atCNAME[qt]) || (qt == dns.TypeCNAME && !atCNAME[t]):
 			other := dns.TypeToString[qt]
 			if t != dns.TypeCNAME {
 				other = typ
 			}
-			return recordProblem{at: p.at, msg: fmt.Sprintf("CNAME and other data: %s has both a CNAME and a record of type %s (the other is at %s)", name, other, q.at),
+			return recordProblem{at: p.at, msg: fmt.Sprintf("CNAME and other data: %s has both a CNAME and a record of type %s (the other is at %s)", name, other, q.at.ref()),
 				hint: "a name with a CNAME has no other records; a BIND secondary refuses the zone. Remove one, or alias another name"}, true
 		}
 	}
@@ -256,7 +266,7 @@ func checkNSTarget(target string, ns placedRR, at []placedRR) (recordProblem, bo
 	for _, q := range at {
 		switch q.rr.Header().Rrtype {
 		case dns.TypeCNAME:
-			return recordProblem{at: ns.at, msg: fmt.Sprintf("NS %s is a CNAME (illegal; the CNAME is at %s)", target, q.at),
+			return recordProblem{at: ns.at, msg: fmt.Sprintf("NS %s is a CNAME (illegal; the CNAME is at %s)", target, q.at.ref()),
 				hint: "name the host itself in NS, not an alias"}, true
 		case dns.TypeA, dns.TypeAAAA:
 			hasAddr = true

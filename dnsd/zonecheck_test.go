@@ -161,8 +161,8 @@ func TestZoneProblemsArePlaced(t *testing.T) {
 		msg        string
 	}
 	want := []place{
-		{"zones[0].records[2]", "", 0, "CNAME and other data: k8s-node2.lab.internal. has both a CNAME and a record of type A (the other is at records[1])"},
-		{"zones[0].file", file, 9, "duplicate record: k8s-node1.lab.internal. A is already in the zone at records[3]"},
+		{"zones[0].records[2]", "", 0, "CNAME and other data: k8s-node2.lab.internal. has both a CNAME and a record of type A (the other is at records[1] (\"k8s-node2 A 192.168.10.12\"))"},
+		{"zones[0].file", file, 9, "duplicate record: k8s-node1.lab.internal. A is already in the zone at records[3] (\"k8s-node1 A 192.168.10.11\")"},
 		{"zones[0].file", file, 10, "CNAME and other data"},
 		{"zones[0].file", file, 11, "duplicate record: ns.lab.internal. A is already in the zone at " + file + ":8"},
 		{"zones[0].file", file, 13, "duplicate record: node3.lab.internal. A is already in the zone at " + file + ":12"},

@@ -27,8 +27,8 @@ func TestCheckPlacesZoneProblems(t *testing.T) {
 		t.Fatalf("err = %v, want *CheckError", err)
 	}
 	want := []string{
-		`f.yaml:8:11: dns.zones[0].records[2]: CNAME and other data: k8s-node1.lab.internal. has both a CNAME and a record of type A (the other is at records[1])`,
-		`f.yaml:9:11: dns.zones[0].records[3]: duplicate record: admin.lab.internal. A is already in the zone at records[0]`,
+		`f.yaml:8:11: dns.zones[0].records[2]: CNAME and other data: k8s-node1.lab.internal. has both a CNAME and a record of type A (the other is at records[1] ("k8s-node1 300 A 192.168.10.11"))`,
+		`f.yaml:9:11: dns.zones[0].records[3]: duplicate record: admin.lab.internal. A is already in the zone at records[0] ("admin 300 A 192.168.10.10")`,
 		zone + `:4:1: dns.zones[0].file: CNAME and other data: k8s-node2.lab.internal. has both a CNAME and a record of type A (the other is at ` + zone + `:3)`,
 	}
 	if len(ce.Diagnostics) != len(want) {

@@ -54,7 +54,7 @@ func TestZoneRecordChecks(t *testing.T) {
 		t.Fatalf("check accepted the zone:\n%s", out)
 	}
 	want := []string{
-		config + ":5:42: dns.zones[0].records[1]: duplicate record: admin.lab.internal. A is already in the zone at records[0]",
+		config + ":5:42: dns.zones[0].records[1]: duplicate record: admin.lab.internal. A is already in the zone at records[0] (\"admin A 192.168.10.10\")",
 		zone + ":5:1: dns.zones[0].file: CNAME and other data: k8s-node1.lab.internal.",
 	}
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
