@@ -4,6 +4,8 @@ import (
 	"errors"
 	"io/fs"
 	"net/netip"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -125,19 +127,66 @@ func (c Config) Validate() error {
 		if _, ok := dns.IsDomainName(z.Name); !ok || z.Name == "" {
 			continue
 		}
-		origin := dns.CanonicalName(z.Name)
-		for j, line := range z.Records {
-			if _, err := parseRecord(origin, line); err != nil {
-				ps.Add(conf.Index(conf.Join(p, "records"), j), "write an RFC 1035 line: NAME [TTL] TYPE DATA, e.g. \"admin 300 A 192.168.10.10\"", "%v", err)
-			}
-		}
-		if z.File != "" {
-			if _, err := parseZone(Zone{Name: z.Name, File: z.File}, ""); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				ps.Add(conf.Join(p, "file"), "check it with named-checkzone", "%v", err)
-			}
-		}
+		checkZoneData(&ps, p, z)
 	}
 	return ps.Err()
+}
+
+// checkZoneData reports each record of z that does not parse, then, when
+// all do, what named-checkzone would refuse in them, each at its list item
+// or at its line of the zone file.
+func checkZoneData(ps *conf.Problems, path string, z Zone) {
+	origin := dns.CanonicalName(z.Name)
+	parsed := true
+	for j, line := range z.Records {
+		if _, err := parseRecord(origin, line); err != nil {
+			ps.Add(conf.Index(conf.Join(path, "records"), j), "write an RFC 1035 line: NAME [TTL] TYPE DATA, e.g. \"admin 300 A 192.168.10.10\"", "%v", err)
+			parsed = false
+		}
+	}
+	var recs []placedRR
+	if z.File != "" {
+		fileRecs, err := readZoneRecords(Zone{Name: z.Name, File: z.File})
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			*ps = append(*ps, zoneFileProblem(conf.Join(path, "file"), z.File, err))
+		}
+		if err != nil {
+			return
+		}
+		recs = fileRecs
+	}
+	if !parsed {
+		return
+	}
+	inline, err := readZoneRecords(Zone{Name: z.Name, Records: z.Records})
+	if err != nil {
+		return
+	}
+	for _, p := range checkZoneRecords(origin, append(inline, recs...)) {
+		if p.at.File == "" {
+			ps.Add(conf.Index(conf.Join(path, "records"), p.at.Index), p.hint, "%s", p.msg)
+			continue
+		}
+		*ps = append(*ps, conf.Problem{Path: conf.Join(path, "file"), File: p.at.File, Line: p.at.Line, Msg: p.msg, Hint: p.hint})
+	}
+}
+
+// parseErrorRE takes apart miekg/dns's ParseError text: FILE: dns: WHAT at line: L:C.
+var parseErrorRE = regexp.MustCompile(`^(.*): dns: (.*) at line: (\d+):\d+$`)
+
+// zoneFileProblem reports a zone file that does not parse at its line in
+// that file, as named-checkzone would, or at the file: key when the error
+// names no line.
+func zoneFileProblem(path, file string, err error) conf.Problem {
+	const hint = "check it with named-checkzone"
+	var pe *dns.ParseError
+	if errors.As(err, &pe) {
+		if m := parseErrorRE.FindStringSubmatch(pe.Error()); m != nil && m[1] == file {
+			line, _ := strconv.Atoi(m[3])
+			return conf.Problem{Path: path, File: file, Line: line, Msg: m[2], Hint: hint}
+		}
+	}
+	return conf.Problem{Path: path, Msg: err.Error(), Hint: hint}
 }
 
 // checkServers checks upstream DNS servers written as IP or IP:port.

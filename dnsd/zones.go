@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -31,29 +30,21 @@ type zone struct {
 	content string
 }
 
-// parseZone reads a zone's inline records and optional file. nameServer
-// (this host's name) goes into a made-up SOA and NS when the zone has none.
+// parseZone reads a zone's inline records and optional file, and refuses
+// what named-checkzone refuses (checkZoneRecords). nameServer (this host's
+// name) goes into a made-up SOA and NS when the zone has none.
 func parseZone(z Zone, nameServer string) (*zone, error) {
 	origin := dns.CanonicalName(z.Name)
-	var rrs []dns.RR
-	for i, line := range z.Records {
-		rr, err := parseRecord(origin, line)
-		if err != nil {
-			return nil, fmt.Errorf("records[%d]: %w", i, err)
-		}
-		rrs = append(rrs, rr)
+	placed, err := readZoneRecords(z)
+	if err != nil {
+		return nil, err
 	}
-	if z.File != "" {
-		f, err := os.Open(z.File)
-		if err != nil {
-			return nil, fmt.Errorf("zone file: %w", err)
-		}
-		defer f.Close()
-		fileRRs, err := parseZoneText(f, origin, z.File)
-		if err != nil {
-			return nil, err
-		}
-		rrs = append(rrs, fileRRs...)
+	if ps := checkZoneRecords(origin, placed); len(ps) > 0 {
+		return nil, ps[0]
+	}
+	rrs := make([]dns.RR, len(placed))
+	for i, p := range placed {
+		rrs[i] = p.rr
 	}
 	return buildZone(origin, rrs, nameServer)
 }

@@ -159,6 +159,9 @@ func Parse(source string, data []byte) (*Config, error) {
 	if len(w.diags) > 0 {
 		sort.SliceStable(w.diags, func(i, j int) bool {
 			a, b := w.diags[i], w.diags[j]
+			if a.File != b.File { // the config's own problems first
+				return a.File == source
+			}
 			return a.Line < b.Line || (a.Line == b.Line && a.Col < b.Col)
 		})
 		return nil, &CheckError{Diagnostics: w.diags}

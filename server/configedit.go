@@ -69,7 +69,7 @@ func (s *Server) ApplyConfig(ctx context.Context, base string, data []byte) erro
 	}
 	next, err := Parse(s.opts.ConfigPath, data)
 	if err != nil {
-		return toConfigError(err)
+		return toConfigError(err, s.opts.ConfigPath)
 	}
 	req := applyRequest{next: next, data: data, done: make(chan error, 1)}
 	timeout := time.NewTimer(30 * time.Second)
@@ -109,14 +109,16 @@ func (s *Server) applyEdit(req applyRequest) error {
 }
 
 // toConfigError turns Parse's *CheckError into web's type.
-func toConfigError(err error) error {
+func toConfigError(err error, configPath string) error {
 	var ce *CheckError
 	if !errors.As(err, &ce) {
 		return &web.ConfigError{Problems: []api.ConfigProblem{{Msg: err.Error()}}}
 	}
 	out := &web.ConfigError{}
 	for _, d := range ce.Diagnostics {
-		d.File = "" // the page edits one text: lines are enough
+		if d.File == configPath {
+			d.File = "" // the page edits one text: lines are enough; a zone file's stay named
+		}
 		out.Problems = append(out.Problems, d)
 	}
 	return out

@@ -204,6 +204,10 @@ func editDistance(a, b string) int {
 // ancestor that exists (a missing key is reported at its section).
 func (w *walker) at(root *yaml.Node, p conf.Problem) Diagnostic {
 	d := Diagnostic{File: w.source, Path: p.Path, Msg: p.Msg, Hint: p.Hint}
+	if p.File != "" { // in a file the config names, e.g. a zone file
+		d.File, d.Line, d.Col = p.File, p.Line, 1
+		return d
+	}
 	if n := lookup(root, p.Path); n != nil {
 		d.Line, d.Col = n.Line, n.Column
 	}

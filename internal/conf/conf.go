@@ -27,6 +27,10 @@ type Problem struct {
 	Path string
 	Msg  string
 	Hint string // what to do about it; may be empty
+	// File and Line place a problem that is in another file the config
+	// names (a zone file): the loader reports it there, not at Path.
+	File string
+	Line int
 }
 
 func (p Problem) String() string {
