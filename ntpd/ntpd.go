@@ -13,7 +13,9 @@
 // timestamp package.
 //
 // Everything that touches the host clock sits behind Clock; only
-// `discipline: true` steers it.
+// `discipline: true` steers it. With cmdmon.listen set it also answers
+// chronyc's read-only commands (tracking, sources, sourcestats, activity)
+// over chrony's command protocol, for monitoring tools.
 package ntpd
 
 import (
