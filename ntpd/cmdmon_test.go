@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"math"
 	"net"
 	"os/exec"
@@ -294,4 +295,36 @@ func FuzzCmdMonRequest(f *testing.F) {
 			t.Fatalf("reply header % x for request % x", out[:cmdReplyHead], req[:min(len(req), 20)])
 		}
 	})
+}
+
+// TestCmdMonReload: cmdmon.allow changes in place; cmdmon.listen needs a
+// new instance.
+func TestCmdMonReload(t *testing.T) {
+	cfg := loopbackConfig()
+	s, port := startWithCmdMon(t, cfg)
+	ask := func() error {
+		conn, err := net.Dial("udp", "127.0.0.1:"+port)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(500 * time.Millisecond))
+		_, err = (&chrony.Client{Connection: conn}).Communicate(chrony.NewActivityPacket())
+		return err
+	}
+	if err := ask(); err != nil {
+		t.Fatalf("before reload: %v", err)
+	}
+	cfg.CmdMon.Listen = []string{"127.0.0.1:0"}
+	cfg.CmdMon.Allow = []string{"10.0.0.0/8"}
+	if err := s.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := ask(); err == nil {
+		t.Error("answered after cmdmon.allow dropped the loopback")
+	}
+	cfg.CmdMon.Listen = []string{"127.0.0.1:323"}
+	if err := s.Reload(cfg); !errors.Is(err, conf.ErrRestartNeeded) {
+		t.Errorf("new cmdmon.listen: %v, want ErrRestartNeeded", err)
+	}
 }
