@@ -15,6 +15,7 @@ import (
 
 // cmdmon answers chrony's command protocol for its open, read-only
 // commands, so that `chronyc -h ADMIN tracking|sources|sourcestats|activity`
+// (and sourcename, `sources -N`)
 // and the monitoring tools built on them work against airgapd unchanged.
 // Addresses outside cmdmon.allow get no answer at all, as chronyd does for
 // hosts outside cmdallow; every other command (the ones that change
@@ -128,6 +129,15 @@ func (s *Server) answerCommand(b []byte, out []byte) ([]byte, string) {
 			r = newCmdReply(out, req, sttSuccess, chrony.RpySourceStats)
 			srcs[req.index].sourceStats(r)
 		}
+	case cmdSourceName:
+		name, ok := s.sources.nameOf(req.addr)
+		if !ok {
+			return newCmdReply(out, req, sttNoSuchSource, rpyNull).b, "error"
+		}
+		r = newCmdReply(out, req, sttSuccess, rpySourceName)
+		field := make([]byte, cmdSourceNameLength)
+		copy(field[:cmdSourceNameLength-1], name) // NUL-terminated
+		r.b = append(r.b, field...)
 	case cmdTracking:
 		r = newCmdReply(out, req, sttSuccess, chrony.RpyTracking)
 		s.tracking(r)
@@ -239,6 +249,20 @@ func (ss *sourceSet) cmdSources() []cmdSource {
 		}
 	}
 	return out
+}
+
+// nameOf is the servers: entry a source's address came from.
+func (ss *sourceSet) nameOf(a netip.Addr) (string, bool) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	for _, e := range ss.entries {
+		for _, src := range e.sources {
+			if src.addr.Addr().Unmap() == a.Unmap() {
+				return e.name, true
+			}
+		}
+	}
+	return "", false
 }
 
 func (c cmdSource) writeAddr(r *cmdReply) {

@@ -115,6 +115,15 @@ func TestChronycAgainstCmdMon(t *testing.T) {
 	if err != nil || !strings.Contains(out, "Name/IP Address            NP  NR") || !strings.Contains(out, "127.0.0.2") || !strings.Contains(out, "127.0.0.3") {
 		t.Errorf("sourcestats (%v):\n%s", err, out)
 	}
+	out, err = chronyc(t, port, "sourcename", "127.0.0.3")
+	if err != nil || strings.TrimSpace(out) != ups[1] {
+		t.Errorf("sourcename 127.0.0.3 (%v): %q, want %q", err, out, ups[1])
+	}
+	out, err = chronyc(t, port, "-N", "sources")
+	if err != nil || !strings.Contains(out, ups[0]) || !strings.Contains(out, ups[1]) {
+		t.Errorf("sources -N (%v):\n%s", err, out)
+	}
+	t.Logf("chronyc -N sources:\n%s", out)
 	out, err = chronyc(t, port, "activity")
 	if err != nil || !strings.Contains(out, "2 sources online") {
 		t.Errorf("activity (%v):\n%s", err, out)
@@ -215,6 +224,7 @@ func TestAnswerCommand(t *testing.T) {
 		{"activity", cmdRequestBytes(6, cmdActivity, 1, 0, 48), "answered", sttSuccess, 48},
 		{"null", cmdRequestBytes(6, cmdNull, 1, 0, 28), "answered", sttSuccess, 28},
 		{"no such source", cmdRequestBytes(6, cmdSourceData, 1, 3, 76), "error", sttNoSuchSource, cmdReplyHead},
+		{"no such source name", cmdRequestBytes(6, cmdSourceName, 1, 0, 284), "error", sttNoSuchSource, cmdReplyHead},
 		{"clients", cmdRequestBytes(6, 68, 1, 0, 520), "unauthorised", sttUnauth, cmdReplyHead},
 		{"settime", cmdRequestBytes(6, 1000, 1, 0, 100), "unauthorised", sttUnauth, cmdReplyHead},
 		{"old version", cmdRequestBytes(5, cmdTracking, 1, 0, 104), "error", sttBadPktVersion, cmdReplyHead},

@@ -35,6 +35,14 @@ const (
 	cmdTracking    chrony.CommandType = 33
 	cmdSourceStats chrony.CommandType = 34
 	cmdActivity    chrony.CommandType = 44
+	cmdSourceName  chrony.CommandType = 65 // chronyc sourcename ADDR, sources -N
+)
+
+// rpySourceName is RPY_NTP_SOURCE_NAME: the name the source was configured
+// with, NUL-padded to cmdSourceNameLength.
+const (
+	rpySourceName       chrony.ReplyType = 19
+	cmdSourceNameLength                  = 256
 )
 
 // Reply statuses (chrony's STT_*) and the reply type of a bare header.
@@ -56,6 +64,7 @@ var cmdReplyLength = map[chrony.CommandType]int{
 	cmdTracking:    cmdReplyHead + 4 + cmdIPAddrLength + 2*2 + 12 + 9*4,
 	cmdSourceStats: cmdReplyHead + 4 + cmdIPAddrLength + 3*4 + 5*4,
 	cmdActivity:    cmdReplyHead + 5*4,
+	cmdSourceName:  cmdReplyHead + cmdSourceNameLength,
 }
 
 // cmdRequest is a parsed request header plus the index argument of the
@@ -63,6 +72,8 @@ var cmdReplyLength = map[chrony.CommandType]int{
 type cmdRequest struct {
 	head  chrony.RequestHead
 	index int32 // N_SOURCES order; SOURCE_DATA and SOURCESTATS only
+	// addr is the IPAddr argument of NTP_SOURCE_NAME; invalid otherwise.
+	addr netip.Addr
 }
 
 // parseCmdRequest reads a request. ok is false for what gets no reply at
@@ -82,6 +93,15 @@ func parseCmdRequest(b []byte) (req cmdRequest, ok bool) {
 	}
 	if len(b) >= cmdRequestHead+4 {
 		req.index = int32(binary.BigEndian.Uint32(b[cmdRequestHead:]))
+	}
+	if len(b) >= cmdRequestHead+cmdIPAddrLength {
+		ip := b[cmdRequestHead : cmdRequestHead+16]
+		switch binary.BigEndian.Uint16(b[cmdRequestHead+16:]) {
+		case chrony.IPAddrInet4:
+			req.addr = netip.AddrFrom4([4]byte(ip[:4]))
+		case chrony.IPAddrInet6:
+			req.addr = netip.AddrFrom16([16]byte(ip))
+		}
 	}
 	return req, true
 }
