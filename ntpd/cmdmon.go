@@ -11,6 +11,7 @@ import (
 	"github.com/facebook/time/ntp/chrony"
 
 	"github.com/airgapd/airgapd/internal/conf"
+	"github.com/airgapd/airgapd/internal/udpdst"
 )
 
 // cmdmon answers chrony's command protocol for its open, read-only
@@ -56,10 +57,22 @@ func cmdAllowOf(c CmdMon) []netip.Prefix {
 // serveCmdMon reads commands from one socket until it is closed or its
 // read deadline passes at stop.
 func (s *Server) serveCmdMon(conn *net.UDPConn) {
+	// chronyc reads from a connected socket, so on a wildcard socket the
+	// reply must leave from the address asked, not the route's choice.
+	dst, err := udpdst.Enable(conn)
+	if err != nil {
+		s.log.Warn("chronyc on this wildcard socket only works through the route's own address", "listen", conn.LocalAddr().String(), "err", err)
+	}
+	v6 := false
+	if a, ok := conn.LocalAddr().(*net.UDPAddr); ok && a.IP.To4() == nil {
+		v6 = true
+	}
 	buf := make([]byte, 1500)
+	oob := make([]byte, udpdst.OOBSpace)
+	replyOOB := make([]byte, 0, udpdst.OOBSpace)
 	out := make([]byte, 0, 512)
 	for {
-		n, from, err := conn.ReadFromUDPAddrPort(buf)
+		n, oobn, _, from, err := conn.ReadMsgUDPAddrPort(buf, oob)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) || errors.Is(err, os.ErrDeadlineExceeded) {
 				return
@@ -75,7 +88,11 @@ func (s *Server) serveCmdMon(conn *net.UDPConn) {
 		reply, result := s.answerCommand(buf[:n], out)
 		s.metrics.cmdRequests.WithLabelValues(result).Inc()
 		if len(reply) > 0 {
-			conn.WriteToUDPAddrPort(reply, from)
+			replyOOB = replyOOB[:0]
+			if d, ok := udpdst.Parse(oob[:oobn]); ok && dst {
+				replyOOB = udpdst.AppendSource(replyOOB, d, v6)
+			}
+			conn.WriteMsgUDPAddrPort(reply, replyOOB, from)
 		}
 	}
 }

@@ -338,3 +338,27 @@ func TestCmdMonReload(t *testing.T) {
 		t.Errorf("new cmdmon.listen: %v, want ErrRestartNeeded", err)
 	}
 }
+
+// TestChronycWildcardSocket: on a wildcard cmdmon socket the reply leaves
+// from the address chronyc asked (127.0.0.2), which its connected socket
+// needs, not the route's 127.0.0.1.
+func TestChronycWildcardSocket(t *testing.T) {
+	if _, err := exec.LookPath("chronyc"); err != nil {
+		t.Skip("chronyc is not installed")
+	}
+	pc, err := net.ListenPacket("udp4", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	cfg := loopbackConfig()
+	cfg.CmdMon.Listen = []string{"0.0.0.0:0"}
+	startServer(t, cfg, Deps{CmdMonUDP: []net.PacketConn{pc}})
+	_, port, _ := net.SplitHostPort(pc.LocalAddr().String())
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "chronyc", "-h", "127.0.0.2", "-p", port, "-n", "tracking").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "Reference ID    : 4C4F434C (LOCL)") {
+		t.Errorf("chronyc -h 127.0.0.2 tracking (%v):\n%s", err, out)
+	}
+}
