@@ -22,6 +22,7 @@ type Config struct {
 	Discipline    bool          `yaml:"discipline"`
 	RateLimit     RateLimit     `yaml:"ratelimit"`
 	MakeStep      MakeStep      `yaml:"makestep"`
+	CmdMon        CmdMon        `yaml:"cmdmon"`
 }
 
 // RateLimit is chrony's `ratelimit interval I burst B`, on by default here:
@@ -53,6 +54,7 @@ func DefaultConfig() Config {
 		FallbackAfter: conf.Duration(15 * time.Minute),
 		RateLimit:     RateLimit{Enabled: true, Interval: 3, Burst: 8},
 		MakeStep:      MakeStep{Threshold: conf.Duration(time.Second), Limit: 3},
+		CmdMon:        DefaultCmdMon(),
 	}
 }
 
@@ -66,6 +68,7 @@ func (c Config) Validate() error {
 		conf.CheckListen(&ps, conf.Index("listen", i), l)
 	}
 	conf.CheckCIDRs(&ps, "allow", c.Allow)
+	c.CmdMon.validate(&ps)
 	for i, s := range c.Servers {
 		if err := validServer(s); err != nil {
 			ps.Add(conf.Index("servers", i), "write a host name or address, optionally with :port", "%q: %v", s, err)

@@ -11,8 +11,10 @@ type metrics struct {
 	requests   *prometheus.CounterVec
 	results    [numResults]prometheus.Counter
 	readErrors prometheus.Counter
-	samples    *prometheus.CounterVec
-	gauges     []prometheus.Collector
+	// cmdRequests counts chronyc commands (cmdmon) by outcome.
+	cmdRequests *prometheus.CounterVec
+	samples     *prometheus.CounterVec
+	gauges      []prometheus.Collector
 }
 
 func newMetrics(s *Server) *metrics {
@@ -25,6 +27,10 @@ func newMetrics(s *Server) *metrics {
 		readErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "airgapd_ntp_read_errors_total", Help: "Errors reading from the NTP sockets.",
 		}),
+		cmdRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "airgapd_ntp_cmdmon_requests_total",
+			Help: "chronyc command packets (cmdmon), by outcome: answered, unauthorised (501 Not authorised), error (another error status), invalid (dropped), denied (outside cmdmon.allow, dropped).",
+		}, []string{"result"}),
 		samples: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "airgapd_ntp_source_polls_total",
 			Help: "Polls of upstream sources, by source and result (sample: a usable sample; none: no reply or an unusable one).",
@@ -68,7 +74,7 @@ func newMetrics(s *Server) *metrics {
 }
 
 func (m *metrics) register(r prometheus.Registerer) error {
-	cs := append([]prometheus.Collector{m.requests, m.readErrors, m.samples, sourceCollector{m.s}}, m.gauges...)
+	cs := append([]prometheus.Collector{m.requests, m.readErrors, m.cmdRequests, m.samples, sourceCollector{m.s}}, m.gauges...)
 	for _, c := range cs {
 		if err := r.Register(c); err != nil {
 			return err

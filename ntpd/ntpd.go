@@ -13,7 +13,9 @@
 // timestamp package.
 //
 // Everything that touches the host clock sits behind Clock; only
-// `discipline: true` steers it.
+// `discipline: true` steers it. With cmdmon.listen set it also answers
+// chronyc's read-only commands (tracking, sources, sourcestats, activity)
+// over chrony's command protocol, for monitoring tools.
 package ntpd
 
 import (
@@ -45,6 +47,8 @@ type Deps struct {
 	Logger  *slog.Logger
 	Metrics prometheus.Registerer
 	UDP     []net.PacketConn // one per listen address
+	// CmdMonUDP are the cmdmon.listen sockets (chrony's command port).
+	CmdMonUDP []net.PacketConn
 	// DataDir is data_dir: the drift file and pending settime requests live
 	// in DataDir/ntp. Empty: neither.
 	DataDir string
@@ -70,7 +74,9 @@ type Server struct {
 	resp    *responder
 	metrics *metrics
 	pol     atomic.Pointer[policy]
-	names   chan netip.Addr
+	// cmdAllow is cmdmon.allow, swapped whole on reload.
+	cmdAllow atomic.Pointer[[]netip.Prefix]
+	names    chan netip.Addr
 
 	mu      sync.Mutex
 	cfg     Config
@@ -98,7 +104,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if deps.LookupAddr == nil {
 		deps.LookupAddr = net.DefaultResolver.LookupAddr
 	}
-	for i, pc := range deps.UDP {
+	for i, pc := range append(slices.Clip(deps.UDP), deps.CmdMonUDP...) {
 		if _, ok := pc.(*net.UDPConn); !ok {
 			return nil, fmt.Errorf("ntp: socket %d is a %T, not UDP", i, pc)
 		}
@@ -107,6 +113,8 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s.model = newModel(s.clock, s.log, modelConfigOf(cfg), s.clock.Now().Add(time.Hour))
 	s.clients = newClientTable(maxClients, s.newClient)
 	s.pol.Store(policyOf(cfg))
+	allow := cmdAllowOf(cfg.CmdMon)
+	s.cmdAllow.Store(&allow)
 	prec := measurePrecision(s.clock)
 	s.resp = &responder{clock: s.clock, model: s.model, clients: s.clients, precision: prec, policy: s.pol.Load}
 	s.sources = &sourceSet{clock: s.clock, log: s.log, query: deps.Query, resolve: deps.Resolve, model: s.model,
@@ -183,6 +191,14 @@ func (s *Server) Run(ctx context.Context) error {
 			}()
 		}
 	}
+	for _, pc := range s.deps.CmdMonUDP {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.serveCmdMon(pc.(*net.UDPConn))
+		}()
+		s.log.Info("answering chronyc (cmdmon)", "listen", pc.LocalAddr().String(), "allow", strings.Join(cfg.CmdMon.Allow, ","))
+	}
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
@@ -214,6 +230,9 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	for _, c := range conns {
 		c.conn.SetReadDeadline(time.Now())
+	}
+	for _, pc := range s.deps.CmdMonUDP {
+		pc.SetReadDeadline(time.Now())
 	}
 	wg.Wait()
 	for _, c := range conns {
@@ -438,11 +457,13 @@ func (s *Server) Reload(cfg Config) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !slices.Equal(cfg.Listen, s.cfg.Listen) || cfg.Discipline != s.cfg.Discipline {
+	if !slices.Equal(cfg.Listen, s.cfg.Listen) || !slices.Equal(cfg.CmdMon.Listen, s.cfg.CmdMon.Listen) || cfg.Discipline != s.cfg.Discipline {
 		return conf.ErrRestartNeeded
 	}
 	s.cfg = cfg
 	s.pol.Store(policyOf(cfg))
+	allow := cmdAllowOf(cfg.CmdMon)
+	s.cmdAllow.Store(&allow)
 	s.model.reconfigure(modelConfigOf(cfg))
 	s.sources.configure(cfg.Servers, cfg.MinPoll, cfg.MaxPoll, cfg.FallbackAfter.D())
 	return nil

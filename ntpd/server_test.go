@@ -28,7 +28,13 @@ type running struct {
 
 func startServer(t *testing.T, cfg Config, deps Deps) *running {
 	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	return startServerOn(t, "127.0.0.1:0", cfg, deps)
+}
+
+// startServerOn is startServer on a given loopback address.
+func startServerOn(t *testing.T, addr string, cfg Config, deps Deps) *running {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -378,6 +378,9 @@ func (c *Config) listensOf(sv service) []listenAddr {
 			ls = append(ls, listenAddr{network: network, addr: a, path: paths[i], http: sv.http})
 		}
 	}
+	if sv.moreListens != nil {
+		ls = append(ls, sv.moreListens(c)...)
+	}
 	markV6Only(ls)
 	return ls
 }

@@ -49,6 +49,11 @@ func TestParseDiagnostics(t *testing.T) {
 			want: []string{`4:12: ntp.listen[0]: udp 127.0.0.1:5353 is already used by dns.listen[0]`},
 		},
 		{
+			name: "ntp's cmdmon on ntp's own port, bad cmdmon.allow",
+			yaml: "ntp:\n  listen: [\"127.0.0.1:5323\"]\n  cmdmon:\n    listen: [\"127.0.0.1:5323\"]\n    allow: [10.0.0.0/33]\n",
+			want: []string{`4:14: ntp.cmdmon.listen[0]: udp 127.0.0.1:5323 is already used by ntp.listen[0]`, `5:13: ntp.cmdmon.allow[0]: "10.0.0.0/33" is not a network`},
+		},
+		{
 			name: "wrong kinds",
 			yaml: "ntp:\n  minpoll: often\n  listen: \":123\"\n",
 			want: []string{`2:12: ntp.minpoll: "often" is not a whole number`, `3:11: ntp.listen: expected a list`},

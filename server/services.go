@@ -62,6 +62,9 @@ type service struct {
 	// listen are the networks of the section's `listen:` (one address or
 	// a list); none when the service opens no socket of its own.
 	listen []string
+	// moreListens are sockets beyond `listen:` (ntp's cmdmon.listen),
+	// opened and checked for clashes like those.
+	moreListens func(*Config) []listenAddr
 	// http: web serves this service's listener (the service hands web a
 	// handler), so the listener is web's socket, not the service's, and
 	// web is rebuilt when it moves.
@@ -84,7 +87,7 @@ func services() []service {
 	return []service{
 		{key: "gateway", defaults: defaultsOf(gateway.DefaultConfig), build: (*Server).buildGateway},
 		{key: "dns", defaults: defaultsOf(dnsd.DefaultConfig), listen: []string{"tcp", "udp"}, build: (*Server).buildDNS},
-		{key: "ntp", defaults: defaultsOf(ntpd.DefaultConfig), listen: []string{"udp"}, build: (*Server).buildNTP},
+		{key: "ntp", defaults: defaultsOf(ntpd.DefaultConfig), listen: []string{"udp"}, moreListens: ntpCmdMonListens, build: (*Server).buildNTP},
 		{key: "mirror", defaults: defaultsOf(rpm.DefaultConfig), listen: []string{"tcp"}, http: true, inputs: mirrorSection, build: (*Server).buildMirror},
 		{key: "registry", defaults: defaultsOf(registry.DefaultConfig), listen: []string{"tcp"}, http: true, build: (*Server).buildRegistry},
 		// web serves every HTTP listener, so it is rebuilt when any of them
@@ -243,12 +246,40 @@ func (s *Server) buildDNS(c *Config, in *instance) error {
 	return nil
 }
 
+// ntpCmdMonListens are ntp.cmdmon.listen's UDP sockets (chronyc's port).
+func ntpCmdMonListens(c *Config) []listenAddr {
+	var ls []listenAddr
+	for i, a := range c.NTP.CmdMon.Listen {
+		ls = append(ls, listenAddr{network: "udp", addr: a, path: conf.Index("ntp.cmdmon.listen", i)})
+	}
+	markV6Only(ls)
+	return ls
+}
+
 func (s *Server) buildNTP(c *Config, in *instance) error {
 	udp, err := s.udpFor(in)
 	if err != nil {
 		return err
 	}
-	n, err := ntpd.New(*c.NTP, ntpd.Deps{Logger: in.log, Metrics: in.metrics, UDP: udp, DataDir: c.DataDir})
+	// udpFor hands over every socket; the cmdmon ones are split off.
+	cmd := map[socketKey]bool{}
+	for _, l := range ntpCmdMonListens(c) {
+		cmd[keyFor(l)] = true
+	}
+	var ntpUDP, cmdUDP []net.PacketConn
+	for _, k := range in.sockets {
+		if k.network != "udp" {
+			continue
+		}
+		pc := udp[0]
+		udp = udp[1:]
+		if cmd[k] {
+			cmdUDP = append(cmdUDP, pc)
+		} else {
+			ntpUDP = append(ntpUDP, pc)
+		}
+	}
+	n, err := ntpd.New(*c.NTP, ntpd.Deps{Logger: in.log, Metrics: in.metrics, UDP: ntpUDP, CmdMonUDP: cmdUDP, DataDir: c.DataDir})
 	if err != nil {
 		return err
 	}
