@@ -354,6 +354,7 @@ func (s *Server) buildWeb(c *Config, in *instance) error {
 		MirrorHandler:   &s.mirrorHandler,
 		RegistryHandler: &s.registryHandler,
 		ConfigEditor:    s,
+		ConfigImporter:  s,
 		DataDir:         c.DataDir,
 	}
 	wc := webConfig(c)

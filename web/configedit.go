@@ -29,6 +29,20 @@ type ConfigEditor interface {
 	ApplyConfig(ctx context.Context, base string, data []byte) error
 }
 
+// ConfigImporter is `airgapd import` for the Settings page: files an
+// existing admin host has (named.conf, chrony.conf, iptables-save output,
+// .repo files, a Docker Registry config.yml), by kind, in; an airgapd.yaml
+// and the report on it out. It writes nothing.
+type ConfigImporter interface {
+	ImportConfig(files ImportFiles) (yaml []byte, report string, err error)
+}
+
+// ImportFiles are the uploaded files by kind; repo files by name.
+type ImportFiles struct {
+	Named, Chrony, IptablesSave, RegistryConfig []byte
+	Repos                                       map[string][]byte
+}
+
 // ErrStaleConfig says the config file changed since the edit read it.
 var ErrStaleConfig = errors.New("the config file changed since this edit read it (another edit, or a hand edit); reload the page and make the change again")
 

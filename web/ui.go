@@ -207,6 +207,7 @@ func (s *Server) uiPages(r chi.Router) {
 	r.Get("/settings", s.pageSettings)
 	r.Post("/settings", s.formSettings)
 	r.Post("/settings/restore", s.formRestore)
+	r.Post("/settings/import", s.formImport)
 	r.Get("/tokens", s.pageTokens)
 	r.Post("/tokens", s.formNewToken)
 	r.Post("/tokens/{id}/revoke", s.formRevokeToken)
@@ -353,6 +354,10 @@ type settingsPage struct {
 	// Base is the ConfigETag of the file the form was filled from: a save
 	// made on an older file is refused instead of undoing the newer edit.
 	Base     string
+	// CanImport: the import form is offered; Imported is an import's
+	// report, shown above the YAML it made (in the editor, not yet saved).
+	CanImport bool
+	Imported  string
 	Lines    []settingsLine
 	Problems []api.ConfigProblem
 	HasPrev  bool
@@ -367,7 +372,7 @@ type settingsLine struct {
 
 func (s *Server) pageSettings(w http.ResponseWriter, r *http.Request) {
 	path, data, err := s.configFile()
-	p := settingsPage{Path: path, Text: string(data), Base: ConfigETag(data)}
+	p := settingsPage{Path: path, Text: string(data), Base: ConfigETag(data), CanImport: s.deps.ConfigImporter != nil}
 	if err != nil {
 		p.ReadOnly = err.Error()
 	} else if _, err := s.deps.ConfigEditor.PreviousConfig(); err == nil {

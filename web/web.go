@@ -89,6 +89,9 @@ type Deps struct {
 	// ConfigEditor edits the config file (DNS records, Settings, the
 	// first password); nil: the UI shows the config read-only.
 	ConfigEditor ConfigEditor
+	// ConfigImporter turns an existing admin host's files into a config
+	// (Settings → Import); nil: the Settings page offers no import.
+	ConfigImporter ConfigImporter
 	// DataDir is data_dir: web keeps sessions, API tokens (hashed) and
 	// the audit log in DataDir/web. Empty: in memory only (tests).
 	DataDir string

@@ -1,9 +1,11 @@
 package e2e
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
+	"mime/multipart"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
@@ -331,4 +333,36 @@ func TestSIGHUPChangeAudited(t *testing.T) {
 		}
 		return ok && refused, body
 	})
+}
+
+// TestSettingsImport: the Settings page's import takes the seed lab's
+// named.conf, chrony.conf and iptables-save as uploads and shows the
+// airgapd.yaml they make and the report, writing nothing (issue 26).
+func TestSettingsImport(t *testing.T) {
+	ws := startWebServer(t)
+	c := ws.login(t)
+	before, _ := os.ReadFile(ws.config)
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	for field, file := range map[string]string{"named": "named.conf", "chrony": "chrony.conf", "iptables": "iptables-save"} {
+		b, err := os.ReadFile(filepath.Join("testdata/import/seed", file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fw, _ := mw.CreateFormFile(field, file)
+		fw.Write(b)
+	}
+	mw.Close()
+	code, page, _ := ws.do(t, c, "POST", "/settings/import", body.String(), map[string]string{"Content-Type": mw.FormDataContentType()})
+	if code != 200 {
+		t.Fatalf("POST /settings/import = %d\n%s", code, page)
+	}
+	for _, want := range []string{`id="import-report"`, "168.126.63.1", "192.168.10.0/24", "local_stratum: 10", "MASQUERADE", "Nothing has been written yet"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the import page lacks %q", want)
+		}
+	}
+	if now, _ := os.ReadFile(ws.config); string(now) != string(before) {
+		t.Error("the import wrote the config; it must only show it")
+	}
 }
