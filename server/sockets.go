@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"syscall"
 )
 
@@ -71,6 +72,13 @@ func (s *socketSet) open(want []listenAddr) (opened []socketKey, err error) {
 		network := socketNetwork(l)
 		f, bound, err := listenFile(network, addr)
 		if err != nil {
+			if own := s.ownOnPort(l.network, addr, opened); own != "" && errors.Is(err, syscall.EADDRINUSE) {
+				// The holder is this airgapd: portHolders skips our own
+				// process, so say it here, and what to do.
+				return opened, fmt.Errorf("%s (%s): %s %s overlaps %s, a socket this airgapd still serves on; "+
+					"moving a listener between a wildcard and a specific address of one port needs a restart (systemctl restart airgapd): %w",
+					l.path, l.network, l.network, addr, own, err)
+			}
 			return opened, fmt.Errorf("%s (%s): %w", l.path, l.network, err)
 		}
 		s.files[k] = f
@@ -78,6 +86,24 @@ func (s *socketSet) open(want []listenAddr) (opened []socketKey, err error) {
 		opened = append(opened, k)
 	}
 	return opened, nil
+}
+
+// ownOnPort names a socket already open here (not one this open call
+// made) on network and addr's port, or "".
+func (s *socketSet) ownOnPort(network, addr string, opened []socketKey) string {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil || port == "0" {
+		return ""
+	}
+	for k, b := range s.bound {
+		if k.network != network || slices.Contains(opened, k) {
+			continue
+		}
+		if _, p, err := net.SplitHostPort(b); err == nil && p == port {
+			return k.String()
+		}
+	}
+	return ""
 }
 
 // socketNetwork is the network Go must be asked for: "0.0.0.0" means IPv4

@@ -366,3 +366,22 @@ func TestSettingsImport(t *testing.T) {
 		t.Error("the import wrote the config; it must only show it")
 	}
 }
+
+// TestNarrowingListenSaysWhy: moving web.listen from ":PORT" to
+// "127.0.0.1:PORT" collides with airgapd's own socket. The refusal says
+// so, and that a restart applies it, instead of "already in use" with no
+// holder named; the file is unchanged (issue 19 item 2, its message).
+func TestNarrowingListenSaysWhy(t *testing.T) {
+	port := freePort(t)
+	ws := startWebServerConfig(t, strings.Replace(webTestConfig, `listen: "127.0.0.1:0"     # the UI`, fmt.Sprintf(`listen: ":%d"     # the UI`, port), 1))
+	c := ws.login(t)
+	before, _ := os.ReadFile(ws.config)
+	next := strings.Replace(string(before), fmt.Sprintf(`listen: ":%d"`, port), fmt.Sprintf(`listen: "127.0.0.1:%d"`, port), 1)
+	code, body, _ := ws.do(t, c, "PUT", "/api/v1/config", next, map[string]string{"Content-Type": "application/yaml"})
+	if code != 422 || !strings.Contains(body, "a socket this airgapd still serves on") || !strings.Contains(body, "restart") {
+		t.Errorf("narrowing web.listen: %d %s; want 422 naming airgapd's own socket and the restart", code, body)
+	}
+	if now, _ := os.ReadFile(ws.config); string(now) != string(before) {
+		t.Error("the refused change was written")
+	}
+}
