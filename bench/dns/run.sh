@@ -5,6 +5,9 @@
 #   bash bench/dns/run.sh [SECONDS [ROUNDS]]    (default 8 s, 3 rounds)
 #   AIRGAPD_BEFORE=REV bash bench/dns/run.sh     also measure airgapd built
 #                                               from git revision REV
+#   AIRGAPD_LISTEN=0.0.0.0 …                     airgapd on the wildcard (the
+#                                               path that reads each query's
+#                                               destination), queried at 127.0.0.1
 #
 # One authoritative named on 127.0.0.1 stands in for the internet. The three
 # resolvers under test forward to it, all with `forward only`, and are warmed
@@ -102,7 +105,7 @@ data_dir: $work/$1.data
 runtime_dir: $work/$1.data/run
 log: { level: warn }
 dns:
-  listen: ["127.0.0.1:$3"]
+  listen: ["${AIRGAPD_LISTEN:-127.0.0.1}:$3"]
   forwarders: ["127.0.0.1:$auth_port"]
   forward: only
   query_log: false
