@@ -4,9 +4,12 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"sync"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
@@ -111,17 +114,27 @@ func (r *Registry) authorize(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		a := r.auth.Load()
 		rt := parseRoute(req.URL.Path)
+		client, _ := netip.ParseAddrPort(req.RemoteAddr)
 		if user, pass, ok := req.BasicAuth(); ok && (user != "" || pass != "") {
-			if !a.checkPassword(user, pass) {
+			who := client.Addr().String()
+			if ok, wait := r.guesses.Allowed(who); !ok {
 				r.stats.authFailed(reasonWrongCredentials)
-				r.log.Info("registry: wrong credentials", "user", user, "client", req.RemoteAddr, "method", req.Method, "path", req.URL.Path)
+				w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+				writeAPIError(w, http.StatusTooManyRequests, "TOOMANYREQUESTS",
+					fmt.Sprintf("too many wrong passwords from %s; try again in %s", who, wait.Round(time.Second)))
+				return
+			}
+			if !a.checkPassword(user, pass) {
+				r.guesses.Failed(who)
+				r.stats.authFailed(reasonWrongCredentials)
+				r.log.Warn("registry: wrong credentials", "user", user, "client", req.RemoteAddr, "method", req.Method, "path", req.URL.Path)
 				unauthorized(w, "wrong user name or password")
 				return
 			}
+			r.guesses.Succeeded(who)
 			next.ServeHTTP(w, req)
 			return
 		}
-		client, _ := netip.ParseAddrPort(req.RemoteAddr)
 		inside := a.inPullFrom(client.Addr())
 		act := rt.action(req.Method)
 		switch {
@@ -141,6 +154,13 @@ func (r *Registry) authorize(next http.Handler) http.Handler {
 		}
 	})
 }
+
+// authFailures wrong passwords within authWindow lock a client out, the
+// web login's numbers.
+const (
+	authFailures = 5
+	authWindow   = 5 * time.Minute
+)
 
 // unauthorized writes distribution's 401: the challenge and an error body
 // in the registry API's format.

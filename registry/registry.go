@@ -42,6 +42,7 @@ import (
 	"github.com/airgapd/airgapd/api"
 	"github.com/airgapd/airgapd/internal/conf"
 	"github.com/airgapd/airgapd/internal/humanize"
+	"github.com/airgapd/airgapd/internal/lockout"
 )
 
 // Deps is what server hands the registry.
@@ -87,7 +88,10 @@ type Registry struct {
 	fetchCtx  context.Context // pulled-through downloads; ends with Run
 	stopFetch context.CancelFunc
 
-	gate    writeGate
+	gate writeGate
+	// guesses locks out a client after too many wrong passwords, as the
+	// web login does (internal/lockout).
+	guesses *lockout.Lockout
 	pending pendingBlobs
 	stats   stats
 	gcMu    sync.Mutex // one collection at a time
@@ -114,6 +118,7 @@ func New(cfg Config, deps Deps) (*Registry, error) {
 		return nil, errors.New("registry: no data_dir")
 	}
 	r := &Registry{deps: deps, log: deps.Logger, now: deps.Now, dirty: make(chan struct{}, 1)}
+	r.guesses = lockout.New(authFailures, authWindow, r.now)
 	r.cfg.Store(&cfg)
 	a, err := newAuthorizer(cfg)
 	if err != nil {

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/airgapd/airgapd/internal/atomicfile"
+	"github.com/airgapd/airgapd/internal/lockout"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -108,14 +109,14 @@ type authState struct {
 	// claimedSetup is the link a setup under way used up (given back if
 	// saving the password fails).
 	claimedSetup string
-	runtimeHash  string // a password set with no config file to hold it
-	failures     map[string][]time.Time
+	runtimeHash  string           // a password set with no config file to hold it
+	failures     *lockout.Lockout // failed logins per address
 	audit        []AuditEntry
 	auditRead    int64 // bytes of audit.log already in audit (catchUp)
 }
 
 func newAuthState(dir string, now func() time.Time) (*authState, error) {
-	a := &authState{dir: dir, now: now, data: authData{Sessions: map[string]sessionRec{}}, failures: map[string][]time.Time{}}
+	a := &authState{dir: dir, now: now, data: authData{Sessions: map[string]sessionRec{}}, failures: lockout.New(loginFailures, loginWindow, now)}
 	if dir == "" {
 		return a, nil
 	}
@@ -266,34 +267,12 @@ func (a *authState) checkToken(tok string) (string, bool) {
 // loginAllowed reports whether addr may try a password now, and if not,
 // when it may again.
 func (a *authState) loginAllowed(addr string) (bool, time.Duration) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	now := a.now()
-	fs := a.failures[addr]
-	for len(fs) > 0 && now.Sub(fs[0]) > loginWindow {
-		fs = fs[1:]
-	}
-	a.failures[addr] = fs
-	if len(fs) >= loginFailures {
-		return false, loginWindow - now.Sub(fs[0])
-	}
-	return true, 0
+	return a.failures.Allowed(addr)
 }
 
-func (a *authState) loginFailed(addr string) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.failures[addr] = append(a.failures[addr], a.now())
-	if len(a.failures) > 10000 { // bound memory under a spray of addresses
-		clear(a.failures)
-	}
-}
+func (a *authState) loginFailed(addr string) { a.failures.Failed(addr) }
 
-func (a *authState) loginSucceeded(addr string) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	delete(a.failures, addr)
-}
+func (a *authState) loginSucceeded(addr string) { a.failures.Succeeded(addr) }
 
 // record appends to the audit log.
 func (a *authState) record(e AuditEntry) {

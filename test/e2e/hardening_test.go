@@ -385,3 +385,41 @@ func TestNarrowingListenSaysWhy(t *testing.T) {
 		t.Error("the refused change was written")
 	}
 }
+
+// TestRegistryPasswordGuessingLimited: wrong registry passwords from one
+// address get 429 after five, as the web login does, even when the sixth
+// is right; the web login's limit applies to the registry's Basic auth
+// (issue 19 item 13: 30 guesses in 2.4 s went through).
+func TestRegistryPasswordGuessingLimited(t *testing.T) {
+	in := start(t, t.TempDir(), `
+registry:
+  listen: "127.0.0.1:0"
+  tls: off
+  users: [{name: admin, password_hash: "`+registryTestHash+`"}]
+`)
+	u := in.status().listener("registry")
+	try := func(pass string) int {
+		req, _ := http.NewRequest("GET", u+"/v2/", nil)
+		req.SetBasicAuth("admin", pass)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := try("s3cret"); code != 200 {
+		t.Fatalf("the right password = %d", code)
+	}
+	for i := range 5 {
+		if code := try(fmt.Sprintf("guess-%d", i)); code != 401 {
+			t.Errorf("guess %d = %d, want 401", i, code)
+		}
+	}
+	if code := try("guess-6"); code != 429 {
+		t.Errorf("the sixth wrong password = %d, want 429", code)
+	}
+	if code := try("s3cret"); code != 429 {
+		t.Errorf("the right password while locked out = %d, want 429", code)
+	}
+}
