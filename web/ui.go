@@ -353,15 +353,15 @@ type settingsPage struct {
 	Text string
 	// Base is the ConfigETag of the file the form was filled from: a save
 	// made on an older file is refused instead of undoing the newer edit.
-	Base     string
+	Base string
 	// CanImport: the import form is offered; Imported is an import's
 	// report, shown above the YAML it made (in the editor, not yet saved).
 	CanImport bool
 	Imported  string
-	Lines    []settingsLine
-	Problems []api.ConfigProblem
-	HasPrev  bool
-	ReadOnly string
+	Lines     []settingsLine
+	Problems  []api.ConfigProblem
+	HasPrev   bool
+	ReadOnly  string
 }
 
 type settingsLine struct {
