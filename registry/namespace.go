@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
@@ -51,6 +52,12 @@ func qualify(ns, repo string) string {
 	return ns + "/" + repo
 }
 
+// configuredNS reports whether ns is a mirror in registry.mirrors.
+func (r *Registry) configuredNS(ns string) bool {
+	ups := r.upstreams.Load()
+	return ups != nil && (*ups)[ns] != nil
+}
+
 // honorNS reports whether a request's ns= names a namespace of this store:
 // a configured mirror, or any other registry host name (content pushed or
 // imported under it) unless it is this registry itself, as the client
@@ -77,6 +84,13 @@ func (r *Registry) namespaces(next http.Handler) http.Handler {
 		q := req.URL.Query()
 		ns := q.Get("ns")
 		switch {
+		case ns != "" && strings.Contains(ns, ":") && !r.configuredNS(ns) && rt.repo != "":
+			// HOST:PORT names no store here: a port cannot be part of a
+			// stored repository's path, so nothing was ever pushed or
+			// imported under it. Unknown, like any repository not here.
+			writeAPIError(w, http.StatusNotFound, "NAME_UNKNOWN",
+				fmt.Sprintf("no mirror %s in registry.mirrors, and nothing stored under it", ns))
+			return
 		case ns != "" && r.honorNS(ns, req.Host):
 			r.log.Debug("registry: request for a namespace", "ns", ns, "method", req.Method, "path", req.URL.Path)
 			w.Header().Set(nsHeader, ns)

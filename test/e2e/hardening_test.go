@@ -423,3 +423,31 @@ registry:
 		t.Errorf("the right password while locked out = %d, want 429", code)
 	}
 }
+
+// TestRegistryUnknownNamespaceWithPort: ?ns=HOST:PORT of a mirror that is
+// not configured answers 404 NAME_UNKNOWN like any unknown repository, not
+// 500 with a filesystem path error (issue 19 item 11).
+func TestRegistryUnknownNamespaceWithPort(t *testing.T) {
+	in := start(t, t.TempDir(), `
+registry:
+  listen: "127.0.0.1:0"
+  tls: off
+  pull_from: [127.0.0.0/8]
+`)
+	u := in.status().listener("registry")
+	for _, path := range []string{
+		"/v2/library/nginx/manifests/latest?ns=registry.example.test:5000",
+		"/v2/library/nginx/blobs/sha256:" + strings.Repeat("a", 64) + "?ns=10.0.0.1:5000",
+		"/v2/library/nginx/tags/list?ns=mirror.example.test:443",
+	} {
+		resp, err := http.Get(u + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 404 || !strings.Contains(string(b), "NAME_UNKNOWN") {
+			t.Errorf("GET %s = %d %s; want 404 NAME_UNKNOWN", path, resp.StatusCode, b)
+		}
+	}
+}
