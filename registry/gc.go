@@ -51,6 +51,9 @@ func (r *Registry) GC(ctx context.Context, dryRun bool) (GCResult, error) {
 	r.log.Info("garbage collection started; writes held off", "dry_run", dryRun)
 
 	keep := r.pending.snapshot()
+	if err := r.keepAliased(ctx, keep); err != nil {
+		return res, fmt.Errorf("garbage collection: %w", err)
+	}
 	rec := &recordingDriver{StorageDriver: r.driver, dryRun: dryRun}
 	ns := protectedNamespace{Namespace: r.ns, keep: keep, mu: &sync.Mutex{}, seen: map[digest.Digest]bool{}}
 	ctx = withLogrus(ctx, r.log)
