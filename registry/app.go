@@ -55,6 +55,10 @@ func (r *Registry) distributionConfig(cfg Config) (*configuration.Configuration,
 	dc.HTTP.RelativeURLs = true
 	dc.HTTP.Secret = httpSecret(cfg, st)
 	dc.Catalog.MaxEntries = 1000
+	// Non-distributable layers carry the URLs clients fetch them from and
+	// are never pushed; distribution refuses every URL unless told which to
+	// allow (and answers 500). The spec allows http and https URLs.
+	dc.Validation.Manifests.URLs.Allow = []string{"^https?://"}
 	return dc, nil
 }
 

@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"fmt"
+	"maps"
 	"path"
 	"sort"
 	"strings"
@@ -50,7 +51,12 @@ func (r *Registry) GC(ctx context.Context, dryRun bool) (GCResult, error) {
 	defer r.gate.open()
 	r.log.Info("garbage collection started; writes held off", "dry_run", dryRun)
 
-	keep := r.pending.snapshot()
+	pushing := r.pending.snapshot()
+	keep := map[digest.Digest]bool{}
+	if err := r.keepAliased(ctx, keep); err != nil {
+		return res, fmt.Errorf("garbage collection: %w", err)
+	}
+	maps.Copy(keep, pushing)
 	rec := &recordingDriver{StorageDriver: r.driver, dryRun: dryRun}
 	ns := protectedNamespace{Namespace: r.ns, keep: keep, mu: &sync.Mutex{}, seen: map[digest.Digest]bool{}}
 	ctx = withLogrus(ctx, r.log)
@@ -61,7 +67,9 @@ func (r *Registry) GC(ctx context.Context, dryRun bool) (GCResult, error) {
 		res.Bytes += b.Size
 	}
 	for d := range ns.keptSeen() {
-		res.Kept = append(res.Kept, d.String())
+		if pushing[d] { // not the blobs kept for their sha512 links
+			res.Kept = append(res.Kept, d.String())
+		}
 	}
 	sort.Strings(res.Kept)
 	if err != nil {

@@ -48,13 +48,16 @@ func (r *Registry) pullThrough(next http.Handler) http.Handler {
 			return
 		}
 		rt := parseRoute(req.URL.Path)
-		if rt.kind != routeManifest && rt.kind != routeBlob {
+		if rt.kind != routeManifest && rt.kind != routeBlob && rt.kind != routeTags {
 			next.ServeHTTP(w, req)
 			return
 		}
 		u, upRepo := r.mirrorFor(rt.repo)
-		if u == nil {
+		if u == nil || (rt.kind == routeTags && !r.pullTags(w, req, rt, u, upRepo)) {
 			next.ServeHTTP(w, req)
+			return
+		}
+		if rt.kind == routeTags {
 			return
 		}
 		named, err := reference.WithName(rt.repo)

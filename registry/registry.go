@@ -146,6 +146,7 @@ func New(cfg Config, deps Deps) (*Registry, error) {
 	if dc.Storage.Type() == "filesystem" {
 		app = blobFiles(fmt.Sprint(dc.Storage.Parameters()["rootdirectory"]), app)
 	}
+	app = r.otherDigests(app)
 	app = r.referrersAPI(app)
 	// Import goes through internal: it stores what the file holds and must
 	// never be told a blob exists because an upstream has it.
