@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/airgapd/airgapd/internal/humanize"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/airgapd/airgapd/mirror/rpm"
@@ -140,16 +142,10 @@ func existingAncestor(dir string) (string, uint64, error) {
 	}
 }
 
-// sizeText is n bytes for a person: 9.8 GiB, 512 B.
+// sizeText is n bytes for a person, and exactly: 9.8 GiB (10522669875 bytes).
 func sizeText(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
+	if n < 1024 {
+		return humanize.Bytes(n)
 	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB (%d bytes)", float64(n)/float64(div), "KMGTPE"[exp], n)
+	return fmt.Sprintf("%s (%d bytes)", humanize.Bytes(n), n)
 }
