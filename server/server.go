@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -376,6 +377,10 @@ func (s *Server) reload(next *Config) error {
 		return errors.New("data_dir or runtime_dir changed: restart airgapd to apply that (systemctl restart airgapd)")
 	}
 	opened, err := s.sockets.open(next.listens())
+	var own *ownSocketError
+	if errors.As(err, &own) {
+		current, opened, err = s.handOver(cur, current, next)
+	}
 	if err != nil {
 		return err
 	}
@@ -416,6 +421,75 @@ type change struct {
 type reloadPlan struct {
 	changes []change
 	kept    []*instance // running on as they are, or reloaded in place
+}
+
+// handOver makes room for next's sockets where they collide with sockets
+// this airgapd serves on that next no longer wants (":8443" narrowed to
+// "0.0.0.0:8443"): the instances on those sockets stop first, the sockets
+// close, and next's open. That listener is down for a moment, as across
+// a restart; the rest keep running. If next's sockets still cannot be
+// opened, the stopped instances are started again on their old sockets
+// and the error says why. It returns current without the stopped
+// instances (plan builds them anew) and the sockets it opened.
+func (s *Server) handOver(cur *Config, current []*instance, next *Config) ([]*instance, []socketKey, error) {
+	wanted := map[socketKey]bool{s.controlKey: true}
+	for _, l := range next.listens() {
+		wanted[keyFor(l)] = true
+	}
+	held := map[socketKey]bool{}
+	for _, l := range next.listens() {
+		if _, open := s.sockets.files[keyFor(l)]; open {
+			continue
+		}
+		if k, ok := s.sockets.ownOnPort(l.network, l.addr, nil); ok && !wanted[k] {
+			held[k] = true
+		}
+	}
+	var victims, rest []*instance
+	for _, in := range current {
+		on := false
+		for _, k := range in.sockets {
+			on = on || held[k]
+		}
+		if on {
+			victims = append(victims, in)
+		} else {
+			rest = append(rest, in)
+		}
+	}
+	deadline := time.Now().Add(stopBudget)
+	for _, in := range victims {
+		s.log.Info("handing the socket over: stopping the service on it", "service", in.name)
+		s.stop(in, deadline)
+	}
+	s.sockets.close(slices.Collect(maps.Keys(held)))
+	opened, err := s.sockets.open(next.listens())
+	if err == nil {
+		return rest, opened, nil
+	}
+	// Put the old listeners and services back.
+	if _, rerr := s.sockets.open(cur.listens()); rerr != nil {
+		return nil, nil, fmt.Errorf("%w; and the previous listeners could not be reopened (%v): restart airgapd", err, rerr)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, in := range s.instances {
+		if !slices.Contains(victims, in) {
+			continue
+		}
+		for _, sv := range services() {
+			if sv.key != in.name {
+				continue
+			}
+			again, berr := s.build(sv, cur)
+			if berr != nil {
+				return nil, nil, fmt.Errorf("%w; and %s could not be started again (%v): restart airgapd", err, in.name, berr)
+			}
+			s.launch(again)
+			s.instances[i] = again
+		}
+	}
+	return nil, nil, fmt.Errorf("%w (the previous listeners are back)", err)
 }
 
 // plan decides, service by service, whether a running instance stays,

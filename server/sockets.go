@@ -72,12 +72,10 @@ func (s *socketSet) open(want []listenAddr) (opened []socketKey, err error) {
 		network := socketNetwork(l)
 		f, bound, err := listenFile(network, addr)
 		if err != nil {
-			if own := s.ownOnPort(l.network, addr, opened); own != "" && errors.Is(err, syscall.EADDRINUSE) {
+			if own, ok := s.ownOnPort(l.network, addr, opened); ok && errors.Is(err, syscall.EADDRINUSE) {
 				// The holder is this airgapd: portHolders skips our own
-				// process, so say it here, and what to do.
-				return opened, fmt.Errorf("%s (%s): %s %s overlaps %s, a socket this airgapd still serves on; "+
-					"moving a listener between a wildcard and a specific address of one port needs a restart (systemctl restart airgapd): %w",
-					l.path, l.network, l.network, addr, own, err)
+				// process, so say it here; reload hands the socket over.
+				return opened, &ownSocketError{path: l.path, want: l.network + " " + addr, held: own, err: err}
 			}
 			return opened, fmt.Errorf("%s (%s): %w", l.path, l.network, err)
 		}
@@ -88,22 +86,37 @@ func (s *socketSet) open(want []listenAddr) (opened []socketKey, err error) {
 	return opened, nil
 }
 
-// ownOnPort names a socket already open here (not one this open call
-// made) on network and addr's port, or "".
-func (s *socketSet) ownOnPort(network, addr string, opened []socketKey) string {
+// ownSocketError is a wanted socket that collides with one this airgapd
+// serves on now: moving a listener between a wildcard and a specific
+// address of one port (":8443" to "0.0.0.0:8443").
+type ownSocketError struct {
+	path, want string
+	held       socketKey
+	err        error
+}
+
+func (e *ownSocketError) Error() string {
+	return fmt.Sprintf("%s: %s overlaps %s, a socket this airgapd still serves on: %v", e.path, e.want, e.held, e.err)
+}
+
+func (e *ownSocketError) Unwrap() error { return e.err }
+
+// ownOnPort finds a socket already open here (not one this open call
+// made) on network and addr's port.
+func (s *socketSet) ownOnPort(network, addr string, opened []socketKey) (socketKey, bool) {
 	_, port, err := net.SplitHostPort(addr)
 	if err != nil || port == "0" {
-		return ""
+		return socketKey{}, false
 	}
 	for k, b := range s.bound {
 		if k.network != network || slices.Contains(opened, k) {
 			continue
 		}
 		if _, p, err := net.SplitHostPort(b); err == nil && p == port {
-			return k.String()
+			return k, true
 		}
 	}
-	return ""
+	return socketKey{}, false
 }
 
 // socketNetwork is the network Go must be asked for: "0.0.0.0" means IPv4
