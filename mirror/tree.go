@@ -103,3 +103,22 @@ func LinkOrCopy(src, dst string) error {
 	}
 	return os.Rename(dst+".part", dst)
 }
+
+// ErrNotPublished: the tree has no published snapshot yet.
+var ErrNotPublished = errors.New("nothing published")
+
+// PublishedFile is one file of a published tree: Path in the tree
+// (slash-separated), Source where it is on disk.
+type PublishedFile struct {
+	Path   string
+	Source string
+}
+
+// Published is a format's published tree (an RPM repo, an APT repo, a
+// PyPI index …), held under the tree's lock until Release, so no sync
+// swaps it away while a bundle reads it.
+type Published struct {
+	Revision string
+	Files    []PublishedFile
+	Release  func()
+}

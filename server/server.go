@@ -58,6 +58,7 @@ type Server struct {
 
 	mirrorHandler   swappableHandler
 	registryHandler swappableHandler
+	mounts          []*mirrorMount // the formats served on mirror.listen, from the table
 
 	// mu guards cfg, instances and loadedAt for readers on other goroutines
 	// (status, metrics); only the Run goroutine writes them.
@@ -104,6 +105,7 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		cfg:     cfg,
 		failed:  make(chan error, 16),
 		applyc:  make(chan applyRequest),
+		mounts:  newMounts(),
 	}
 	s.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "airgapd_build_info", Help: "airgapd's version; always 1."}, []string{"version"})

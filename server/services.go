@@ -76,6 +76,10 @@ type service struct {
 	// sockets are the sockets an instance is handed; nil means its own
 	// listen addresses (none when web serves them).
 	sockets func(*Config) []listenAddr
+	// mount is the path prefix ("/apt/") this service's handler serves
+	// on mirror.listen, for the formats that add no listener of their
+	// own; the handler is installed by the service's run (mountFor).
+	mount string
 	// build makes the service and fills in: its run, status and reload.
 	build func(*Server, *Config, *instance) error
 }
@@ -163,6 +167,34 @@ func capability[C any](s *Server, key string) (C, error) {
 	}
 	var none C
 	return none, fmt.Errorf("%s is not running: its section is absent or disabled", key)
+}
+
+// mountFor is the handler web serves at a service's mount on
+// mirror.listen; a build's run installs the service's handler on it.
+func (s *Server) mountFor(key string) *swappableHandler {
+	for _, m := range s.mounts {
+		if m.key == key {
+			return &m.handler
+		}
+	}
+	panic("server: service " + key + " has no mount in the table (a bug)")
+}
+
+// mirrorMount is one format's path prefix on mirror.listen and the
+// handler behind it.
+type mirrorMount struct {
+	key, prefix string
+	handler     swappableHandler
+}
+
+func newMounts() []*mirrorMount {
+	var out []*mirrorMount
+	for _, sv := range services() {
+		if sv.mount != "" {
+			out = append(out, &mirrorMount{key: sv.key, prefix: sv.mount})
+		}
+	}
+	return out
 }
 
 // newInstance prepares the bookkeeping every build shares.
@@ -356,6 +388,9 @@ func (s *Server) buildWeb(c *Config, in *instance) error {
 		ConfigEditor:    s,
 		ConfigImporter:  s,
 		DataDir:         c.DataDir,
+	}
+	for _, m := range s.mounts {
+		deps.MirrorMounts = append(deps.MirrorMounts, web.Mount{Prefix: m.prefix, Handler: &m.handler})
 	}
 	wc := webConfig(c)
 	if err := s.webListeners(c, in, &deps); err != nil {

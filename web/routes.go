@@ -93,6 +93,9 @@ func (s *Server) mirrorRouter() http.Handler {
 		r.Handle("/repos/*", s.deps.MirrorHandler)
 		r.Handle("/files/*", s.deps.MirrorHandler)
 	}
+	for _, m := range s.deps.MirrorMounts {
+		r.Handle(m.Prefix+"*", m.Handler)
+	}
 	s.bootstrapRoutes(r)
 	return r
 }

@@ -52,6 +52,12 @@ type NTPClock interface {
 	SetNTPTime(to time.Time) (time.Duration, error)
 }
 
+// Mount is one handler at a path prefix ("/apt/") of mirror.listen.
+type Mount struct {
+	Prefix  string
+	Handler http.Handler
+}
+
 // Deps is what server hands web: the sockets it opened (nil for a listener
 // that is not configured), their TLS settings, the services' handlers, and
 // each thing the API and UI can ask a service to do, as an interface
@@ -85,6 +91,9 @@ type Deps struct {
 
 	MirrorHandler   http.Handler // serves /repos/ and /files/
 	RegistryHandler http.Handler // serves /v2/
+	// MirrorMounts are the formats beside the RPM mirror on mirror.listen
+	// (/apt/, /pypi/ …), each its service's handler.
+	MirrorMounts []Mount
 
 	// ConfigEditor edits the config file (DNS records, Settings, the
 	// first password); nil: the UI shows the config read-only.

@@ -2,7 +2,6 @@ package rpm
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io/fs"
 	"path/filepath"
@@ -20,22 +19,13 @@ import (
 func (m *Mirror) Config() Config { return m.config() }
 
 // ErrNotPublished: the repo has no published tree yet.
-var ErrNotPublished = errors.New("nothing published")
+var ErrNotPublished = mirror.ErrNotPublished
 
-// PublishedFile is one file of a published tree: Path in the tree
-// (slash-separated), Source where it is on disk.
-type PublishedFile struct {
-	Path   string
-	Source string
-}
-
-// Published is a repo's published tree, held under the repo's lock until
-// Release, so no sync swaps it away while it is read.
-type Published struct {
-	Revision string
-	Files    []PublishedFile
-	Release  func()
-}
+// PublishedFile and Published are the store's, as every format's.
+type (
+	PublishedFile = mirror.PublishedFile
+	Published     = mirror.Published
+)
 
 // Published takes repo name's lock (waiting for a sync under way) and
 // lists its published tree: a mirror's snapshot, or a local repo's folder
