@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -28,9 +30,6 @@ var chronyIgnored = map[string]string{
 	"refclock":       "reference clocks (PPS, SHM, SOCK, PHC) are not supported; airgapd syncs from NTP servers only",
 	"deny":           "airgapd lists only who is allowed (ntp.allow); narrow allow instead",
 	"hwtimestamp":    "airgapd takes kernel receive timestamps, not hardware ones",
-	"confdir":        "not followed: import those files' directives by hand",
-	"sourcedir":      "not followed: list those sources in ntp.servers",
-	"include":        "not followed: import that file's directives by hand",
 }
 
 type chronyImport struct {
@@ -47,34 +46,104 @@ type chronyImport struct {
 	serversAt  Pos
 	allow      []string
 	allowAt    Pos
+	depth      int // of include, confdir and sourcedir being followed
 }
 
-// importChrony maps a chrony.conf into the ntp section.
+// importChrony maps a chrony.conf, and the files its include, confdir
+// and sourcedir lines name, into the ntp section.
 func importChrony(path string, doc *Document, rep *Report) error {
+	c := &chronyImport{doc: doc, rep: rep, file: path}
+	doc.setHead("ntp", "ntp: imported from "+path+" (chrony.conf)")
+	doc.section("ntp")
+	if err := c.readFile(path, false); err != nil {
+		return err
+	}
+	c.finish()
+	return nil
+}
+
+// maxChronyDepth stops include loops, as for named.conf.
+const maxChronyDepth = 16
+
+// readFile reads one file's directives; sourcesOnly is a sourcedir's
+// *.sources file, which chronyd reads only server, pool and peer from.
+func (c *chronyImport) readFile(path string, sourcesOnly bool) error {
+	if c.depth > maxChronyDepth {
+		return fmt.Errorf("%s: includes nested deeper than %d: a loop?", path, maxChronyDepth)
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("read chrony.conf: %w", err)
 	}
-	c := &chronyImport{doc: doc, rep: rep, file: path}
-	doc.setHead("ntp", "ntp: imported from "+path+" (chrony.conf)")
-	doc.section("ntp")
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	for line := 1; sc.Scan(); line++ {
 		text := strings.TrimSpace(sc.Text())
 		if text == "" || strings.ContainsRune("#!;%", rune(text[0])) {
 			continue
 		}
-		c.directive(Pos{File: path, Line: line}, text, strings.Fields(text))
+		at, f := Pos{File: path, Line: line}, strings.Fields(text)
+		if kw := strings.ToLower(f[0]); sourcesOnly && kw != "server" && kw != "pool" && kw != "peer" {
+			c.rep.add(at, text, NoEquivalent, "a sourcedir file holds only server, pool and peer lines; chronyd ignores this one too")
+			continue
+		}
+		if err := c.directive(at, text, f); err != nil {
+			return err
+		}
 	}
 	if err := sc.Err(); err != nil {
-		return fmt.Errorf("read chrony.conf: %w", err)
+		return fmt.Errorf("read %s: %w", path, err)
 	}
-	c.finish()
 	return nil
 }
 
-func (c *chronyImport) directive(at Pos, text string, f []string) {
+// follow reads the files an include, confdir or sourcedir line names, as
+// chronyd does: include takes a glob; confdir the *.conf files of its
+// folders, by name, the first folder's winning a name given twice;
+// sourcedir the *.sources files of its folders. Absent folders and globs
+// that match nothing are skipped, as chronyd skips them.
+func (c *chronyImport) follow(at Pos, text, kw string, args []string) error {
+	if len(args) == 0 {
+		c.rep.add(at, text, NoEquivalent, "%s needs a file or folder", kw)
+		return nil
+	}
+	var files []string
+	switch kw {
+	case "include":
+		files, _ = filepath.Glob(args[0])
+		sort.Strings(files)
+	default:
+		pattern := map[string]string{"confdir": "*.conf", "sourcedir": "*.sources"}[kw]
+		seen := map[string]bool{}
+		for _, dir := range args {
+			matches, _ := filepath.Glob(filepath.Join(dir, pattern))
+			for _, m := range matches {
+				if !seen[filepath.Base(m)] {
+					seen[filepath.Base(m)] = true
+					files = append(files, m)
+				}
+			}
+		}
+		sort.Slice(files, func(i, j int) bool { return filepath.Base(files[i]) < filepath.Base(files[j]) })
+	}
+	if len(files) == 0 {
+		c.rep.add(at, text, Mapped, "followed: nothing there to import")
+		return nil
+	}
+	c.rep.add(at, text, Mapped, "followed: %s", strings.Join(files, ", "))
+	c.depth++
+	defer func() { c.depth-- }()
+	for _, f := range files {
+		if err := c.readFile(f, kw == "sourcedir"); err != nil {
+			return fmt.Errorf("%s: %s: %w", at, kw, err)
+		}
+	}
+	return nil
+}
+
+func (c *chronyImport) directive(at Pos, text string, f []string) error {
 	switch kw := strings.ToLower(f[0]); kw {
+	case "include", "confdir", "sourcedir":
+		return c.follow(at, text, kw, f[1:])
 	case "server", "pool", "peer":
 		c.source(at, text, kw, f)
 	case "allow":
@@ -95,10 +164,11 @@ func (c *chronyImport) directive(at Pos, text string, f []string) {
 	default:
 		if why, ok := chronyIgnored[kw]; ok {
 			c.rep.add(at, text, NoEquivalent, "%s", why)
-			return
+			return nil
 		}
 		c.rep.add(at, text, NoEquivalent, "directive %s is not supported", kw)
 	}
+	return nil
 }
 
 func (c *chronyImport) source(at Pos, text, kw string, f []string) {

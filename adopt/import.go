@@ -3,18 +3,24 @@ package adopt
 import (
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 )
 
 // Sources names the files to import; empty fields are skipped.
 type Sources struct {
-	Named          string // named.conf
-	Chrony         string // chrony.conf
-	IptablesSave   []byte // iptables-save output
-	IptablesSource string // where IptablesSave came from, for comments and the report
-	YumRepos       string // folder of *.repo files
-	RegistryConfig string // Docker Registry config.yml
+	Named          string   // named.conf
+	Chrony         string   // chrony.conf
+	IptablesSave   []byte   // iptables-save output
+	IptablesSource string   // where IptablesSave came from, for comments and the report
+	YumRepos       string   // folder of *.repo files
+	Reposync       []string // folders of reposync/createrepo_c repos (nginx's root), indexed in place
+	RegistryConfig string   // Docker Registry config.yml
+	// Host is the interfaces of the host named.conf is from (FromHost
+	// fills it), for BIND's localhost and localnets; nil: loopback only.
+	Host *HostNets
 }
 
 // Result is the written airgapd.yaml and the report on it.
@@ -31,12 +37,13 @@ func Import(src Sources) (*Result, error) {
 		given bool
 		run   func() error
 	}{
-		{src.Named != "", func() error { return importNamed(src.Named, doc, rep) }},
+		{src.Named != "", func() error { return importNamed(src.Named, src.Host, doc, rep) }},
 		{src.Chrony != "", func() error { return importChrony(src.Chrony, doc, rep) }},
 		{src.IptablesSave != nil, func() error {
 			return importIptablesSave(valueOr(src.IptablesSource, "iptables-save"), src.IptablesSave, doc, rep)
 		}},
 		{src.YumRepos != "", func() error { return importYumRepos(src.YumRepos, doc, rep) }},
+		{len(src.Reposync) > 0, func() error { return importReposync(src.Reposync, doc, rep) }},
 		{src.RegistryConfig != "", func() error { return importRegistryConfig(src.RegistryConfig, doc, rep) }},
 	}
 	any := false
@@ -100,6 +107,12 @@ func FromHost(src Sources, iptablesSave func() ([]byte, error)) (Sources, error)
 	if m, _ := filepath.Glob(filepath.Join(paths.yumRepos, "*.repo")); src.YumRepos == "" && len(m) > 0 {
 		src.YumRepos = paths.yumRepos
 	}
+	if src.Host == nil {
+		src.Host = hostNets()
+	}
+	if src.Reposync == nil {
+		src.Reposync = nginxRepoRoots()
+	}
 	if src.IptablesSave == nil && iptablesSave != nil {
 		out, err := iptablesSave()
 		if err != nil {
@@ -117,4 +130,23 @@ func ReadIptablesSave(path string) ([]byte, error) {
 		return nil, fmt.Errorf("read iptables-save output: %w", err)
 	}
 	return b, nil
+}
+
+// hostNets reads this host's interface addresses and networks, read-only.
+func hostNets() *HostNets {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil
+	}
+	h := &HostNets{}
+	for _, a := range addrs {
+		p, err := netip.ParsePrefix(a.String())
+		if err != nil {
+			continue
+		}
+		h.Addresses = append(h.Addresses, p.Addr().String())
+		h.Networks = append(h.Networks, p.Masked().String())
+	}
+	h.Networks = dedupeStrings(h.Networks)
+	return h
 }

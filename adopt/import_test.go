@@ -7,24 +7,28 @@ import (
 	"testing"
 )
 
-// debianCopy copies Debian's packaged named.conf files into a temp folder
-// with their /etc/bind/ paths pointing there, as they would on the host.
+// debianCopy copies Debian's packaged named.conf and chrony.conf files
+// into a temp folder with their /etc/bind/, /etc/chrony/ and /run/ paths
+// pointing there, as they would on the host.
 func debianCopy(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	entries, err := os.ReadDir("testdata/debian")
-	if err != nil {
+	if err := os.CopyFS(dir, os.DirFS("testdata/debian")); err != nil {
 		t.Fatal(err)
 	}
-	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join("testdata/debian", e.Name()))
+	rewrite := strings.NewReplacer("/etc/bind/", dir+"/", "/etc/chrony/", dir+"/chrony/", "/run/", dir+"/run/")
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
-		b = []byte(strings.ReplaceAll(string(b), "/etc/bind/", dir+"/"))
-		if err := os.WriteFile(filepath.Join(dir, e.Name()), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
+		return os.WriteFile(p, []byte(rewrite.Replace(string(b))), 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	return dir
 }
@@ -137,10 +141,20 @@ func TestImport(t *testing.T) {
 			},
 		},
 		{
-			name:    "debian chrony.conf",
-			src:     Sources{Chrony: "testdata/debian/chrony.conf"},
-			yamlHas: []string{"servers: [2.debian.pool.ntp.org]", "limit: 3", "local_stratum: 0"},
-			items:   []wantItem{{NoEquivalent, "debian/chrony.conf", 0, "not followed"}},
+			// Debian's chrony.conf reads conf.d/*.conf and sources.d/*.sources;
+			// /run/chrony-dhcp is absent here, as on a host without DHCP NTP.
+			name: "debian chrony.conf with confdir and sourcedir",
+			src:  Sources{Chrony: filepath.Join(debian, "chrony.conf")},
+			yamlHas: []string{"servers: [2.debian.pool.ntp.org, ntp1.corp.example]", "limit: 3",
+				"local_stratum: 10", "allow: [192.168.10.0/24]"},
+			yamlLack: []string{"10.0.0.0/8"},
+			items: []wantItem{
+				{Mapped, "chrony.conf", 0, "followed: " + debian + "/chrony/conf.d/serve.conf"},
+				{Mapped, "chrony.conf", 0, "followed: nothing there"},
+				{Mapped, "conf.d/serve.conf", 2, "ntp.allow"},
+				{Mapped, "sources.d/site.sources", 1, "ntp.servers: ntp1.corp.example"},
+				{NoEquivalent, "sources.d/site.sources", 2, "only server, pool and peer"},
+			},
 		},
 		{
 			name:    "seed NAT rule",

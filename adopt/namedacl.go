@@ -36,23 +36,53 @@ func (l addrList) note(key string) string {
 
 func listText(ss []string) string { return "[" + strings.Join(ss, ", ") + "]" }
 
-// loopback is what BIND's localhost and localnets become: airgapd cannot
-// know this host's networks from named.conf alone.
+// loopback is what BIND's localhost and localnets become when this host's
+// interfaces are not known (a named.conf from another host).
 var loopback = []string{"127.0.0.0/8", "::1"}
 
+// HostNets is what BIND's localhost and localnets mean on the host the
+// named.conf came from: its interfaces' addresses and their networks.
+type HostNets struct {
+	Addresses []string // 192.168.10.10, ::1 …
+	Networks  []string // 192.168.10.0/24, ::1/128 …
+}
+
+// aclScope is what an address match list's names resolve against.
+type aclScope struct {
+	acls map[string]*Stmt
+	host *HostNets // nil: not known
+}
+
 // resolveList turns an address match list into networks, following acl
-// names (acls) and nested lists.
-func resolveList(elems []*Stmt, acls map[string]*Stmt) addrList {
+// names and nested lists.
+func resolveList(elems []*Stmt, scope aclScope) addrList {
 	var out addrList
-	resolveInto(&out, elems, acls, map[string]bool{})
+	resolveInto(&out, elems, scope, map[string]bool{})
 	out.cidrs = dedupeStrings(out.cidrs)
 	return out
 }
 
-func resolveInto(out *addrList, elems []*Stmt, acls map[string]*Stmt, seen map[string]bool) {
+// resolveBuiltin is BIND's localhost (the host's addresses) or localnets
+// (its networks).
+func resolveBuiltin(out *addrList, name string, host *HostNets) {
+	if host == nil {
+		out.cidrs = append(out.cidrs, loopback...)
+		out.approx = append(out.approx, name+" became loopback only: add this host's networks by hand")
+		return
+	}
+	nets := host.Networks
+	if name == "localhost" {
+		nets = host.Addresses
+	}
+	out.cidrs = append(out.cidrs, nets...)
+	out.approx = append(out.approx, name+" is this host's interfaces now ("+strings.Join(nets, ", ")+"); airgapd does not follow them when they change")
+}
+
+func resolveInto(out *addrList, elems []*Stmt, scope aclScope, seen map[string]bool) {
+	acls := scope.acls
 	for _, e := range elems {
 		if len(e.Words) == 0 && e.HasBlock {
-			resolveInto(out, e.Block, acls, seen)
+			resolveInto(out, e.Block, scope, seen)
 			continue
 		}
 		w := e.Arg(0)
@@ -65,15 +95,14 @@ func resolveInto(out *addrList, elems []*Stmt, acls map[string]*Stmt, seen map[s
 			out.cidrs = append(out.cidrs, "0.0.0.0/0", "::/0")
 		case lw == "none":
 		case lw == "localhost" || lw == "localnets":
-			out.cidrs = append(out.cidrs, loopback...)
-			out.approx = append(out.approx, lw+" became loopback only: add this host's networks by hand")
+			resolveBuiltin(out, lw, scope.host)
 		case acls[lw] != nil:
 			if seen[lw] {
 				out.lost = append(out.lost, "acl "+w+" (it names itself)")
 				continue
 			}
 			seen[lw] = true
-			resolveInto(out, acls[lw].Block, acls, seen)
+			resolveInto(out, acls[lw].Block, scope, seen)
 			delete(seen, lw)
 		default:
 			cidr, note := normalizeCIDR(w)

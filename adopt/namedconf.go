@@ -16,15 +16,18 @@ type namedImport struct {
 	acls      map[string]*Stmt
 	directory string // options { directory }, for relative zone files
 	options   *Stmt
+	host      *HostNets // this host's interfaces, when importing from it
 }
 
+func (n *namedImport) scope() aclScope { return aclScope{acls: n.acls, host: n.host} }
+
 // importNamed maps a named.conf (and what it includes) into the dns section.
-func importNamed(path string, doc *Document, rep *Report) error {
+func importNamed(path string, host *HostNets, doc *Document, rep *Report) error {
 	stmts, err := loadNamed(path)
 	if err != nil {
 		return err
 	}
-	n := &namedImport{doc: doc, rep: rep, acls: map[string]*Stmt{}, directory: filepath.Dir(path)}
+	n := &namedImport{doc: doc, rep: rep, acls: map[string]*Stmt{}, directory: filepath.Dir(path), host: host}
 	doc.setHead("dns", "dns: imported from "+path+" (named.conf)")
 	doc.section("dns")
 	// acls and options first: zones and lists anywhere may use them.
@@ -159,7 +162,7 @@ func (n *namedImport) setWord(s *Stmt, key string, allowed []string) {
 }
 
 func (n *namedImport) importList(s *Stmt) {
-	l := resolveList(s.Block, n.acls)
+	l := resolveList(s.Block, n.scope())
 	key := map[string]string{"allow-query": "allow_query", "allow-recursion": "allow_recursion",
 		"allow-transfer": "allow_transfer", "allow-query-cache": "allow_recursion"}[s.Keyword()]
 	if s.Keyword() == "allow-query-cache" {
@@ -187,7 +190,7 @@ func (n *namedImport) recursionDefault(opts *Stmt) {
 		return
 	}
 	if q := opts.Find("allow-query"); q != nil {
-		l := resolveList(q.Block, n.acls)
+		l := resolveList(q.Block, n.scope())
 		n.doc.set("dns", "allow_recursion", strs(l.cidrs), q.Pos)
 		n.rep.add(q.Pos, "(no allow-recursion)", Mapped, "BIND lets allow-query recurse when allow-recursion is unset: allow_recursion: %s", listText(l.cidrs))
 		return
@@ -369,7 +372,7 @@ func (n *namedImport) importRateLimit(s *Stmt) {
 		"ipv4-prefix-length": "ipv4_prefix_length", "ipv6-prefix-length": "ipv6_prefix_length"}
 	for _, e := range s.Block {
 		if e.Keyword() == "exempt-clients" {
-			l := resolveList(e.Block, n.acls)
+			l := resolveList(e.Block, n.scope())
 			n.doc.set("dns", "rate_limit.exempt", strs(l.cidrs), e.Pos)
 			n.rep.add(e.Pos, e.Text(), l.outcome(), "%s", l.note("rate_limit.exempt"))
 			continue

@@ -103,13 +103,29 @@ list { outer; 127.0.0.1; !10.1.0.0/16; key k; localhost; any; 172.16.0.1/12; sel
 	for _, s := range stmts[:3] {
 		acls[s.Arg(1)] = s
 	}
-	l := resolveList(stmts[3].Block, acls)
+	l := resolveList(stmts[3].Block, aclScope{acls: acls})
 	want := "10.0.0.0/8 192.168.10.0/24 127.0.0.1 127.0.0.0/8 ::1 0.0.0.0/0 ::/0 172.16.0.0/12"
 	if got := strings.Join(l.cidrs, " "); got != want {
 		t.Errorf("cidrs %q, want %q", got, want)
 	}
 	if len(l.lost) != 4 || len(l.approx) != 2 {
 		t.Errorf("lost %q approx %q: want negation, key, the self loop and nosuch lost; localhost and the host bits approximate", l.lost, l.approx)
+	}
+	// Importing on the host itself, localhost and localnets are its
+	// interfaces, as BIND means them.
+	host := &HostNets{Addresses: []string{"127.0.0.1", "192.168.10.10"}, Networks: []string{"127.0.0.0/8", "192.168.10.0/24"}}
+	for _, tc := range []struct{ name, want string }{
+		{"localhost", "127.0.0.1 192.168.10.10"},
+		{"localnets", "127.0.0.0/8 192.168.10.0/24"},
+	} {
+		stmts, err := parseNamed("t.conf", []byte("list { "+tc.name+"; };"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := resolveList(stmts[0].Block, aclScope{host: host})
+		if got := strings.Join(l.cidrs, " "); got != tc.want || len(l.approx) != 1 || !strings.Contains(l.approx[0], "this host's interfaces") {
+			t.Errorf("%s on the host = %q (%q), want %q", tc.name, got, l.approx, tc.want)
+		}
 	}
 }
 

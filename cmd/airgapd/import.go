@@ -79,6 +79,7 @@ stderr. Review the result, then: airgapd check --config FILE.`,
 	f.StringVar(&iptablesFile, "iptables-save", "", "iptables-save output to import")
 	f.BoolVar(&fromHost, "from-host", false, "read this host's usual files and iptables-save, read-only")
 	f.StringVar(&src.YumRepos, "yum-repos", "", "folder of .repo files to import (e.g. /etc/yum.repos.d)")
+	f.StringArrayVar(&src.Reposync, "reposync", nil, "folder of reposync output served by nginx (e.g. /var/www/html/repos): each repo under it (a folder with repodata/) is indexed in place as a local repo; repeatable (--from-host looks in nginx's roots)")
 	f.StringVar(&src.RegistryConfig, "registry-config", "", "Docker Registry config.yml to import")
 	f.StringVarP(&out, "out", "o", "", "write airgapd.yaml here instead of stdout (mode 0600)")
 	f.BoolVar(&overwrite, "force", false, "replace --out if it exists")

@@ -416,3 +416,39 @@ func startRegistryOn(t *testing.T, body string) *regEnv {
 	writeFile(t, filepath.Join(e.anonDir, "config.json"), `{"auths": {}}`)
 	return e
 }
+
+// TestImportReposyncFolders: a reposync folder served by nginx today (a
+// repo with repodata/ made by createrepo_c) and the .repo section it was
+// synced from become one local repo indexed in place: airgapd serves it
+// with no sync, and dnf sees its packages.
+func TestImportReposyncFolders(t *testing.T) {
+	need(t, "createrepo_c", "dnf")
+	dir := t.TempDir()
+	www := filepath.Join(dir, "www", "repos")
+	repo := filepath.Join(www, "rocky", "9", "baseos")
+	for _, p := range indexTestRPMs[:3] {
+		writeRPM(t, repo, "Packages", p)
+	}
+	if out, err := run(t, 60*time.Second, "createrepo_c", repo); err != nil {
+		t.Fatalf("createrepo_c: %v\n%s", err, out)
+	}
+	os.MkdirAll(filepath.Join(dir, "yum.repos.d"), 0o755)
+	writeFile(t, filepath.Join(dir, "yum.repos.d", "rocky.repo"), "[baseos]\nname=Rocky Linux 9 - BaseOS\nbaseurl=http://127.0.0.1:9/rocky/9/BaseOS/x86_64/os/\ngpgcheck=0\n")
+	imported, report := airgapdImport(t, dir, "--yum-repos", filepath.Join(dir, "yum.repos.d"), "--reposync", www)
+	for _, want := range []string{"indexed in place instead of syncing from http://127.0.0.1:9/", repo} {
+		if !strings.Contains(report, want) {
+			t.Errorf("report lacks %q:\n%s", want, report)
+		}
+	}
+	y, _ := os.ReadFile(imported)
+	if strings.Contains(string(y), "baseurl") {
+		t.Fatalf("the reposync'd repo still syncs from upstream:\n%s", y)
+	}
+	body := strings.Replace(string(y), "mirror:\n", "advertise: { addresses: [127.0.0.1] }\nmirror:\n  listen: 127.0.0.1:0\n", 1)
+	in := start(t, t.TempDir(), body)
+	d := newDNFRoot(t)
+	d.useRepo(in.status().listener("mirror"), "baseos")
+	if got, want := d.packages("baseos"), []string{"alpha", "bravo"}; !slices.Equal(got, want) {
+		t.Errorf("dnf sees %v in the imported reposync folder, want %v\nimported:\n%s", got, want, y)
+	}
+}
