@@ -48,7 +48,9 @@ clean:
 
 # ---- packaging: see packaging/README.md ----
 # nfpm runs from the module proxy, pinned, so it stays out of go.mod.
-NFPM        ?= $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.44.0
+# nfpm: the one scripts/install-test-deps.sh built, else fetched and run.
+NFPM_CACHED  = /var/cache/airgapd-test/nfpm/nfpm
+NFPM        ?= $(if $(wildcard $(NFPM_CACHED)),$(NFPM_CACHED),$(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.44.0)
 RPM_VERSION  = $(shell sh packaging/rpm-version.sh '$(VERSION)')
 RPM          = dist/airgapd-$(RPM_VERSION).x86_64.rpm
 

@@ -94,4 +94,11 @@ if [[ ! -x $gobin/crane ]]; then
 	echo "install-test-deps: go install crane"
 	go install github.com/google/go-containerregistry/cmd/crane@v0.20.6
 fi
+# nfpm, which `make rpm` (TestRPMContents) packages with: built once into
+# the cache folder, since `go run` of it fetches and compiles for minutes.
+nfpm=/var/cache/airgapd-test/nfpm/nfpm
+if [[ ! -x $nfpm ]]; then
+	echo "install-test-deps: go install nfpm"
+	GOBIN=$(dirname "$nfpm") go install github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.44.0
+fi
 echo "install-test-deps: ok"

@@ -37,7 +37,7 @@ password up on reload (systemctl reload airgapd).
 			if err != nil {
 				return err
 			}
-			pw, err := readPassword(cmd.InOrStdin(), cmd.ErrOrStderr())
+			pw, err := readPassword(cmd.InOrStdin(), cmd.ErrOrStderr(), "New admin password")
 			if err != nil {
 				return err
 			}
@@ -63,11 +63,38 @@ password up on reload (systemctl reload airgapd).
 	return cmd
 }
 
+func newHashCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "hash",
+		Short: "Print the bcrypt hash of a password read from stdin, for registry.users and the like",
+		Long: `Print the bcrypt hash (cost 10) of a password, for a password_hash in the
+config: registry.users, and the users of the package indexes. The password is
+read from stdin (asked twice, without echo, on a terminal); only the hash is
+printed. The admin UI's own password is set with airgapd passwd.
+
+  echo 's3cret' | airgapd hash
+  # registry: { users: [{ name: ci, password_hash: "$2a$10$…" }] }`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			pw, err := readPassword(cmd.InOrStdin(), cmd.ErrOrStderr(), "Password")
+			if err != nil {
+				return err
+			}
+			hash, err := web.HashPassword(pw)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), hash)
+			return nil
+		},
+	}
+}
+
 // readPassword reads the password: twice without echo from a terminal,
 // else the first line of stdin.
-func readPassword(in io.Reader, prompt io.Writer) (string, error) {
+func readPassword(in io.Reader, prompt io.Writer, what string) (string, error) {
 	if f, ok := in.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		fmt.Fprint(prompt, "New admin password: ")
+		fmt.Fprint(prompt, what+": ")
 		a, err := term.ReadPassword(int(f.Fd()))
 		fmt.Fprintln(prompt)
 		if err != nil {

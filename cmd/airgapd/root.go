@@ -24,7 +24,8 @@ Start with:
 		SilenceErrors: true,
 		Version:       version,
 	}
+	root.SetVersionTemplate(versionLine() + "\n")
 	root.CompletionOptions.HiddenDefaultCmd = true
-	root.AddCommand(newServeCmd(), newCheckCmd(), newStatusCmd(), newVersionCmd(), newGatewayCmd(), newNTPCmd(), newDNSCmd(), newMirrorCmd(), newRegistryCmd(), newBundleCmd(), newPasswdCmd(), newImportCmd())
+	root.AddCommand(newServeCmd(), newCheckCmd(), newStatusCmd(), newVersionCmd(), newGatewayCmd(), newNTPCmd(), newDNSCmd(), newMirrorCmd(), newRegistryCmd(), newBundleCmd(), newPasswdCmd(), newHashCmd(), newImportCmd())
 	return root
 }

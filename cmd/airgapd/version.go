@@ -13,7 +13,12 @@ func newVersionCmd() *cobra.Command {
 		Short: "Print airgapd's version",
 		Args:  cobra.NoArgs,
 		Run: func(cmd *cobra.Command, _ []string) {
-			fmt.Fprintf(cmd.OutOrStdout(), "airgapd %s (%s, %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			fmt.Fprintln(cmd.OutOrStdout(), versionLine())
 		},
 	}
+}
+
+// versionLine is what `airgapd version` and `airgapd --version` print.
+func versionLine() string {
+	return fmt.Sprintf("airgapd %s (%s, %s/%s)", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 func TestCheck(t *testing.T) {
@@ -178,5 +180,28 @@ func TestStatusOverControlSocket(t *testing.T) {
 	os.Chmod(sock, 0o666)
 	if out, err := asNobody(); err == nil || !strings.Contains(out, "403") {
 		t.Errorf("status as nobody with mode 0666: err=%v\n%s", err, out)
+	}
+}
+
+// TestSmallTools: `airgapd hash` prints a bcrypt hash of stdin's password
+// (what registry.users' password_hash takes), and
+// `version` and `--version` print one line in one format.
+func TestSmallTools(t *testing.T) {
+	cmd := exec.Command(airgapdBin, "hash")
+	cmd.Stdin = strings.NewReader("a long registry password\n")
+	out, err := cmd.Output()
+	hash := strings.TrimSpace(string(out))
+	if err != nil || bcrypt.CompareHashAndPassword([]byte(hash), []byte("a long registry password")) != nil {
+		t.Fatalf("airgapd hash = %q (%v): not a bcrypt hash of the password", hash, err)
+	}
+	cmd = exec.Command(airgapdBin, "hash")
+	cmd.Stdin = strings.NewReader("short\n")
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "at least 8 characters") {
+		t.Errorf("airgapd hash of a short password: %v %s", err, out)
+	}
+	v1, err1 := run(t, 10*time.Second, airgapdBin, "version")
+	v2, err2 := run(t, 10*time.Second, airgapdBin, "--version")
+	if err1 != nil || err2 != nil || v1 != v2 || !strings.HasPrefix(v1, "airgapd ") || strings.Count(v1, "\n") != 1 {
+		t.Errorf("version %q (%v) and --version %q (%v) differ", v1, err1, v2, err2)
 	}
 }
