@@ -2,6 +2,8 @@ package api
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -44,6 +46,21 @@ func NewControlClient(path string) *Client {
 // NewRemoteClient talks to a web listener at base (https://admin:8443).
 func NewRemoteClient(base, token string) *Client {
 	return &Client{http: &http.Client{Timeout: 10 * time.Second}, base: strings.TrimRight(base, "/"), token: token, display: base}
+}
+
+// TrustCAFile makes a remote client trust the CA certificates in path (PEM)
+// instead of the system's, as curl's --cacert does.
+func (c *Client) TrustCAFile(path string) error {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read the CA file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return fmt.Errorf("%s holds no PEM certificate", path)
+	}
+	c.http.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+	return nil
 }
 
 // Status fetches /api/v1/status.
@@ -231,6 +248,8 @@ func (c *Client) explain(err error) error {
 		return fmt.Errorf("%w here (nothing answers on %s); start it with `airgapd serve` or `systemctl start airgapd`, or use --api URL --token T", ErrNotRunning, c.display)
 	case errors.Is(err, os.ErrPermission):
 		return fmt.Errorf("permission denied on %s: the control socket is for root only; run as root (sudo), or use --api URL --token T", c.display)
+	case errors.As(err, new(x509.UnknownAuthorityError)), errors.As(err, new(*tls.CertificateVerificationError)):
+		return fmt.Errorf("reach %s: %w\nthis machine does not trust the certificate: give --cacert FILE with the appliance CA (its ca.crt is served at /ca.crt on the mirror listener; compare its fingerprint with the one on the UI's login page)", c.display, err)
 	}
 	return fmt.Errorf("reach %s: %w", c.display, err)
 }

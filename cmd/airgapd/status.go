@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"time"
 
@@ -14,8 +16,8 @@ import (
 
 func newStatusCmd() *cobra.Command {
 	var (
-		configPath, socket, apiURL, token string
-		asJSON                            bool
+		configPath, socket, apiURL, token, caFile string
+		asJSON                                    bool
 	)
 	cmd := &cobra.Command{
 		Use:   "status [--config FILE | --socket PATH | --api URL --token T]",
@@ -26,13 +28,24 @@ with its state and key figures.
 By default it uses the local control socket, RUNTIME_DIR/api.sock, which is
 for root only (no login needed). RUNTIME_DIR comes from --config; without it,
 /run/airgapd, or ./var/run when only the development instance is running.
---api URL --token T reaches a remote instance instead.`,
+--api URL --token T reaches a remote instance instead; --cacert FILE trusts
+its appliance CA (ca.crt, served at /ca.crt on the mirror listener) where
+this machine's trust store does not:
+
+  airgapd status --api https://admin.lab.internal:8443 --token T --cacert ca.crt`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var c *api.Client
 			switch {
 			case apiURL != "":
 				c = api.NewRemoteClient(apiURL, token)
+				if caFile != "" {
+					if err := c.TrustCAFile(caFile); err != nil {
+						return fmt.Errorf("--cacert: %w", err)
+					}
+				}
+			case caFile != "":
+				return errors.New("--cacert is for --api URL; the control socket needs no certificate")
 			default:
 				if socket == "" {
 					var err error
@@ -62,6 +75,7 @@ for root only (no login needed). RUNTIME_DIR comes from --config; without it,
 	f.StringVar(&socket, "socket", "", "control socket path (overrides --config)")
 	f.StringVar(&apiURL, "api", "", "URL of a remote instance's web listener, e.g. https://admin.lab.internal:8443")
 	f.StringVar(&token, "token", "", "API token for --api")
+	f.StringVar(&caFile, "cacert", "", "PEM CA file to trust for --api (the appliance CA's ca.crt)")
 	f.BoolVar(&asJSON, "json", false, "print the raw JSON report")
 	return cmd
 }

@@ -205,3 +205,23 @@ func TestSmallTools(t *testing.T) {
 		t.Errorf("version %q (%v) and --version %q (%v) differ", v1, err1, v2, err2)
 	}
 }
+
+// TestStatusCACert: `airgapd status --api https://…` against the appliance
+// CA's certificate says to give --cacert, and with --cacert ca.crt the TLS
+// handshake passes (the bogus token is then refused by the server).
+func TestStatusCACert(t *testing.T) {
+	dir := t.TempDir()
+	in := start(t, dir, "web:\n  listen: 127.0.0.1:0\n  tls: auto\n")
+	ui := in.status().listener("ui")
+	if !strings.HasPrefix(ui, "https://") {
+		t.Fatalf("the UI is not on HTTPS: %s", ui)
+	}
+	out, err := run(t, 20*time.Second, airgapdBin, "status", "--api", ui, "--token", "bogus")
+	if err == nil || !strings.Contains(out, "--cacert") {
+		t.Errorf("status --api without the CA: %v\n%s\nwant a hint naming --cacert", err, out)
+	}
+	out, err = run(t, 20*time.Second, airgapdBin, "status", "--api", ui, "--token", "bogus", "--cacert", filepath.Join(dir, "data", "pki", "ca.crt"))
+	if err == nil || strings.Contains(out, "x509") || strings.Contains(out, "certificate") {
+		t.Errorf("status --api --cacert: %v\n%s\nwant the handshake to pass and the token refused", err, out)
+	}
+}
