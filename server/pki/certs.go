@@ -89,20 +89,25 @@ func (a *Authority) caError(file string, err error) error {
 		"(every node must then trust the new ca.crt): %w", file, a.dir, err)
 }
 
+// caHostName is the first name that is not localhost, else localhost.
+func caHostName(names []string) string {
+	for _, n := range names {
+		if n = strings.TrimSpace(n); n != "" && n != "localhost" {
+			return n
+		}
+	}
+	return "localhost"
+}
+
 func (a *Authority) createCA(names []string) error {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return fmt.Errorf("pki: generate CA key: %w", err)
 	}
 	// The host name in the CN tells apart the CAs of several airgapd
-	// instances in one trust store.
-	cn := caCommonName
-	for _, n := range names {
-		if n = strings.TrimSpace(n); n != "" {
-			cn += " " + n
-			break
-		}
-	}
+	// instances in one trust store: advertise.name, not the localhost
+	// every instance's certificate also covers.
+	cn := caCommonName + " " + caHostName(names)
 	now := a.now()
 	tmpl := &x509.Certificate{
 		// SerialNumber is left nil: CreateCertificate then picks a random

@@ -154,7 +154,7 @@ func TestOpenCreatesFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ca.Subject.CommonName != "airgapd appliance CA localhost" {
+	if ca.Subject.CommonName != "airgapd appliance CA admin.lab.internal" { // advertise.name, not localhost
 		t.Errorf("CA CN = %q", ca.Subject.CommonName)
 	}
 	if !ca.IsCA || !ca.BasicConstraintsValid || ca.MaxPathLen != 0 || !ca.MaxPathLenZero {
