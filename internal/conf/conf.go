@@ -114,12 +114,23 @@ func CheckCIDRs(ps *Problems, path string, list []string) {
 	}
 }
 
+// reason is a parse error without the Go call it came from
+// (`netip.ParsePrefix("10.0.0/8"): ParseAddr("10.0.0"): IPv4 address too
+// short` → `IPv4 address too short`): config messages are for admins.
+func reason(err error) string {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, ": "); i >= 0 {
+		msg = msg[i+2:]
+	}
+	return msg
+}
+
 // ParsePrefix accepts "10.0.0.0/8" or a bare address ("10.0.0.1" = /32).
 func ParsePrefix(s string) (netip.Prefix, error) {
 	if strings.Contains(s, "/") {
 		p, err := netip.ParsePrefix(s)
 		if err != nil {
-			return netip.Prefix{}, err
+			return netip.Prefix{}, errors.New(reason(err))
 		}
 		if p.Masked() != p {
 			return netip.Prefix{}, fmt.Errorf("host bits set; did you mean %s", p.Masked())
@@ -128,7 +139,7 @@ func ParsePrefix(s string) (netip.Prefix, error) {
 	}
 	a, err := netip.ParseAddr(s)
 	if err != nil {
-		return netip.Prefix{}, err
+		return netip.Prefix{}, errors.New(reason(err))
 	}
 	return netip.PrefixFrom(a, a.BitLen()), nil
 }
@@ -146,7 +157,7 @@ func CheckListen(ps *Problems, path, s string) {
 func ValidListen(s string) error {
 	host, port, err := net.SplitHostPort(s)
 	if err != nil {
-		return fmt.Errorf("%q is not a listen address: %w", s, err)
+		return fmt.Errorf("%q is not a listen address: %s", s, reason(err))
 	}
 	if host != "" {
 		if _, err := netip.ParseAddr(host); err != nil {
