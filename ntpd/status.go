@@ -58,6 +58,9 @@ func (s *Server) Status() Status {
 	if !running {
 		st.State = "down"
 	}
+	if s.nts != nil {
+		st.NTS = s.nts.status(cfg.NTS, s.deps.NTSKE)
+	}
 	st.Summary = summary(st, ms, cfg, now)
 	return st
 }
