@@ -83,6 +83,7 @@ type Server struct {
 	pol     atomic.Pointer[policy]
 	// cmdAllow is cmdmon.allow, swapped whole on reload.
 	cmdAllow atomic.Pointer[[]netip.Prefix]
+	cmdMgmt  atomic.Pointer[[]netip.Prefix] // cmdmon.mgmt
 	names    chan netip.Addr
 
 	mu      sync.Mutex
@@ -120,8 +121,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s.model = newModel(s.clock, s.log, modelConfigOf(cfg), s.clock.Now().Add(time.Hour))
 	s.clients = newClientTable(maxClients, s.newClient)
 	s.pol.Store(policyOf(cfg))
-	allow := cmdAllowOf(cfg.CmdMon)
+	allow, mgmt := cmdAllowOf(cfg.CmdMon), cmdMgmtOf(cfg.CmdMon)
 	s.cmdAllow.Store(&allow)
+	s.cmdMgmt.Store(&mgmt)
 	nts, err := newNTSState(cfg, deps, s.clock.Now)
 	if err != nil {
 		return nil, err
@@ -493,8 +495,9 @@ func (s *Server) Reload(cfg Config) error {
 	}
 	s.cfg = cfg
 	s.pol.Store(policyOf(cfg))
-	allow := cmdAllowOf(cfg.CmdMon)
+	allow, mgmt := cmdAllowOf(cfg.CmdMon), cmdMgmtOf(cfg.CmdMon)
 	s.cmdAllow.Store(&allow)
+	s.cmdMgmt.Store(&mgmt)
 	s.model.reconfigure(modelConfigOf(cfg))
 	s.sources.configure(cfg.Servers, cfg.MinPoll, cfg.MaxPoll, cfg.FallbackAfter.D())
 	return nil
