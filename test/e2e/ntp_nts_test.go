@@ -102,3 +102,25 @@ func TestNTPNTSChrony(t *testing.T) {
 	}
 	t.Logf("after restart: %d key exchanges, %d authenticated requests; chronyc authdata:\n%s", nts.Handshakes, nts.Authenticated, chronyc(good, "authdata"))
 }
+
+// TestWebNTPPageNTS: the NTP page shows NTS's state: off by default, and
+// with ntp.nts on its key-exchange listener and counters.
+func TestWebNTPPageNTS(t *testing.T) {
+	for _, tc := range []struct {
+		name, extra, want string
+	}{
+		{"off", "", `<dd id="nts">off`},
+		{"on", "  nts: { enabled: true, listen: \"127.0.0.1:0\" }\n", `<dd id="nts">on, key exchange on 127.0.0.1:`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ws := startWebServerConfig(t, strings.Replace(webTestConfig, "  allow: [127.0.0.0/8]\ngateway:", "  allow: [127.0.0.0/8]\n"+tc.extra+"gateway:", 1))
+			c := ws.login(t)
+			code, body, _ := ws.do(t, c, "GET", "/ntp", "", nil)
+			i := strings.Index(body, `<dd id="nts">`)
+			if code != 200 || !strings.Contains(body, tc.want) {
+				t.Fatalf("NTP page %d: want %q in\n%s", code, tc.want, body[max(0, i):min(len(body), max(0, i)+300)])
+			}
+			t.Logf("NTS on the NTP page: %s", body[i:i+strings.Index(body[i:], "</dd>")])
+		})
+	}
+}
