@@ -25,6 +25,9 @@ const (
 	keTimeout       = 10 * time.Second
 	keMaxMessage    = 64 * 1024
 	keCookies       = 8
+	// keParallel bounds the exchanges in progress; more connections wait
+	// in the listen backlog.
+	keParallel = 64
 )
 
 // NTS-KE error codes (RFC 8915 section 4.1.3).
@@ -64,7 +67,9 @@ func (f *keFailure) Error() string { return f.reason + ": " + f.err.Error() }
 
 // serveKE accepts NTS-KE connections on ln until it is closed.
 func (s *Server) serveKE(ln net.Listener) {
+	slots := make(chan struct{}, keParallel)
 	for {
+		slots <- struct{}{}
 		c, err := ln.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
@@ -74,10 +79,14 @@ func (s *Server) serveKE(ln net.Listener) {
 			if errors.As(err, &ne) && ne.Timeout() {
 				return
 			}
+			<-slots
 			time.Sleep(10 * time.Millisecond)
 			continue
 		}
-		go s.handleKE(c)
+		go func() {
+			defer func() { <-slots }()
+			s.handleKE(c)
+		}()
 	}
 }
 
