@@ -310,6 +310,9 @@ func (s *Server) buildNTP(c *Config, in *instance) error {
 	var keTLS *tls.Config
 	if len(ke) > 0 && s.ca != nil {
 		keTLS = s.ca.TLSConfig()
+		if c.Advertise.Name == "" && len(c.Advertise.Addresses) == 0 {
+			in.log.Warn("ntp.nts: the certificate covers only loopback and specific listen addresses; set advertise so nodes' chrony can verify it")
+		}
 	}
 	// udpFor hands over every socket; the cmdmon ones are split off.
 	cmd := map[socketKey]bool{}
