@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -18,7 +19,8 @@ import (
 // airgapd's CA) does the key exchange and syncs on authenticated packets;
 // a chronyd trusting another CA fails the key exchange; after airgapd
 // restarts, the first client keeps syncing on the cookies it holds: the
-// new airgapd counts authenticated requests but no key exchange.
+// new airgapd counts authenticated requests but no key exchange; with
+// the key ring deleted, the client gets a KoD NTSN and redoes the exchange.
 func TestNTPNTSChrony(t *testing.T) {
 	need(t, "chronyd", "chronyc")
 	dir := t.TempDir()
@@ -101,6 +103,21 @@ func TestNTPNTSChrony(t *testing.T) {
 		t.Errorf("after restart %d cookies did not open", nts.Failures["cookie"])
 	}
 	t.Logf("after restart: %d key exchanges, %d authenticated requests; chronyc authdata:\n%s", nts.Handshakes, nts.Authenticated, chronyc(good, "authdata"))
+
+	// Without the key ring the cookies are dead: the client is told so
+	// (KoD NTSN) and does the key exchange again.
+	in.signal(syscall.SIGTERM)
+	if code := in.waitExit(15 * time.Second); code != 0 {
+		t.Fatalf("airgapd exited %d", code)
+	}
+	if err := os.Remove(filepath.Join(dir, "data", "ntp", "nts-keys.json")); err != nil {
+		t.Fatal(err)
+	}
+	in = start(t, dir, cfg)
+	eventually(t, 30*time.Second, "the client redoes the key exchange after a NAK", func() (bool, string) {
+		n := in.ntp().NTS
+		return n.Failures["cookie"] > 0 && n.Handshakes >= 1 && n.Authenticated > 0, fmt.Sprintf("%+v", n)
+	})
 }
 
 // TestWebNTPPageNTS: the NTP page shows NTS's state: off by default, and
