@@ -34,7 +34,21 @@ type NTPStatus struct {
 	SourcesView  string            `json:"sources_view"` // as `chronyc sources` prints it
 	Clients      []NTPClientStatus `json:"clients"`      // most recent first, at most 1000
 	ClientsTotal int               `json:"clients_total"`
-	History      []NTPOffsetPoint  `json:"history"` // offset and jitter of each model update, for plots
+	History      []NTPOffsetPoint  `json:"history"`       // offset and jitter of each model update, for plots
+	NTS          *NTPNTSStatus     `json:"nts,omitempty"` // nil when ntp.nts is off
+}
+
+// NTPNTSStatus is Network Time Security's state: the NTS-KE listener, the
+// cookie key ring and the counters.
+type NTPNTSStatus struct {
+	Listen           []string          `json:"listen"`
+	Required         bool              `json:"required"`
+	Handshakes       uint64            `json:"handshakes"`    // NTS-KE exchanges completed
+	Authenticated    uint64            `json:"authenticated"` // NTP requests authenticated
+	Failures         map[string]uint64 `json:"failures"`      // by reason
+	CookieKeyID      uint32            `json:"cookie_key_id"`
+	CookieKeyCreated time.Time         `json:"cookie_key_created"`
+	CookieKeys       int               `json:"cookie_keys"` // keys in the ring (cookies of each still open)
 }
 
 // NTPSourceStatus is one line of the sources view, like `chronyc sources`.

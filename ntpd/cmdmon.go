@@ -30,6 +30,10 @@ type CmdMon struct {
 	Listen []string `yaml:"listen"`
 	// Allow is who is answered; chronyd's default is the loopback only.
 	Allow []string `yaml:"allow"`
+	// Mgmt are the management networks (within Allow) also answered
+	// `chronyc serverstats` and `clients`, which chronyd keeps off UDP;
+	// none by default.
+	Mgmt []string `yaml:"mgmt"`
 }
 
 // DefaultCmdMon is off, and when listening answers the loopback only.
@@ -42,6 +46,7 @@ func (c CmdMon) validate(ps *conf.Problems) {
 		conf.CheckListen(ps, conf.Index("cmdmon.listen", i), l)
 	}
 	conf.CheckCIDRs(ps, "cmdmon.allow", c.Allow)
+	c.validateMgmt(ps)
 }
 
 func cmdAllowOf(c CmdMon) []netip.Prefix {
@@ -85,7 +90,7 @@ func (s *Server) serveCmdMon(conn *net.UDPConn) {
 			s.metrics.cmdRequests.WithLabelValues("denied").Inc()
 			continue
 		}
-		reply, result := s.answerCommand(buf[:n], out)
+		reply, result := s.answerCommand(buf[:n], out, allowed(s.cmdMgmt.Load(), from.Addr().Unmap()))
 		s.metrics.cmdRequests.WithLabelValues(result).Inc()
 		if len(reply) > 0 {
 			replyOOB = replyOOB[:0]
@@ -109,11 +114,11 @@ func allowed(allow *[]netip.Prefix, a netip.Addr) bool {
 	return false
 }
 
-// answerCommand builds the reply to one request (from an allowed address)
-// in out, and names the outcome for the metrics: answered, unauthorised,
-// error (a status other than success) or invalid (no reply). A reply is
-// never longer than its request.
-func (s *Server) answerCommand(b []byte, out []byte) ([]byte, string) {
+// answerCommand builds the reply to one request (from an allowed address;
+// mgmt: from a cmdmon.mgmt network) in out, and names the outcome for the
+// metrics: answered, unauthorised, error (a status other than success) or
+// invalid (no reply). A reply is never longer than its request.
+func (s *Server) answerCommand(b []byte, out []byte, mgmt bool) ([]byte, string) {
 	req, ok := parseCmdRequest(b)
 	if !ok {
 		return nil, "invalid"
@@ -123,6 +128,14 @@ func (s *Server) answerCommand(b []byte, out []byte) ([]byte, string) {
 		return newCmdReply(out, req, sttBadPktVersion, rpyNull).b, "error"
 	}
 	want, open := cmdReplyLength[req.head.Command]
+	if ml, ok := mgmtReplyLength[req.head.Command]; ok && mgmt {
+		if len(b) < ml {
+			return newCmdReply(out, req, sttBadPktLength, rpyNull).b, "error"
+		}
+		if r, ok := s.answerMgmt(b, out, req); ok {
+			return r, "answered"
+		}
+	}
 	if !open {
 		return newCmdReply(out, req, sttUnauth, rpyNull).b, "unauthorised"
 	}

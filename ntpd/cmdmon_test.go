@@ -216,24 +216,29 @@ func TestAnswerCommand(t *testing.T) {
 		wantResult string
 		wantStatus chrony.ResponseStatusType
 		wantLen    int
+		mgmt       bool
 	}{
-		{"tracking", cmdRequestBytes(6, cmdTracking, 7, 0, 104), "answered", sttSuccess, 104},
-		{"tracking padded more", cmdRequestBytes(6, cmdTracking, 7, 0, 400), "answered", sttSuccess, 104},
-		{"tracking unpadded", cmdRequestBytes(6, cmdTracking, 7, 0, 40), "error", sttBadPktLength, cmdReplyHead},
-		{"n_sources", cmdRequestBytes(6, cmdNSources, 1, 0, 32), "answered", sttSuccess, 32},
-		{"activity", cmdRequestBytes(6, cmdActivity, 1, 0, 48), "answered", sttSuccess, 48},
-		{"null", cmdRequestBytes(6, cmdNull, 1, 0, 28), "answered", sttSuccess, 28},
-		{"no such source", cmdRequestBytes(6, cmdSourceData, 1, 3, 76), "error", sttNoSuchSource, cmdReplyHead},
-		{"no such source name", cmdRequestBytes(6, cmdSourceName, 1, 0, 284), "error", sttNoSuchSource, cmdReplyHead},
-		{"clients", cmdRequestBytes(6, 68, 1, 0, 520), "unauthorised", sttUnauth, cmdReplyHead},
-		{"settime", cmdRequestBytes(6, 1000, 1, 0, 100), "unauthorised", sttUnauth, cmdReplyHead},
-		{"old version", cmdRequestBytes(5, cmdTracking, 1, 0, 104), "error", sttBadPktVersion, cmdReplyHead},
-		{"short", cmdRequestBytes(6, cmdTracking, 1, 0, 27), "invalid", 0, 0},
-		{"a reply", append([]byte{6, 2}, make([]byte, 100)...), "invalid", 0, 0},
+		{"tracking", cmdRequestBytes(6, cmdTracking, 7, 0, 104), "answered", sttSuccess, 104, false},
+		{"tracking padded more", cmdRequestBytes(6, cmdTracking, 7, 0, 400), "answered", sttSuccess, 104, false},
+		{"tracking unpadded", cmdRequestBytes(6, cmdTracking, 7, 0, 40), "error", sttBadPktLength, cmdReplyHead, false},
+		{"n_sources", cmdRequestBytes(6, cmdNSources, 1, 0, 32), "answered", sttSuccess, 32, false},
+		{"activity", cmdRequestBytes(6, cmdActivity, 1, 0, 48), "answered", sttSuccess, 48, false},
+		{"null", cmdRequestBytes(6, cmdNull, 1, 0, 28), "answered", sttSuccess, 28, false},
+		{"no such source", cmdRequestBytes(6, cmdSourceData, 1, 3, 76), "error", sttNoSuchSource, cmdReplyHead, false},
+		{"no such source name", cmdRequestBytes(6, cmdSourceName, 1, 0, 284), "error", sttNoSuchSource, cmdReplyHead, false},
+		{"clients", cmdRequestBytes(6, 68, 1, 0, 520), "unauthorised", sttUnauth, cmdReplyHead, false},
+		{"clients from mgmt", cmdRequestBytes(6, 68, 1, 0, 520), "answered", sttSuccess, 520, true},
+		{"clients from mgmt unpadded", cmdRequestBytes(6, 68, 1, 0, 100), "error", sttBadPktLength, cmdReplyHead, true},
+		{"serverstats", cmdRequestBytes(6, 54, 1, 0, 72), "unauthorised", sttUnauth, cmdReplyHead, false},
+		{"serverstats from mgmt", cmdRequestBytes(6, 54, 1, 0, 72), "answered", sttSuccess, 72, true},
+		{"settime", cmdRequestBytes(6, 1000, 1, 0, 100), "unauthorised", sttUnauth, cmdReplyHead, false},
+		{"old version", cmdRequestBytes(5, cmdTracking, 1, 0, 104), "error", sttBadPktVersion, cmdReplyHead, false},
+		{"short", cmdRequestBytes(6, cmdTracking, 1, 0, 27), "invalid", 0, 0, false},
+		{"a reply", append([]byte{6, 2}, make([]byte, 100)...), "invalid", 0, 0, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			out, res := s.answerCommand(tc.req, nil)
+			out, res := s.answerCommand(tc.req, nil, tc.mgmt)
 			if res != tc.wantResult || len(out) != tc.wantLen {
 				t.Fatalf("result %s, %d bytes; want %s, %d", res, len(out), tc.wantResult, tc.wantLen)
 			}
@@ -285,6 +290,8 @@ func FuzzCmdMonRequest(f *testing.F) {
 	f.Add(cmdRequestBytes(6, cmdSourceData, 3, -1, 76))
 	f.Add(cmdRequestBytes(6, cmdSourceStats, 4, 1<<30, 84))
 	f.Add(cmdRequestBytes(6, 68, 5, 0, 520))
+	f.Add(cmdRequestBytes(6, 68, 5, 1<<30, 521))
+	f.Add(cmdRequestBytes(6, 54, 5, 0, 73))
 	f.Add(cmdRequestBytes(4, cmdTracking, 6, 0, 104))
 	f.Add([]byte{6, 1})
 	f.Add([]byte{})
@@ -294,7 +301,7 @@ func FuzzCmdMonRequest(f *testing.F) {
 	}
 	s.sources.configure([]string{"127.0.0.1:1", "unresolved.invalid"}, 0, 1, time.Minute)
 	f.Fuzz(func(t *testing.T, req []byte) {
-		out, _ := s.answerCommand(req, nil)
+		out, _ := s.answerCommand(req, nil, len(req)%2 == 1) // odd lengths: from cmdmon.mgmt
 		if len(out) == 0 {
 			return
 		}

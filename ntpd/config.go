@@ -23,6 +23,7 @@ type Config struct {
 	RateLimit     RateLimit     `yaml:"ratelimit"`
 	MakeStep      MakeStep      `yaml:"makestep"`
 	CmdMon        CmdMon        `yaml:"cmdmon"`
+	NTS           NTS           `yaml:"nts"`
 }
 
 // RateLimit is chrony's `ratelimit interval I burst B`, on by default here:
@@ -55,6 +56,7 @@ func DefaultConfig() Config {
 		RateLimit:     RateLimit{Enabled: true, Interval: 3, Burst: 8},
 		MakeStep:      MakeStep{Threshold: conf.Duration(time.Second), Limit: 3},
 		CmdMon:        DefaultCmdMon(),
+		NTS:           DefaultNTS(),
 	}
 }
 
@@ -69,6 +71,7 @@ func (c Config) Validate() error {
 	}
 	conf.CheckCIDRs(&ps, "allow", c.Allow)
 	c.CmdMon.validate(&ps)
+	c.NTS.validate(&ps)
 	for i, s := range c.Servers {
 		if err := validServer(s); err != nil {
 			ps.Add(conf.Index("servers", i), "write a host name or address, optionally with :port", "%q: %v", s, err)

@@ -22,7 +22,7 @@ func newMetrics(s *Server) *metrics {
 		s: s,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "airgapd_ntp_requests_total",
-			Help: "NTP packets received, by what became of them: answered, kod (KoD RATE sent), ratelimited (dropped), denied (outside allow), invalid, ignored_mode (control, private, symmetric, broadcast).",
+			Help: "NTP packets received, by what became of them: answered, kod (KoD RATE sent), ratelimited (dropped), denied (outside allow), invalid, ignored_mode (control, private, symmetric, broadcast), unauthenticated (plain, refused by nts.required), nts_failed (NTS that does not verify), nts_nak (cookie not known: KoD NTSN).",
 		}, []string{"result"}),
 		readErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "airgapd_ntp_read_errors_total", Help: "Errors reading from the NTP sockets.",
@@ -75,6 +75,9 @@ func newMetrics(s *Server) *metrics {
 
 func (m *metrics) register(r prometheus.Registerer) error {
 	cs := append([]prometheus.Collector{m.requests, m.readErrors, m.cmdRequests, m.samples, sourceCollector{m.s}}, m.gauges...)
+	if m.s.nts != nil {
+		cs = append(cs, m.s.nts.collectors()...)
+	}
 	for _, c := range cs {
 		if err := r.Register(c); err != nil {
 			return err

@@ -20,6 +20,7 @@ package ntpd
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -49,6 +50,11 @@ type Deps struct {
 	UDP     []net.PacketConn // one per listen address
 	// CmdMonUDP are the cmdmon.listen sockets (chrony's command port).
 	CmdMonUDP []net.PacketConn
+	// NTSKE are the nts.listen sockets (TCP, NTS-KE) and NTSTLS the TLS
+	// server config presenting the appliance CA's certificate; both needed
+	// with nts.enabled.
+	NTSKE  []net.Listener
+	NTSTLS *tls.Config
 	// DataDir is data_dir: the drift file and pending settime requests live
 	// in DataDir/ntp. Empty: neither.
 	DataDir string
@@ -73,9 +79,11 @@ type Server struct {
 	clients *clientTable
 	resp    *responder
 	metrics *metrics
+	nts     *ntsState // nil when nts is off
 	pol     atomic.Pointer[policy]
 	// cmdAllow is cmdmon.allow, swapped whole on reload.
 	cmdAllow atomic.Pointer[[]netip.Prefix]
+	cmdMgmt  atomic.Pointer[[]netip.Prefix] // cmdmon.mgmt
 	names    chan netip.Addr
 
 	mu      sync.Mutex
@@ -113,10 +121,16 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s.model = newModel(s.clock, s.log, modelConfigOf(cfg), s.clock.Now().Add(time.Hour))
 	s.clients = newClientTable(maxClients, s.newClient)
 	s.pol.Store(policyOf(cfg))
-	allow := cmdAllowOf(cfg.CmdMon)
+	allow, mgmt := cmdAllowOf(cfg.CmdMon), cmdMgmtOf(cfg.CmdMon)
 	s.cmdAllow.Store(&allow)
+	s.cmdMgmt.Store(&mgmt)
+	nts, err := newNTSState(cfg, deps, s.clock.Now)
+	if err != nil {
+		return nil, err
+	}
+	s.nts = nts
 	prec := measurePrecision(s.clock)
-	s.resp = &responder{clock: s.clock, model: s.model, clients: s.clients, precision: prec, policy: s.pol.Load}
+	s.resp = &responder{clock: s.clock, model: s.model, clients: s.clients, precision: prec, policy: s.pol.Load, nts: nts}
 	s.sources = &sourceSet{clock: s.clock, log: s.log, query: deps.Query, resolve: deps.Resolve, model: s.model,
 		precision: time.Duration(pow2(int(prec)) * float64(time.Second))}
 	s.sources.configure(cfg.Servers, cfg.MinPoll, cfg.MaxPoll, cfg.FallbackAfter.D())
@@ -135,7 +149,7 @@ func modelConfigOf(c Config) modelConfig {
 }
 
 func policyOf(c Config) *policy {
-	p := &policy{rate: newRateParams(c.RateLimit)}
+	p := &policy{rate: newRateParams(c.RateLimit), ntsRequired: c.NTS.Enabled && c.NTS.Required}
 	for _, a := range c.Allow {
 		if pr, err := conf.ParsePrefix(a); err == nil { // validated already
 			p.allow = append(p.allow, pr)
@@ -199,6 +213,16 @@ func (s *Server) Run(ctx context.Context) error {
 		}()
 		s.log.Info("answering chronyc (cmdmon)", "listen", pc.LocalAddr().String(), "allow", strings.Join(cfg.CmdMon.Allow, ","))
 	}
+	if s.nts != nil {
+		for _, ln := range s.deps.NTSKE {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s.serveKE(ln)
+			}()
+			s.log.Info("serving NTS-KE", "listen", ln.Addr().String(), "required", cfg.NTS.Required)
+		}
+	}
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
@@ -222,6 +246,9 @@ func (s *Server) Run(ctx context.Context) error {
 		case <-tick.C:
 			s.model.refresh()
 			s.applySetTime()
+			if s.nts != nil {
+				s.nts.rotate(s.clock.Now(), s)
+			}
 			if now := s.clock.Now(); now.Sub(lastDrift) >= time.Hour {
 				s.saveDrift()
 				lastDrift = now
@@ -233,6 +260,11 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	for _, pc := range s.deps.CmdMonUDP {
 		pc.SetReadDeadline(time.Now())
+	}
+	for _, ln := range s.deps.NTSKE {
+		if d, ok := ln.(interface{ SetDeadline(time.Time) error }); ok {
+			d.SetDeadline(time.Now())
+		}
 	}
 	wg.Wait()
 	for _, c := range conns {
@@ -313,7 +345,7 @@ func (s *Server) serve(rd reader) {
 		msgs[i].Buffers = [][]byte{make([]byte, 1500)}
 		msgs[i].OOB = make([]byte, oobSize+udpdst.OOBSpace)
 	}
-	out := make([]byte, 48)
+	out := make([]byte, 1500) // NTS replies carry cookies
 	replyOOB := make([]byte, 0, udpdst.OOBSpace)
 	errs := 0
 	for {
@@ -457,13 +489,15 @@ func (s *Server) Reload(cfg Config) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !slices.Equal(cfg.Listen, s.cfg.Listen) || !slices.Equal(cfg.CmdMon.Listen, s.cfg.CmdMon.Listen) || cfg.Discipline != s.cfg.Discipline {
+	if !slices.Equal(cfg.Listen, s.cfg.Listen) || !slices.Equal(cfg.CmdMon.Listen, s.cfg.CmdMon.Listen) || cfg.Discipline != s.cfg.Discipline ||
+		cfg.NTS.Enabled != s.cfg.NTS.Enabled || cfg.NTS.Listen != s.cfg.NTS.Listen {
 		return conf.ErrRestartNeeded
 	}
 	s.cfg = cfg
 	s.pol.Store(policyOf(cfg))
-	allow := cmdAllowOf(cfg.CmdMon)
+	allow, mgmt := cmdAllowOf(cfg.CmdMon), cmdMgmtOf(cfg.CmdMon)
 	s.cmdAllow.Store(&allow)
+	s.cmdMgmt.Store(&mgmt)
 	s.model.reconfigure(modelConfigOf(cfg))
 	s.sources.configure(cfg.Servers, cfg.MinPoll, cfg.MaxPoll, cfg.FallbackAfter.D())
 	return nil

@@ -2,6 +2,7 @@ package ntpd
 
 import (
 	"encoding/binary"
+	"errors"
 	"math"
 	"net/netip"
 	"time"
@@ -30,10 +31,13 @@ const (
 	resDenied  // source outside allow: silently ignored, as chrony does
 	resInvalid // too short, bad version
 	resMode    // not a client request: control, private, symmetric, broadcast
+	resUnauth  // plain request refused by nts.required
+	resNTSFail // NTS request that does not authenticate: dropped
+	resNTSNak  // NTS request with a cookie that does not open: KoD NTSN
 	numResults
 )
 
-var resultNames = [numResults]string{"answered", "kod", "ratelimited", "denied", "invalid", "ignored_mode"}
+var resultNames = [numResults]string{"answered", "kod", "ratelimited", "denied", "invalid", "ignored_mode", "unauthenticated", "nts_failed", "nts_nak"}
 
 // refidRATE is the kiss code of a rate-limit KoD.
 var refidRATE = binary.BigEndian.Uint32([]byte("RATE"))
@@ -43,6 +47,8 @@ var refidRATE = binary.BigEndian.Uint32([]byte("RATE"))
 type policy struct {
 	allow []netip.Prefix
 	rate  rateParams
+	// ntsRequired: plain (unauthenticated) requests get no answer.
+	ntsRequired bool
 }
 
 func (p *policy) allowed(a netip.Addr) bool {
@@ -64,6 +70,7 @@ type responder struct {
 	clients   *clientTable
 	precision int8
 	policy    func() *policy
+	nts       *ntsState // nil: NTS off, extension fields ignored
 }
 
 // respond handles one request: req as read, rx the receive time on the
@@ -90,15 +97,37 @@ func (r *responder) respond(req []byte, rx time.Time, from netip.Addr, out []byt
 		return 0, resMode
 	}
 	var q ntpproto.Packet
-	// Plain NTP only: extension fields and MACs past the header are ignored.
+	// Without NTS, extension fields and MACs past the header are ignored.
 	if err := q.UnmarshalBinary(req[:ntpproto.PacketSizeBytes]); err != nil {
 		return 0, resInvalid
+	}
+	var full *ntpproto.Packet // an NTS request, parsed whole
+	if r.nts != nil && len(req) > ntpproto.PacketSizeBytes {
+		var f ntpproto.Packet
+		if f.UnmarshalBinary(req) == nil && ntpproto.HasNTSField(f.ExtensionFields) {
+			full = &f
+		}
+	}
+	if full == nil && pol.ntsRequired {
+		r.nts.fail("unauthenticated")
+		return 0, resUnauth
 	}
 	switch r.clients.admit(from.Unmap(), rx, pol.rate) {
 	case verdictDrop:
 		return 0, resRateDropped
 	case verdictKoD:
 		return r.kod(&q, vn, rx, out), resKoD
+	}
+	var nreq *ntsRequest
+	if full != nil {
+		var err error
+		if nreq, err = parseNTS(r.nts.keys, full); err != nil {
+			r.nts.fail(err.Error())
+			if errors.Is(err, errNTSCookie) && nreq != nil {
+				return r.nak(&q, vn, rx, nreq.uid, out), resNTSNak
+			}
+			return 0, resNTSFail
+		}
 	}
 
 	p := r.model.params()
@@ -116,6 +145,9 @@ func (r *responder) respond(req []byte, rx time.Time, from netip.Addr, out []byt
 	a.RxTimeSec, a.RxTimeFrac = ntpTime(p.served(rx))
 	if !p.refNow {
 		a.RefTimeSec, a.RefTimeFrac = ntpTime(p.refTime)
+	}
+	if nreq != nil {
+		return r.respondNTS(&a, p, nreq, len(req), out)
 	}
 	n := put(&a, out)
 	// Last: the transmit timestamp (and, in local mode, the reference
@@ -147,6 +179,35 @@ func (r *responder) kod(q *ntpproto.Packet, vn uint8, rx time.Time, out []byte) 
 	a.RxTimeSec, a.RxTimeFrac = ntpTime(p.served(rx))
 	a.TxTimeSec, a.TxTimeFrac = ntpTime(p.served(r.clock.Now()))
 	return put(&a, out)
+}
+
+// respondNTS finishes an authenticated reply: the timestamps go in before
+// the authenticator is sealed over them.
+func (r *responder) respondNTS(a *ntpproto.Packet, p *refParams, nreq *ntsRequest, reqLen int, out []byte) (int, result) {
+	tx := p.served(r.clock.Now())
+	if p.refNow {
+		a.RefTimeSec, a.RefTimeFrac = ntpTime(tx.Add(-time.Millisecond))
+	}
+	a.TxTimeSec, a.TxTimeFrac = ntpTime(tx)
+	n, err := sealNTS(r.nts.keys, nreq, a, reqLen, out)
+	if err != nil {
+		r.nts.fail("internal")
+		return 0, resNTSFail
+	}
+	r.nts.count(&r.nts.authenticated)
+	return n, resAnswered
+}
+
+// nak answers a cookie that does not open with a KoD NTSN.
+func (r *responder) nak(q *ntpproto.Packet, vn uint8, rx time.Time, uid, out []byte) int {
+	p := r.model.params()
+	a := ntpproto.Packet{
+		Settings: vn<<3 | modeServer, Poll: q.Poll, Precision: r.precision,
+		OrigTimeSec: q.TxTimeSec, OrigTimeFrac: q.TxTimeFrac,
+	}
+	a.RxTimeSec, a.RxTimeFrac = ntpTime(p.served(rx))
+	a.TxTimeSec, a.TxTimeFrac = ntpTime(p.served(r.clock.Now()))
+	return ntsNAK(&a, uid, out)
 }
 
 // put serialises a plain 48-octet packet into out.

@@ -58,6 +58,9 @@ func (s *Server) Status() Status {
 	if !running {
 		st.State = "down"
 	}
+	if s.nts != nil {
+		st.NTS = s.nts.status(cfg.NTS, s.deps.NTSKE)
+	}
 	st.Summary = summary(st, ms, cfg, now)
 	return st
 }
@@ -70,6 +73,9 @@ func summary(st Status, ms modelStatus, cfg Config, now time.Time) string {
 		}
 	}
 	srcs := fmt.Sprintf("%d/%d sources reachable, %d clients", reach, len(st.Sources), st.ClientsTotal)
+	if n := st.NTS; n != nil {
+		srcs += fmt.Sprintf("; NTS: %d key exchanges, %d authenticated requests", n.Handshakes, n.Authenticated)
+	}
 	var head string
 	switch ms.state {
 	case stateSynced:

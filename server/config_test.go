@@ -54,6 +54,16 @@ func TestParseDiagnostics(t *testing.T) {
 			want: []string{`4:14: ntp.cmdmon.listen[0]: udp 127.0.0.1:5323 is already used by ntp.listen[0]`, `5:13: ntp.cmdmon.allow[0]: "10.0.0.0/33" is not a network`},
 		},
 		{
+			name: "ntp's NTS-KE on the web port, nts.required without nts",
+			yaml: "web:\n  listen: \"127.0.0.1:8443\"\nntp:\n  nts:\n    enabled: true\n    listen: \"127.0.0.1:8443\"\n",
+			want: []string{`ntp.nts.listen: tcp 127.0.0.1:8443 is already used by web.listen`},
+		},
+		{
+			name: "nts.required without nts.enabled",
+			yaml: "ntp:\n  nts:\n    required: true\n",
+			want: []string{`ntp.nts.required: nts.required without nts.enabled would refuse every client`},
+		},
+		{
 			name: "wrong kinds",
 			yaml: "ntp:\n  minpoll: often\n  listen: \":123\"\n",
 			want: []string{`2:12: ntp.minpoll: "often" is not a whole number`, `3:11: ntp.listen: expected a list`},

@@ -91,7 +91,7 @@ func services() []service {
 	return []service{
 		{key: "gateway", defaults: defaultsOf(gateway.DefaultConfig), build: (*Server).buildGateway},
 		{key: "dns", defaults: defaultsOf(dnsd.DefaultConfig), listen: []string{"tcp", "udp"}, build: (*Server).buildDNS},
-		{key: "ntp", defaults: defaultsOf(ntpd.DefaultConfig), listen: []string{"udp"}, moreListens: ntpCmdMonListens, build: (*Server).buildNTP},
+		{key: "ntp", defaults: defaultsOf(ntpd.DefaultConfig), listen: []string{"udp"}, moreListens: ntpMoreListens, build: (*Server).buildNTP},
 		{key: "mirror", defaults: defaultsOf(rpm.DefaultConfig), listen: []string{"tcp"}, http: true, inputs: mirrorSection, build: (*Server).buildMirror},
 		{key: "registry", defaults: defaultsOf(registry.DefaultConfig), listen: []string{"tcp"}, http: true, build: (*Server).buildRegistry},
 		// web serves every HTTP listener, so it is rebuilt when any of them
@@ -288,10 +288,31 @@ func ntpCmdMonListens(c *Config) []listenAddr {
 	return ls
 }
 
+// ntpMoreListens are cmdmon's sockets and, with nts.enabled, the NTS-KE
+// socket (TCP).
+func ntpMoreListens(c *Config) []listenAddr {
+	ls := ntpCmdMonListens(c)
+	if c.NTP.NTS.Enabled {
+		ls = append(ls, listenAddr{network: "tcp", addr: c.NTP.NTS.Listen, path: "ntp.nts.listen"})
+	}
+	return ls
+}
+
 func (s *Server) buildNTP(c *Config, in *instance) error {
 	udp, err := s.udpFor(in)
 	if err != nil {
 		return err
+	}
+	ke, err := s.tcpFor(in) // nts.listen; the appliance CA's certificate
+	if err != nil {
+		return err
+	}
+	var keTLS *tls.Config
+	if len(ke) > 0 && s.ca != nil {
+		keTLS = s.ca.TLSConfig()
+		if c.Advertise.Name == "" && len(c.Advertise.Addresses) == 0 {
+			in.log.Warn("ntp.nts: the certificate covers only loopback and specific listen addresses; set advertise so nodes' chrony can verify it")
+		}
 	}
 	// udpFor hands over every socket; the cmdmon ones are split off.
 	cmd := map[socketKey]bool{}
@@ -311,7 +332,8 @@ func (s *Server) buildNTP(c *Config, in *instance) error {
 			ntpUDP = append(ntpUDP, pc)
 		}
 	}
-	n, err := ntpd.New(*c.NTP, ntpd.Deps{Logger: in.log, Metrics: in.metrics, UDP: ntpUDP, CmdMonUDP: cmdUDP, DataDir: c.DataDir})
+	n, err := ntpd.New(*c.NTP, ntpd.Deps{Logger: in.log, Metrics: in.metrics, UDP: ntpUDP, CmdMonUDP: cmdUDP, DataDir: c.DataDir,
+		NTSKE: ke, NTSTLS: keTLS})
 	if err != nil {
 		return err
 	}
