@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -132,6 +133,21 @@ func (c *Client) ImportBundle(ctx context.Context, path string, progress func(Im
 	return *last.Result, nil
 }
 
+// SetNTPTime is `chronyc settime` on the running server: the served time
+// becomes to; refused while an upstream source is selected unless force.
+// It returns the step, served − system clock.
+func (c *Client) SetNTPTime(ctx context.Context, to time.Time, force bool) (time.Duration, error) {
+	var r struct {
+		Step float64 `json:"step_seconds"`
+	}
+	req := struct {
+		Time  time.Time `json:"time"`
+		Force bool      `json:"force"`
+	}{to, force}
+	err := c.send(ctx, http.MethodPost, "/api/v1/ntp/settime", req, &r)
+	return time.Duration(r.Step * float64(time.Second)), err
+}
+
 // RegistryGC asks the running server to collect garbage (or list it, dry).
 // It waits as long as the collection takes; cancel ctx to stop waiting.
 func (c *Client) RegistryGC(ctx context.Context, dryRun bool) (GCResult, error) {
@@ -181,9 +197,25 @@ func (c *Client) get(ctx context.Context, path string, into any) error {
 }
 
 func (c *Client) do(ctx context.Context, method, path string, into any) error {
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, nil)
+	return c.send(ctx, method, path, nil, into)
+}
+
+// send is do with a JSON request body (none when body is nil).
+func (c *Client) send(ctx context.Context, method, path string, body, into any) error {
+	var payload io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		payload = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, payload)
 	if err != nil {
 		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
@@ -193,14 +225,14 @@ func (c *Client) do(ctx context.Context, method, path string, into any) error {
 		return c.explain(err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	reply, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
 		return fmt.Errorf("read reply from %s: %w", c.display, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return c.refused(resp, body)
+		return c.refused(resp, reply)
 	}
-	if err := json.Unmarshal(body, into); err != nil {
+	if err := json.Unmarshal(reply, into); err != nil {
 		return fmt.Errorf("decode reply from %s: %w", c.display, err)
 	}
 	return nil

@@ -87,4 +87,6 @@ type NTPOffsetPoint struct {
 	At     time.Time `json:"at"`
 	Offset float64   `json:"offset"` // seconds, served − system clock
 	Jitter float64   `json:"jitter"` // seconds
+	// Operator marks a step by `airgapd ntp settime`, not a sample.
+	Operator bool `json:"operator,omitempty"`
 }

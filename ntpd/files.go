@@ -64,12 +64,13 @@ func writeAtomic(path string, data []byte) error {
 type settimeRequest struct {
 	Time      time.Time `json:"time"`
 	WrittenAt time.Time `json:"written_at"`
+	Force     bool      `json:"force,omitempty"` // even while a source is selected
 }
 
 // WriteSetTime queues `airgapd ntp settime`: the running server applies it
 // within a second; otherwise the next start does.
-func WriteSetTime(dataDir string, to, now time.Time) error {
-	b, err := json.Marshal(settimeRequest{Time: to, WrittenAt: now})
+func WriteSetTime(dataDir string, to, now time.Time, force bool) error {
+	b, err := json.Marshal(settimeRequest{Time: to, WrittenAt: now, Force: force})
 	if err != nil {
 		return err
 	}

@@ -26,7 +26,7 @@ func TestSetTimeFile(t *testing.T) {
 	dir := t.TempDir()
 	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
 	to := now.Add(time.Hour)
-	if err := WriteSetTime(dir, to, now); err != nil {
+	if err := WriteSetTime(dir, to, now, false); err != nil {
 		t.Fatal(err)
 	}
 	if !SetTimePending(dir) {

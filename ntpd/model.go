@@ -3,6 +3,7 @@ package ntpd
 import (
 	"crypto/md5"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -201,9 +202,11 @@ func (m *model) apply(u update) {
 		}
 		m.off0, m.t0 = u.offset, u.at
 	}
-	m.history = append(m.history, OffsetPoint{At: u.at, Offset: u.offset.Seconds(), Jitter: u.jitter.Seconds()})
-	if len(m.history) > historyLen {
-		m.history = m.history[len(m.history)-historyLen:]
+	m.history = appendHistory(m.history, OffsetPoint{At: u.at, Offset: u.offset.Seconds(), Jitter: u.jitter.Seconds()})
+	if !m.manualAt.IsZero() {
+		// A source has taken over: the operator's time is history.
+		m.log.Info("an upstream source takes over from the operator's time", "source", u.source)
+		m.manualAt, m.manualOff = time.Time{}, 0
 	}
 	m.ever = true
 	m.last = u
@@ -227,12 +230,22 @@ func (m *model) steerLocked(off time.Duration) {
 	}
 }
 
+// ErrSourceSelected refuses the operator's time while an upstream source
+// is selected: its next sample would override it, and until then nodes
+// would follow the operator's watch.
+var ErrSourceSelected = errors.New("an upstream source is selected")
+
 // setTime makes the served time `to` now: the operator's clock, as
-// `chronyc settime`. With discipline the host clock is stepped.
-func (m *model) setTime(to time.Time, writtenAt time.Time) time.Duration {
+// `chronyc settime`. With discipline the host clock is stepped. While a
+// source is selected it is refused unless force; forced, the state is not
+// "synced" again until the next upstream sample, which overrides it.
+func (m *model) setTime(to time.Time, writtenAt time.Time, force bool) (time.Duration, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.clock.Now()
+	if m.stateAt(now) == stateSynced && !force {
+		return 0, fmt.Errorf("%w (%s): its next sample would override the operator's time, and until then every node would follow it; to serve it anyway give --force (in the UI, tick \"even while a source is selected\")", ErrSourceSelected, m.last.source)
+	}
 	// The operator's time was read when the request was written.
 	off := to.Sub(writtenAt)
 	if m.cfg.discipline {
@@ -245,12 +258,22 @@ func (m *model) setTime(to time.Time, writtenAt time.Time) time.Duration {
 	}
 	m.points = m.points[:0] // the phase jumped; the frequency stands
 	m.manualAt, m.manualOff = now, off
-	if m.ever && m.state == stateSynced {
-		m.log.Warn("settime while synced to an upstream source: the next upstream update overrides it")
+	if m.ever && m.stateAt(now) == stateSynced {
+		m.log.Warn("settime forced while synced to an upstream source: served until its next sample overrides it", "source", m.last.source)
+		m.fresh = time.Time{}
 	}
+	m.history = appendHistory(m.history, OffsetPoint{At: now, Offset: off.Seconds(), Operator: true})
 	m.startupUntil = now // the operator has spoken: no more waiting
 	m.publishLocked(now)
-	return off
+	return off, nil
+}
+
+func appendHistory(h []OffsetPoint, p OffsetPoint) []OffsetPoint {
+	h = append(h, p)
+	if len(h) > historyLen {
+		h = h[len(h)-historyLen:]
+	}
+	return h
 }
 
 // refresh re-evaluates the state as time passes (fallback after

@@ -1,6 +1,7 @@
 package ntpd
 
 import (
+	"errors"
 	"log/slog"
 	"math"
 	"net/netip"
@@ -111,8 +112,8 @@ func TestSetTime(t *testing.T) {
 	s.model.startupUntil = clk.Now()
 	s.model.mu.Unlock()
 	target := clk.Now().Add(90 * time.Minute)
-	if off := s.SetTime(target); (off - 90*time.Minute).Abs() > time.Millisecond {
-		t.Fatalf("offset %s", off)
+	if off, err := s.SetTime(target, false); err != nil || (off-90*time.Minute).Abs() > time.Millisecond {
+		t.Fatalf("offset %s (%v)", off, err)
 	}
 	clk.advance(10 * time.Minute)
 	now := clk.Now()
@@ -130,6 +131,39 @@ func TestSetTime(t *testing.T) {
 		if !strings.Contains(st.Summary, want) {
 			t.Errorf("summary %q lacks %q", st.Summary, want)
 		}
+	}
+}
+
+// TestSetTimeBesideASource: while a source is selected, settime is refused
+// unless forced; forced, the state leaves "synced", the history marks the
+// step, and the next upstream sample takes over and clears the operator's
+// status.
+func TestSetTimeBesideASource(t *testing.T) {
+	m, clk := testModel(t, modelConfig{localStratum: 10, fallbackAfter: time.Minute}, 0)
+	sample := func() {
+		m.apply(update{offset: 0, at: clk.Now(), source: "192.0.2.1:123", addr: netip.MustParseAddr("192.0.2.1"), stratum: 1})
+	}
+	sample()
+	if _, err := m.setTime(clk.Now().Add(time.Hour), clk.Now(), false); !errors.Is(err, ErrSourceSelected) || !strings.Contains(err.Error(), "192.0.2.1:123") {
+		t.Fatalf("settime beside a selected source: %v, want ErrSourceSelected naming it", err)
+	}
+	if got := m.params().served(clk.Now()).Sub(clk.Now()); got.Abs() > time.Millisecond {
+		t.Fatalf("a refused settime moved the served time by %s", got)
+	}
+	if _, err := m.setTime(clk.Now().Add(time.Hour), clk.Now(), true); err != nil {
+		t.Fatalf("forced settime: %v", err)
+	}
+	ms := m.status()
+	if ms.state == stateSynced || ms.manualAt.IsZero() {
+		t.Errorf("after a forced settime: state %v, manual at %v; want not synced, set by the operator", ms.state, ms.manualAt)
+	}
+	if last := ms.history[len(ms.history)-1]; !last.Operator || math.Abs(last.Offset-3600) > 0.01 {
+		t.Errorf("history's last point %+v, want the operator's +3600 s step", last)
+	}
+	clk.advance(time.Second)
+	sample()
+	if ms := m.status(); ms.state != stateSynced || !ms.manualAt.IsZero() {
+		t.Errorf("after the next sample: state %v, manual at %v; want synced, operator's time cleared", ms.state, ms.manualAt)
 	}
 }
 

@@ -465,19 +465,29 @@ func (s *Server) applySetTime() {
 	if err != nil {
 		s.log.Warn("settime", "err", err)
 	}
-	if ok {
-		off := s.model.setTime(r.Time, r.WrittenAt)
-		s.log.Warn("time set by the operator (airgapd ntp settime)", "time", r.Time, "offset_from_system_clock", off)
+	if !ok {
+		return
 	}
+	off, err := s.model.setTime(r.Time, r.WrittenAt, r.Force)
+	if err != nil {
+		s.log.Error("airgapd ntp settime refused", "time", r.Time, "err", err)
+		return
+	}
+	s.log.Warn("time set by the operator (airgapd ntp settime)", "time", r.Time, "offset_from_system_clock", off)
 }
 
 // SetTime makes the served time `to` as of now, as `chronyc settime` does:
 // for an admin host with no upstream at all. With discipline: true the host
-// clock is stepped. It returns the resulting offset from the system clock.
-func (s *Server) SetTime(to time.Time) time.Duration {
-	off := s.model.setTime(to, s.clock.Now())
-	s.log.Warn("time set by the operator", "time", to, "offset_from_system_clock", off)
-	return off
+// clock is stepped. While an upstream source is selected it is refused
+// (ErrSourceSelected) unless force. It returns the resulting offset from
+// the system clock.
+func (s *Server) SetTime(to time.Time, force bool) (time.Duration, error) {
+	off, err := s.model.setTime(to, s.clock.Now(), force)
+	if err != nil {
+		return 0, err
+	}
+	s.log.Warn("time set by the operator", "time", to, "offset_from_system_clock", off, "forced", force)
+	return off, nil
 }
 
 // Reload applies a new config in place: allow, ratelimit, servers, polls,

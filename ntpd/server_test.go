@@ -239,7 +239,7 @@ func TestFiles(t *testing.T) {
 		t.Errorf("frequency %v", f)
 	}
 	now := time.Now()
-	if err := WriteSetTime(dir, now.Add(time.Hour), now); err != nil {
+	if err := WriteSetTime(dir, now.Add(time.Hour), now, false); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, "settime applied", func() bool { return !SetTimePending(dir) })

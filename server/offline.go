@@ -67,11 +67,11 @@ func ParseNTPTime(s string, now time.Time, loc *time.Location) (time.Time, error
 // QueueNTPSetTime writes `airgapd ntp settime`'s request into data_dir,
 // stamped with now, for the running server (or the next start) to apply;
 // it returns the file's path.
-func QueueNTPSetTime(cfg *Config, to, now time.Time) (string, error) {
+func QueueNTPSetTime(cfg *Config, to, now time.Time, force bool) (string, error) {
 	if cfg.NTP == nil || !cfg.Enabled("ntp") {
 		return "", errors.New("the ntp section is absent or disabled in this config")
 	}
-	if err := ntpd.WriteSetTime(cfg.DataDir, to, now); err != nil {
+	if err := ntpd.WriteSetTime(cfg.DataDir, to, now, force); err != nil {
 		return "", fmt.Errorf("settime: %w", err)
 	}
 	return filepath.Join(ntpd.Dir(cfg.DataDir), "settime"), nil

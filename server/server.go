@@ -541,12 +541,14 @@ func (s *Server) FlushDNSCache(name string) (int, error) {
 var _ web.NTPClock = (*Server)(nil)
 
 // SetNTPTime implements web.NTPClock on the running NTP service.
-func (s *Server) SetNTPTime(to time.Time) (time.Duration, error) {
-	n, err := capability[interface{ SetTime(time.Time) time.Duration }](s, "ntp")
+func (s *Server) SetNTPTime(to time.Time, force bool) (time.Duration, error) {
+	n, err := capability[interface {
+		SetTime(time.Time, bool) (time.Duration, error)
+	}](s, "ntp")
 	if err != nil {
 		return 0, err
 	}
-	return n.SetTime(to), nil
+	return n.SetTime(to, force)
 }
 
 // Ready implements web.Instance.

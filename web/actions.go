@@ -18,12 +18,16 @@ import (
 // its result on the page it was posted from.
 
 // ntpSetTime is the API's and the form's `chronyc settime`.
-func (s *Server) ntpSetTime(r *http.Request, to time.Time) (time.Duration, error) {
+func (s *Server) ntpSetTime(r *http.Request, to time.Time, force bool) (time.Duration, error) {
 	if s.deps.NTPClock == nil {
 		return 0, errNoNTP
 	}
-	setAudit(r, "ntp time set", to.Format(time.RFC3339))
-	step, err := s.deps.NTPClock.SetNTPTime(to)
+	detail := to.Format(time.RFC3339)
+	if force {
+		detail += " (forced)"
+	}
+	setAudit(r, "ntp time set", detail)
+	step, err := s.deps.NTPClock.SetNTPTime(to, force)
 	if err != nil {
 		setAuditResult(r, "failed: "+err.Error())
 		return 0, err
@@ -150,7 +154,7 @@ func (s *Server) formNTPSetTime(w http.ResponseWriter, r *http.Request) {
 		s.renderService(w, r, "ntp", http.StatusUnprocessableEntity, "", err.Error(), nil)
 		return
 	}
-	step, err := s.ntpSetTime(r, to)
+	step, err := s.ntpSetTime(r, to, r.PostFormValue("force") != "")
 	if err != nil {
 		s.renderService(w, r, "ntp", actionErrorCode(err), "", err.Error(), nil)
 		return

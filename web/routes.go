@@ -172,13 +172,14 @@ func (s *Server) handleNTPSetTime(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req struct {
-		Time time.Time `json:"time"`
+		Time  time.Time `json:"time"`
+		Force bool      `json:"force"` // even while an upstream source is selected
 	}
 	if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&req); err != nil || req.Time.IsZero() {
 		writeJSONError(w, http.StatusBadRequest, `send {"time": "2026-11-21T16:30:05+09:00"} (RFC 3339)`)
 		return
 	}
-	step, err := s.ntpSetTime(r, req.Time)
+	step, err := s.ntpSetTime(r, req.Time, req.Force)
 	if err != nil {
 		writeJSONError(w, http.StatusConflict, err.Error())
 		return

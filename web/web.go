@@ -49,7 +49,8 @@ type DNSCache interface {
 type NTPClock interface {
 	// SetNTPTime sets the served time (chronyc settime) and returns the
 	// step; an error when NTP is off.
-	SetNTPTime(to time.Time) (time.Duration, error)
+	// While an upstream source is selected it is refused unless force.
+	SetNTPTime(to time.Time, force bool) (time.Duration, error)
 }
 
 // Mount is one handler at a path prefix ("/apt/") of mirror.listen.

@@ -177,7 +177,7 @@ type fakeServices struct {
 }
 
 func (f fakeServices) FlushDNSCache(name string) (int, error)         { return f.flush(name) }
-func (f fakeServices) SetNTPTime(to time.Time) (time.Duration, error) { return f.setTime(to) }
+func (f fakeServices) SetNTPTime(to time.Time, _ bool) (time.Duration, error) { return f.setTime(to) }
 
 func TestControlActions(t *testing.T) {
 	var flushed string

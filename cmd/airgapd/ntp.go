@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"os/user"
 	"text/tabwriter"
 	"time"
 
@@ -11,6 +13,7 @@ import (
 
 	"github.com/airgapd/airgapd/api"
 	"github.com/airgapd/airgapd/server"
+	"github.com/airgapd/airgapd/web"
 )
 
 func newNTPCmd() *cobra.Command {
@@ -23,9 +26,12 @@ func newNTPCmd() *cobra.Command {
 }
 
 func newNTPSetTimeCmd() *cobra.Command {
-	var configPath string
+	var (
+		configPath string
+		force      bool
+	)
 	cmd := &cobra.Command{
-		Use:   "settime TIME --config FILE",
+		Use:   "settime TIME --config FILE [--force]",
 		Short: "Set the served time from the operator's watch, like chronyc settime",
 		Long: `For an admin host with no upstream at all: from now on airgapd serves TIME
 (plus the time since), at local_stratum, whatever this host's clock says.
@@ -35,11 +41,13 @@ clock is left alone.
 TIME is 2026-11-21T16:30:05+09:00, "2026-11-21 16:30:05" or 16:30:05
 (today), the last two in local time.
 
-The request goes to data_dir/ntp/settime, stamped with this host's clock at
-the moment TIME was given, so it means the same whenever it is applied: a
-running server applies it within a second (this command waits and says so);
-otherwise the next airgapd serve applies it at start. An upstream source, when
-one is reachable, overrides it at its next sample.`,
+A running server is asked over the control socket, and refuses while an
+upstream source is selected: the source's next sample would override the
+operator's time, and until then every node would follow it. --force sets it
+anyway. With no server running the request goes to data_dir/ntp/settime,
+stamped with this host's clock at the moment TIME was given, so it means the
+same whenever the next airgapd serve applies it at start. Either way the
+change is in the audit log.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			now := time.Now()
@@ -51,30 +59,45 @@ one is reachable, overrides it at its next sample.`,
 			if err != nil {
 				return err
 			}
-			queued, err := server.QueueNTPSetTime(cfg, to, now)
+			out := cmd.OutOrStdout()
+			c, err := serverAt(api.ControlSocketPath(cfg.RuntimeDir))
 			if err != nil {
 				return err
 			}
-			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "served time set to %s (%s from this host's clock)\n", to.Format(time.RFC3339Nano), to.Sub(now).Round(time.Millisecond))
-			// A socket that is there but not ours (permission) may be a
-			// running server's: wait for it as for one that answers.
-			if c, err := serverAt(api.ControlSocketPath(cfg.RuntimeDir)); c == nil && err == nil {
-				fmt.Fprintf(out, "airgapd is not running: queued in %s, applied when it starts\n", queued)
+			if c != nil {
+				step, err := c.SetNTPTime(cmd.Context(), to, force)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(out, "served time set to %s by the running server (stepped %s)\n", to.Format(time.RFC3339Nano), step.Round(time.Millisecond))
 				return nil
 			}
-			for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-				if !server.NTPSetTimePending(cfg) {
-					fmt.Fprintln(out, "applied by the running server")
-					return nil
-				}
+			queued, err := server.QueueNTPSetTime(cfg, to, now, force)
+			if err != nil {
+				return err
 			}
-			fmt.Fprintf(out, "queued in %s; the running server has not picked it up yet (is the ntp service running?)\n", queued)
+			auditOffline(cfg, "ntp time set", to.Format(time.RFC3339)+" (queued in "+queued+")")
+			fmt.Fprintf(out, "served time set to %s (%s from this host's clock)\nairgapd is not running: queued in %s, applied when it starts\n",
+				to.Format(time.RFC3339Nano), to.Sub(now).Round(time.Millisecond), queued)
 			return nil
 		},
 	}
 	cmd.Flags().StringVarP(&configPath, "config", "c", "", "config file (for data_dir and runtime_dir); default: the development defaults")
+	cmd.Flags().BoolVar(&force, "force", false, "set the time even while an upstream source is selected")
 	return cmd
+}
+
+// auditOffline records a change a command made with no server running, in
+// the audit log the UI shows; a failure to record is said, not fatal.
+func auditOffline(cfg *server.Config, action, detail string) {
+	who := "root (offline CLI)"
+	if u, err := user.Current(); err == nil {
+		who = u.Username + " (offline CLI)"
+	}
+	e := web.AuditEntry{Time: time.Now(), Who: who, From: "local", Action: action, Detail: detail, Result: "ok"}
+	if err := web.AppendAudit(cfg.DataDir, e); err != nil {
+		fmt.Fprintf(os.Stderr, "airgapd: not in the audit log: %v\n", err)
+	}
 }
 
 // ntpStatus fetches the running server's NTP status over the control socket.

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -400,7 +401,7 @@ func TestNTPSettime(t *testing.T) {
 	addr := in.ntpAddr()
 	to := time.Now().Add(time.Hour).UTC().Format(time.RFC3339Nano)
 	out, err := run(t, 15*time.Second, airgapdBin, "ntp", "settime", to, "--config", in.config)
-	if err != nil || !strings.Contains(out, "applied by the running server") {
+	if err != nil || !strings.Contains(out, "by the running server") {
 		t.Fatalf("airgapd ntp settime: %v\n%s", err, out)
 	}
 	r, err := ntpQuery(addr, "")
@@ -418,5 +419,62 @@ func TestNTPSettime(t *testing.T) {
 	}
 	if out, err := run(t, 10*time.Second, airgapdBin, "ntp", "settime", "not-a-time", "--config", in.config); err == nil {
 		t.Errorf("settime accepted a bad time:\n%s", out)
+	}
+}
+
+// TestNTPSettimeBesideSource: beside a selected upstream (a chronyd on
+// loopback), settime is refused with a message naming the source and
+// --force; forced, the status leaves "synced" and the history marks the
+// step; the next sample takes over and clears "time set by operator". The
+// audit log has the refusal, the forced change and an offline one.
+func TestNTPSettimeBesideSource(t *testing.T) {
+	need(t, "chronyd")
+	upPort := freeUDPPort(t)
+	chronyd(t, "upstream", fmt.Sprintf("port %d", upPort), "bindaddress 127.0.0.1", "local stratum 3", "allow 127.0.0.0/8", "cmdport 0")
+	dir := t.TempDir()
+	in := start(t, dir, fmt.Sprintf("ntp:\n  listen: [127.0.0.1:0]\n  allow: [127.0.0.0/8]\n  servers: [127.0.0.1:%d]\n  minpoll: -1\n  maxpoll: -1\n", upPort))
+	waitNTP := func(what string, ok func(d ntpDetail) bool) ntpDetail {
+		t.Helper()
+		var d ntpDetail
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			if d = in.ntp(); ok(d) {
+				return d
+			}
+		}
+		t.Fatalf("%s: status %s", what, d.Summary)
+		return d
+	}
+	waitNTP("synced to the upstream chronyd", func(d ntpDetail) bool { return d.State == "synced" })
+	to := time.Now().Add(time.Hour).UTC().Format(time.RFC3339Nano)
+	out, err := run(t, 15*time.Second, airgapdBin, "ntp", "settime", to, "--config", in.config)
+	if err == nil || !strings.Contains(out, "upstream source is selected") || !strings.Contains(out, fmt.Sprint(upPort)) || !strings.Contains(out, "--force") {
+		t.Fatalf("settime beside a selected source: %v\n%s\nwant it refused, naming the source and --force", err, out)
+	}
+	if r, err := ntpQuery(in.ntpAddr(), ""); err != nil || r.ClockOffset.Abs() > time.Second {
+		t.Fatalf("a refused settime moved the served time: %v %v", r, err)
+	}
+	if out, err := run(t, 15*time.Second, airgapdBin, "ntp", "settime", to, "--force", "--config", in.config); err != nil {
+		t.Fatalf("settime --force: %v\n%s", err, out)
+	}
+	d := in.ntp()
+	if d.State == "synced" || !strings.Contains(d.Summary, "time set by operator") {
+		t.Errorf("after a forced settime the status says %q (%s), want not synced, set by the operator", d.Summary, d.State)
+	}
+	if n := len(d.History); n == 0 || !d.History[n-1].Operator {
+		t.Errorf("the offset history does not mark the operator's step: %+v", d.History)
+	}
+	waitNTP("the upstream takes over again", func(d ntpDetail) bool {
+		return d.State == "synced" && !strings.Contains(d.Summary, "operator")
+	})
+	in.signal(syscall.SIGTERM)
+	in.waitExit(30 * time.Second)
+	if out, err := run(t, 15*time.Second, airgapdBin, "ntp", "settime", to, "--config", in.config); err != nil || !strings.Contains(out, "queued") {
+		t.Fatalf("offline settime: %v\n%s", err, out)
+	}
+	audit, _ := os.ReadFile(filepath.Join(dir, "data", "web", "audit.log"))
+	for _, want := range []string{`"result":"failed: an upstream source is selected`, `(forced)","result":"ok`, `"who":"root (offline CLI)"`} {
+		if !strings.Contains(string(audit), want) {
+			t.Errorf("audit.log lacks %s:\n%s", want, audit)
+		}
 	}
 }
