@@ -176,7 +176,7 @@ type fakeServices struct {
 	setTime func(time.Time) (time.Duration, error)
 }
 
-func (f fakeServices) FlushDNSCache(name string) (int, error)         { return f.flush(name) }
+func (f fakeServices) FlushDNSCache(name string) (int, error)                 { return f.flush(name) }
 func (f fakeServices) SetNTPTime(to time.Time, _ bool) (time.Duration, error) { return f.setTime(to) }
 
 func TestControlActions(t *testing.T) {
