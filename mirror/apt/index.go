@@ -34,7 +34,7 @@ type localDeb struct {
 	Control string `json:"control"`
 }
 
-func localSuite(r Repo) []string { return r.suitesOf()[:1] }
+func localSuite(r Repo) []string   { return r.suitesOf()[:1] }
 func localComponent(r Repo) string { return r.componentsOf()[0] }
 
 // indexRepo builds local repo r's Packages and Release from its folder's

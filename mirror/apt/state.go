@@ -13,9 +13,9 @@ type repoState struct {
 	Releases map[string]string `json:"releases,omitempty"`
 	// Local repos: what the published index was built from, and each
 	// .deb's entry so an unchanged file is not read again.
-	Fingerprint string               `json:"fingerprint,omitempty"`
+	Fingerprint string              `json:"fingerprint,omitempty"`
 	Debs        map[string]localDeb `json:"debs,omitempty"`
-	Keyring     []byte               `json:"keyring,omitempty"` // armored public key(s) for the .sources
+	Keyring     []byte              `json:"keyring,omitempty"` // armored public key(s) for the .sources
 }
 
 func readState(st mirror.Store) repoState {

@@ -11,7 +11,7 @@ import (
 
 func mapValues[K comparable, V any](m map[K]V) iter.Seq[V] { return maps.Values(m) }
 func mapKeys[K comparable, V any](m map[K]V) iter.Seq[K]   { return maps.Keys(m) }
-func mapsEqual(a, b map[string]string) bool                 { return maps.Equal(a, b) }
+func mapsEqual(a, b map[string]string) bool                { return maps.Equal(a, b) }
 
 func caPool(file string) (*x509.CertPool, error) {
 	pem, err := os.ReadFile(file)
