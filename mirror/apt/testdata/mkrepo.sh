@@ -1,7 +1,8 @@
 #!/bin/bash
 # A stand-in APT upstream for the tests, made with the real tools:
 #   mkrepo.sh key                         make a signing key in $GNUPGHOME, export it to $GNUPGHOME/key.gpg
-#   mkrepo.sh deb DIR NAME VERSION [DEP]  build DIR/NAME_VERSION_amd64.deb with dpkg-deb (Depends: DEP)
+#   mkrepo.sh deb DIR NAME VERSION [DEP]  build DIR/NAME_VERSION_amd64.deb with dpkg-deb (Depends: DEP;
+#                                         SIZE=N in the environment adds N random bytes)
 #   mkrepo.sh index REPO SUITE            index REPO/pool with apt-ftparchive into REPO/dists/SUITE,
 #                                         signed with $GNUPGHOME's key (InRelease, Release.gpg)
 set -euo pipefail
@@ -16,6 +17,8 @@ deb)
 	work=$(mktemp -d)
 	mkdir -p "$work/DEBIAN" "$work/usr/share/$name"
 	echo "$name $version" >"$work/usr/share/$name/VERSION"
+	# SIZE=N adds N random bytes, for a package big enough to stall half-way.
+	[ -n "${SIZE:-}" ] && head -c "$SIZE" /dev/urandom >"$work/usr/share/$name/blob"
 	{
 		echo "Package: $name"
 		echo "Version: $version"
