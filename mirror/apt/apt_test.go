@@ -259,3 +259,33 @@ func TestAptIndexSignsALocalFolder(t *testing.T) {
 		t.Fatalf("third index %+v %v: want up to date", res, err)
 	}
 }
+
+func TestAptWantedIndexes(t *testing.T) {
+	comps, arches := []string{"main", "universe"}, []string{"amd64"}
+	tests := []struct {
+		path string
+		want bool
+	}{
+		{"main/binary-amd64/Packages.xz", true},
+		{"main/binary-amd64/Release", true},
+		{"main/binary-all/Packages.gz", true},
+		{"main/binary-arm64/Packages.xz", false},
+		{"main/binary-amd64/Packages.diff/Index", false},
+		{"main/source/Sources.xz", false},
+		{"main/i18n/Translation-en.bz2", true},
+		{"main/cnf/Commands-amd64.xz", true},
+		{"main/cnf/Commands-arm64.xz", false},
+		{"main/dep11/Components-amd64.yml.gz", true},
+		{"main/dep11/icons-64x64.tar.gz", true},
+		{"main/debian-installer/binary-amd64/Packages.gz", false},
+		{"main/Contents-amd64.gz", true},
+		{"Contents-amd64.gz", true},
+		{"Contents-arm64.gz", false},
+		{"restricted/binary-amd64/Packages.gz", false},
+	}
+	for _, tt := range tests {
+		if got := wanted(tt.path, comps, arches); got != tt.want {
+			t.Errorf("wanted(%s) = %v, want %v", tt.path, got, tt.want)
+		}
+	}
+}

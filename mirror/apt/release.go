@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -138,8 +139,11 @@ func safePath(p string) bool {
 }
 
 // wanted reports whether index file p of a Release is one a mirror with
-// these components and architectures fetches: Packages, Sources (when
-// "source" is listed), Contents, i18n and the per-component Release.
+// these components and architectures fetches: Packages (and Sources when
+// "source" is listed) of its architectures, Contents, i18n, and whatever
+// else a component holds (cnf, dep11: apt on Ubuntu asks for them when
+// the Release lists them) unless it names another architecture. Left
+// out: pdiffs (apt falls back to the whole index) and the installer.
 func wanted(p string, components, arches []string) bool {
 	rest, ok := "", false
 	for _, c := range components {
@@ -152,20 +156,30 @@ func wanted(p string, components, arches []string) bool {
 		// dists/SUITE/Contents-ARCH.gz (Debian keeps them at the top).
 		return contentsFor(p, arches)
 	}
-	dir, file := path.Split(rest)
+	first, _, _ := strings.Cut(rest, "/")
+	file := path.Base(rest)
 	switch {
-	case strings.HasPrefix(dir, "binary-"):
-		arch := strings.TrimSuffix(strings.TrimPrefix(dir, "binary-"), "/")
+	case strings.Contains(rest, ".diff/"):
+		return false
+	case strings.HasPrefix(first, "binary-"):
+		arch := strings.TrimPrefix(first, "binary-")
 		return (inList(arch, arches) || arch == "all") && (isIndex(file, "Packages") || file == "Release")
-	case dir == "source/":
+	case first == "source":
 		return inList("source", arches) && (isIndex(file, "Sources") || file == "Release")
-	case dir == "i18n/":
-		return strings.HasPrefix(file, "Translation-") || file == "Index"
-	case dir == "":
-		return contentsFor(file, arches)
+	case first == "debian-installer" || strings.HasPrefix(first, "installer-"):
+		return false
+	case strings.HasPrefix(rest, "Contents-"):
+		return contentsFor(rest, arches)
 	}
-	return false
+	if m := otherArch.FindStringSubmatch(file); m != nil {
+		return inList(m[1], arches)
+	}
+	return true
 }
+
+// otherArch finds an architecture in a file name (cnf/Commands-arm64.xz,
+// dep11/Components-amd64.yml.gz).
+var otherArch = regexp.MustCompile(`-(amd64|arm64|armhf|armel|i386|ppc64el|s390x|riscv64|mips64el|loong64)\b`)
 
 func contentsFor(file string, arches []string) bool {
 	for _, a := range append([]string{"all"}, arches...) {
