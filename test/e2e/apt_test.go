@@ -202,6 +202,15 @@ func TestAptSyncThenAptGetInstallsOffline(t *testing.T) {
 	if code != http.StatusPartialContent || string(body) != "!<arch>\n" {
 		t.Errorf("Range on a .deb: %d %q", code, body)
 	}
+	m, err := run(t, 10*time.Second, "curl", "-fsS", "--unix-socket", filepath.Join(in.dir, "run", "api.sock"), "http://airgapd/metrics")
+	if err != nil {
+		t.Fatalf("/metrics: %v", err)
+	}
+	for _, want := range []string{`airgapd_apt_syncs_total{repo="up",result="ok"} 1`, `airgapd_apt_repo_packages{repo="up"} 3`, `airgapd_apt_last_sync_success{repo="up"} 1`, `airgapd_apt_requests_total{code="206"} 1`} {
+		if !strings.Contains(m, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 }
 
 func TestAptRefusesATamperedUpstream(t *testing.T) {
