@@ -289,3 +289,55 @@ func TestAptWantedIndexes(t *testing.T) {
 		}
 	}
 }
+
+func TestAptSyncReleaseAndReleaseGPG(t *testing.T) {
+	tests := []struct {
+		name    string
+		prepare func(u *upstream, r *Repo)
+		want    string // "" = the sync succeeds
+	}{
+		{"detached signature only", func(u *upstream, r *Repo) {
+			os.Remove(filepath.Join(u.dir, "dists/jammy/InRelease"))
+		}, ""},
+		{"Release changed after signing", func(u *upstream, r *Repo) {
+			os.Remove(filepath.Join(u.dir, "dists/jammy/InRelease"))
+			p := filepath.Join(u.dir, "dists/jammy/Release")
+			b, _ := os.ReadFile(p)
+			os.WriteFile(p, append(b, "Label: changed\n"...), 0o644)
+		}, "dists/jammy/Release: Release.gpg: signature does not verify"},
+		{"unsigned Release", func(u *upstream, r *Repo) {
+			os.Remove(filepath.Join(u.dir, "dists/jammy/InRelease"))
+			os.Remove(filepath.Join(u.dir, "dists/jammy/Release.gpg"))
+		}, "an unsigned Release is not mirrored"},
+		{"another key", func(u *upstream, r *Repo) {
+			other := newUpstream(t)
+			r.Keyring = filepath.Join(other.gnupg, "key.gpg")
+		}, "dists/jammy/InRelease: InRelease: signature does not verify"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			u := newUpstream(t)
+			u.deb("hello", "1.0", "")
+			u.index()
+			r := u.repo("up")
+			tt.prepare(u, &r)
+			a := newApt(t, r)
+			_, err := a.Sync(context.Background(), nil, nil)
+			if tt.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := tree(t, a, "up"); !got["dists/jammy/Release.gpg"] || !got["pool/main/hello_1.0_amd64.deb"] {
+					t.Errorf("tree %v", got)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("sync: %v, want %q", err, tt.want)
+			}
+			if cur, _ := a.Store("up").Current(); cur != "" {
+				t.Errorf("published %s though the Release was refused", cur)
+			}
+		})
+	}
+}
