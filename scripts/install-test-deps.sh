@@ -28,6 +28,12 @@ declare -A want=(
 	[ctr]=containerd
 	[shellcheck]=shellcheck
 	[chromium]=chromium
+	# APT (test/e2e/apt_test.go, mirror/apt): the stand-in upstream and apt-get.
+	[apt-ftparchive]=apt-utils
+	[reprepro]=reprepro
+	[dpkg-deb]=dpkg
+	[dpkg-scanpackages]=dpkg-dev
+	[gpgconf]=gpgconf
 )
 
 # Daemons live in /usr/sbin, which a non-login PATH may lack.

@@ -39,6 +39,11 @@ func (s *Server) NodeBootstrap() web.NodeBootstrap {
 			nb.Repos = append(nb.Repos, r.Name)
 		}
 	}
+	if c.Enabled("apt") && c.Enabled("mirror") {
+		for _, r := range c.Apt.Repos {
+			nb.AptRepos = append(nb.AptRepos, r.Name)
+		}
+	}
 	if c.Enabled("registry") {
 		nb.Registry = s.advertisedHostPort(nb.AdminAddr, s.bound["registry.listen"], "443")
 		for _, m := range c.Registry.Mirrors {

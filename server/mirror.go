@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"github.com/airgapd/airgapd/api"
-	"github.com/airgapd/airgapd/mirror"
 	"github.com/airgapd/airgapd/mirror/rpm"
 	"github.com/airgapd/airgapd/web"
 )
@@ -42,9 +41,7 @@ var _ web.MirrorSyncer = (*Server)(nil)
 // control socket's POST /api/v1/mirror/sync, which `airgapd mirror sync`
 // uses while a server runs.
 func (s *Server) SyncMirror(ctx context.Context, names []string, progress func(api.Progress)) ([]api.SyncResult, error) {
-	m, err := capability[interface {
-		Sync(ctx context.Context, names []string, progress func(mirror.Progress)) ([]rpm.Result, error)
-	}](s, "mirror")
+	m, err := capability[*rpm.Mirror](s, "mirror") // the concrete type: apt's Sync has the same shape
 	if err != nil {
 		return nil, err
 	}

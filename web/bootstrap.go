@@ -23,6 +23,7 @@ type NodeBootstrap struct {
 	Gateway         bool     // a default route via the admin host
 	MirrorURL       string   // http://ADDR:PORT of the mirror listener, "" when off
 	Repos           []string // repos served, each as /repos/NAME.repo
+	AptRepos        []string // APT repos served, each as /apt/NAME.sources
 	Registry        string   // ADDR:PORT of the registry, "" when off
 	RegistryMirrors []string // upstreams containerd should reach through it
 }

@@ -105,7 +105,8 @@ func (s *Server) renderService(w http.ResponseWriter, r *http.Request, name stri
 			d.Data = struct {
 				api.MirrorStatus
 				CanSync bool
-			}{v, canSync}
+				Apt     *api.AptStatus // the APT repos beside, when apt: runs
+			}{v, canSync, st.Service(api.ServiceApt).Apt}
 		case "registry":
 			v := valueOf(sv.Registry)
 			d.Data = struct {

@@ -81,6 +81,7 @@ type Deps struct {
 	DNSCache       DNSCache       // cache flush
 	NTPClock       NTPClock       // settime
 	MirrorSyncer   MirrorSyncer   // mirror sync
+	AptSyncer      AptSyncer      // apt sync and index
 	RegistryAdmin  RegistryAdmin  // registry gc, import, tag deletion
 	BundleImporter BundleImporter // bundle import
 	Bootstrapper   Bootstrapper   // node.sh and the UI's node command

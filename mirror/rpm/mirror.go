@@ -83,8 +83,6 @@ type Mirror struct {
 	sched    *scheduler // sync_every / sync_at (schedule.go)
 	// bundleImport is the bundle import under way, or the last one.
 	bundleImport *mirror.ImportProgress
-
-	keyMu sync.Mutex // one signing key generated, never two
 }
 
 // New validates cfg and returns a mirror. It opens nothing.
