@@ -50,10 +50,12 @@ func (m *metrics) synced(ok bool) {
 	}
 }
 
-func (m *metrics) addDownloaded(n int64)      { m.downloaded.Add(float64(n)) }
-func (m *metrics) failed()                    { m.damaged.Inc() }
-func (m *metrics) uploaded(result string)     { m.uploads.WithLabelValues(result).Inc() }
-func (m *metrics) request(kind string, c int) { m.requests.WithLabelValues(kind, strconv.Itoa(c)).Inc() }
+func (m *metrics) addDownloaded(n int64)  { m.downloaded.Add(float64(n)) }
+func (m *metrics) failed()                { m.damaged.Inc() }
+func (m *metrics) uploaded(result string) { m.uploads.WithLabelValues(result).Inc() }
+func (m *metrics) request(kind string, c int) {
+	m.requests.WithLabelValues(kind, strconv.Itoa(c)).Inc()
+}
 
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	ch <- m.projects

@@ -129,7 +129,9 @@ func (x *Index) config() Config {
 func (x *Index) Names() []string { return []string{TreeIndex, TreeLocal} }
 
 // Store is tree name's folder in the content store.
-func (x *Index) Store(name string) mirror.Store { return mirror.FormatStore(x.deps.DataDir, "pypi", name) }
+func (x *Index) Store(name string) mirror.Store {
+	return mirror.FormatStore(x.deps.DataDir, "pypi", name)
+}
 
 func (x *Index) state(name string) treeState {
 	x.mu.Lock()

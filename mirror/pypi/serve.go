@@ -258,4 +258,3 @@ func writeBody(w http.ResponseWriter, r *http.Request, s string) int {
 	}
 	return http.StatusOK
 }
-

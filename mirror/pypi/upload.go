@@ -338,4 +338,3 @@ func wheelMetadata(file, project string) ([]byte, error) {
 	}
 	return nil, errors.New("no METADATA in the wheel")
 }
-
