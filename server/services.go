@@ -16,6 +16,7 @@ import (
 	"github.com/airgapd/airgapd/dnsd"
 	"github.com/airgapd/airgapd/gateway"
 	"github.com/airgapd/airgapd/internal/conf"
+	"github.com/airgapd/airgapd/mirror/pypi"
 	"github.com/airgapd/airgapd/mirror/rpm"
 	"github.com/airgapd/airgapd/ntpd"
 	"github.com/airgapd/airgapd/registry"
@@ -94,6 +95,7 @@ func services() []service {
 		{key: "ntp", defaults: defaultsOf(ntpd.DefaultConfig), listen: []string{"udp"}, moreListens: ntpCmdMonListens, build: (*Server).buildNTP},
 		{key: "mirror", defaults: defaultsOf(rpm.DefaultConfig), listen: []string{"tcp"}, http: true, inputs: mirrorSection, build: (*Server).buildMirror},
 		{key: "registry", defaults: defaultsOf(registry.DefaultConfig), listen: []string{"tcp"}, http: true, build: (*Server).buildRegistry},
+		{key: "pypi", defaults: defaultsOf(pypi.DefaultConfig), mount: "/pypi/", build: (*Server).buildPyPI},
 		// web serves every HTTP listener, so it is rebuilt when any of them
 		// moves; it always runs, for the control socket.
 		{key: "web", defaults: defaultsOf(web.DefaultConfig), listen: []string{"tcp"}, http: true, inputs: webSection, sockets: httpSockets, build: (*Server).buildWeb},
@@ -178,6 +180,16 @@ func (s *Server) mountFor(key string) *swappableHandler {
 		}
 	}
 	panic("server: service " + key + " has no mount in the table (a bug)")
+}
+
+// checkMounts: a format served at a prefix of mirror.listen needs the
+// mirror section on.
+func (c *Config) checkMounts(ps *conf.Problems) {
+	for _, sv := range services() {
+		if sv.mount != "" && c.Enabled(sv.key) && !c.Enabled("mirror") {
+			ps.Add(sv.key, "turn the mirror section on (mirror: {listen: …}): "+sv.key+" is served at "+sv.mount+" on mirror.listen", "%s is on but the mirror section is not", sv.key)
+		}
+	}
 }
 
 // mirrorMount is one format's path prefix on mirror.listen and the
@@ -380,6 +392,7 @@ func (s *Server) buildWeb(c *Config, in *instance) error {
 		DNSCache:        s,
 		NTPClock:        s,
 		MirrorSyncer:    s,
+		PyPISyncer:      s,
 		RegistryAdmin:   s,
 		BundleImporter:  s,
 		Bootstrapper:    s,
