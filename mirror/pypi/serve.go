@@ -207,7 +207,9 @@ func writePage(w http.ResponseWriter, r *http.Request, ct, name string, files []
 			if f.Metadata && f.MetadataSHA256 != "" {
 				meta = map[string]string{"sha256": f.MetadataSHA256}
 			}
-			j["core-metadata"], j["dist-info-metadata"] = meta, meta
+			// core-metadata only (PEP 714): pip before 23.1 (Debian 12's
+			// 23.0.1) fails on the dict under dist-info-metadata.
+			j["core-metadata"] = meta
 			if f.Yanked {
 				j["yanked"] = true
 				if f.YankedReason != "" {
