@@ -109,20 +109,19 @@ func TestPyPI(t *testing.T) {
 	dir := t.TempDir()
 	env := pyEnv(dir)
 	wheels, up := filepath.Join(dir, "wheels"), filepath.Join(dir, "upstream")
-	build := func(src string, sdist bool) {
-		if out, err := runPy(t, env, src, py, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-w", wheels, "."); err != nil {
-			t.Fatalf("pip wheel %s: %v\n%s", src, err, out)
-		}
-		if sdist {
-			if out, err := runPy(t, env, src, py, "setup.py", "-q", "sdist", "-d", wheels); err != nil {
-				t.Fatalf("sdist %s: %v\n%s", src, err, out)
-			}
-		}
+	srcs := []string{
+		project(t, dir, "alpha", "alpha", "1.0", "Beta.Lib==2.0"),
+		project(t, dir, "Beta.Lib", "beta_lib", "2.0"),
+		project(t, dir, "gamma", "gamma", "3.0"),
+		project(t, dir, "delta", "delta", "0.1"),
 	}
-	build(project(t, dir, "alpha", "alpha", "1.0", "Beta.Lib==2.0"), false)
-	build(project(t, dir, "Beta.Lib", "beta_lib", "2.0"), true)
-	build(project(t, dir, "gamma", "gamma", "3.0"), false)
-	build(project(t, dir, "delta", "delta", "0.1"), false)
+	// One pip for every wheel: each start of pip costs seconds.
+	if out, err := runPy(t, env, dir, py, append([]string{"-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-w", wheels}, srcs...)...); err != nil {
+		t.Fatalf("pip wheel: %v\n%s", err, out)
+	}
+	if out, err := runPy(t, env, srcs[1], py, "setup.py", "-q", "sdist", "-d", wheels); err != nil {
+		t.Fatalf("sdist: %v\n%s", err, out)
+	}
 
 	// The stand-in: PEP 503 pages with #sha256 links (and a PEP 658 file
 	// for alpha's wheel) over a folder, as a static mirror serves them.
@@ -218,15 +217,19 @@ pypi:
 	// pip, with the upstream gone, from a requirements file with hashes.
 	upstream.Close()
 	venv := filepath.Join(dir, "venv")
-	if out, err := runPy(t, env, dir, py, "-m", "venv", venv); err != nil {
+	// Debian's pip from the system site-packages, installing into the
+	// venv: ensurepip's copy would take half a minute to set up.
+	if out, err := runPy(t, env, dir, py, "-m", "venv", "--without-pip", "--system-site-packages", venv); err != nil {
 		t.Fatalf("venv: %v\n%s", err, out)
 	}
-	pip := filepath.Join(venv, "bin", "pip")
-	index := base + "/pypi/simple/"
-	if out, err := runPy(t, env, dir, pip, "install", "--index-url", index, "--require-hashes", "-r", req); err != nil {
+	vpy := filepath.Join(venv, "bin", "python")
+	pipInstall := func(args ...string) (string, error) {
+		return runPy(t, env, dir, vpy, append([]string{"-m", "pip", "install", "--index-url", base + "/pypi/simple/"}, args...)...)
+	}
+	if out, err := pipInstall("--require-hashes", "-r", req); err != nil {
 		t.Fatalf("pip install --require-hashes: %v\n%s", err, out)
 	}
-	if out, err := runPy(t, env, dir, filepath.Join(venv, "bin", "python"), "-c", "import alpha, beta_lib; print(alpha.VERSION, beta_lib.VERSION)"); err != nil || strings.TrimSpace(out) != "1.0 2.0" {
+	if out, err := runPy(t, env, dir, vpy, "-c", "import alpha, beta_lib; print(alpha.VERSION, beta_lib.VERSION)"); err != nil || strings.TrimSpace(out) != "1.0 2.0" {
 		t.Fatalf("installed: %v %q", err, out)
 	}
 
@@ -238,10 +241,10 @@ pypi:
 	if out, err := runPy(t, env, dir, "twine", "upload", "--non-interactive", "--disable-progress-bar", "--repository-url", base+"/pypi/legacy/", "-u", "ci", "-p", "in-house", delta); err != nil {
 		t.Fatalf("twine upload: %v\n%s", err, out)
 	}
-	if out, err := runPy(t, env, dir, pip, "install", "--index-url", index, "delta==0.1"); err != nil {
+	if out, err := pipInstall("delta==0.1"); err != nil {
 		t.Fatalf("pip install delta: %v\n%s", err, out)
 	}
-	if out, err := runPy(t, env, dir, filepath.Join(venv, "bin", "python"), "-c", "import delta; print(delta.VERSION)"); err != nil || strings.TrimSpace(out) != "0.1" {
+	if out, err := runPy(t, env, dir, vpy, "-c", "import delta; print(delta.VERSION)"); err != nil || strings.TrimSpace(out) != "0.1" {
 		t.Fatalf("delta: %v %q", err, out)
 	}
 	var st struct {
