@@ -25,6 +25,7 @@ type NodeBootstrap struct {
 	Repos           []string // repos served, each as /repos/NAME.repo
 	Registry        string   // ADDR:PORT of the registry, "" when off
 	RegistryMirrors []string // upstreams containerd should reach through it
+	PyPIURL         string   // the PyPI simple index (/pypi/simple/), "" when off
 }
 
 // Bootstrapper provides the data node.sh is rendered from, from the

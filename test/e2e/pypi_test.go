@@ -103,7 +103,8 @@ func wheelMETADATA(t *testing.T, whl string) []byte {
 // test builds (alpha depends on Beta.Lib); sync from a requirements file
 // with hashes; pip --require-hashes installs from airgapd with the
 // upstream gone; PEP 691 JSON; a damaged upstream file refuses the sync by
-// name and publishes nothing; twine uploads a wheel pip then installs.
+// name and publishes nothing; twine uploads a wheel pip then installs,
+// with the pip.conf node.sh --dev-tools writes.
 func TestPyPI(t *testing.T) {
 	py := debianPython(t)
 	dir := t.TempDir()
@@ -166,7 +167,8 @@ func TestPyPI(t *testing.T) {
 		sums[alphaWhl], sums[betaWhl], sums[betaSdist])
 	writeFile(t, req, reqBody)
 	hash, _ := bcrypt.GenerateFromPassword([]byte("in-house"), bcrypt.MinCost)
-	in := start(t, dir, fmt.Sprintf(`mirror: { listen: "127.0.0.1:0" }
+	in := start(t, dir, fmt.Sprintf(`advertise: { addresses: [127.0.0.1] }
+mirror: { listen: "127.0.0.1:0" }
 pypi:
   upstreams: [{ name: stand-in, url: "%s/simple/" }]
   requirements: [%s]
@@ -241,8 +243,18 @@ pypi:
 	if out, err := runPy(t, env, dir, "twine", "upload", "--non-interactive", "--disable-progress-bar", "--repository-url", base+"/pypi/legacy/", "-u", "ci", "-p", "in-house", delta); err != nil {
 		t.Fatalf("twine upload: %v\n%s", err, out)
 	}
-	if out, err := pipInstall("delta==0.1"); err != nil {
-		t.Fatalf("pip install delta: %v\n%s", err, out)
+	// node.sh --dev-tools points pip at the index (/etc/pip.conf); pip
+	// reads it.
+	root := t.TempDir()
+	if out, err := runNode(t, nodeScript(t, in), "--root", root, "--dev-tools", "--no-check"); err != nil || !strings.Contains(out, "wrote /etc/pip.conf") {
+		t.Fatalf("node.sh --dev-tools: %v\n%s", err, out)
+	}
+	pipConf := filepath.Join(root, "etc", "pip.conf")
+	if b, _ := os.ReadFile(pipConf); !strings.Contains(string(b), "index-url = "+base+"/pypi/simple/") {
+		t.Fatalf("pip.conf:\n%s", b)
+	}
+	if out, err := runPy(t, append(env, "PIP_CONFIG_FILE="+pipConf), dir, vpy, "-m", "pip", "install", "delta==0.1"); err != nil {
+		t.Fatalf("pip install delta (pip.conf from node.sh): %v\n%s", err, out)
 	}
 	if out, err := runPy(t, env, dir, vpy, "-c", "import delta; print(delta.VERSION)"); err != nil || strings.TrimSpace(out) != "0.1" {
 		t.Fatalf("delta: %v %q", err, out)
