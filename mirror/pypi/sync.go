@@ -2,14 +2,17 @@ package pypi
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -72,11 +75,14 @@ func (x *Index) Sync(ctx context.Context, progress func(mirror.Progress)) (SyncR
 	state := x.state(TreeIndex)
 	state.LastSync, state.Duration, state.Downloaded = start, time.Since(start).Seconds(), downloaded
 	res.Downloaded, res.Duration = downloaded, state.Duration
+	upToDate := false
 	if err == nil {
 		tr.Update(true, func(p *mirror.Progress) { p.Phase = "publish" })
 		var files []mirror.TreeFile
 		if files, err = treeFiles(st, projects); err == nil {
-			_, err = st.PublishTree(ctx, files, noPlace)
+			if upToDate = samePublished(st, files); !upToDate {
+				_, err = st.PublishTree(ctx, files, noPlace)
+			}
 		}
 	}
 	if err != nil {
@@ -88,14 +94,16 @@ func (x *Index) Sync(ctx context.Context, progress func(mirror.Progress)) (SyncR
 		return res, err
 	}
 	state.LastResult, state.LastError, state.Upstream = "ok", "", upstream
-	state.Revision, state.Published = x.deps.Now().UTC().Format("20060102T150405Z"), x.deps.Now()
+	if !upToDate || state.Revision == "" {
+		state.Revision, state.Published = x.deps.Now().UTC().Format("20060102T150405Z"), x.deps.Now()
+	}
 	state.Projects, state.Packages, state.Bytes = counts(projects)
 	if err := x.setState(TreeIndex, state); err != nil {
 		return res, err
 	}
 	tr.Update(true, func(p *mirror.Progress) { p.Phase = "done" })
 	x.m.synced(true)
-	res.OK, res.Revision, res.Packages = true, state.Revision, state.Packages
+	res.OK, res.Revision, res.Packages, res.UpToDate = true, state.Revision, state.Packages, upToDate
 	res.Fetched = run.fetched
 	x.log.Info("pypi sync done", "projects", state.Projects, "files", state.Packages, "downloaded", downloaded)
 	return res, nil
@@ -325,7 +333,12 @@ func (x *Index) download(ctx context.Context, f *mirror.Fetcher, st mirror.Store
 					mu.Lock()
 					run.downloaded += n
 					mu.Unlock()
-					tr.Update(false, func(p *mirror.Progress) { p.BytesDone += n })
+					tr.Update(false, func(p *mirror.Progress) {
+						p.BytesDone += n
+						if j.size <= 0 { // a PEP 503 page gives no size: count it as it comes
+							p.Bytes += n
+						}
+					})
 				})
 			}
 			if err != nil {
@@ -370,4 +383,24 @@ func withAuth(ups []Upstream, raw string) string {
 		}
 	}
 	return raw
+}
+
+// samePublished reports whether the published tree is files already
+// (the same index.json, which names every other file by its sha256).
+func samePublished(st mirror.Store, files []mirror.TreeFile) bool {
+	cur, err := st.Current()
+	if err != nil || cur == "" {
+		return false
+	}
+	b, err := os.ReadFile(filepath.Join(cur, indexFile))
+	if err != nil {
+		return false
+	}
+	h := sha256.Sum256(b)
+	for _, f := range files {
+		if f.Path == indexFile {
+			return f.Sum.Value == hex.EncodeToString(h[:])
+		}
+	}
+	return false
 }

@@ -128,6 +128,13 @@ func TestSyncServeUpload(t *testing.T) {
 	if res.Packages != 2 || res.Fetched != 3 {
 		t.Fatalf("sync: %+v", res)
 	}
+	first, _ := x.Store(TreeIndex).Current()
+	if again, err := x.Sync(context.Background(), nil); err != nil || !again.UpToDate || again.Revision != res.Revision || again.Fetched != 0 {
+		t.Fatalf("second sync: %+v %v", again, err)
+	}
+	if cur, _ := x.Store(TreeIndex).Current(); cur != first {
+		t.Fatalf("an up-to-date sync published %s", cur)
+	}
 	h := x.Handler()
 	if w := get(t, h, "/pypi/simple/Alpha/", ""); w.Code != http.StatusMovedPermanently || w.Header().Get("Location") != "/pypi/simple/alpha/" {
 		t.Fatalf("non-normalised name: %d %v", w.Code, w.Header())
