@@ -134,19 +134,24 @@ func (x *Index) collect(ctx context.Context, st mirror.Store, tr *tracker, run *
 		byName[r.Name] = append(byName[r.Name], r)
 	}
 	sort.Strings(names)
-	f, err := x.fetcher(cfg)
-	if err != nil {
-		return nil, err
+	fetchers := map[string]*mirror.Fetcher{}
+	for _, u := range cfg.Upstreams {
+		f, err := x.fetcher(cfg, u)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		fetchers[u.Name] = f
 	}
-	defer f.Close()
 	sel := newSelector(cfg)
 	projects := map[string][]File{}
 	var problems []string
 	var mu sync.Mutex
 	upstreams := map[string]bool{}
+	from := map[string]string{} // project → the upstream that gave its page
 	mirror.EachParallel(ctx, names, cfg.Parallel, func() func(string) {
 		return func(name string) {
-			files, up, err := x.page(ctx, f, cfg.Upstreams, name)
+			files, up, err := x.page(ctx, fetchers, cfg.Upstreams, name)
 			if err == nil {
 				files, err = pick(name, byName[name], files, sel)
 			}
@@ -156,7 +161,7 @@ func (x *Index) collect(ctx context.Context, st mirror.Store, tr *tracker, run *
 				problems = append(problems, err.Error())
 				return
 			}
-			projects[name], upstreams[up] = files, true
+			projects[name], upstreams[up], from[name] = files, true, up
 		}
 	})
 	if err := ctx.Err(); err != nil {
@@ -172,18 +177,18 @@ func (x *Index) collect(ctx context.Context, st mirror.Store, tr *tracker, run *
 	}
 	sort.Strings(ups)
 	run.upstream = strings.Join(ups, ", ")
-	return projects, x.download(ctx, f, st, cfg, projects, tr, run)
+	return projects, x.download(ctx, fetchers, from, st, cfg, projects, tr, run)
 }
 
 // page fetches project name's page from the first upstream that has it.
-func (x *Index) page(ctx context.Context, f *mirror.Fetcher, ups []Upstream, name string) ([]File, string, error) {
+func (x *Index) page(ctx context.Context, fetchers map[string]*mirror.Fetcher, ups []Upstream, name string) ([]File, string, error) {
 	var errs []string
 	for _, u := range ups {
 		base, err := url.Parse(strings.TrimSuffix(u.URL, "/") + "/" + name + "/")
 		if err != nil {
 			return nil, "", err
 		}
-		files, err := getPage(ctx, f, u, base)
+		files, err := getPage(ctx, fetchers[u.Name], u, base)
 		if err == nil {
 			return files, u.Name, nil
 		}
@@ -264,13 +269,9 @@ func pick(name string, reqs []Requirement, files []File, sel selector) ([]File, 
 	return out, nil
 }
 
-// fetcher is the sync's downloads, with the first upstream's proxy and CA.
-func (x *Index) fetcher(cfg Config) (*mirror.Fetcher, error) {
+// fetcher is the sync's downloads from upstream u, with its proxy and CA.
+func (x *Index) fetcher(cfg Config, u Upstream) (*mirror.Fetcher, error) {
 	return mirror.NewFetcher(x.log, cfg.Parallel, func(tr *http.Transport) error {
-		if len(cfg.Upstreams) == 0 {
-			return nil
-		}
-		u := cfg.Upstreams[0]
 		if u.Proxy != "" {
 			pu, err := url.Parse(u.Proxy)
 			if err != nil {
@@ -295,27 +296,34 @@ func (x *Index) fetcher(cfg Config) (*mirror.Fetcher, error) {
 
 // download fetches every file (and metadata file) the pool lacks, each
 // verified against its sha256; any failure is the sync's, by file name.
-func (x *Index) download(ctx context.Context, f *mirror.Fetcher, st mirror.Store, cfg Config, projects map[string][]File, tr *tracker, run *syncRun) error {
+func (x *Index) download(ctx context.Context, fetchers map[string]*mirror.Fetcher, from map[string]string, st mirror.Store, cfg Config, projects map[string][]File, tr *tracker, run *syncRun) error {
 	type job struct {
 		name, url string
 		sum       mirror.Checksum
 		size      int64
+		f         *mirror.Fetcher
+	}
+	ups := map[string]Upstream{}
+	for _, u := range cfg.Upstreams {
+		ups[u.Name] = u
 	}
 	var jobs []job
 	var total, files int
 	var bytes int64
-	for _, fs := range projects {
+	for project, fs := range projects {
+		up := ups[from[project]]
+		f := fetchers[up.Name]
 		for _, fl := range fs {
 			files++
 			sum := mirror.Checksum{Type: "sha256", Value: fl.SHA256}
 			if !st.Has(sum) {
-				jobs = append(jobs, job{fl.Filename, withAuth(cfg.Upstreams, fl.URL), sum, fl.Size})
+				jobs = append(jobs, job{fl.Filename, withAuth(up, fl.URL), sum, fl.Size, f})
 				bytes += fl.Size
 			}
 			if fl.MetadataSHA256 != "" {
 				msum := mirror.Checksum{Type: "sha256", Value: fl.MetadataSHA256}
 				if !st.Has(msum) {
-					jobs = append(jobs, job{fl.Filename + ".metadata", withAuth(cfg.Upstreams, fl.URL+".metadata"), msum, 0})
+					jobs = append(jobs, job{fl.Filename + ".metadata", withAuth(up, fl.URL+".metadata"), msum, 0, f})
 				}
 			}
 		}
@@ -329,7 +337,7 @@ func (x *Index) download(ctx context.Context, f *mirror.Fetcher, st mirror.Store
 		return func(j job) {
 			err := j.sum.Valid()
 			if err == nil {
-				err = f.Fetch(ctx, j.url, st.Partial(j.sum), st.Pool(j.sum), j.sum, j.size, buf, func(n int64) {
+				err = j.f.Fetch(ctx, j.url, st.Partial(j.sum), st.Pool(j.sum), j.sum, j.size, buf, func(n int64) {
 					mu.Lock()
 					run.downloaded += n
 					mu.Unlock()
@@ -368,19 +376,16 @@ func (x *Index) download(ctx context.Context, f *mirror.Fetcher, st mirror.Store
 	return nil
 }
 
-// withAuth puts the credentials of the upstream whose host serves raw in
-// its URL (Go's client sends them as Basic auth).
-func withAuth(ups []Upstream, raw string) string {
+// withAuth puts upstream up's credentials in a file URL on its own host
+// (Go's client sends them as Basic auth); files elsewhere get none.
+func withAuth(up Upstream, raw string) string {
 	u, err := url.Parse(raw)
-	if err != nil {
+	if err != nil || up.Username == "" {
 		return raw
 	}
-	for _, up := range ups {
-		b, err := url.Parse(up.URL)
-		if err == nil && up.Username != "" && b.Host == u.Host {
-			u.User = url.UserPassword(up.Username, up.Password)
-			return u.String()
-		}
+	if b, err := url.Parse(up.URL); err == nil && b.Host == u.Host {
+		u.User = url.UserPassword(up.Username, up.Password)
+		return u.String()
 	}
 	return raw
 }

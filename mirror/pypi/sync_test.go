@@ -247,3 +247,46 @@ func TestNegotiate(t *testing.T) {
 		}
 	}
 }
+
+// TestUpstreamFailoverAndAuth: a project the first upstream lacks comes
+// from the next, with that upstream's credentials on its page and files.
+func TestUpstreamFailoverAndAuth(t *testing.T) {
+	empty := httptest.NewServer(http.NotFoundHandler())
+	defer empty.Close()
+	whl := wheel(t, "alpha", "1.0")
+	var mu sync.Mutex
+	var unauthorized int
+	private := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if u, p, ok := r.BasicAuth(); !ok || u != "bot" || p != "pw" {
+			mu.Lock()
+			unauthorized++
+			mu.Unlock()
+			w.Header().Set("WWW-Authenticate", `Basic realm="x"`)
+			http.Error(w, "no", http.StatusUnauthorized)
+			return
+		}
+		switch r.URL.Path {
+		case "/simple/alpha/":
+			fmt.Fprintf(w, `<a href="/f/alpha-1.0-py3-none-any.whl#sha256=%s">alpha-1.0-py3-none-any.whl</a>`, sum(whl))
+		case "/f/alpha-1.0-py3-none-any.whl":
+			w.Write(whl)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer private.Close()
+	cfg := DefaultConfig()
+	cfg.Upstreams = []Upstream{{Name: "empty", URL: empty.URL + "/simple"}, {Name: "private", URL: private.URL + "/simple/", Username: "bot", Password: "pw"}}
+	cfg.Packages = []string{"alpha"}
+	x, err := New(cfg, Deps{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := x.Sync(context.Background(), nil)
+	if err != nil || res.Packages != 1 || unauthorized != 0 {
+		t.Fatalf("sync: %+v %v (%d unauthorized requests)", res, err, unauthorized)
+	}
+	if st := x.Status(); st.Trees[0].Upstream != "private" {
+		t.Fatalf("upstream recorded: %q", st.Trees[0].Upstream)
+	}
+}
