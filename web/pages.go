@@ -66,7 +66,7 @@ func (s *Server) pageOverview(w http.ResponseWriter, r *http.Request) {
 }
 
 // serviceTitles are the service pages' titles.
-var serviceTitles = map[string]string{"ntp": "NTP", "gateway": "Gateway", "mirror": "Mirror", "registry": "Registry"}
+var serviceTitles = map[string]string{"ntp": "NTP", "gateway": "Gateway", "mirror": "Mirror", "pypi": "PyPI", "registry": "Registry"}
 
 // pageService renders a service page; a service that does not run gets a
 // plain sentence saying so.
@@ -106,6 +106,8 @@ func (s *Server) renderService(w http.ResponseWriter, r *http.Request, name stri
 				api.MirrorStatus
 				CanSync bool
 			}{v, canSync}
+		case "pypi":
+			d.Data = valueOf(sv.PyPI)
 		case "registry":
 			v := valueOf(sv.Registry)
 			d.Data = struct {
