@@ -54,6 +54,10 @@ func (s *Server) pageOverview(w http.ResponseWriter, r *http.Request) {
 			if sv.Running() {
 				c.Figure = fmt.Sprintf("%d repos", len(v.Repos))
 			}
+		case "pypi":
+			if sv.Running() {
+				c.Figure = valueOf(sv.PyPI).Summary
+			}
 		case "registry":
 			v := valueOf(sv.Registry)
 			if sv.Running() {
