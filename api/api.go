@@ -67,6 +67,7 @@ type ServiceStatus struct {
 	Registry *RegistryStatus
 	Apt      *AptStatus
 	Web      *WebStatus
+	PyPI     *PyPIStatus
 	// Other is the detail of a service this build does not know (a newer
 	// server), kept as it came.
 	Other json.RawMessage
@@ -103,6 +104,8 @@ func (s *ServiceStatus) detail() (into any, value any) {
 		return &s.Apt, orNil(s.Apt)
 	case ServiceWeb:
 		return &s.Web, orNil(s.Web)
+	case ServicePyPI:
+		return &s.PyPI, orNil(s.PyPI)
 	}
 	if len(s.Other) == 0 {
 		return &s.Other, nil

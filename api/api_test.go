@@ -56,7 +56,8 @@ func TestServiceDetailRoundTrip(t *testing.T) {
 		{"registry", ServiceStatus{Name: "registry", Registry: &RegistryStatus{Pushes: 2, LastGC: &GCResult{Bytes: 9}}}, `"pushes":2`},
 		{"web", ServiceStatus{Name: "web", Web: &WebStatus{Listeners: []string{"registry https://a:5000"}}}, `"listeners":["registry https://a:5000"]`},
 		{"disabled", ServiceStatus{Name: "ntp", State: "disabled"}, ""},
-		{"unknown", ServiceStatus{Name: "pypi", Other: json.RawMessage(`{"x":1}`)}, `{"x":1}`},
+		{"pypi", ServiceStatus{Name: "pypi", PyPI: &PyPIStatus{Trees: []PyPITreeStatus{{Name: "index", Projects: 2}}}}, `"projects":2`},
+		{"unknown", ServiceStatus{Name: "charts", Other: json.RawMessage(`{"x":1}`)}, `{"x":1}`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -106,6 +106,29 @@ func (c *Client) SyncMirror(ctx context.Context, names []string, progress func(P
 	return last.Results, last.Err()
 }
 
+// SyncPyPI asks the running server to sync its PyPI index, calling
+// progress as the server reports it.
+func (c *Client) SyncPyPI(ctx context.Context, progress func(Progress)) (SyncResult, error) {
+	resp, err := c.post(ctx, "/api/v1/pypi/sync")
+	if err != nil {
+		return SyncResult{}, err
+	}
+	defer resp.Body.Close()
+	last, err := DecodeStream(resp.Body, func(ev SyncEvent) {
+		if ev.Progress != nil && progress != nil {
+			progress(*ev.Progress)
+		}
+	})
+	if err != nil {
+		return SyncResult{}, fmt.Errorf("%s ended the sync without a result (did the server stop?): %w", c.display, err)
+	}
+	var res SyncResult
+	if len(last.Results) > 0 {
+		res = last.Results[0]
+	}
+	return res, last.Err()
+}
+
 // ImportBundle asks the running server to import the bundle at path (an
 // absolute path on the server's host), calling progress as the server
 // reports it. It waits as long as the import takes; cancelling ctx stops

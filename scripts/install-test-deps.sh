@@ -34,6 +34,7 @@ declare -A want=(
 	[dpkg-deb]=dpkg
 	[dpkg-scanpackages]=dpkg-dev
 	[gpgconf]=gpgconf
+	[twine]=twine
 )
 
 # Daemons live in /usr/sbin, which a non-login PATH may lack.
@@ -65,6 +66,20 @@ if ! dpkg -s dnf-plugins-core >/dev/null 2>&1; then
 		exit 1
 	fi
 fi
+
+# The PyPI tests build wheels and install them with Debian's pip in a venv
+# (/usr/bin/python3's modules; a python3 earlier in PATH may lack them).
+for pkg in python3-pip python3-venv python3-setuptools python3-wheel; do
+	if ! dpkg -s "$pkg" >/dev/null 2>&1; then
+		if [[ $(id -u) -ne 0 ]]; then
+			echo "install-test-deps: $pkg missing; run as root" >&2
+			exit 1
+		fi
+		export DEBIAN_FRONTEND=noninteractive
+		apt-get install -y -qq --no-install-recommends "$pkg" >/dev/null 2>&1 ||
+			{ apt-get update -qq && apt-get install -y -qq --no-install-recommends "$pkg" >/dev/null; }
+	fi
+done
 
 # firewall-offline-cmd checks the shipped firewalld service file. It comes
 # from Debian's firewalld package, which is unpacked, not installed:

@@ -38,6 +38,9 @@ func (s *Server) NodeBootstrap() web.NodeBootstrap {
 		for _, r := range c.Mirror.Repos {
 			nb.Repos = append(nb.Repos, r.Name)
 		}
+		if c.Enabled("pypi") {
+			nb.PyPIURL = nb.MirrorURL + "/pypi/simple/"
+		}
 	}
 	if c.Enabled("apt") && c.Enabled("mirror") {
 		for _, r := range c.Apt.Repos {

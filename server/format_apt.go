@@ -31,13 +31,6 @@ func aptSection(c *Config) any {
 	return in
 }
 
-// checkMounts: the formats beside RPM are served on mirror.listen only.
-func (c *Config) checkMounts(ps *conf.Problems) {
-	if c.Enabled("apt") && !c.Enabled("mirror") {
-		ps.Add("apt", "add a mirror: section (its listen: serves /apt/), or remove apt:", "apt repos are served on mirror.listen, and the mirror section is absent or disabled")
-	}
-}
-
 func aptDeps(c *Config, log *slog.Logger, listen string) apt.Deps {
 	d := apt.Deps{Logger: log, DataDir: c.DataDir, AdvertiseName: c.Advertise.Name, AdvertiseAddresses: c.Advertise.Addresses, Listen: listen}
 	if c.Mirror != nil {

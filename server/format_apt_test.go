@@ -17,7 +17,7 @@ func TestAptSectionProblems(t *testing.T) {
 	}{
 		{"mirrored repo", "mirror: { listen: 127.0.0.1:0 }\napt: { repos: [{ name: up, url: http://127.0.0.1:1/, suites: [jammy], keyring: " + key + " }] }\n", ""},
 		{"local folder", "mirror: { listen: 127.0.0.1:0 }\napt: { repos: [{ name: site, path: " + dir + " }] }\n", ""},
-		{"no mirror listener", "apt: { repos: [{ name: site, path: " + dir + " }] }\n", "apt repos are served on mirror.listen"},
+		{"no mirror listener", "apt: { repos: [{ name: site, path: " + dir + " }] }\n", "apt is served at /apt/ on mirror.listen"},
 		{"no keyring", "mirror: {}\napt: { repos: [{ name: up, url: http://127.0.0.1:1/, suites: [jammy] }] }\n", "apt.repos[0].keyring"},
 		{"no suites", "mirror: {}\napt: { repos: [{ name: up, url: http://127.0.0.1:1/, keyring: " + key + " }] }\n", "apt.repos[0].suites"},
 		{"url and path", "mirror: {}\napt: { repos: [{ name: up, url: http://127.0.0.1:1/, path: /x, suites: [a], keyring: " + key + " }] }\n", "has url and path"},

@@ -17,6 +17,7 @@ import (
 	"github.com/airgapd/airgapd/gateway"
 	"github.com/airgapd/airgapd/internal/conf"
 	"github.com/airgapd/airgapd/mirror/apt"
+	"github.com/airgapd/airgapd/mirror/pypi"
 	"github.com/airgapd/airgapd/mirror/rpm"
 	"github.com/airgapd/airgapd/ntpd"
 	"github.com/airgapd/airgapd/registry"
@@ -96,6 +97,7 @@ func services() []service {
 		{key: "mirror", defaults: defaultsOf(rpm.DefaultConfig), listen: []string{"tcp"}, http: true, inputs: mirrorSection, build: (*Server).buildMirror},
 		{key: "registry", defaults: defaultsOf(registry.DefaultConfig), listen: []string{"tcp"}, http: true, build: (*Server).buildRegistry},
 		{key: "apt", defaults: defaultsOf(apt.DefaultConfig), inputs: aptSection, mount: "/apt/", build: (*Server).buildApt},
+		{key: "pypi", defaults: defaultsOf(pypi.DefaultConfig), mount: "/pypi/", build: (*Server).buildPyPI},
 		// web serves every HTTP listener, so it is rebuilt when any of them
 		// moves; it always runs, for the control socket.
 		{key: "web", defaults: defaultsOf(web.DefaultConfig), listen: []string{"tcp"}, http: true, inputs: webSection, sockets: httpSockets, build: (*Server).buildWeb},
@@ -180,6 +182,16 @@ func (s *Server) mountFor(key string) *swappableHandler {
 		}
 	}
 	panic("server: service " + key + " has no mount in the table (a bug)")
+}
+
+// checkMounts: a format served at a prefix of mirror.listen needs the
+// mirror section on.
+func (c *Config) checkMounts(ps *conf.Problems) {
+	for _, sv := range services() {
+		if sv.mount != "" && c.Enabled(sv.key) && !c.Enabled("mirror") {
+			ps.Add(sv.key, "turn the mirror section on (mirror: {listen: …}): "+sv.key+" is served at "+sv.mount+" on mirror.listen", "%s is on but the mirror section is not", sv.key)
+		}
+	}
 }
 
 // mirrorMount is one format's path prefix on mirror.listen and the
@@ -405,6 +417,7 @@ func (s *Server) buildWeb(c *Config, in *instance) error {
 		NTPClock:        s,
 		MirrorSyncer:    s,
 		AptSyncer:       s,
+		PyPISyncer:      s,
 		RegistryAdmin:   s,
 		BundleImporter:  s,
 		Bootstrapper:    s,

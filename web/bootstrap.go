@@ -26,6 +26,7 @@ type NodeBootstrap struct {
 	AptRepos        []string // APT repos served, each as /apt/NAME.sources
 	Registry        string   // ADDR:PORT of the registry, "" when off
 	RegistryMirrors []string // upstreams containerd should reach through it
+	PyPIURL         string   // the PyPI simple index (/pypi/simple/), "" when off
 }
 
 // Bootstrapper provides the data node.sh is rendered from, from the

@@ -54,6 +54,10 @@ func (s *Server) pageOverview(w http.ResponseWriter, r *http.Request) {
 			if sv.Running() {
 				c.Figure = fmt.Sprintf("%d repos", len(v.Repos))
 			}
+		case "pypi":
+			if sv.Running() {
+				c.Figure = valueOf(sv.PyPI).Summary
+			}
 		case "registry":
 			v := valueOf(sv.Registry)
 			if sv.Running() {
@@ -66,7 +70,7 @@ func (s *Server) pageOverview(w http.ResponseWriter, r *http.Request) {
 }
 
 // serviceTitles are the service pages' titles.
-var serviceTitles = map[string]string{"ntp": "NTP", "gateway": "Gateway", "mirror": "Mirror", "registry": "Registry"}
+var serviceTitles = map[string]string{"ntp": "NTP", "gateway": "Gateway", "mirror": "Mirror", "pypi": "PyPI", "registry": "Registry"}
 
 // pageService renders a service page; a service that does not run gets a
 // plain sentence saying so.
@@ -107,6 +111,8 @@ func (s *Server) renderService(w http.ResponseWriter, r *http.Request, name stri
 				CanSync bool
 				Apt     *api.AptStatus // the APT repos beside, when apt: runs
 			}{v, canSync, st.Service(api.ServiceApt).Apt}
+		case "pypi":
+			d.Data = valueOf(sv.PyPI)
 		case "registry":
 			v := valueOf(sv.Registry)
 			d.Data = struct {

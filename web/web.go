@@ -82,6 +82,7 @@ type Deps struct {
 	NTPClock       NTPClock       // settime
 	MirrorSyncer   MirrorSyncer   // mirror sync
 	AptSyncer      AptSyncer      // apt sync and index
+	PyPISyncer     PyPISyncer     // pypi sync
 	RegistryAdmin  RegistryAdmin  // registry gc, import, tag deletion
 	BundleImporter BundleImporter // bundle import
 	Bootstrapper   Bootstrapper   // node.sh and the UI's node command
