@@ -1,6 +1,10 @@
 package api
 
-import "time"
+import (
+	"context"
+	"fmt"
+	"time"
+)
 
 // GoProxyStatus is the Go module proxy's state for the UI, API and
 // metrics: its one published tree, the last sync and a sync under way.
@@ -25,4 +29,28 @@ type GoProxyStatus struct {
 	// Imported: the tree came from a bundle.
 	Imported bool      `json:"imported,omitempty"`
 	Progress *Progress `json:"progress,omitempty"`
+}
+
+// SyncGoProxy asks the running server to sync the Go module proxy,
+// calling progress as the server reports it. With no server running the
+// error wraps ErrNotRunning.
+func (c *Client) SyncGoProxy(ctx context.Context, progress func(Progress)) (SyncResult, error) {
+	resp, err := c.post(ctx, "/api/v1/goproxy/sync")
+	if err != nil {
+		return SyncResult{}, err
+	}
+	defer resp.Body.Close()
+	last, err := DecodeStream(resp.Body, func(ev SyncEvent) {
+		if ev.Progress != nil && progress != nil {
+			progress(*ev.Progress)
+		}
+	})
+	if err != nil {
+		return SyncResult{}, fmt.Errorf("%s ended the sync without a result (did the server stop?): %w", c.display, err)
+	}
+	var res SyncResult
+	if len(last.Results) > 0 {
+		res = last.Results[0]
+	}
+	return res, last.Err()
 }
