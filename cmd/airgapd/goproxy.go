@@ -98,6 +98,7 @@ func goproxyStep(p api.Progress) progressStep {
 
 func describeGoProxy(r api.SyncResult) string {
 	if !r.OK {
+		r.Repo = "goproxy"
 		return describeResult(r)
 	}
 	return fmt.Sprintf("goproxy: published revision %s, %d module versions, %d files fetched (%s)",

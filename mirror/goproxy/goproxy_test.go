@@ -200,3 +200,37 @@ func TestValidate(t *testing.T) {
 		})
 	}
 }
+
+// TestSumDBProxyCache: answers the tree lacks are asked of the database
+// while it answers, kept, and served from the cache once it is gone.
+func TestSumDBProxyCache(t *testing.T) {
+	up := newUpstream(t, testModules...)
+	cfg := DefaultConfig()
+	cfg.SumDB = SumDB{URL: up.SumDB.URL, Key: up.Key}
+	p := newProxy(t, cfg) // nothing synced
+	h := p.Handler()
+	const lookup = "/goproxy/sumdb/sumdb.lab.test/lookup/lab.test/words@v1.1.0"
+	want := up.Hashes["lab.test/words v1.1.0"]
+	for _, step := range []struct {
+		name, path string
+		code       int
+		want       string
+	}{
+		{"proxied", lookup, 200, want},
+		{"latest proxied", "/goproxy/sumdb/sumdb.lab.test/latest", 200, "sumdb.lab.test"},
+		{"bad path", "/goproxy/sumdb/sumdb.lab.test/lookup/../../x", 404, ""},
+		{"database gone", "", 0, ""},
+		{"from the cache", lookup, 200, want},
+		{"latest from the cache", "/goproxy/sumdb/sumdb.lab.test/latest", 200, "sumdb.lab.test"},
+		{"never looked up", "/goproxy/sumdb/sumdb.lab.test/lookup/lab.test/Greet@v1.0.0", 404, "sync the module"},
+	} {
+		if step.path == "" {
+			up.SumDB.Close()
+			continue
+		}
+		code, body := get(t, h, step.path)
+		if code != step.code || !strings.Contains(body, step.want) {
+			t.Errorf("%s: GET %s: %d %.80q, want %d with %q", step.name, step.path, code, body, step.code, step.want)
+		}
+	}
+}

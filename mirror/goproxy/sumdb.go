@@ -187,7 +187,7 @@ func (p *Proxy) serveSumDB(w http.ResponseWriter, r *http.Request, rest string) 
 	}
 	if known {
 		if b, err := p.askSumDB(r.Context(), cfg, sub); err == nil {
-			atomicfile.WriteFile(filepath.Join(p.sumdbCache(name), rel), b, 0o644)
+			p.cache(filepath.Join(p.sumdbCache(name), rel), b)
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 			w.Write(b)
 			return http.StatusOK
@@ -202,6 +202,17 @@ func (p *Proxy) serveSumDB(w http.ResponseWriter, r *http.Request, rest string) 
 	}
 	http.Error(w, "not cached here and the checksum database does not answer: sync the module (airgapd goproxy sync) to keep its lookup", http.StatusNotFound)
 	return http.StatusNotFound
+}
+
+// cache keeps a database answer; a failure costs only a fetch later.
+func (p *Proxy) cache(path string, b []byte) {
+	err := os.MkdirAll(filepath.Dir(path), 0o750)
+	if err == nil {
+		err = atomicfile.WriteFile(path, b, 0o644)
+	}
+	if err != nil {
+		p.log.Warn("cannot cache a checksum database answer", "path", path, "err", err)
+	}
 }
 
 // askSumDB fetches one answer from the database, briefly: behind the gap

@@ -211,8 +211,9 @@ func TestGoProxy(t *testing.T) {
 }
 
 // TestGoProxyRefusesDamagedZip: an upstream whose zip is not the one
-// go.sum recorded makes the sync fail naming the module, and nothing is
-// published.
+// go.sum recorded makes the sync (run with no server, on data_dir) fail
+// naming the module; nothing is published, and the server started
+// afterwards reports the failure.
 func TestGoProxyRefusesDamagedZip(t *testing.T) {
 	need(t, "go")
 	u := newGoUpstream(t)
@@ -239,11 +240,14 @@ func TestGoProxyRefusesDamagedZip(t *testing.T) {
 	defer bad.Close()
 	cfg := goproxyConfig(bad.URL, filepath.Join(src, "go.mod"), u)
 	cfg = strings.Replace(cfg, "  sumdb:", "  parallel: 1\n  sumdb:", 1)
-	in := start(t, t.TempDir(), cfg)
-	out, err := run(t, 2*time.Minute, airgapdBin, "goproxy", "sync", "--config", in.config)
+	// No server runs yet: the command syncs on data_dir itself.
+	dir := t.TempDir()
+	out, err := run(t, 2*time.Minute, airgapdBin, "goproxy", "sync", "--config", writeConfig(t, dir, cfg))
 	if err == nil || !strings.Contains(out, "lab.test/words@v1.1.0: zip: hash") || !strings.Contains(out, "nothing published") {
 		t.Fatalf("airgapd goproxy sync from a damaged upstream: %v\n%s", err, out)
 	}
+	t.Logf("refused: %s", out)
+	in := start(t, dir, cfg)
 	resp, err := http.Get(in.status().listener("mirror") + "/goproxy/lab.test/!greet/@v/list")
 	if err != nil {
 		t.Fatal(err)
