@@ -126,7 +126,7 @@ func (p *Proxy) fetchVersion(ctx context.Context, f *mirror.Fetcher, st mirror.S
 		return out
 	}
 	if got := hashGoMod(mod); got != w.ModHash {
-		out.err = fmt.Errorf("%s: go.mod hash %s does not match %s (go.sum or the checksum database): the upstream's go.mod is not the one recorded; refusing it", name, got, w.ModHash)
+		out.err = fmt.Errorf("%s: go.mod hash %s does not match %s (%s): the upstream's go.mod is not the one recorded; refusing it", name, got, w.ModHash, w.ModFrom)
 		return out
 	}
 	keep(".mod", mod)
@@ -185,7 +185,7 @@ func (p *Proxy) fetchZip(ctx context.Context, f *mirror.Fetcher, st mirror.Store
 		return tf, n, err
 	}
 	if h1 != w.ZipHash {
-		return tf, n, fmt.Errorf("hash %s does not match %s (go.sum or the checksum database): the upstream's zip is not the one recorded; refusing it: %w", h1, w.ZipHash, mirror.ErrChecksum)
+		return tf, n, fmt.Errorf("hash %s does not match %s (%s): the upstream's zip is not the one recorded; refusing it: %w", h1, w.ZipHash, w.ZipFrom, mirror.ErrChecksum)
 	}
 	sum, size, err := sha256File(file)
 	if err != nil {

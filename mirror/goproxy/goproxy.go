@@ -61,6 +61,7 @@ type Proxy struct {
 	progress  *mirror.Progress
 	running   bool
 	dbFetch   *mirror.Fetcher
+	dbBase    string       // where the last sync found the database (sumdbBase)
 	sumdbDown atomic.Int64 // unix nanos until which the database is not asked
 }
 

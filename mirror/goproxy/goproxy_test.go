@@ -118,6 +118,24 @@ func TestSyncAndServe(t *testing.T) {
 	}
 }
 
+// TestSyncSumDBThroughUpstream: with no sumdb.url, the database is
+// asked through the upstream GOPROXY when it proxies it.
+func TestSyncSumDBThroughUpstream(t *testing.T) {
+	up := newUpstream(t, testModules...)
+	up.SumDB.Close() // not reachable directly
+	cfg := DefaultConfig()
+	cfg.Upstream = up.Proxy.URL + "/"
+	cfg.Modules = []string{"lab.test/Greet@v1.0.0", "lab.test/words@v1.1.0"}
+	cfg.SumDB = SumDB{Key: up.Key}
+	p := newProxy(t, cfg)
+	if _, err := p.Sync(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if st := p.Status(); st.Versions != 2 || st.SumDBLookups != 2 {
+		t.Errorf("status %+v", st)
+	}
+}
+
 func TestSyncRefuses(t *testing.T) {
 	up := newUpstream(t, testModules...)
 	good := up.goSum("lab.test/Greet v1.0.0", "lab.test/words v1.1.0")
@@ -132,7 +150,7 @@ func TestSyncRefuses(t *testing.T) {
 	}{
 		{name: "zip does not match go.sum", gosum: bad, want: "lab.test/words@v1.1.0: zip: hash"},
 		{name: "go.mod does not match go.sum", gosum: badMod, want: "lab.test/Greet@v1.0.0: go.mod hash"},
-		{name: "go.sum disagrees with the database", gosum: bad, sumdb: true, want: "lab.test/words@v1.1.0: go.sum says the zip hash"},
+		{name: "go.sum disagrees with the database", gosum: bad, sumdb: true, want: "/go.sum says the zip hash"},
 		{name: "no hash without go.sum or database", gosum: "", want: "no hash to verify lab.test/Greet@v1.0.0"},
 		{name: "damaged zip upstream", gosum: good, sumdb: true, modify: func() {
 			p := filepath.Join(up.Dir, "lab.test", "words", "@v", "v1.1.0.zip")

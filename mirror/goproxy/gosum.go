@@ -52,6 +52,9 @@ type want struct {
 	Zip     bool
 	ModHash string // h1 of the go.mod
 	ZipHash string // h1 of the zip's tree
+	// ModFrom and ZipFrom say where each hash came from (a go.sum, the
+	// checksum database), for messages.
+	ModFrom, ZipFrom string
 }
 
 // wantSet collects module versions and their expected hashes from every
@@ -71,14 +74,14 @@ func (s wantSet) add(m module.Version, zip bool) *want {
 // addSum records a go.sum line; source names the file in an error.
 func (s wantSet) addSum(l sumLine, source string) error {
 	w := s.add(l.Mod, !l.GoMod)
-	p, what := &w.ZipHash, "zip"
+	p, from, what := &w.ZipHash, &w.ZipFrom, "zip"
 	if l.GoMod {
-		p, what = &w.ModHash, "go.mod"
+		p, from, what = &w.ModHash, &w.ModFrom, "go.mod"
 	}
 	if *p != "" && *p != l.Hash {
-		return fmt.Errorf("%s: %s %s's %s hash is %s here but %s elsewhere; the go.sum files disagree", source, l.Mod.Path, l.Mod.Version, what, l.Hash, *p)
+		return fmt.Errorf("%s: %s %s's %s hash is %s here but %s in %s; the go.sum files disagree", source, l.Mod.Path, l.Mod.Version, what, l.Hash, *p, *from)
 	}
-	*p = l.Hash
+	*p, *from = l.Hash, source
 	return nil
 }
 

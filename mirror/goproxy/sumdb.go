@@ -27,10 +27,11 @@ import (
 // client itself (golang.org/x/mod/sumdb) verifies the signed tree heads
 // and the proofs, as the go command does.
 type recorder struct {
-	ctx context.Context
-	f   *mirror.Fetcher
-	db  SumDB
-	log *slog.Logger
+	ctx  context.Context
+	f    *mirror.Fetcher
+	db   SumDB
+	base string // where the database answers (sumdbBase)
+	log  *slog.Logger
 
 	mu       sync.Mutex
 	latest   []byte
@@ -41,7 +42,7 @@ type recorder struct {
 var _ sumdb.ClientOps = (*recorder)(nil)
 
 func (r *recorder) ReadRemote(path string) ([]byte, error) {
-	b, err := r.f.Get(r.ctx, r.db.url()+path, 8<<20)
+	b, err := r.f.Get(r.ctx, r.base+path, 8<<20)
 	if err != nil {
 		return nil, err
 	}
@@ -109,7 +110,7 @@ func (r *recorder) lookupAll(ctx context.Context, parallel int, wants []*want) e
 				errs = append(errs, fmt.Errorf("%s@%s: checksum database %s: %w", w.Mod.Path, w.Mod.Version, r.db.name(), err))
 				return
 			}
-			if err := merge(w, lines); err != nil {
+			if err := merge(w, lines, "checksum database "+r.db.name()); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -122,25 +123,44 @@ func (r *recorder) lookupAll(ctx context.Context, parallel int, wants []*want) e
 
 // merge puts the database's lines for w into it; a hash that differs
 // from go.sum's is an error.
-func merge(w *want, lines []string) error {
+func merge(w *want, lines []string, source string) error {
 	name := w.Mod.Path + "@" + w.Mod.Version
 	for _, l := range lines {
 		f := strings.Fields(l)
 		if len(f) != 3 || f[0] != w.Mod.Path || !strings.HasPrefix(f[2], "h1:") {
 			continue
 		}
-		p, what := &w.ZipHash, "zip"
+		p, from, what := &w.ZipHash, &w.ZipFrom, "zip"
 		if f[1] == w.Mod.Version+"/go.mod" {
-			p, what = &w.ModHash, "go.mod"
+			p, from, what = &w.ModHash, &w.ModFrom, "go.mod"
 		} else if f[1] != w.Mod.Version {
 			continue
 		}
 		if *p != "" && *p != f[2] {
-			return fmt.Errorf("%s: go.sum says the %s hash is %s, the checksum database says %s; refusing it (fix go.sum with go mod tidy on a trusted machine)", name, what, *p, f[2])
+			return fmt.Errorf("%s: %s says the %s hash is %s, the %s says %s; refusing it (fix go.sum with go mod tidy on a trusted machine)", name, *from, what, *p, source, f[2])
 		}
-		*p = f[2]
+		if *p == "" {
+			*p, *from = f[2], source
+		}
 	}
 	return nil
+}
+
+// sumdbBase is where the database answers: sumdb.url when set; else
+// the upstream GOPROXY's proxy of it when the upstream says it has one
+// (UPSTREAM/sumdb/NAME/supported, as the go command asks), else
+// https://NAME.
+func (p *Proxy) sumdbBase(ctx context.Context, f *mirror.Fetcher, cfg Config, upstream string) string {
+	if cfg.SumDB.URL != "" {
+		return cfg.SumDB.url()
+	}
+	via := upstream + "/sumdb/" + cfg.SumDB.name()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := f.GetOnce(ctx, via+"/supported", 1<<10); err == nil {
+		return via
+	}
+	return cfg.SumDB.url()
 }
 
 // sumdbCache is where answers proxied at serve time are kept.
@@ -228,7 +248,13 @@ func (p *Proxy) askSumDB(ctx context.Context, cfg Config, sub string) ([]byte, e
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	b, err := f.GetOnce(ctx, cfg.SumDB.url()+"/"+sub, 8<<20)
+	p.mu.Lock()
+	base := p.dbBase
+	p.mu.Unlock()
+	if base == "" || cfg.SumDB.URL != "" {
+		base = cfg.SumDB.url()
+	}
+	b, err := f.GetOnce(ctx, base+"/"+sub, 8<<20)
 	if err != nil && !mirror.IsPermanent(err) {
 		p.sumdbDown.Store(time.Now().Add(time.Minute).UnixNano())
 	}

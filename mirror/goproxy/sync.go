@@ -85,9 +85,14 @@ func (p *Proxy) sync(ctx context.Context, cfg Config, st mirror.Store, tr *mirro
 	}
 	defer f.Close()
 	list := wants.sorted()
+	upstream := strings.TrimSuffix(cfg.Upstream, "/")
 	var rec *recorder
 	if cfg.SumDB.Enabled() {
-		rec = &recorder{ctx: ctx, f: f, db: cfg.SumDB, log: p.log, files: map[string][]byte{}}
+		base := p.sumdbBase(ctx, f, cfg, upstream)
+		p.mu.Lock()
+		p.dbBase = base
+		p.mu.Unlock()
+		rec = &recorder{ctx: ctx, f: f, db: cfg.SumDB, base: base, log: p.log, files: map[string][]byte{}}
 		if err := rec.lookupAll(ctx, cfg.Parallel, list); err != nil {
 			return res, state, fmt.Errorf("goproxy: %w: %w", err, ErrRefused)
 		}
@@ -97,7 +102,6 @@ func (p *Proxy) sync(ctx context.Context, cfg Config, st mirror.Store, tr *mirro
 	}
 	tr.Update(true, func(pr *mirror.Progress) { pr.Phase, pr.Packages, pr.ToFetch = "packages", len(list), len(list) })
 	cur, _ := st.Current()
-	upstream := strings.TrimSuffix(cfg.Upstream, "/")
 	got := make([]versionFiles, len(list))
 	idx := make([]int, len(list))
 	for i := range idx {

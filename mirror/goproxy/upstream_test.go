@@ -70,7 +70,13 @@ func newUpstream(t *testing.T, mods ...fakeModule) *upstream {
 		}
 		resp.Body.Close()
 	}
-	u.Proxy = httptest.NewServer(http.FileServer(http.Dir(u.Dir)))
+	// The upstream proxies its database too, as GOPROXYs may
+	// (…/sumdb/NAME/supported, lookup, tile).
+	mux := http.NewServeMux()
+	mux.Handle("/", http.FileServer(http.Dir(u.Dir)))
+	mux.Handle("/sumdb/sumdb.lab.test/", http.StripPrefix("/sumdb/sumdb.lab.test", sumdb.NewServer(ts)))
+	mux.HandleFunc("/sumdb/sumdb.lab.test/supported", func(http.ResponseWriter, *http.Request) {})
+	u.Proxy = httptest.NewServer(mux)
 	t.Cleanup(u.Proxy.Close)
 	return u
 }
