@@ -54,6 +54,10 @@ func (s *Server) pageOverview(w http.ResponseWriter, r *http.Request) {
 			if sv.Running() {
 				c.Figure = fmt.Sprintf("%d repos", len(v.Repos))
 			}
+		case "goproxy":
+			if v := valueOf(sv.GoProxy); sv.Running() {
+				c.Figure = fmt.Sprintf("%d modules · %s", v.Modules, humanize.Bytes(v.Bytes))
+			}
 		case "registry":
 			v := valueOf(sv.Registry)
 			if sv.Running() {
@@ -66,7 +70,7 @@ func (s *Server) pageOverview(w http.ResponseWriter, r *http.Request) {
 }
 
 // serviceTitles are the service pages' titles.
-var serviceTitles = map[string]string{"ntp": "NTP", "gateway": "Gateway", "mirror": "Mirror", "registry": "Registry"}
+var serviceTitles = map[string]string{"ntp": "NTP", "gateway": "Gateway", "mirror": "Mirror", "goproxy": "Go proxy", "registry": "Registry"}
 
 // pageService renders a service page; a service that does not run gets a
 // plain sentence saying so.
@@ -106,6 +110,8 @@ func (s *Server) renderService(w http.ResponseWriter, r *http.Request, name stri
 				api.MirrorStatus
 				CanSync bool
 			}{v, canSync}
+		case "goproxy":
+			d.Data = valueOf(sv.GoProxy)
 		case "registry":
 			v := valueOf(sv.Registry)
 			d.Data = struct {
