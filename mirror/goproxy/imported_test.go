@@ -38,7 +38,9 @@ func TestPublishImported(t *testing.T) {
 		sources[f.Path] = f.Source
 	}
 	dst := newProxy(t, Config{Parallel: 1, SumDB: SumDB{Key: up.Key}}) // no upstream: behind the gap
-	place := func(_ context.Context, f mirror.TreeFile, to string) error { return mirror.LinkOrCopy(sources[f.Path], to) }
+	place := func(_ context.Context, f mirror.TreeFile, to string) error {
+		return mirror.LinkOrCopy(sources[f.Path], to)
+	}
 	origin := mirror.Origin{Bundle: "b1", Created: time.Now(), Revision: pub.Revision}
 	if err := dst.PublishImported(context.Background(), "modules", origin, files, place); err != nil {
 		t.Fatal(err)
