@@ -44,18 +44,18 @@ func (p *Proxy) Sync(ctx context.Context, progress func(mirror.Progress)) (Resul
 	defer p.setProgress(nil)
 	res, state, err := p.sync(ctx, cfg, st, tr)
 	res.Repo, res.Duration = treeName, p.now().Sub(started).Seconds()
-	prev := p.state()
-	state.LastSync, state.Duration, state.Downloaded, state.Upstream = started, res.Duration, res.Downloaded, cfg.Upstream
 	if err != nil {
+		// The published tree stays, and with it its record.
+		state = p.state()
+		state.LastResult, state.LastError = "failed", err.Error()
 		res.Error = err.Error()
-		state = prev
-		state.LastSync, state.LastResult, state.LastError = started, "failed", err.Error()
 		tr.Update(true, func(pr *mirror.Progress) { pr.Phase = "failed" })
 	} else {
 		res.OK = true
 		state.LastResult = "ok"
 		tr.Update(true, func(pr *mirror.Progress) { pr.Phase = "done" })
 	}
+	state.LastSync, state.Duration, state.Downloaded, state.Upstream = started, res.Duration, res.Downloaded, cfg.Upstream
 	if werr := st.WriteState(state); werr != nil && err == nil {
 		err = fmt.Errorf("goproxy: write state: %w", werr)
 	}
