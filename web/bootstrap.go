@@ -25,6 +25,9 @@ type NodeBootstrap struct {
 	Repos           []string // repos served, each as /repos/NAME.repo
 	Registry        string   // ADDR:PORT of the registry, "" when off
 	RegistryMirrors []string // upstreams containerd should reach through it
+	// GoProxyURL is the Go module proxy (MirrorURL/goproxy), "" when off;
+	// GoSumDB the GOSUMDB key of the checksum database it proxies, or "".
+	GoProxyURL, GoSumDB string
 }
 
 // Bootstrapper provides the data node.sh is rendered from, from the

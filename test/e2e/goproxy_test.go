@@ -262,3 +262,32 @@ func TestGoProxyRefusesDamagedZip(t *testing.T) {
 		t.Errorf("status %+v", st)
 	}
 }
+
+// TestGoProxyNodeDevTools: node.sh --dev-tools points the node's go
+// command at the admin host (GOPROXY, and GOSUMDB's key, whose proxy go
+// finds there); without the flag it writes no such file.
+func TestGoProxyNodeDevTools(t *testing.T) {
+	need(t, "go")
+	_, vkey, err := note.GenerateKey(rand.Reader, "sumdb.lab.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := start(t, t.TempDir(), fmt.Sprintf("advertise: { addresses: [127.0.0.1] }\nmirror:\n  listen: 127.0.0.1:0\ngoproxy:\n  sumdb: { key: %q }\n", vkey))
+	script := nodeScript(t, in)
+	root := t.TempDir()
+	if out, err := runNode(t, script, "--root", root); err != nil {
+		t.Fatalf("node.sh: %v\n%s", err, out)
+	}
+	env := filepath.Join(root, "etc", "profile.d", "airgapd-go.sh")
+	if _, err := os.Stat(env); err == nil {
+		t.Fatal("node.sh without --dev-tools wrote airgapd-go.sh")
+	}
+	if out, err := runNode(t, script, "--root", root, "--dev-tools"); err != nil || !strings.Contains(out, "/etc/profile.d/airgapd-go.sh") {
+		t.Fatalf("node.sh --dev-tools: %v\n%s", err, out)
+	}
+	out, err := exec.Command("sh", "-c", ". "+env+" && GOENV=off go env GOPROXY GOSUMDB").CombinedOutput()
+	want := in.status().listener("mirror") + "/goproxy\n" + vkey + "\n"
+	if err != nil || string(out) != want {
+		t.Errorf("go env after sourcing airgapd-go.sh: %v\n%q, want %q", err, out, want)
+	}
+}
