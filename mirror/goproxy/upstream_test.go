@@ -2,6 +2,7 @@ package goproxy
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"fmt"
 	"net/http"
@@ -34,6 +35,8 @@ type upstream struct {
 	Key    string // verifier key
 	GoSum  map[module.Version]string
 	Hashes map[string]string // "PATH VERSION" and "PATH VERSION/go.mod" → h1
+	// Grow adds n records of filler modules to the database.
+	Grow func(n int)
 }
 
 // newUpstream writes mods into a GOPROXY folder with
@@ -51,6 +54,9 @@ func newUpstream(t *testing.T, mods ...fakeModule) *upstream {
 	}
 	u.Key = vkey
 	ts := sumdb.NewTestServer(skey, func(path, vers string) ([]byte, error) {
+		if strings.HasPrefix(path, "filler.test/") {
+			return []byte(fmt.Sprintf("%s %s h1:x=\n%s %s/go.mod h1:y=\n", path, vers, path, vers)), nil
+		}
 		z, ok1 := u.Hashes[path+" "+vers]
 		g, ok2 := u.Hashes[path+" "+vers+"/go.mod"]
 		if !ok1 || !ok2 {
@@ -58,6 +64,15 @@ func newUpstream(t *testing.T, mods ...fakeModule) *upstream {
 		}
 		return []byte(fmt.Sprintf("%s %s %s\n%s %s/go.mod %s\n", path, vers, z, path, vers, g)), nil
 	})
+	fillers := 0
+	u.Grow = func(n int) {
+		for range n {
+			fillers++
+			if _, err := ts.Lookup(context.Background(), module.Version{Path: fmt.Sprintf("filler.test/m%d", fillers), Version: "v1.0.0"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	u.SumDB = httptest.NewServer(sumdb.NewServer(ts))
 	t.Cleanup(u.SumDB.Close)
 	// Every module is in the database before the tests look: one tree,
