@@ -46,6 +46,7 @@ const (
 	ServiceMirror   = "mirror"
 	ServiceRegistry = "registry"
 	ServiceApt      = "apt"
+	ServiceGoProxy  = "goproxy"
 	ServiceWeb      = "web"
 )
 
@@ -66,6 +67,7 @@ type ServiceStatus struct {
 	Mirror   *MirrorStatus
 	Registry *RegistryStatus
 	Apt      *AptStatus
+	GoProxy  *GoProxyStatus
 	Web      *WebStatus
 	PyPI     *PyPIStatus
 	// Other is the detail of a service this build does not know (a newer
@@ -102,6 +104,8 @@ func (s *ServiceStatus) detail() (into any, value any) {
 		return &s.Registry, orNil(s.Registry)
 	case ServiceApt:
 		return &s.Apt, orNil(s.Apt)
+	case ServiceGoProxy:
+		return &s.GoProxy, orNil(s.GoProxy)
 	case ServiceWeb:
 		return &s.Web, orNil(s.Web)
 	case ServicePyPI:

@@ -47,6 +47,9 @@ func (s *Server) NodeBootstrap() web.NodeBootstrap {
 			nb.AptRepos = append(nb.AptRepos, r.Name)
 		}
 	}
+	if c.Enabled("goproxy") && nb.MirrorURL != "" {
+		nb.GoProxyURL, nb.GoSumDB = nb.MirrorURL+"/goproxy", c.GoProxy.SumDB.Key
+	}
 	if c.Enabled("registry") {
 		nb.Registry = s.advertisedHostPort(nb.AdminAddr, s.bound["registry.listen"], "443")
 		for _, m := range c.Registry.Mirrors {

@@ -21,6 +21,7 @@ import (
 	"github.com/airgapd/airgapd/gateway"
 	"github.com/airgapd/airgapd/internal/conf"
 	"github.com/airgapd/airgapd/mirror/apt"
+	"github.com/airgapd/airgapd/mirror/goproxy"
 	"github.com/airgapd/airgapd/mirror/pypi"
 	"github.com/airgapd/airgapd/mirror/rpm"
 	"github.com/airgapd/airgapd/ntpd"
@@ -43,6 +44,7 @@ type Config struct {
 	Registry   *registry.Config `yaml:"registry"`
 	Apt        *apt.Config      `yaml:"apt"`
 	PyPI       *pypi.Config     `yaml:"pypi"`
+	GoProxy    *goproxy.Config  `yaml:"goproxy"`
 
 	// Source names where the config came from, for messages; not a key.
 	Source string `yaml:"-"`

@@ -17,6 +17,7 @@ import (
 	"github.com/airgapd/airgapd/gateway"
 	"github.com/airgapd/airgapd/internal/conf"
 	"github.com/airgapd/airgapd/mirror/apt"
+	"github.com/airgapd/airgapd/mirror/goproxy"
 	"github.com/airgapd/airgapd/mirror/pypi"
 	"github.com/airgapd/airgapd/mirror/rpm"
 	"github.com/airgapd/airgapd/ntpd"
@@ -98,6 +99,7 @@ func services() []service {
 		{key: "registry", defaults: defaultsOf(registry.DefaultConfig), listen: []string{"tcp"}, http: true, build: (*Server).buildRegistry},
 		{key: "apt", defaults: defaultsOf(apt.DefaultConfig), inputs: aptSection, mount: "/apt/", build: (*Server).buildApt},
 		{key: "pypi", defaults: defaultsOf(pypi.DefaultConfig), mount: "/pypi/", build: (*Server).buildPyPI},
+		{key: "goproxy", defaults: defaultsOf(goproxy.DefaultConfig), mount: goproxy.Prefix, build: (*Server).buildGoProxy},
 		// web serves every HTTP listener, so it is rebuilt when any of them
 		// moves; it always runs, for the control socket.
 		{key: "web", defaults: defaultsOf(web.DefaultConfig), listen: []string{"tcp"}, http: true, inputs: webSection, sockets: httpSockets, build: (*Server).buildWeb},
@@ -418,6 +420,7 @@ func (s *Server) buildWeb(c *Config, in *instance) error {
 		MirrorSyncer:    s,
 		AptSyncer:       s,
 		PyPISyncer:      s,
+		GoProxySyncer:   s,
 		RegistryAdmin:   s,
 		BundleImporter:  s,
 		Bootstrapper:    s,

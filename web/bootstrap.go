@@ -27,6 +27,9 @@ type NodeBootstrap struct {
 	Registry        string   // ADDR:PORT of the registry, "" when off
 	RegistryMirrors []string // upstreams containerd should reach through it
 	PyPIURL         string   // the PyPI simple index (/pypi/simple/), "" when off
+	// GoProxyURL is the Go module proxy (MirrorURL/goproxy), "" when off;
+	// GoSumDB the GOSUMDB key of the checksum database it proxies, or "".
+	GoProxyURL, GoSumDB string
 }
 
 // Bootstrapper provides the data node.sh is rendered from, from the

@@ -58,6 +58,10 @@ func (s *Server) pageOverview(w http.ResponseWriter, r *http.Request) {
 			if sv.Running() {
 				c.Figure = valueOf(sv.PyPI).Summary
 			}
+		case "goproxy":
+			if v := valueOf(sv.GoProxy); sv.Running() {
+				c.Figure = fmt.Sprintf("%d modules · %s", v.Modules, humanize.Bytes(v.Bytes))
+			}
 		case "registry":
 			v := valueOf(sv.Registry)
 			if sv.Running() {
@@ -70,7 +74,7 @@ func (s *Server) pageOverview(w http.ResponseWriter, r *http.Request) {
 }
 
 // serviceTitles are the service pages' titles.
-var serviceTitles = map[string]string{"ntp": "NTP", "gateway": "Gateway", "mirror": "Mirror", "pypi": "PyPI", "registry": "Registry"}
+var serviceTitles = map[string]string{"ntp": "NTP", "gateway": "Gateway", "mirror": "Mirror", "pypi": "PyPI", "goproxy": "Go proxy", "registry": "Registry"}
 
 // pageService renders a service page; a service that does not run gets a
 // plain sentence saying so.
@@ -113,6 +117,8 @@ func (s *Server) renderService(w http.ResponseWriter, r *http.Request, name stri
 			}{v, canSync, st.Service(api.ServiceApt).Apt}
 		case "pypi":
 			d.Data = valueOf(sv.PyPI)
+		case "goproxy":
+			d.Data = valueOf(sv.GoProxy)
 		case "registry":
 			v := valueOf(sv.Registry)
 			d.Data = struct {

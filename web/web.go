@@ -83,6 +83,7 @@ type Deps struct {
 	MirrorSyncer   MirrorSyncer   // mirror sync
 	AptSyncer      AptSyncer      // apt sync and index
 	PyPISyncer     PyPISyncer     // pypi sync
+	GoProxySyncer  GoProxySyncer  // goproxy sync
 	RegistryAdmin  RegistryAdmin  // registry gc, import, tag deletion
 	BundleImporter BundleImporter // bundle import
 	Bootstrapper   Bootstrapper   // node.sh and the UI's node command
