@@ -104,8 +104,10 @@ func (s *Server) renderService(w http.ResponseWriter, r *http.Request, name stri
 			canSync := s.deps.MirrorSyncer != nil
 			d.Data = struct {
 				api.MirrorStatus
-				CanSync bool
-			}{v, canSync}
+				CanSync   bool
+				CanImport bool
+				Jobs      []jobView
+			}{v, canSync, s.deps.BundleImporter != nil, s.jobViews("")}
 		case "registry":
 			v := valueOf(sv.Registry)
 			d.Data = struct {

@@ -6,6 +6,8 @@ import (
 	"math"
 	"strings"
 	"time"
+
+	"github.com/airgapd/airgapd/internal/humanize"
 )
 
 // plotSVG draws points as a small line chart, server-side: an inline
@@ -123,3 +125,14 @@ func formatFloat(v float64) string {
 }
 
 func formatPercent(v float64) string { return fmt.Sprintf("%.0f%%", v) }
+
+func bytesOf(n int64) string { return humanize.Bytes(n) }
+
+// percentOf is done of total as a whole percent, held to 0–100 (a resumed
+// download can count more than its total).
+func percentOf(done, total int64) string {
+	if total <= 0 {
+		return "—"
+	}
+	return formatPercent(math.Min(100, math.Max(0, float64(done)*100/float64(total))))
+}

@@ -42,6 +42,7 @@ func parsePages() pageSet {
 		"float":   formatFloat,
 		"pct":     func(v float64) string { return formatPercent(v * 100) },
 		"ms":      func(v float64) string { return fmt.Sprintf("%.2f ms", v) },
+		"took":    func(a, b time.Time) string { return b.Sub(a).Round(100 * time.Millisecond).String() },
 		"ago":     func(t time.Time) string { return ago(time.Since(t)) },
 		"clock":   func(t time.Time) string { return t.Local().Format("2006-01-02 15:04:05") },
 		"hhmmss":  func(t time.Time) string { return t.Local().Format("15:04:05") },
@@ -159,6 +160,8 @@ var flashes = map[string]string{
 	"saved":          "Config saved and reloaded. The previous version is kept as FILE.prev.",
 	"restored":       "The previous config was restored and reloaded.",
 	"revoked":        "Token revoked.",
+	"job-started":    "Started: the job runs on the server (closing this page does not stop it) and is listed at the top until it ends.",
+	"canceled":       "Job canceled.",
 	"password-set":   "Password set. Sign in with it.",
 }
 
@@ -202,6 +205,8 @@ func (s *Server) uiPages(r chi.Router) {
 	r.Get("/registry", s.pageService("registry"))
 	r.Post("/ntp/settime", s.formNTPSetTime)
 	r.Post("/mirror/sync", s.formMirrorSync)
+	r.Post("/mirror/bundle", s.formBundleImport)
+	r.Post("/jobs/{id}/cancel", s.formCancelJob)
 	r.Post("/registry/gc", s.formRegistryGC)
 	r.Post("/registry/tags/delete", s.formRegistryDeleteTag)
 	r.Get("/settings", s.pageSettings)
