@@ -157,7 +157,6 @@ var flashes = map[string]string{
 	"record-deleted": "Record deleted; DNS reloaded.",
 	"record-changed": "Record changed; DNS reloaded.",
 	"flushed":        "DNS cache flushed.",
-	"saved":          "Config saved and reloaded. The previous version is kept as FILE.prev.",
 	"restored":       "The previous config was restored and reloaded.",
 	"revoked":        "Token revoked.",
 	"job-started":    "Started: the job runs on the server (closing this page does not stop it) and is listed at the top until it ends.",
@@ -351,104 +350,6 @@ func (s *Server) formFlush(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, "/dns?done=flushed", http.StatusSeeOther)
-}
-
-type settingsPage struct {
-	Path string
-	Text string
-	// Base is the ConfigETag of the file the form was filled from: a save
-	// made on an older file is refused instead of undoing the newer edit.
-	Base string
-	// CanImport: the import form is offered; Imported is an import's
-	// report, shown above the YAML it made (in the editor, not yet saved).
-	CanImport bool
-	Imported  string
-	Lines     []settingsLine
-	Problems  []api.ConfigProblem
-	HasPrev   bool
-	ReadOnly  string
-}
-
-type settingsLine struct {
-	N       int
-	Text    string
-	Problem string
-}
-
-func (s *Server) pageSettings(w http.ResponseWriter, r *http.Request) {
-	path, data, err := s.configFile()
-	p := settingsPage{Path: path, Text: string(data), Base: ConfigETag(data), CanImport: s.deps.ConfigImporter != nil}
-	if err != nil {
-		p.ReadOnly = err.Error()
-	} else if _, err := s.deps.ConfigEditor.PreviousConfig(); err == nil {
-		p.HasPrev = true
-	}
-	s.render(w, r, "settings", http.StatusOK, pageData{Title: "Settings", Nav: "settings", Status: s.status(), Data: p})
-}
-
-func (s *Server) formSettings(w http.ResponseWriter, r *http.Request) {
-	path, _, err := s.configFile()
-	if err != nil {
-		s.render(w, r, "settings", http.StatusConflict, pageData{Title: "Settings", Nav: "settings", Error: err.Error(), Data: settingsPage{ReadOnly: err.Error()}})
-		return
-	}
-	text := strings.ReplaceAll(r.PostFormValue("config"), "\r\n", "\n")
-	setAudit(r, "config edited", fmt.Sprintf("%s, %d bytes", path, len(text)))
-	if err := s.applyOn(r, r.PostFormValue("base"), []byte(text)); err != nil {
-		setAuditResult(r, "refused: "+err.Error())
-		p := settingsPage{Path: path, Text: text, Base: r.PostFormValue("base")}
-		var ce *ConfigError
-		if errors.As(err, &ce) {
-			p.Problems = ce.Problems
-			p.Lines = annotate(text, ce.Problems)
-		}
-		if _, err := s.deps.ConfigEditor.PreviousConfig(); err == nil {
-			p.HasPrev = true
-		}
-		s.render(w, r, "settings", http.StatusUnprocessableEntity, pageData{Title: "Settings", Nav: "settings", Status: s.status(), Error: err.Error(), Data: p})
-		return
-	}
-	http.Redirect(w, r, "/settings?done=saved", http.StatusSeeOther)
-}
-
-// annotate pairs each line of text with the problems found on it.
-func annotate(text string, ps []api.ConfigProblem) []settingsLine {
-	byLine := map[int][]string{}
-	for _, p := range ps {
-		if p.Line > 0 {
-			msg := p.Msg
-			if p.Path != "" {
-				msg = p.Path + ": " + msg
-			}
-			if p.Hint != "" {
-				msg += " (" + p.Hint + ")"
-			}
-			byLine[p.Line] = append(byLine[p.Line], msg)
-		}
-	}
-	var out []settingsLine
-	for i, l := range strings.Split(text, "\n") {
-		out = append(out, settingsLine{N: i + 1, Text: l, Problem: strings.Join(byLine[i+1], "; ")})
-	}
-	return out
-}
-
-func (s *Server) formRestore(w http.ResponseWriter, r *http.Request) {
-	if s.deps.ConfigEditor == nil {
-		http.Error(w, "no config editor", http.StatusNotFound)
-		return
-	}
-	prev, err := s.deps.ConfigEditor.PreviousConfig()
-	setAudit(r, "config restored", "from the .prev file")
-	if err == nil {
-		err = s.apply(r, prev)
-	}
-	if err != nil {
-		setAuditResult(r, "failed: "+err.Error())
-		s.render(w, r, "settings", http.StatusConflict, pageData{Title: "Settings", Nav: "settings", Status: s.status(), Error: err.Error(), Data: settingsPage{ReadOnly: "restore failed"}})
-		return
-	}
-	http.Redirect(w, r, "/settings?done=restored", http.StatusSeeOther)
 }
 
 type tokensPage struct {
