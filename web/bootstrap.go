@@ -25,6 +25,9 @@ type NodeBootstrap struct {
 	Repos           []string // repos served, each as /repos/NAME.repo
 	Registry        string   // ADDR:PORT of the registry, "" when off
 	RegistryMirrors []string // upstreams containerd should reach through it
+	// ReportFrom are the networks whose nodes may POST their checklist to
+	// /bootstrap/report: dns.allow_query (loopback only when empty).
+	ReportFrom []string
 }
 
 // Bootstrapper provides the data node.sh is rendered from, from the
@@ -63,6 +66,7 @@ func caFingerprint(caPEM []byte) string {
 // bootstrapRoutes serves what a node fetches before it trusts anything.
 func (s *Server) bootstrapRoutes(r chi.Router) {
 	r.Get("/bootstrap/node.sh", s.handleNodeScript)
+	r.Post("/bootstrap/report", s.handleReport)
 	if s.deps.RegistryNodeFiles != nil {
 		r.Handle("/bootstrap/registry/*", http.StripPrefix("/bootstrap/registry", s.deps.RegistryNodeFiles))
 	}

@@ -27,7 +27,7 @@ var templateFS embed.FS
 var staticFS embed.FS
 
 // pageNames are the pages, each templates/NAME.html inside layout.html.
-var pageNames = []string{"login", "setup", "overview", "dns", "ntp", "gateway", "mirror", "registry", "settings", "tokens", "audit"}
+var pageNames = []string{"login", "setup", "overview", "dns", "ntp", "gateway", "mirror", "registry", "settings", "tokens", "audit", "nodes"}
 
 func urlQueryEscape(s string) string { return url.QueryEscape(s) }
 
@@ -216,6 +216,7 @@ func (s *Server) uiPages(r chi.Router) {
 	r.Post("/tokens", s.formNewToken)
 	r.Post("/tokens/{id}/revoke", s.formRevokeToken)
 	r.Get("/audit", s.pageAudit)
+	r.Get("/nodes", s.pageNodes)
 	r.Post("/logout", s.handleLogout)
 }
 

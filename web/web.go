@@ -123,7 +123,9 @@ type Server struct {
 	auth       *authState
 	hist       *history
 	jobs       *Jobs
-	ownJobs    bool // jobs is this instance's: bound to Run's context
+	nodes      *nodeCounters // per-address use of the mirror, registry, DNS
+	reports    *reports      // node.sh's checklists
+	ownJobs    bool          // jobs is this instance's: bound to Run's context
 	now        func() time.Time
 	// editMu makes this instance's read-change-apply edits of the config
 	// one at a time (editConfig); the file's version check catches edits
@@ -169,6 +171,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, deps: deps, log: deps.Logger, nodeScript: parseNodeScript(), pages: parsePages(),
 		auth: auth, hist: &history{}, now: deps.Now, stopping: make(chan struct{})}
+	s.nodes, s.reports = newNodeCounters(), loadReports(stateDir)
 	s.jobs, s.ownJobs = deps.Jobs, deps.Jobs == nil
 	if s.ownJobs {
 		s.jobs = NewJobs(nil)
@@ -203,13 +206,14 @@ func (s *Server) logSetupLink() {
 func (s *Server) sample(ctx context.Context) {
 	t := time.NewTicker(historyEvery)
 	defer t.Stop()
-	s.hist.add(s.now(), s.status())
 	for {
+		st, now := s.status(), s.now()
+		s.hist.add(now, st)
+		s.nodes.foldDNS(st, now)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			s.hist.add(s.now(), s.status())
 		}
 	}
 }
