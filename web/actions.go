@@ -79,7 +79,7 @@ func (s *Server) registryGC(r *http.Request, dry bool) (api.GCResult, error) {
 	if dry {
 		verb = "would remove"
 	}
-	setAuditResult(r, fmt.Sprintf("ok: %s %d blobs, %s", verb, len(v.Blobs), humanize.Bytes(v.Bytes)))
+	setAuditResult(r, fmt.Sprintf("ok: %s %s, %s", verb, humanize.Count(len(v.Blobs), "blob"), humanize.Bytes(v.Bytes)))
 	return res, nil
 }
 
@@ -199,7 +199,7 @@ func (s *Server) formRegistryGC(w http.ResponseWriter, r *http.Request) {
 	if dry {
 		verb = "Dry run: garbage collection would remove"
 	}
-	flash := fmt.Sprintf("%s %d blobs (%s) and %d layer links.", verb, len(act.GC.Blobs), humanize.Bytes(act.GC.Bytes), act.GC.LayerLinks)
+	flash := fmt.Sprintf("%s %s (%s) and %s.", verb, humanize.Count(len(act.GC.Blobs), "blob"), humanize.Bytes(act.GC.Bytes), humanize.Count(act.GC.LayerLinks, "layer link"))
 	s.renderService(w, r, "registry", http.StatusOK, flash, "", act)
 }
 

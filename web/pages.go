@@ -52,12 +52,12 @@ func (s *Server) pageOverview(w http.ResponseWriter, r *http.Request) {
 		case "mirror":
 			v := valueOf(sv.Mirror)
 			if sv.Running() {
-				c.Figure = fmt.Sprintf("%d repos", len(v.Repos))
+				c.Figure = humanize.Count(len(v.Repos), "repo")
 			}
 		case "registry":
 			v := valueOf(sv.Registry)
 			if sv.Running() {
-				c.Figure = fmt.Sprintf("%d repositories · %s", len(v.Repositories), humanize.Bytes(v.Bytes))
+				c.Figure = humanize.Count(len(v.Repositories), "repository") + " · " + humanize.Bytes(v.Bytes)
 			}
 		}
 		cards = append(cards, c)

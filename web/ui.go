@@ -54,7 +54,18 @@ func parsePages() pageSet {
 			return strings.HasPrefix(s, "running") || strings.HasPrefix(s, "active")
 		},
 		"join": strings.Join,
-		"add":  func(a, b int) int { return a + b },
+		"count": func(n any, noun string) string {
+			switch v := n.(type) {
+			case int:
+				return humanize.Count(v, noun)
+			case int64:
+				return humanize.Count(int(v), noun)
+			case uint64:
+				return humanize.Count(int(v), noun)
+			}
+			return fmt.Sprint(n) + " " + noun
+		},
+		"add": func(a, b int) int { return a + b },
 		"hitratio": func(hits, misses int64) string {
 			if hits+misses == 0 {
 				return "—"

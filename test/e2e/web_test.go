@@ -624,20 +624,20 @@ func TestWebRegistryGCForm(t *testing.T) {
 		t.Fatalf("registry page: %d, no GC buttons\n%s", code, body)
 	}
 	code, body, _ := ws.do(t, c, "POST", "/registry/gc", "dry_run=true", nil)
-	if code != 200 || !strings.Contains(body, `id="gc-result"`) || !strings.Contains(body, "sha256:"+hex) || !strings.Contains(body, "would remove 1 blobs") {
+	if code != 200 || !strings.Contains(body, `id="gc-result"`) || !strings.Contains(body, "sha256:"+hex) || !strings.Contains(body, "would remove 1 blob") {
 		t.Fatalf("gc dry run: %d\n%s", code, body)
 	}
 	if _, err := os.Stat(blob); err != nil {
 		t.Errorf("the dry run removed the blob: %v", err)
 	}
 	code, body, _ = ws.do(t, c, "POST", "/registry/gc", "", nil)
-	if code != 200 || !strings.Contains(body, "sha256:"+hex) || !strings.Contains(body, "Garbage collection removed 1 blobs") {
+	if code != 200 || !strings.Contains(body, "sha256:"+hex) || !strings.Contains(body, "Garbage collection removed 1 blob") {
 		t.Fatalf("gc: %d\n%s", code, body)
 	}
 	if _, err := os.Stat(blob); !os.IsNotExist(err) {
 		t.Errorf("the blob is still on disk after GC: %v", err)
 	}
-	if !ws.auditHas(t, c, "registry gc dry run", "ok: would remove 1 blobs") || !ws.auditHas(t, c, "registry gc", "ok: removed 1 blobs") {
+	if !ws.auditHas(t, c, "registry gc dry run", "ok: would remove 1 blob") || !ws.auditHas(t, c, "registry gc", "ok: removed 1 blob") {
 		t.Error("the audit log lacks the session's gc runs")
 	}
 }
