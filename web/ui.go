@@ -27,7 +27,7 @@ var templateFS embed.FS
 var staticFS embed.FS
 
 // pageNames are the pages, each templates/NAME.html inside layout.html.
-var pageNames = []string{"login", "setup", "overview", "dns", "ntp", "gateway", "mirror", "registry", "settings", "tokens", "audit", "nodes"}
+var pageNames = []string{"login", "setup", "overview", "dns", "ntp", "gateway", "mirror", "registry", "settings", "tokens", "audit", "nodes", "registryrepo", "mirrorrepo"}
 
 func urlQueryEscape(s string) string { return url.QueryEscape(s) }
 
@@ -228,6 +228,8 @@ func (s *Server) uiPages(r chi.Router) {
 	r.Post("/tokens/{id}/revoke", s.formRevokeToken)
 	r.Get("/audit", s.pageAudit)
 	r.Get("/nodes", s.pageNodes)
+	r.Get("/registry/repo", s.pageRegistryRepo)
+	r.Get("/mirror/repo", s.pageMirrorRepo)
 	r.Post("/logout", s.handleLogout)
 }
 
