@@ -3,6 +3,7 @@ package web
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -125,6 +126,35 @@ var (
 	hostName  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$`)
 )
 
+// parseChecklist reads node.sh's checklist: lines of `PASS  what` or
+// `FAIL  what` (printable ASCII, at most 64 lines, 16 KiB), blank lines
+// skipped. It returns the lines and how many failed.
+func parseChecklist(body io.Reader) ([]string, int, error) {
+	var lines []string
+	fails := 0
+	sc := bufio.NewScanner(io.LimitReader(body, 16<<10))
+	for sc.Scan() {
+		l := strings.TrimRight(sc.Text(), "\r")
+		if l == "" {
+			continue
+		}
+		if !checkLine.MatchString(l) || len(lines) == 64 {
+			return nil, 0, errors.New("send node.sh's checklist: lines of `PASS  what` or `FAIL  what`, at most 64")
+		}
+		lines = append(lines, l)
+		if strings.HasPrefix(l, "FAIL") {
+			fails++
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, 0, fmt.Errorf("read the checklist: %w", err)
+	}
+	if len(lines) == 0 {
+		return nil, 0, errors.New("empty checklist: send node.sh's PASS/FAIL lines")
+	}
+	return lines, fails, nil
+}
+
 // handleReport takes node.sh's checklist: the PASS/FAIL lines as the body
 // (text, at most 64 lines), ?host=HOSTNAME.
 func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
@@ -138,25 +168,12 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
 	if h := r.URL.Query().Get("host"); hostName.MatchString(h) {
 		c.Host = h
 	}
-	sc := bufio.NewScanner(io.LimitReader(r.Body, 16<<10))
-	for sc.Scan() {
-		l := strings.TrimRight(sc.Text(), "\r")
-		if l == "" {
-			continue
-		}
-		if !checkLine.MatchString(l) || len(c.Lines) == 64 {
-			http.Error(w, "send node.sh's checklist: lines of `PASS  what` or `FAIL  what`, at most 64", http.StatusBadRequest)
-			return
-		}
-		c.Lines = append(c.Lines, l)
-		if strings.HasPrefix(l, "FAIL") {
-			c.Fails++
-		}
-	}
-	if len(c.Lines) == 0 {
-		http.Error(w, "empty checklist: send node.sh's PASS/FAIL lines", http.StatusBadRequest)
+	lines, fails, err := parseChecklist(r.Body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
+	c.Lines, c.Fails = lines, fails
 	if err := s.reports.put(c); err != nil {
 		s.log.Warn("cannot keep a node's checklist", "addr", addr, "err", err)
 	}
