@@ -30,6 +30,9 @@ func (s *Server) NodeBootstrap() web.NodeBootstrap {
 	if nb.AdminName == "" {
 		nb.AdminName = nb.AdminAddr
 	}
+	if nb.DNS {
+		nb.ReportFrom = c.DNS.AllowQuery
+	}
 	if nb.DNS && len(c.DNS.Zones) > 0 {
 		nb.SearchDomain = strings.TrimSuffix(c.DNS.Zones[0].Name, ".")
 	}

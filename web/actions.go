@@ -83,7 +83,7 @@ func (s *Server) registryGC(r *http.Request, dry bool) (api.GCResult, error) {
 	if dry {
 		verb = "would remove"
 	}
-	setAuditResult(r, fmt.Sprintf("ok: %s %d blobs, %s", verb, len(v.Blobs), humanize.Bytes(v.Bytes)))
+	setAuditResult(r, fmt.Sprintf("ok: %s %s, %s", verb, humanize.Count(len(v.Blobs), "blob"), humanize.Bytes(v.Bytes)))
 	return res, nil
 }
 
@@ -168,6 +168,9 @@ type mirrorAction struct {
 	Results []api.SyncResult
 }
 
+// formMirrorSync starts the sync as a job and shows the mirror page,
+// where the job is listed at the top with its progress until it ends;
+// closing the page does not stop it.
 func (s *Server) formMirrorSync(w http.ResponseWriter, r *http.Request) {
 	r.ParseForm()
 	var names []string
@@ -176,42 +179,11 @@ func (s *Server) formMirrorSync(w http.ResponseWriter, r *http.Request) {
 			names = append(names, n)
 		}
 	}
-	// The page waits for the sync to finish (the mirror page in another
-	// tab shows its progress); like the API, it stops if the browser goes.
-	res, err := s.mirrorSync(r, names, func(api.Progress) {})
-	act := mirrorAction{Results: res}
-	if err != nil && len(act.Results) == 0 {
+	if _, err := s.mirrorSyncJob(r, names); err != nil {
 		s.renderService(w, r, "mirror", actionErrorCode(err), "", err.Error(), nil)
 		return
 	}
-	var parts []string
-	for _, x := range act.Results {
-		switch {
-		case !x.OK:
-			parts = append(parts, x.Repo+" failed")
-		case x.Indexed:
-			parts = append(parts, fmt.Sprintf("%s indexed (%d packages)", x.Repo, x.Packages))
-		case x.UpToDate:
-			parts = append(parts, fmt.Sprintf("%s up to date (%d packages)", x.Repo, x.Packages))
-		default:
-			parts = append(parts, fmt.Sprintf("%s synced: %d packages, %d fetched (%s)", x.Repo, x.Packages, x.Fetched, humanize.Bytes(x.Downloaded)))
-		}
-	}
-	flash, errMsg, code := "", "", http.StatusOK
-	if err != nil {
-		errMsg, code = err.Error(), http.StatusConflict
-	} else {
-		flash = strings.Join(parts, "; ") + "."
-	}
-	setAuditResult(r, resultOr(err, strings.Join(parts, "; ")))
-	s.renderService(w, r, "mirror", code, flash, errMsg, act)
-}
-
-func resultOr(err error, ok string) string {
-	if err != nil {
-		return "failed: " + err.Error()
-	}
-	return "ok: " + ok
+	http.Redirect(w, r, "/mirror?done=job-started", http.StatusSeeOther)
 }
 
 // registryAction is the registry page's result of a collection.
@@ -231,7 +203,7 @@ func (s *Server) formRegistryGC(w http.ResponseWriter, r *http.Request) {
 	if dry {
 		verb = "Dry run: garbage collection would remove"
 	}
-	flash := fmt.Sprintf("%s %d blobs (%s) and %d layer links.", verb, len(act.GC.Blobs), humanize.Bytes(act.GC.Bytes), act.GC.LayerLinks)
+	flash := fmt.Sprintf("%s %s (%s) and %s.", verb, humanize.Count(len(act.GC.Blobs), "blob"), humanize.Bytes(act.GC.Bytes), humanize.Count(act.GC.LayerLinks, "layer link"))
 	s.renderService(w, r, "registry", http.StatusOK, flash, "", act)
 }
 

@@ -30,6 +30,9 @@ type NodeBootstrap struct {
 	// GoProxyURL is the Go module proxy (MirrorURL/goproxy), "" when off;
 	// GoSumDB the GOSUMDB key of the checksum database it proxies, or "".
 	GoProxyURL, GoSumDB string
+	// ReportFrom are the networks whose nodes may POST their checklist to
+	// /bootstrap/report: dns.allow_query (loopback only when empty).
+	ReportFrom []string
 }
 
 // Bootstrapper provides the data node.sh is rendered from, from the
@@ -68,6 +71,7 @@ func caFingerprint(caPEM []byte) string {
 // bootstrapRoutes serves what a node fetches before it trusts anything.
 func (s *Server) bootstrapRoutes(r chi.Router) {
 	r.Get("/bootstrap/node.sh", s.handleNodeScript)
+	r.Post("/bootstrap/report", s.handleReport)
 	if s.deps.RegistryNodeFiles != nil {
 		r.Handle("/bootstrap/registry/*", http.StripPrefix("/bootstrap/registry", s.deps.RegistryNodeFiles))
 	}

@@ -2,8 +2,11 @@ package web
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"path/filepath"
+	"strings"
 
 	"github.com/go-chi/chi/v5"
 
@@ -40,6 +43,10 @@ func (s *Server) handleBundleImport(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusBadRequest, "path must be an absolute path on the airgapd host")
 		return
 	}
+	if wantJob(r) {
+		s.answerJob(w, r, func() (string, error) { return s.bundleImportJob(r, path) })
+		return
+	}
 	setAudit(r, "bundle import", path)
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)
@@ -57,4 +64,44 @@ func (s *Server) handleBundleImport(w http.ResponseWriter, r *http.Request) {
 	setAuditResult(r, "ok")
 	s.log.Info("bundle import done", "path", path, "by", auditWho(r))
 	stream.Send(api.Event[any, any]{Done: true, Result: &res})
+}
+
+// bundleImportJob starts an import of the bundle at path as a job.
+func (s *Server) bundleImportJob(r *http.Request, path string) (string, error) {
+	bi := s.deps.BundleImporter
+	if bi == nil {
+		return "", errNoBundle
+	}
+	if !filepath.IsAbs(path) {
+		return "", errBundlePath
+	}
+	setAudit(r, "bundle import", path)
+	id, err := s.jobs.start("bundle import", path, auditWho(r), s.now(), func(ctx context.Context, progress func(any)) (any, string, error) {
+		res, err := bi.ImportBundle(ctx, path, progress)
+		return res, "", err
+	})
+	if err != nil {
+		setAuditResult(r, "failed: "+err.Error())
+		return "", err
+	}
+	setAuditResult(r, "started: job "+id)
+	return id, nil
+}
+
+var (
+	errNoBundle   = fmt.Errorf("no bundle import here: %w", errNoMirror)
+	errBundlePath = errors.New("path must be an absolute path on the airgapd host")
+)
+
+// formBundleImport is the mirror page's "Import a bundle" form.
+func (s *Server) formBundleImport(w http.ResponseWriter, r *http.Request) {
+	if _, err := s.bundleImportJob(r, strings.TrimSpace(r.PostFormValue("path"))); err != nil {
+		code := actionErrorCode(err)
+		if errors.Is(err, errBundlePath) {
+			code = http.StatusUnprocessableEntity
+		}
+		s.renderService(w, r, "mirror", code, "", err.Error(), nil)
+		return
+	}
+	http.Redirect(w, r, "/mirror?done=job-started", http.StatusSeeOther)
 }

@@ -52,7 +52,7 @@ func (s *Server) pageOverview(w http.ResponseWriter, r *http.Request) {
 		case "mirror":
 			v := valueOf(sv.Mirror)
 			if sv.Running() {
-				c.Figure = fmt.Sprintf("%d repos", len(v.Repos))
+				c.Figure = humanize.Count(len(v.Repos), "repo")
 			}
 		case "pypi":
 			if sv.Running() {
@@ -65,7 +65,7 @@ func (s *Server) pageOverview(w http.ResponseWriter, r *http.Request) {
 		case "registry":
 			v := valueOf(sv.Registry)
 			if sv.Running() {
-				c.Figure = fmt.Sprintf("%d repositories · %s", len(v.Repositories), humanize.Bytes(v.Bytes))
+				c.Figure = humanize.Count(len(v.Repositories), "repository") + " · " + humanize.Bytes(v.Bytes)
 			}
 		}
 		cards = append(cards, c)
@@ -112,19 +112,32 @@ func (s *Server) renderService(w http.ResponseWriter, r *http.Request, name stri
 			canSync := s.deps.MirrorSyncer != nil
 			d.Data = struct {
 				api.MirrorStatus
-				CanSync bool
-				Apt     *api.AptStatus // the APT repos beside, when apt: runs
-			}{v, canSync, st.Service(api.ServiceApt).Apt}
+				CanSync   bool
+				CanImport bool
+				Jobs      []jobView
+				Apt       *api.AptStatus // the APT repos beside, when apt: runs
+			}{v, canSync, s.deps.BundleImporter != nil, s.jobViews(""), st.Service(api.ServiceApt).Apt}
 		case "pypi":
 			d.Data = valueOf(sv.PyPI)
 		case "goproxy":
 			d.Data = valueOf(sv.GoProxy)
 		case "registry":
 			v := valueOf(sv.Registry)
+			filter := strings.TrimSpace(r.URL.Query().Get("q"))
+			if f := strings.ToLower(filter); f != "" {
+				kept := v.Repositories[:0:0]
+				for _, repo := range v.Repositories {
+					if strings.Contains(strings.ToLower(repo.Name+" "+strings.Join(repo.Tags, " ")), f) {
+						kept = append(kept, repo)
+					}
+				}
+				v.Repositories = kept
+			}
 			d.Data = struct {
 				api.RegistryStatus
-				CanGC bool
-			}{v, s.deps.RegistryAdmin != nil}
+				CanGC  bool
+				Filter string
+			}{v, s.deps.RegistryAdmin != nil, filter}
 		}
 	}
 	s.render(w, r, name, code, d)
@@ -136,8 +149,10 @@ type dnsPage struct {
 	Editable bool
 	EditNote string
 	Filter   string
-	QPSPlot  template.HTML
-	HitPlot  template.HTML
+	// RecordFilter keeps the local records that contain it (?rq=).
+	RecordFilter string
+	QPSPlot      template.HTML
+	HitPlot      template.HTML
 }
 
 type zoneRecords struct {
@@ -155,7 +170,7 @@ func (s *Server) renderDNS(w http.ResponseWriter, r *http.Request, code int, err
 	sv := st.Service(api.ServiceDNS)
 	d := pageData{Title: "DNS", Nav: "dns", Status: st, Service: sv, Error: errMsg}
 	if sv.Running() {
-		p := dnsPage{Filter: r.URL.Query().Get("q")}
+		p := dnsPage{Filter: r.URL.Query().Get("q"), RecordFilter: strings.TrimSpace(r.URL.Query().Get("rq"))}
 		p.DNSStatus = valueOf(sv.DNS)
 		qps, hit := s.hist.dns()
 		p.QPSPlot = plotSVG("Queries per second", qps, formatFloat)
@@ -181,6 +196,15 @@ func (s *Server) renderDNS(w http.ResponseWriter, r *http.Request, code int, err
 				p.EditNote = err.Error()
 			}
 			for zone, rs := range recs {
+				if f := strings.ToLower(p.RecordFilter); f != "" {
+					kept := rs[:0:0]
+					for _, rec := range rs {
+						if strings.Contains(strings.ToLower(rec+" "+zone), f) {
+							kept = append(kept, rec)
+						}
+					}
+					rs = kept
+				}
 				p.Records = append(p.Records, zoneRecords{Zone: zone, Serial: serials[strings.TrimSuffix(strings.ToLower(zone), ".")], Records: rs})
 			}
 			sort.Slice(p.Records, func(i, j int) bool { return p.Records[i].Zone < p.Records[j].Zone })

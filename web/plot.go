@@ -4,8 +4,11 @@ import (
 	"fmt"
 	"html/template"
 	"math"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/airgapd/airgapd/internal/humanize"
 )
 
 // plotSVG draws points as a small line chart, server-side: an inline
@@ -19,7 +22,7 @@ func plotSVG(title string, ps []point, format func(float64) string) template.HTM
 	fmt.Fprintf(&b, `<text x="%.0f" y="16" class="plot-title">%s</text>`, left, template.HTMLEscapeString(title))
 	if len(ps) < 2 {
 		fmt.Fprintf(&b, `<rect x="%.0f" y="%.0f" width="%.0f" height="%.0f" class="plot-frame"/>`, left, top, w-left-right, h-top-bottom)
-		fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" text-anchor="middle" class="plot-empty">collecting samples (one every %s)…</text></svg>`, (w+left-right)/2, (h+top-bottom)/2, historyEvery)
+		fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" text-anchor="middle" class="plot-empty">collecting samples (one every %s)…</text></svg>`, (w+left-right)/2, (h+top-bottom)/2, humanDuration(historyEvery))
 		return template.HTML(b.String())
 	}
 	lo, hi := math.Inf(1), math.Inf(-1)
@@ -32,11 +35,8 @@ func plotSVG(title string, ps []point, format func(float64) string) template.HTM
 	if hi == lo {
 		hi = lo + 1
 	}
-	pad := (hi - lo) * 0.08
-	hi += pad
-	if lo != 0 {
-		lo -= pad
-	}
+	ticks := niceTicks(lo, hi, 4)
+	lo, hi = ticks[0], ticks[len(ticks)-1]
 	t0, t1 := ps[0].At, ps[len(ps)-1].At
 	span := t1.Sub(t0).Seconds()
 	if span <= 0 {
@@ -45,8 +45,7 @@ func plotSVG(title string, ps []point, format func(float64) string) template.HTM
 	x := func(t time.Time) float64 { return left + (w-left-right)*t.Sub(t0).Seconds()/span }
 	y := func(v float64) float64 { return top + (h-top-bottom)*(1-(v-lo)/(hi-lo)) }
 	fmt.Fprintf(&b, `<rect x="%.0f" y="%.0f" width="%.0f" height="%.0f" class="plot-frame"/>`, left, top, w-left-right, h-top-bottom)
-	for i := 0; i <= 4; i++ {
-		v := lo + (hi-lo)*float64(i)/4
+	for _, v := range ticks {
 		fmt.Fprintf(&b, `<line x1="%.0f" x2="%.0f" y1="%.1f" y2="%.1f" class="plot-grid"/>`, left, w-right, y(v), y(v))
 		fmt.Fprintf(&b, `<text x="%.0f" y="%.1f" text-anchor="end" class="plot-label">%s</text>`, left-6, y(v)+4, template.HTMLEscapeString(format(v)))
 	}
@@ -64,10 +63,81 @@ func plotSVG(title string, ps []point, format func(float64) string) template.HTM
 	fmt.Fprintf(&area, "%.1f,%.1f", x(t1), y(math.Max(lo, 0)))
 	fmt.Fprintf(&b, `<polygon points="%s" class="plot-area"/>`, area.String())
 	fmt.Fprintf(&b, `<polyline points="%s" class="plot-line"/>`, strings.TrimSpace(line.String()))
-	fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" class="plot-label">%s</text>`, left, h-8, t0.Local().Format("15:04:05"))
-	fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" text-anchor="end" class="plot-label">%s (last %s)</text>`, w-right, h-8, t1.Local().Format("15:04:05"), t1.Sub(t0).Round(time.Second))
+	step, layout := timeStep(t1.Sub(t0))
+	for t := t0.Truncate(step).Add(step); !t.After(t1); t = t.Add(step) {
+		fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%.0f" y2="%.0f" class="plot-grid"/>`, x(t), x(t), top, h-bottom)
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.0f" text-anchor="middle" class="plot-label">%s</text>`, x(t), h-8, t.Local().Format(layout))
+	}
+	fmt.Fprintf(&b, `<text x="%.0f" y="16" text-anchor="end" class="plot-label">last %s</text>`, w-right, humanDuration(t1.Sub(t0)))
 	b.WriteString(`</svg>`)
 	return template.HTML(b.String())
+}
+
+// niceTicks are about n+1 round values (steps of 1, 2 or 5 × 10^k) that
+// cover lo..hi, first and last outside or on the data.
+func niceTicks(lo, hi float64, n int) []float64 {
+	if hi <= lo {
+		hi = lo + 1
+	}
+	raw := (hi - lo) / float64(n)
+	mag := math.Pow(10, math.Floor(math.Log10(raw)))
+	step, best := mag, math.Inf(1)
+	for _, m := range []float64{1, 2, 2.5, 5, 10} {
+		if d := math.Abs((hi-lo)/(m*mag) - float64(n)); d < best {
+			step, best = m*mag, d
+		}
+	}
+	decimals := max(0, 1-int(math.Floor(math.Log10(step))))
+	first, last := math.Floor(lo/step)*step, math.Ceil(hi/step)*step
+	var out []float64
+	for i := 0; ; i++ {
+		v := first + float64(i)*step
+		if v > last+step/2 {
+			break
+		}
+		// Round away float noise (0.30000000000000004).
+		v, _ = strconv.ParseFloat(strconv.FormatFloat(v, 'f', decimals, 64), 64)
+		out = append(out, v)
+	}
+	if len(out) < 2 {
+		out = append(out, first+step)
+	}
+	return out
+}
+
+// timeSteps are the round intervals of the time axis.
+var timeSteps = []time.Duration{5 * time.Second, 10 * time.Second, 15 * time.Second, 30 * time.Second,
+	time.Minute, 2 * time.Minute, 5 * time.Minute, 10 * time.Minute, 15 * time.Minute, 30 * time.Minute,
+	time.Hour, 2 * time.Hour, 3 * time.Hour, 6 * time.Hour, 12 * time.Hour, 24 * time.Hour}
+
+// timeStep is the smallest round interval giving at most 6 time labels
+// over span, and the clock layout for them.
+func timeStep(span time.Duration) (time.Duration, string) {
+	step := timeSteps[len(timeSteps)-1]
+	for _, s := range timeSteps {
+		if span/s <= 6 {
+			step = s
+			break
+		}
+	}
+	if step < time.Minute {
+		return step, "15:04:05"
+	}
+	return step, "15:04"
+}
+
+// humanDuration is a span as people say it: 45 s, 12 min, 3 h 20 min.
+func humanDuration(d time.Duration) string {
+	d = d.Round(time.Second)
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%d s", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%d min", int(d.Minutes()))
+	case d%time.Hour < time.Minute:
+		return fmt.Sprintf("%d h", int(d.Hours()))
+	}
+	return fmt.Sprintf("%d h %d min", int(d.Hours()), int(d.Minutes())%60)
 }
 
 // sparkSVG is a tiny plot for the overview cards.
@@ -94,7 +164,8 @@ func sparkSVG(ps []point) template.HTML {
 	return template.HTML(fmt.Sprintf(`<svg class="spark" viewBox="0 0 %.0f %.0f" xmlns="http://www.w3.org/2000/svg" aria-hidden="true"><polyline points="%s" class="plot-line"/></svg>`, w, h, strings.TrimSpace(line.String())))
 }
 
-// formatSeconds prints an offset as chronyc does: +12us, -3.4ms.
+// formatSeconds prints an offset with its sign and unit: +12 µs,
+// -3.4 ms, +1.25 s.
 func formatSeconds(v float64) string {
 	sign := "+"
 	if v < 0 {
@@ -102,14 +173,25 @@ func formatSeconds(v float64) string {
 	}
 	a := math.Abs(v)
 	switch {
-	case a == 0:
+	case a < 0.5e-9:
 		return "0"
+	case a < 1e-6:
+		return fmt.Sprintf("%s%s ns", sign, trimFloat(a*1e9, 0))
 	case a < 1e-3:
-		return fmt.Sprintf("%s%.0fus", sign, a*1e6)
+		return fmt.Sprintf("%s%s µs", sign, trimFloat(a*1e6, 0))
 	case a < 1:
-		return fmt.Sprintf("%s%.1fms", sign, a*1e3)
+		return fmt.Sprintf("%s%s ms", sign, trimFloat(a*1e3, 1))
 	}
-	return fmt.Sprintf("%s%.2fs", sign, a)
+	return fmt.Sprintf("%s%s s", sign, trimFloat(a, 2))
+}
+
+// trimFloat prints v with at most prec decimals, no trailing zeros.
+func trimFloat(v float64, prec int) string {
+	s := fmt.Sprintf("%.*f", prec, v)
+	if strings.Contains(s, ".") {
+		s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
+	}
+	return s
 }
 
 func formatFloat(v float64) string {
@@ -122,4 +204,22 @@ func formatFloat(v float64) string {
 	return fmt.Sprintf("%.2f", v)
 }
 
-func formatPercent(v float64) string { return fmt.Sprintf("%.0f%%", v) }
+// formatPercent prints a percentage: whole above 10 (and for whole
+// values), one decimal below.
+func formatPercent(v float64) string {
+	if math.Abs(v) >= 10 || v == math.Trunc(v) {
+		return fmt.Sprintf("%.0f%%", v)
+	}
+	return trimFloat(v, 1) + "%"
+}
+
+func bytesOf(n int64) string { return humanize.Bytes(n) }
+
+// percentOf is done of total as a whole percent, held to 0–100 (a resumed
+// download can count more than its total).
+func percentOf(done, total int64) string {
+	if total <= 0 {
+		return "—"
+	}
+	return formatPercent(math.Min(100, math.Max(0, float64(done)*100/float64(total))))
+}

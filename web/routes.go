@@ -89,12 +89,13 @@ func (s *Server) mirrorRouter() http.Handler {
 	r := chi.NewRouter()
 	r.Use(middleware.Recoverer)
 	s.commonRoutes(r)
+	count := countClients(s.nodes.mirror, isDownload, s.now)
 	if s.deps.MirrorHandler != nil {
-		r.Handle("/repos/*", s.deps.MirrorHandler)
-		r.Handle("/files/*", s.deps.MirrorHandler)
+		r.Handle("/repos/*", count(s.deps.MirrorHandler))
+		r.Handle("/files/*", count(s.deps.MirrorHandler))
 	}
 	for _, m := range s.deps.MirrorMounts {
-		r.Handle(m.Prefix+"*", m.Handler)
+		r.Handle(m.Prefix+"*", count(m.Handler))
 	}
 	s.bootstrapRoutes(r)
 	return r
@@ -106,8 +107,9 @@ func (s *Server) registryRouter() http.Handler {
 	r.Use(middleware.Recoverer)
 	r.Get("/healthz", s.handleHealthz)
 	if s.deps.RegistryHandler != nil {
+		count := countClients(s.nodes.registry, isPull, s.now)
 		r.Handle("/v2", s.deps.RegistryHandler)
-		r.Handle("/v2/*", s.deps.RegistryHandler)
+		r.Handle("/v2/*", count(s.deps.RegistryHandler))
 	}
 	return r
 }

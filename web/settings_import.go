@@ -13,7 +13,8 @@ import (
 // the same "Check and save" as any other edit.
 func (s *Server) formImport(w http.ResponseWriter, r *http.Request) {
 	path, data, err := s.configFile()
-	page := settingsPage{Path: path, Text: string(data), Base: ConfigETag(data), CanImport: s.deps.ConfigImporter != nil}
+	masked, _ := maskSecrets(data) // nil (an empty editor) when a secret cannot be hidden
+	page := settingsPage{Path: path, PrevName: filepath.Base(path) + ".prev", Text: string(masked), Loaded: string(masked), Base: ConfigETag(data), CanImport: s.deps.ConfigImporter != nil}
 	fail := func(code int, msg string) {
 		setAuditResult(r, "refused: "+msg)
 		s.render(w, r, "settings", code, pageData{Title: "Settings", Nav: "settings", Status: s.status(), Error: msg, Data: page})

@@ -27,7 +27,7 @@ var templateFS embed.FS
 var staticFS embed.FS
 
 // pageNames are the pages, each templates/NAME.html inside layout.html.
-var pageNames = []string{"login", "setup", "overview", "dns", "ntp", "gateway", "mirror", "pypi", "goproxy", "registry", "settings", "tokens", "audit"}
+var pageNames = []string{"login", "setup", "overview", "dns", "ntp", "gateway", "mirror", "pypi", "goproxy", "registry", "settings", "tokens", "audit", "nodes", "registryrepo", "mirrorrepo"}
 
 func urlQueryEscape(s string) string { return url.QueryEscape(s) }
 
@@ -42,6 +42,7 @@ func parsePages() pageSet {
 		"float":   formatFloat,
 		"pct":     func(v float64) string { return formatPercent(v * 100) },
 		"ms":      func(v float64) string { return fmt.Sprintf("%.2f ms", v) },
+		"took":    func(a, b time.Time) string { return b.Sub(a).Round(100 * time.Millisecond).String() },
 		"ago":     func(t time.Time) string { return ago(time.Since(t)) },
 		"clock":   func(t time.Time) string { return t.Local().Format("2006-01-02 15:04:05") },
 		"hhmmss":  func(t time.Time) string { return t.Local().Format("15:04:05") },
@@ -53,7 +54,18 @@ func parsePages() pageSet {
 			return strings.HasPrefix(s, "running") || strings.HasPrefix(s, "active")
 		},
 		"join": strings.Join,
-		"add":  func(a, b int) int { return a + b },
+		"count": func(n any, noun string) string {
+			switch v := n.(type) {
+			case int:
+				return humanize.Count(v, noun)
+			case int64:
+				return humanize.Count(int(v), noun)
+			case uint64:
+				return humanize.Count(int(v), noun)
+			}
+			return fmt.Sprint(n) + " " + noun
+		},
+		"add": func(a, b int) int { return a + b },
 		"hitratio": func(hits, misses int64) string {
 			if hits+misses == 0 {
 				return "—"
@@ -156,9 +168,10 @@ var flashes = map[string]string{
 	"record-deleted": "Record deleted; DNS reloaded.",
 	"record-changed": "Record changed; DNS reloaded.",
 	"flushed":        "DNS cache flushed.",
-	"saved":          "Config saved and reloaded. The previous version is kept as FILE.prev.",
 	"restored":       "The previous config was restored and reloaded.",
 	"revoked":        "Token revoked.",
+	"job-started":    "Started: the job runs on the server (closing this page does not stop it) and is listed at the top until it ends.",
+	"canceled":       "Job canceled.",
 	"password-set":   "Password set. Sign in with it.",
 }
 
@@ -204,6 +217,8 @@ func (s *Server) uiPages(r chi.Router) {
 	r.Get("/registry", s.pageService("registry"))
 	r.Post("/ntp/settime", s.formNTPSetTime)
 	r.Post("/mirror/sync", s.formMirrorSync)
+	r.Post("/mirror/bundle", s.formBundleImport)
+	r.Post("/jobs/{id}/cancel", s.formCancelJob)
 	r.Post("/registry/gc", s.formRegistryGC)
 	r.Post("/registry/tags/delete", s.formRegistryDeleteTag)
 	r.Get("/settings", s.pageSettings)
@@ -214,6 +229,9 @@ func (s *Server) uiPages(r chi.Router) {
 	r.Post("/tokens", s.formNewToken)
 	r.Post("/tokens/{id}/revoke", s.formRevokeToken)
 	r.Get("/audit", s.pageAudit)
+	r.Get("/nodes", s.pageNodes)
+	r.Get("/registry/repo", s.pageRegistryRepo)
+	r.Get("/mirror/repo", s.pageMirrorRepo)
 	r.Post("/logout", s.handleLogout)
 }
 
@@ -348,104 +366,6 @@ func (s *Server) formFlush(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, "/dns?done=flushed", http.StatusSeeOther)
-}
-
-type settingsPage struct {
-	Path string
-	Text string
-	// Base is the ConfigETag of the file the form was filled from: a save
-	// made on an older file is refused instead of undoing the newer edit.
-	Base string
-	// CanImport: the import form is offered; Imported is an import's
-	// report, shown above the YAML it made (in the editor, not yet saved).
-	CanImport bool
-	Imported  string
-	Lines     []settingsLine
-	Problems  []api.ConfigProblem
-	HasPrev   bool
-	ReadOnly  string
-}
-
-type settingsLine struct {
-	N       int
-	Text    string
-	Problem string
-}
-
-func (s *Server) pageSettings(w http.ResponseWriter, r *http.Request) {
-	path, data, err := s.configFile()
-	p := settingsPage{Path: path, Text: string(data), Base: ConfigETag(data), CanImport: s.deps.ConfigImporter != nil}
-	if err != nil {
-		p.ReadOnly = err.Error()
-	} else if _, err := s.deps.ConfigEditor.PreviousConfig(); err == nil {
-		p.HasPrev = true
-	}
-	s.render(w, r, "settings", http.StatusOK, pageData{Title: "Settings", Nav: "settings", Status: s.status(), Data: p})
-}
-
-func (s *Server) formSettings(w http.ResponseWriter, r *http.Request) {
-	path, _, err := s.configFile()
-	if err != nil {
-		s.render(w, r, "settings", http.StatusConflict, pageData{Title: "Settings", Nav: "settings", Error: err.Error(), Data: settingsPage{ReadOnly: err.Error()}})
-		return
-	}
-	text := strings.ReplaceAll(r.PostFormValue("config"), "\r\n", "\n")
-	setAudit(r, "config edited", fmt.Sprintf("%s, %d bytes", path, len(text)))
-	if err := s.applyOn(r, r.PostFormValue("base"), []byte(text)); err != nil {
-		setAuditResult(r, "refused: "+err.Error())
-		p := settingsPage{Path: path, Text: text, Base: r.PostFormValue("base")}
-		var ce *ConfigError
-		if errors.As(err, &ce) {
-			p.Problems = ce.Problems
-			p.Lines = annotate(text, ce.Problems)
-		}
-		if _, err := s.deps.ConfigEditor.PreviousConfig(); err == nil {
-			p.HasPrev = true
-		}
-		s.render(w, r, "settings", http.StatusUnprocessableEntity, pageData{Title: "Settings", Nav: "settings", Status: s.status(), Error: err.Error(), Data: p})
-		return
-	}
-	http.Redirect(w, r, "/settings?done=saved", http.StatusSeeOther)
-}
-
-// annotate pairs each line of text with the problems found on it.
-func annotate(text string, ps []api.ConfigProblem) []settingsLine {
-	byLine := map[int][]string{}
-	for _, p := range ps {
-		if p.Line > 0 {
-			msg := p.Msg
-			if p.Path != "" {
-				msg = p.Path + ": " + msg
-			}
-			if p.Hint != "" {
-				msg += " (" + p.Hint + ")"
-			}
-			byLine[p.Line] = append(byLine[p.Line], msg)
-		}
-	}
-	var out []settingsLine
-	for i, l := range strings.Split(text, "\n") {
-		out = append(out, settingsLine{N: i + 1, Text: l, Problem: strings.Join(byLine[i+1], "; ")})
-	}
-	return out
-}
-
-func (s *Server) formRestore(w http.ResponseWriter, r *http.Request) {
-	if s.deps.ConfigEditor == nil {
-		http.Error(w, "no config editor", http.StatusNotFound)
-		return
-	}
-	prev, err := s.deps.ConfigEditor.PreviousConfig()
-	setAudit(r, "config restored", "from the .prev file")
-	if err == nil {
-		err = s.apply(r, prev)
-	}
-	if err != nil {
-		setAuditResult(r, "failed: "+err.Error())
-		s.render(w, r, "settings", http.StatusConflict, pageData{Title: "Settings", Nav: "settings", Status: s.status(), Error: err.Error(), Data: settingsPage{ReadOnly: "restore failed"}})
-		return
-	}
-	http.Redirect(w, r, "/settings?done=restored", http.StatusSeeOther)
 }
 
 type tokensPage struct {

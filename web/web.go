@@ -105,6 +105,11 @@ type Deps struct {
 	// ConfigImporter turns an existing admin host's files into a config
 	// (Settings → Import); nil: the Settings page offers no import.
 	ConfigImporter ConfigImporter
+	// Jobs is the job table for syncs and imports started from the UI or
+	// the API; nil: this instance keeps its own, whose jobs end with Run.
+	// server may hand every instance the same one (NewJobs) so that a
+	// reload leaves running jobs alone.
+	Jobs *Jobs
 	// DataDir is data_dir: web keeps sessions, API tokens (hashed) and
 	// the audit log in DataDir/web. Empty: in memory only (tests).
 	DataDir string
@@ -121,6 +126,10 @@ type Server struct {
 	pages      pageSet
 	auth       *authState
 	hist       *history
+	jobs       *Jobs
+	nodes      *nodeCounters // per-address use of the mirror, registry, DNS
+	reports    *reports      // node.sh's checklists
+	ownJobs    bool          // jobs is this instance's: bound to Run's context
 	now        func() time.Time
 	// editMu makes this instance's read-change-apply edits of the config
 	// one at a time (editConfig); the file's version check catches edits
@@ -166,6 +175,14 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, deps: deps, log: deps.Logger, nodeScript: parseNodeScript(), pages: parsePages(),
 		auth: auth, hist: &history{}, now: deps.Now, stopping: make(chan struct{})}
+	s.nodes, s.reports = newNodeCounters(), loadReports(stateDir)
+	s.jobs, s.ownJobs = deps.Jobs, deps.Jobs == nil
+	if s.ownJobs {
+		s.jobs = NewJobs(nil)
+	}
+	s.jobs.mu.Lock()
+	s.jobs.onDone = s.jobAudit
+	s.jobs.mu.Unlock()
 	if deps.UI != nil && cfg.Admin.PasswordHash == "" {
 		auth.setupToken = randomHex(16)
 	}
@@ -193,13 +210,14 @@ func (s *Server) logSetupLink() {
 func (s *Server) sample(ctx context.Context) {
 	t := time.NewTicker(historyEvery)
 	defer t.Stop()
-	s.hist.add(s.now(), s.status())
 	for {
+		st, now := s.status(), s.now()
+		s.hist.add(now, st)
+		s.nodes.foldDNS(st, now)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			s.hist.add(s.now(), s.status())
 		}
 	}
 }
@@ -266,6 +284,11 @@ func (s *Server) listeners() []listener {
 // it was handed; server hands each instance its own duplicate, so the
 // sockets themselves stay open for the next instance.
 func (s *Server) Run(ctx context.Context) error {
+	if s.ownJobs {
+		jobsCtx, stopJobs := context.WithCancel(ctx)
+		s.jobs.bind(jobsCtx)
+		defer func() { stopJobs(); s.jobs.wait(shutdownGrace) }()
+	}
 	ls := s.listeners()
 	servers := make([]*http.Server, len(ls))
 	errc := make(chan error, len(ls))

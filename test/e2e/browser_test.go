@@ -191,6 +191,7 @@ func TestBrowserUI(t *testing.T) {
 	b.do(chromedp.Navigate(ws.ui + "/settings"))
 	b.do(chromedp.WaitVisible(chromedp.CSS("#config")))
 	b.do(chromedp.SetValue(chromedp.CSS("#config"), bad), chromedp.Click(chromedp.CSS("#save")))
+	b.do(chromedp.WaitVisible(chromedp.CSS("#save-diff")), chromedp.Click(chromedp.CSS("#confirm-save")))
 	b.do(chromedp.WaitVisible(chromedp.CSS("#problems")))
 	msg := b.text(".problem-at")
 	if !strings.Contains(msg, "line "+strconv.Itoa(wantLine)) || !strings.Contains(msg, "127.0.0.1/8") || !strings.Contains(msg, "did you mean 127.0.0.0/8") {

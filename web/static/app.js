@@ -30,76 +30,60 @@ document.addEventListener("click", function (ev) {
     window.location.reload();
   }, parseInt(every, 10) * 1000);
 })();
-// Mirror: while a "Sync now" / "Index now" form's request runs (the page
-// answers when the run ends), poll /api/v1/status and show each repo's
-// progress. The form still works without script.
+// Jobs (mirror page): each running job's progress is polled from
+// /api/v1/jobs/ID and shown in place; when one ends the page reloads to
+// show its result. Without script the page shows the state it was loaded
+// with.
 (function () {
-  var panel = document.getElementById("sync-progress");
-  if (!panel) { return; }
-  var rows = document.getElementById("sync-progress-rows");
-  var note = document.getElementById("sync-progress-note");
+  var jobs = document.querySelectorAll(".job[data-state=running]");
+  if (!jobs.length) { return; }
   function fmtBytes(n) {
     var u = ["B", "KiB", "MiB", "GiB", "TiB"], i = 0;
     while (n >= 1024 && i < u.length - 1) { n /= 1024; i++; }
     return (i === 0 ? n : n.toFixed(1)) + " " + u[i];
   }
-  function row(name, p) {
-    var div = document.createElement("div");
-    div.className = "sync-row";
-    div.setAttribute("data-repo", name);
-    var label = document.createElement("span");
-    label.className = "mono";
-    var bar = document.createElement("progress");
-    if (p && p.bytes > 0) {
-      bar.max = p.bytes; bar.value = Math.min(p.bytes_done, p.bytes);
-    } else if (p && p.to_fetch > 0) {
-      bar.max = p.to_fetch; bar.value = Math.min(p.fetched, p.to_fetch);
-    }
-    var text = name + ": ";
-    if (!p) {
-      text += "waiting";
-    } else {
-      var parts = [];
-      if (p.phase && p.phase !== "packages") { parts.push(p.phase); }
-      if (p.to_fetch > 0) { parts.push(p.fetched + "/" + p.to_fetch + " packages"); }
-      text += parts.join(" · ");
-      if (p.bytes > 0) { text += (parts.length ? " · " : "") + fmtBytes(p.bytes_done) + " of " + fmtBytes(p.bytes) + " (" + Math.floor(100 * p.bytes_done / p.bytes) + "%)"; }
-    }
-    label.textContent = text;
-    div.appendChild(label);
-    div.appendChild(bar);
-    return div;
+  function pct(done, total) { return Math.max(0, Math.min(100, Math.floor(100 * done / total))) + "%"; }
+  function line(p) {
+    var parts = [p.phase];
+    if (p.to_fetch > 0) { parts.push(p.fetched + "/" + p.to_fetch + " packages"); }
+    if (p.blobs > 0) { parts.push(p.blobs_done + "/" + p.blobs + " blobs"); }
+    if (p.bytes > 0) { parts.push(fmtBytes(p.bytes_done) + " of " + fmtBytes(p.bytes) + " (" + pct(p.bytes_done, p.bytes) + ")"); }
+    return (p.repo ? p.repo + ": " : "") + parts.join(" · ");
   }
-  function poll(names, started) {
-    fetch("/api/v1/status", { credentials: "same-origin", headers: { "Accept": "application/json" } })
-      .then(function (r) { return r.ok ? r.json() : null; })
-      .then(function (st) {
-        if (!st || !st.services) { return; }
-        var mirror = null;
-        st.services.forEach(function (s) { if (s.name === "mirror") { mirror = s.detail; } });
-        if (!mirror || !mirror.repos) { return; }
-        rows.textContent = "";
-        var running = 0;
-        mirror.repos.forEach(function (r) {
-          if (names.length && names.indexOf(r.name) < 0) { return; }
-          if (!names.length && r.kind !== "mirror" && !r.progress) { return; }
-          if (r.progress) { running++; }
-          rows.appendChild(row(r.name, r.progress));
-        });
-        var secs = Math.round((Date.now() - started) / 1000);
-        note.textContent = (running ? "Running" : "Finishing") + " for " + secs + " s; the page shows the result when the run ends.";
-      })
-      .catch(function () {});
+  function show(el, j) {
+    var lines = el.querySelector(".job-lines"), bar = el.querySelector(".job-bar");
+    var ps = [];
+    if (j.progress && j.progress.phase !== undefined) { ps = [j.progress]; }
+    else if (j.progress) { Object.keys(j.progress).sort().forEach(function (k) { ps.push(j.progress[k]); }); }
+    lines.textContent = "";
+    var done = 0, total = 0;
+    ps.forEach(function (p) {
+      var d = document.createElement("div");
+      d.className = "mono";
+      d.textContent = line(p);
+      lines.appendChild(d);
+      done += Math.min(p.bytes_done || 0, p.bytes || 0); total += p.bytes || 0;
+    });
+    if (bar && total > 0) { bar.max = total; bar.value = done; }
   }
-  document.addEventListener("submit", function (ev) {
-    var f = ev.target;
-    if (ev.defaultPrevented || !f.action || !/\/mirror\/sync$/.test(new URL(f.action, location.href).pathname)) { return; }
-    var names = [];
-    f.querySelectorAll("input[name=repo]").forEach(function (i) { if (i.value) { names.push(i.value); } });
-    setTimeout(function () { document.querySelectorAll("form[action='/mirror/sync'] button").forEach(function (b) { b.disabled = true; }); }, 0);
-    panel.hidden = false;
-    var started = Date.now();
-    poll(names, started);
-    setInterval(function () { poll(names, started); }, 1000);
+  jobs.forEach(function (el) {
+    var id = el.getAttribute("data-job");
+    var timer = setInterval(function () {
+      fetch("/api/v1/jobs/" + encodeURIComponent(id), { credentials: "same-origin", headers: { "Accept": "application/json" } })
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (j) {
+          if (!j) { return; }
+          show(el, j);
+          if (j.state !== "running") {
+            clearInterval(timer);
+            el.setAttribute("data-state", j.state);
+            var b = el.querySelector(".job-state");
+            if (b) { b.textContent = j.state; b.className = "badge job-state " + (j.state === "ok" ? "ok" : "bad"); }
+            var a = document.activeElement;
+            if (!a || (a.tagName !== "INPUT" && a.tagName !== "TEXTAREA")) { window.location.reload(); }
+          }
+        })
+        .catch(function () {});
+    }, 1000);
   });
 })();
