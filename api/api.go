@@ -65,6 +65,7 @@ type ServiceStatus struct {
 	Mirror   *MirrorStatus
 	Registry *RegistryStatus
 	Web      *WebStatus
+	HA       *HAStatus
 	// Other is the detail of a service this build does not know (a newer
 	// server), kept as it came.
 	Other json.RawMessage
@@ -99,6 +100,8 @@ func (s *ServiceStatus) detail() (into any, value any) {
 		return &s.Registry, orNil(s.Registry)
 	case ServiceWeb:
 		return &s.Web, orNil(s.Web)
+	case ServiceHA:
+		return &s.HA, orNil(s.HA)
 	}
 	if len(s.Other) == 0 {
 		return &s.Other, nil

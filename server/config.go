@@ -39,6 +39,7 @@ type Config struct {
 	Gateway    *gateway.Config  `yaml:"gateway"`
 	Mirror     *rpm.Config      `yaml:"mirror"`
 	Registry   *registry.Config `yaml:"registry"`
+	HA         *HAConfig        `yaml:"ha"`
 
 	// Source names where the config came from, for messages; not a key.
 	Source string `yaml:"-"`
