@@ -121,7 +121,7 @@ func (s *Server) standbyError() error {
 
 // haWriteGuard refuses registry writes (PUT, POST, PATCH, DELETE on /v2/)
 // on a standby with the OCI error DENIED naming the primary; reads pass.
-// The follower writes past it, in process.
+// The follower stores what it copies in process, past it.
 func (s *Server) haWriteGuard(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.Method {
@@ -130,7 +130,7 @@ func (s *Server) haWriteGuard(h http.Handler) http.Handler {
 			return
 		}
 		err := s.standbyError()
-		if err == nil || s.isFollower(r.Header.Get(haFollowHeader)) {
+		if err == nil {
 			h.ServeHTTP(w, r)
 			return
 		}

@@ -3,9 +3,6 @@ package server
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"crypto/subtle"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,23 +31,6 @@ import (
 //   - mirror repos: each is a mirrored repo here whose upstream is the
 //     primary's /repos/NAME/, synced when its revision differs;
 //   - registry content: ha_images.go.
-
-// haFollowHeader carries the follower's secret on its own registry writes,
-// which haWriteGuard lets through on a standby.
-const haFollowHeader = "X-Airgapd-HA-Follower"
-
-func newFollowSecret() string {
-	b := make([]byte, 16)
-	rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-// isFollower reports whether a request carries the running follower's
-// secret.
-func (s *Server) isFollower(got string) bool {
-	n, err := capability[*haNode](s, "ha")
-	return err == nil && got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(n.secret)) == 1
-}
 
 func (n *haNode) follow(ctx context.Context) {
 	snap, err := n.snapshot(ctx)

@@ -8,21 +8,26 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/airgapd/airgapd/api"
 	"github.com/airgapd/airgapd/internal/conf"
+	"github.com/airgapd/airgapd/registry"
 )
 
 // followImages copies every repository and tag of the primary's registry
 // that this one lacks or holds at another digest (go-containerregistry's
 // remote: Catalog, List, Get, then Write or WriteIndex, blobs only when
-// missing), and deletes the tags the primary no longer has. Writes go to
-// this host's own registry listener with the follower's secret, which the
-// standby's write guard lets through.
+// missing), and deletes the tags the primary no longer has. Each copy is
+// written as an OCI layout and stored with the registry's own import, in
+// process: past the standby's write guard and the registry's push users,
+// whose passwords this host never has.
 func (n *haNode) followImages(ctx context.Context, snap api.HASnapshot) error {
 	if snap.RegistryPort == "" {
 		return nil
@@ -41,7 +46,7 @@ func (n *haNode) followImages(ctx context.Context, snap api.HASnapshot) error {
 	pool.AppendCertsFromPEM(n.s.CACertPEM())
 	tr := &http.Transport{Proxy: nil, TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}}
 	srcOpts := []remote.Option{remote.WithContext(ctx), remote.WithTransport(tr)}
-	dstOpts := []remote.Option{remote.WithContext(ctx), remote.WithTransport(followerTransport{base: tr, secret: n.secret})}
+	dstOpts := []remote.Option{remote.WithContext(ctx), remote.WithTransport(tr)}
 	var srcNO, dstNO []name.Option
 	if !snap.RegistryTLS {
 		srcNO = append(srcNO, name.Insecure)
@@ -65,20 +70,24 @@ func (n *haNode) followImages(ctx context.Context, snap api.HASnapshot) error {
 	if err != nil {
 		return fmt.Errorf("list this host's images: %w", err)
 	}
+	reg, err := capability[*registry.Registry](n.s, "registry")
+	if err != nil {
+		return err
+	}
 	var errs []error
 	for ref, digest := range want {
 		if have[ref] == digest {
 			continue
 		}
-		if err := copyImage(ref, src, dst, srcOpts, dstOpts, srcNO, dstNO); err != nil {
+		if err := n.copyImage(ctx, reg, ref, src, srcOpts, srcNO); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", ref, err))
+		} else {
+			n.log.Info("copied an image from the primary", "image", ref, "digest", digest)
 		}
 	}
-	del, _ := capability[interface {
-		DeleteTag(ctx context.Context, repo, tag string) error
-	}](n.s, "registry")
+	del := reg
 	for ref := range have {
-		if _, ok := want[ref]; ok || del == nil {
+		if _, ok := want[ref]; ok {
 			continue
 		}
 		t, err := name.NewTag(dst.Name()+"/"+ref, dstNO...)
@@ -117,12 +126,10 @@ func registryTags(ctx context.Context, reg name.Registry, opts []remote.Option) 
 	return out, nil
 }
 
-func copyImage(ref string, src, dst name.Registry, srcOpts, dstOpts []remote.Option, srcNO, dstNO []name.Option) error {
+// copyImage fetches ref from the primary into an OCI layout and imports
+// it under the same name.
+func (n *haNode) copyImage(ctx context.Context, reg *registry.Registry, ref string, src name.Registry, srcOpts []remote.Option, srcNO []name.Option) error {
 	from, err := name.NewTag(src.Name()+"/"+ref, srcNO...)
-	if err != nil {
-		return err
-	}
-	to, err := name.NewTag(dst.Name()+"/"+ref, dstNO...)
 	if err != nil {
 		return err
 	}
@@ -130,28 +137,32 @@ func copyImage(ref string, src, dst name.Registry, srcOpts, dstOpts []remote.Opt
 	if err != nil {
 		return err
 	}
+	dir, err := os.MkdirTemp(n.s.cfg.DataDir, "ha-image-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		return err
+	}
+	opt := layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": ref})
 	if d.MediaType.IsIndex() {
 		idx, err := d.ImageIndex()
 		if err != nil {
 			return err
 		}
-		return remote.WriteIndex(to, idx, dstOpts...)
+		err = p.AppendIndex(idx, opt)
+	} else {
+		img, err := d.Image()
+		if err != nil {
+			return err
+		}
+		err = p.AppendImage(img, opt)
 	}
-	img, err := d.Image()
 	if err != nil {
 		return err
 	}
-	return remote.Write(to, img, dstOpts...)
-}
-
-// followerTransport marks the follower's requests to its own registry.
-type followerTransport struct {
-	base   http.RoundTripper
-	secret string
-}
-
-func (t followerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	r.Header.Set(haFollowHeader, t.secret)
-	return t.base.RoundTrip(r)
+	_, err = reg.Import(ctx, dir, registry.ImportOptions{Repo: ref})
+	return err
 }

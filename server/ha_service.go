@@ -40,11 +40,10 @@ type haNode struct {
 	inSync      map[string]time.Time
 	kindErr     map[string]string
 	pinned      []byte // the peer's CA PEM, matched against peer_ca_sha256
-	secret      string // haFollowHeader's value on the follower's own writes
 }
 
 func (s *Server) buildHA(c *Config, in *instance) error {
-	n := &haNode{s: s, cfg: *c.HA, log: in.log, inSync: map[string]time.Time{}, kindErr: map[string]string{}, secret: newFollowSecret()}
+	n := &haNode{s: s, cfg: *c.HA, log: in.log, inSync: map[string]time.Time{}, kindErr: map[string]string{}}
 	in.service, in.run = n, n.run
 	in.status = func() ServiceStatus {
 		st := n.status(time.Now())
