@@ -14,6 +14,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -23,6 +25,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/airgapd/airgapd/api"
 )
 
 // Two admin hosts behind keepalived (issue 20), in network namespaces with
@@ -55,13 +59,14 @@ type haLab struct {
 	tokenFile          string
 	vrid               int
 	admin1URL, peerPin string
+	repo               *rpmUpstream // admin1's local repo folder
 }
 
 func TestHAPair(t *testing.T) {
 	if os.Getuid() != 0 {
 		t.Skip("network namespaces need root")
 	}
-	need(t, "ip", "keepalived", "dig", "curl", "iptables-save")
+	need(t, "ip", "keepalived", "dig", "curl", "iptables-save", "dnf")
 	hostBefore := hostNetfilter(t)
 	l := &haLab{t: t, vrid: 1 + rand.IntN(250)}
 	t.Cleanup(func() {
@@ -120,6 +125,37 @@ func TestHAPair(t *testing.T) {
 	})
 	t.Logf("image on the standby %s after the push", time.Since(pushed).Round(time.Millisecond))
 
+	// An RPM added to the primary's local repo is on the standby within 10 s.
+	l.repo.add("bravo", 20000)
+	rpmAdded := time.Now()
+	eventually(t, 10*time.Second, "bravo in the standby's copy of repo local", func() (bool, string) {
+		var m api.MirrorStatus
+		l.in2.status().detail(t, "mirror", &m)
+		for _, r := range m.Repos {
+			if r.Name == "local" && r.Packages == 2 {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("%+v", m.Repos)
+	})
+	t.Logf("RPM on the standby %s after it was added on the primary", time.Since(rpmAdded).Round(time.Millisecond))
+
+	// The standby has the primary's tokens: the peer token works on it.
+	if out, err := run(t, 10*time.Second, "ip", "netns", "exec", l.node, "curl", "-fsS", "--cacert", l.ca, "-H", "Authorization: Bearer "+l.token, "https://"+haAdmin2+":8443/api/v1/status"); err != nil || !strings.Contains(out, `"services"`) {
+		t.Errorf("the primary's token on the standby: %v\n%s", err, out)
+	}
+	// Status and metrics show the role, the peer and the lag per kind.
+	out, err := run(t, 10*time.Second, airgapdBin, "status", "--socket", filepath.Join(l.in2.dir, "run", "api.sock"))
+	if err != nil || !regexp.MustCompile(`(?m)^ha\s+standby\s+standby of https://10\.201\.7\.11:8443 .*reachable; lag: config \d+s, zones \d+s, ca \d+s, tokens \d+s, repos \d+s, images \d+s`).MatchString(out) {
+		t.Errorf("airgapd status on the standby: %v\n%s", err, out)
+	}
+	metrics := l.control(l.in2, "GET", "/metrics", "", 200)
+	for _, want := range []string{`airgapd_ha_role{role="standby"} 1`, `airgapd_ha_peer_reachable 1`, `airgapd_ha_replication_lag_seconds{kind="images"}`, `airgapd_ha_replication_lag_seconds{kind="config"}`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("standby /metrics lacks %s", want)
+		}
+	}
+
 	// A push or a config edit on the standby is refused, naming the primary.
 	if err := l.push(haAdmin2, "lab/app:v2", img); err == nil || !strings.Contains(err.Error(), l.admin1URL) {
 		t.Errorf("push to the standby: %v, want a refusal naming %s", err, l.admin1URL)
@@ -159,12 +195,15 @@ func TestHAPair(t *testing.T) {
 		return err == nil, fmt.Sprint(err)
 	})
 	t.Logf("node served by admin2 %s after the kill", time.Since(killed).Round(time.Millisecond))
+	if got := l.dnfNames("http://" + haVIP + "/repos/local/"); got != "alpha bravo" {
+		t.Errorf("dnf on the node via the VIP after the kill sees %q, want alpha bravo", got)
+	}
 	if err := l.push(haVIP, "lab/app:v2", img); err == nil || !strings.Contains(err.Error(), l.admin1URL) {
 		t.Errorf("push to admin2 before promote: %v, want a refusal naming %s", err, l.admin1URL)
 	}
 
 	// Promote admin2: pushes go through, and the role is in its config.
-	out, err := run(t, 60*time.Second, airgapdBin, "ha", "promote", "--socket", filepath.Join(l.in2.dir, "run", "api.sock"))
+	out, err = run(t, 60*time.Second, airgapdBin, "ha", "promote", "--socket", filepath.Join(l.in2.dir, "run", "api.sock"))
 	if err != nil || !strings.Contains(out, "now the primary") {
 		t.Fatalf("ha promote: %v\n%s", err, out)
 	}
@@ -174,6 +213,19 @@ func TestHAPair(t *testing.T) {
 	if b, _ := os.ReadFile(l.in2.config); !strings.Contains(string(b), "role: primary") {
 		t.Errorf("promote did not save ha.role: primary in the config:\n%s", b)
 	}
+}
+
+// dnfNames is what dnf on the node lists in the repo at url.
+func (l *haLab) dnfNames(url string) string {
+	dir := l.t.TempDir()
+	out, err := run(l.t, 90*time.Second, "ip", "netns", "exec", l.node, "dnf", "--setopt=reposdir="+dir, "--installroot="+filepath.Join(dir, "root"),
+		"--releasever=9", "--disableplugin=local", "-y", "-q", "--refresh", "--repofrompath=ha,"+url, "--repo=ha", "--nogpgcheck", "repoquery", "--qf", "%{name}")
+	if err != nil {
+		l.t.Errorf("dnf repoquery %s: %v\n%s", url, err, out)
+	}
+	names := strings.Fields(out)
+	slices.Sort(names)
+	return strings.Join(names, " ")
 }
 
 // haStatus is the ha line's detail.
@@ -236,8 +288,9 @@ func (l *haLab) build() {
 }
 
 // haConfig is one admin host's config; both share everything but the
-// host-specific keys.
-func (l *haLab) haConfig(self, role, peer, iface string) string {
+// host-specific keys (and the standby's repo folder is empty: what it
+// serves is the primary's copy).
+func (l *haLab) haConfig(self, role, peer, iface, repoDir string) string {
 	pin := ""
 	if l.peerPin != "" {
 		pin = "peer_ca_sha256: " + l.peerPin
@@ -252,6 +305,11 @@ dns:
   zones:
     - name: lab.internal
       records: ["admin 300 A %[4]s", "registry CNAME admin"]
+mirror:
+  listen: "0.0.0.0:80"
+  index_every: 1s
+  repos:
+    - { name: local, path: %[11]s }
 registry:
   listen: "0.0.0.0:5000"
   tls: auto
@@ -266,14 +324,16 @@ ha:
   virtual_router_id: %[9]d
   follow_every: 1s
   %[10]s
-`, self, role, peer, haVIP, l.tokenFile, iface, map[string]string{"primary": "admin1", "standby": "admin2"}[role], registryTestHash, l.vrid, pin)
+`, self, role, peer, haVIP, l.tokenFile, iface, map[string]string{"primary": "admin1", "standby": "admin2"}[role], registryTestHash, l.vrid, pin, repoDir)
 }
 
 func (l *haLab) startPrimary() {
 	t := l.t
 	dir := t.TempDir()
 	l.tokenFile = filepath.Join(t.TempDir(), "ha-peer.token")
-	l.in1 = launchIn(t, l.a1, dir, l.haConfig(haAdmin1, "primary", haAdmin2, l.if1))
+	l.repo = &rpmUpstream{t: t, dir: t.TempDir()}
+	l.repo.add("alpha", 20000)
+	l.in1 = launchIn(t, l.a1, dir, l.haConfig(haAdmin1, "primary", haAdmin2, l.if1, l.repo.dir))
 	l.in1.waitLog("airgapd ready", 20*time.Second)
 	l.ca = filepath.Join(dir, "data", "pki", "ca.crt")
 	body := l.control(l.in1, "POST", "/api/v1/tokens", `{"name":"ha-peer"}`, 201)
@@ -297,7 +357,7 @@ func (l *haLab) startPrimary() {
 }
 
 func (l *haLab) startStandby() {
-	l.in2 = launchIn(l.t, l.a2, l.t.TempDir(), l.haConfig(haAdmin2, "standby", haAdmin1, l.if2))
+	l.in2 = launchIn(l.t, l.a2, l.t.TempDir(), l.haConfig(haAdmin2, "standby", haAdmin1, l.if2, l.t.TempDir()))
 	l.in2.waitLog("airgapd ready", 20*time.Second)
 }
 
