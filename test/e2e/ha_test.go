@@ -103,58 +103,8 @@ func TestHAPair(t *testing.T) {
 		return st.PeerReachable && st.inSync("config") && st.inSync("ca") && st.inSync("images"), fmt.Sprintf("%+v", st)
 	})
 
-	// A DNS record added on the primary resolves on the standby within 10 s.
-	l.control(l.in1, "POST", "/api/v1/dns/records", `{"zone":"lab.internal","record":"new1 300 A 10.201.7.99"}`, 200)
-	added := time.Now()
-	eventually(t, 10*time.Second, "new1.lab.internal resolves on the standby", func() (bool, string) {
-		out := l.dig(haAdmin2, "new1.lab.internal")
-		return out == "10.201.7.99", out
-	})
-	t.Logf("record on the standby %s after it was added on the primary", time.Since(added).Round(time.Millisecond))
-
-	// An image pushed on the primary is on the standby by digest within 10 s.
 	img := ociImage(t, nil, 64<<10)
-	digest := imageDigest(t, img)
-	if err := l.push(haAdmin1, "lab/app:v1", img); err != nil {
-		t.Fatalf("push to the primary: %v", err)
-	}
-	pushed := time.Now()
-	eventually(t, 10*time.Second, "lab/app@"+digest+" on the standby", func() (bool, string) {
-		err := l.pull(haAdmin2, "lab/app@"+digest)
-		return err == nil, fmt.Sprint(err)
-	})
-	t.Logf("image on the standby %s after the push", time.Since(pushed).Round(time.Millisecond))
-
-	// An RPM added to the primary's local repo is on the standby within 10 s.
-	l.repo.add("bravo", 20000)
-	rpmAdded := time.Now()
-	eventually(t, 10*time.Second, "bravo in the standby's copy of repo local", func() (bool, string) {
-		var m api.MirrorStatus
-		l.in2.status().detail(t, "mirror", &m)
-		for _, r := range m.Repos {
-			if r.Name == "local" && r.Packages == 2 {
-				return true, ""
-			}
-		}
-		return false, fmt.Sprintf("%+v", m.Repos)
-	})
-	t.Logf("RPM on the standby %s after it was added on the primary", time.Since(rpmAdded).Round(time.Millisecond))
-
-	// The standby has the primary's tokens: the peer token works on it.
-	if out, err := run(t, 10*time.Second, "ip", "netns", "exec", l.node, "curl", "-fsS", "--cacert", l.ca, "-H", "Authorization: Bearer "+l.token, "https://"+haAdmin2+":8443/api/v1/status"); err != nil || !strings.Contains(out, `"services"`) {
-		t.Errorf("the primary's token on the standby: %v\n%s", err, out)
-	}
-	// Status and metrics show the role, the peer and the lag per kind.
-	out, err := run(t, 10*time.Second, airgapdBin, "status", "--socket", filepath.Join(l.in2.dir, "run", "api.sock"))
-	if err != nil || !regexp.MustCompile(`(?m)^ha\s+standby\s+standby of https://10\.201\.7\.11:8443 .*reachable; lag: config \d+s, zones \d+s, ca \d+s, tokens \d+s, repos \d+s, images \d+s`).MatchString(out) {
-		t.Errorf("airgapd status on the standby: %v\n%s", err, out)
-	}
-	metrics := l.control(l.in2, "GET", "/metrics", "", 200)
-	for _, want := range []string{`airgapd_ha_role{role="standby"} 1`, `airgapd_ha_peer_reachable 1`, `airgapd_ha_replication_lag_seconds{kind="images"}`, `airgapd_ha_replication_lag_seconds{kind="config"}`} {
-		if !strings.Contains(metrics, want) {
-			t.Errorf("standby /metrics lacks %s", want)
-		}
-	}
+	digest := l.checkFollows(img)
 
 	// A push or a config edit on the standby is refused, naming the primary.
 	if err := l.push(haAdmin2, "lab/app:v2", img); err == nil || !strings.Contains(err.Error(), l.admin1URL) {
@@ -203,7 +153,7 @@ func TestHAPair(t *testing.T) {
 	}
 
 	// Promote admin2: pushes go through, and the role is in its config.
-	out, err = run(t, 60*time.Second, airgapdBin, "ha", "promote", "--socket", filepath.Join(l.in2.dir, "run", "api.sock"))
+	out, err := run(t, 60*time.Second, airgapdBin, "ha", "promote", "--socket", filepath.Join(l.in2.dir, "run", "api.sock"))
 	if err != nil || !strings.Contains(out, "now the primary") {
 		t.Fatalf("ha promote: %v\n%s", err, out)
 	}
@@ -213,6 +163,66 @@ func TestHAPair(t *testing.T) {
 	if b, _ := os.ReadFile(l.in2.config); !strings.Contains(string(b), "role: primary") {
 		t.Errorf("promote did not save ha.role: primary in the config:\n%s", b)
 	}
+}
+
+// checkFollows changes the primary (a DNS record, an image, an RPM) and
+// checks that each reaches the standby within 10 s, with the tokens, the
+// status and the metrics; it returns the image's digest.
+func (l *haLab) checkFollows(img v1.Image) string {
+	t := l.t
+	// A DNS record added on the primary resolves on the standby within 10 s.
+	l.control(l.in1, "POST", "/api/v1/dns/records", `{"zone":"lab.internal","record":"new1 300 A 10.201.7.99"}`, 200)
+	added := time.Now()
+	eventually(t, 10*time.Second, "new1.lab.internal resolves on the standby", func() (bool, string) {
+		out := l.dig(haAdmin2, "new1.lab.internal")
+		return out == "10.201.7.99", out
+	})
+	t.Logf("record on the standby %s after it was added on the primary", time.Since(added).Round(time.Millisecond))
+
+	// An image pushed on the primary is on the standby by digest within 10 s.
+	digest := imageDigest(t, img)
+	if err := l.push(haAdmin1, "lab/app:v1", img); err != nil {
+		t.Fatalf("push to the primary: %v", err)
+	}
+	pushed := time.Now()
+	eventually(t, 10*time.Second, "lab/app@"+digest+" on the standby", func() (bool, string) {
+		err := l.pull(haAdmin2, "lab/app@"+digest)
+		return err == nil, fmt.Sprint(err)
+	})
+	t.Logf("image on the standby %s after the push", time.Since(pushed).Round(time.Millisecond))
+
+	// An RPM added to the primary's local repo is on the standby within 10 s.
+	l.repo.add("bravo", 20000)
+	rpmAdded := time.Now()
+	eventually(t, 10*time.Second, "bravo in the standby's copy of repo local", func() (bool, string) {
+		var m api.MirrorStatus
+		l.in2.status().detail(t, "mirror", &m)
+		for _, r := range m.Repos {
+			if r.Name == "local" && r.Packages == 2 {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("%+v", m.Repos)
+	})
+	t.Logf("RPM on the standby %s after it was added on the primary", time.Since(rpmAdded).Round(time.Millisecond))
+
+	// The standby has the primary's tokens: the peer token works on it.
+	if out, err := run(t, 10*time.Second, "ip", "netns", "exec", l.node, "curl", "-fsS", "--cacert", l.ca, "-H", "Authorization: Bearer "+l.token, "https://"+haAdmin2+":8443/api/v1/status"); err != nil || !strings.Contains(out, `"services"`) {
+		t.Errorf("the primary's token on the standby: %v\n%s", err, out)
+	}
+	// Status and metrics show the role, the peer and the lag per kind.
+	out, err := run(t, 10*time.Second, airgapdBin, "status", "--socket", filepath.Join(l.in2.dir, "run", "api.sock"))
+	if err != nil || !regexp.MustCompile(`(?m)^ha\s+standby\s+standby of https://10\.201\.7\.11:8443 .*reachable; lag: config \d+s, zones \d+s, ca \d+s, tokens \d+s, repos \d+s, images \d+s`).MatchString(out) {
+		t.Errorf("airgapd status on the standby: %v\n%s", err, out)
+	}
+	metrics := l.control(l.in2, "GET", "/metrics", "", 200)
+	for _, want := range []string{`airgapd_ha_role{role="standby"} 1`, `airgapd_ha_peer_reachable 1`, `airgapd_ha_replication_lag_seconds{kind="images"}`, `airgapd_ha_replication_lag_seconds{kind="config"}`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("standby /metrics lacks %s", want)
+		}
+	}
+
+	return digest
 }
 
 // dnfNames is what dnf on the node lists in the repo at url.
