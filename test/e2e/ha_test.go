@@ -51,7 +51,10 @@ type haLab struct {
 	t                  *testing.T
 	prefix             string
 	lan, a1, a2, node  string // namespaces
+	wan                string
 	if1, if2           string // the admin hosts' LAN interfaces
+	wan1, wan2         string // their links to wan
+	wanTCP             string // wan's listener that answers with the peer's address
 	in1, in2           *instance
 	ka1, ka2           *keepalived
 	ca                 string // admin1's CA file (the pair's CA)
@@ -92,7 +95,12 @@ func TestHAPair(t *testing.T) {
 	l.ka2 = l.startKeepalived(l.a2, l.in2)
 	eventually(t, 15*time.Second, "the VIP is on admin1", func() (bool, string) { return l.vipOn(l.a1) && !l.vipOn(l.a2), l.addrs() })
 
-	// Before the failure: DNS via the VIP.
+	// Before the failure: DNS via the VIP, and the way out through the
+	// VIP holder's NAT (admin1's uplink address).
+	eventually(t, 10*time.Second, "the node reaches wan through admin1's NAT", func() (bool, string) {
+		from, err := (&gwLab{}).dial(l.node, l.wanTCP, 2*time.Second)
+		return from == "10.201.8.1", fmt.Sprint(from, err)
+	})
 	eventually(t, 10*time.Second, "the node resolves admin.lab.internal via the VIP", func() (bool, string) {
 		out := l.dig(haVIP, "admin.lab.internal")
 		return out == haVIP, out
@@ -143,6 +151,10 @@ func TestHAPair(t *testing.T) {
 	eventually(t, 10*time.Second-time.Since(killed), "the node pulls lab/app by digest via the VIP", func() (bool, string) {
 		err := l.pull(haVIP, "lab/app@"+digest)
 		return err == nil, fmt.Sprint(err)
+	})
+	eventually(t, 10*time.Second-time.Since(killed), "the node reaches wan through admin2's NAT", func() (bool, string) {
+		from, err := (&gwLab{}).dial(l.node, l.wanTCP, time.Second)
+		return from == "10.201.9.1", fmt.Sprint(from, err)
 	})
 	t.Logf("node served by admin2 %s after the kill", time.Since(killed).Round(time.Millisecond))
 	if got := l.dnfNames("http://" + haVIP + "/repos/local/"); got != "alpha bravo" {
@@ -276,7 +288,8 @@ func (l *haLab) build() {
 	}
 	p := l.prefix
 	l.lan, l.a1, l.a2, l.node = p+"-lan", p+"-a1", p+"-a2", p+"-nd"
-	for _, ns := range []string{l.lan, l.a1, l.a2, l.node} {
+	l.wan = p + "-wan"
+	for _, ns := range []string{l.lan, l.a1, l.a2, l.node, l.wan} {
 		l.sh("ip", "netns", "add", ns)
 		t.Cleanup(func() { run(t, 30*time.Second, "ip", "netns", "del", ns) })
 		l.sh("ip", "-n", ns, "link", "set", "lo", "up")
@@ -294,13 +307,31 @@ func (l *haLab) build() {
 		l.sh("ip", "-n", h.ns, "link", "set", in, "up")
 	}
 	l.if1, l.if2 = p+"-1a", p+"-2a"
+	// Each admin host's uplink to wan, on a net of its own; the node's
+	// default route is the VIP.
+	l.wan1, l.wan2 = p+"-1w", p+"-2w"
+	for _, u := range []struct{ ns, dev, peer, net string }{{l.a1, l.wan1, p + "-w1", "10.201.8"}, {l.a2, l.wan2, p + "-w2", "10.201.9"}} {
+		l.sh("ip", "link", "add", u.dev, "netns", u.ns, "type", "veth", "peer", "name", u.peer, "netns", l.wan)
+		l.sh("ip", "-n", u.ns, "addr", "add", u.net+".1/24", "dev", u.dev)
+		l.sh("ip", "-n", l.wan, "addr", "add", u.net+".2/24", "dev", u.peer)
+		l.sh("ip", "-n", u.ns, "link", "set", u.dev, "up")
+		l.sh("ip", "-n", l.wan, "link", "set", u.peer, "up")
+		l.sh("ip", "-n", u.ns, "route", "add", "default", "via", u.net+".2")
+		// A new namespace may inherit the host's forwarding: start off, so
+		// the gateway is what turns it on.
+		l.sh("ip", "netns", "exec", u.ns, "sh", "-c", "echo 0 > /proc/sys/net/ipv4/ip_forward")
+	}
+	l.sh("ip", "-n", l.node, "route", "add", "default", "via", haVIP)
+	// wan's "internet" address, reached by both uplinks.
+	l.sh("ip", "-n", l.wan, "addr", "add", "10.201.10.1/32", "dev", "lo")
+	l.wanTCP = (&gwLab{}).listen(t, l.wan, "10.201.10.1:0")
 	l.admin1URL = "https://" + haAdmin1 + ":8443"
 }
 
 // haConfig is one admin host's config; both share everything but the
 // host-specific keys (and the standby's repo folder is empty: what it
 // serves is the primary's copy).
-func (l *haLab) haConfig(self, role, peer, iface, repoDir string) string {
+func (l *haLab) haConfig(self, role, peer, iface, repoDir, uplink string) string {
 	pin := ""
 	if l.peerPin != "" {
 		pin = "peer_ca_sha256: " + l.peerPin
@@ -315,6 +346,11 @@ dns:
   zones:
     - name: lab.internal
       records: ["admin 300 A %[4]s", "registry CNAME admin"]
+gateway:
+  mode: apply
+  ip_forward: true
+  masquerade: [{ source: 10.201.7.0/24, out_interface: %[12]s }]
+  reconcile_every: 2s
 mirror:
   listen: "0.0.0.0:80"
   index_every: 1s
@@ -334,7 +370,7 @@ ha:
   virtual_router_id: %[9]d
   follow_every: 1s
   %[10]s
-`, self, role, peer, haVIP, l.tokenFile, iface, map[string]string{"primary": "admin1", "standby": "admin2"}[role], registryTestHash, l.vrid, pin, repoDir)
+`, self, role, peer, haVIP, l.tokenFile, iface, map[string]string{"primary": "admin1", "standby": "admin2"}[role], registryTestHash, l.vrid, pin, repoDir, uplink)
 }
 
 func (l *haLab) startPrimary() {
@@ -343,7 +379,7 @@ func (l *haLab) startPrimary() {
 	l.tokenFile = filepath.Join(t.TempDir(), "ha-peer.token")
 	l.repo = &rpmUpstream{t: t, dir: t.TempDir()}
 	l.repo.add("alpha", 20000)
-	l.in1 = launchIn(t, l.a1, dir, l.haConfig(haAdmin1, "primary", haAdmin2, l.if1, l.repo.dir))
+	l.in1 = launchIn(t, l.a1, dir, l.haConfig(haAdmin1, "primary", haAdmin2, l.if1, l.repo.dir, l.wan1))
 	l.in1.waitLog("airgapd ready", 20*time.Second)
 	l.ca = filepath.Join(dir, "data", "pki", "ca.crt")
 	body := l.control(l.in1, "POST", "/api/v1/tokens", `{"name":"ha-peer"}`, 201)
@@ -367,7 +403,7 @@ func (l *haLab) startPrimary() {
 }
 
 func (l *haLab) startStandby() {
-	l.in2 = launchIn(l.t, l.a2, l.t.TempDir(), l.haConfig(haAdmin2, "standby", haAdmin1, l.if2, l.t.TempDir()))
+	l.in2 = launchIn(l.t, l.a2, l.t.TempDir(), l.haConfig(haAdmin2, "standby", haAdmin1, l.if2, l.t.TempDir(), l.wan2))
 	l.in2.waitLog("airgapd ready", 20*time.Second)
 }
 
