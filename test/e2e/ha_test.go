@@ -69,7 +69,7 @@ func TestHAPair(t *testing.T) {
 	if os.Getuid() != 0 {
 		t.Skip("network namespaces need root")
 	}
-	need(t, "ip", "keepalived", "dig", "curl", "iptables-save", "dnf")
+	need(t, "ip", "keepalived", "dig", "curl", "iptables-save", "dnf", "chronyd", "chronyc")
 	hostBefore := hostNetfilter(t)
 	l := &haLab{t: t, vrid: 1 + rand.IntN(250)}
 	t.Cleanup(func() {
@@ -105,6 +105,9 @@ func TestHAPair(t *testing.T) {
 		out := l.dig(haVIP, "admin.lab.internal")
 		return out == haVIP, out
 	})
+	labChronyd(t, l.node, "node-chronyd", "server "+haVIP+" iburst minpoll 0 maxpoll 0", "port 0",
+		"cmdport 11124", "bindcmdaddress 127.0.0.1", "cmdallow 127.0.0.1")
+	l.chronySelectsVIP(30 * time.Second)
 	eventually(t, 20*time.Second, "the standby has followed the primary once (config, ca, images)", func() (bool, string) {
 		var st haStatus
 		l.in2.status().detail(t, "ha", &st)
@@ -157,6 +160,7 @@ func TestHAPair(t *testing.T) {
 		return from == "10.201.9.1", fmt.Sprint(from, err)
 	})
 	t.Logf("node served by admin2 %s after the kill", time.Since(killed).Round(time.Millisecond))
+	l.chronySelectsVIP(30 * time.Second)
 	if got := l.dnfNames("http://" + haVIP + "/repos/local/"); got != "alpha bravo" {
 		t.Errorf("dnf on the node via the VIP after the kill sees %q, want alpha bravo", got)
 	}
@@ -235,6 +239,16 @@ func (l *haLab) checkFollows(img v1.Image) string {
 	}
 
 	return digest
+}
+
+// chronySelectsVIP waits until the node's chronyd has the VIP as its
+// selected source (^*).
+func (l *haLab) chronySelectsVIP(limit time.Duration) {
+	l.t.Helper()
+	eventually(l.t, limit, "the node's chronyd selects the VIP (^*)", func() (bool, string) {
+		out, _ := run(l.t, 10*time.Second, "ip", "netns", "exec", l.node, "chronyc", "-n", "-h", "127.0.0.1", "-p", "11124", "sources")
+		return strings.Contains(out, "^* "+haVIP), out
+	})
 }
 
 // dnfNames is what dnf on the node lists in the repo at url.
@@ -346,6 +360,11 @@ dns:
   zones:
     - name: lab.internal
       records: ["admin 300 A %[4]s", "registry CNAME admin"]
+ntp:
+  listen: ["0.0.0.0:123"]
+  allow: [10.201.7.0/24]
+  local_stratum: 10
+  ratelimit: { interval: -2, burst: 16 }
 gateway:
   mode: apply
   ip_forward: true
