@@ -30,6 +30,7 @@ func (s *Server) NodeBootstrap() web.NodeBootstrap {
 	if nb.AdminName == "" {
 		nb.AdminName = nb.AdminAddr
 	}
+	haNodeAddrs(c, &nb)
 	if nb.DNS && len(c.DNS.Zones) > 0 {
 		nb.SearchDomain = strings.TrimSuffix(c.DNS.Zones[0].Name, ".")
 	}

@@ -3,8 +3,35 @@ package server
 import (
 	"errors"
 	"fmt"
+	"net/netip"
+	"net/url"
+	"slices"
 	"strings"
+
+	"github.com/airgapd/airgapd/web"
 )
+
+// haNodeAddrs points node.sh of a pair at the VIP for everything, with
+// nameserver and chrony server lines for both hosts' own addresses.
+func haNodeAddrs(c *Config, nb *web.NodeBootstrap) {
+	if !c.Enabled("ha") {
+		return
+	}
+	vip, err := netip.ParsePrefix(c.HA.VIP)
+	if err != nil {
+		return
+	}
+	nb.AdminAddr = vip.Addr().String()
+	for _, a := range c.Advertise.Addresses {
+		if a != nb.AdminAddr {
+			nb.PairAddrs = append(nb.PairAddrs, a)
+			break
+		}
+	}
+	if u, err := url.Parse(c.HA.Peer); err == nil && u.Hostname() != "" && !slices.Contains(nb.PairAddrs, u.Hostname()) {
+		nb.PairAddrs = append(nb.PairAddrs, u.Hostname())
+	}
+}
 
 // KeepalivedConf is keepalived.conf for this host of the pair (`airgapd ha
 // keepalived`): one VRRP instance holding ha.vip on ha.interface, a

@@ -25,6 +25,10 @@ type NodeBootstrap struct {
 	Repos           []string // repos served, each as /repos/NAME.repo
 	Registry        string   // ADDR:PORT of the registry, "" when off
 	RegistryMirrors []string // upstreams containerd should reach through it
+	// PairAddrs, on an HA pair (AdminAddr is then the VIP), are both admin
+	// hosts' own addresses: the nodes' nameserver and chrony server lines,
+	// so names and time survive a host whose VIP has not moved yet.
+	PairAddrs []string
 }
 
 // Bootstrapper provides the data node.sh is rendered from, from the

@@ -105,6 +105,7 @@ func TestHAPair(t *testing.T) {
 		out := l.dig(haVIP, "admin.lab.internal")
 		return out == haVIP, out
 	})
+	l.nodeScript()
 	labChronyd(t, l.node, "node-chronyd", "server "+haVIP+" iburst minpoll 0 maxpoll 0", "port 0",
 		"cmdport 11124", "bindcmdaddress 127.0.0.1", "cmdallow 127.0.0.1")
 	l.chronySelectsVIP(30 * time.Second)
@@ -241,6 +242,36 @@ func (l *haLab) checkFollows(img v1.Image) string {
 	return digest
 }
 
+// nodeScript runs node.sh from the VIP in the node (--root): nameserver
+// and chrony server lines for both admin hosts, everything else the VIP.
+func (l *haLab) nodeScript() {
+	t := l.t
+	root := t.TempDir()
+	copyTree(t, "testdata/node/rocky9", root)
+	script := filepath.Join(t.TempDir(), "node.sh")
+	if out, err := run(t, 30*time.Second, "ip", "netns", "exec", l.node, "curl", "-fsS", "-o", script, "http://"+haVIP+"/bootstrap/node.sh"); err != nil {
+		t.Fatalf("fetch node.sh: %v\n%s", err, out)
+	}
+	if out, err := run(t, 60*time.Second, "ip", "netns", "exec", l.node, "sh", script, "--root", root); err != nil {
+		t.Fatalf("node.sh --root: %v\n%s", err, out)
+	}
+	files := snapshot(t, root)
+	for path, want := range map[string][]string{
+		"etc/resolv.conf":                    {"nameserver " + haAdmin1 + "\n", "nameserver " + haAdmin2 + "\n"},
+		"etc/chrony.conf":                    {"server " + haAdmin1 + " iburst", "server " + haAdmin2 + " iburst"},
+		"etc/yum.repos.d/airgapd-local.repo": {"http://admin.lab.internal/repos/local/"}, // admin → the VIP
+	} {
+		for _, w := range want {
+			if !strings.Contains(files[path], w) {
+				t.Errorf("node.sh on the pair wrote %s without %q:\n%s", path, w, files[path])
+			}
+		}
+	}
+	if strings.Contains(files["etc/resolv.conf"], "nameserver "+haVIP) {
+		t.Errorf("resolv.conf names the VIP as well as both hosts:\n%s", files["etc/resolv.conf"])
+	}
+}
+
 // chronySelectsVIP waits until the node's chronyd has the VIP as its
 // selected source (^*).
 func (l *haLab) chronySelectsVIP(limit time.Duration) {
@@ -351,7 +382,7 @@ func (l *haLab) haConfig(self, role, peer, iface, repoDir, uplink string) string
 		pin = "peer_ca_sha256: " + l.peerPin
 	}
 	return fmt.Sprintf(`
-advertise: { name: %[7]s.lab.internal, addresses: [%[1]s, %[4]s] }
+advertise: { name: admin.lab.internal, addresses: [%[4]s, %[1]s] }
 web: { listen: "0.0.0.0:8443", tls: auto }
 dns:
   listen: ["0.0.0.0:53"]
@@ -359,7 +390,7 @@ dns:
   allow_recursion: [127.0.0.0/8]
   zones:
     - name: lab.internal
-      records: ["admin 300 A %[4]s", "registry CNAME admin"]
+      records: ["admin 300 A %[4]s", "registry CNAME admin"] # %[7]s
 ntp:
   listen: ["0.0.0.0:123"]
   allow: [10.201.7.0/24]
@@ -389,7 +420,7 @@ ha:
   virtual_router_id: %[9]d
   follow_every: 1s
   %[10]s
-`, self, role, peer, haVIP, l.tokenFile, iface, map[string]string{"primary": "admin1", "standby": "admin2"}[role], registryTestHash, l.vrid, pin, repoDir, uplink)
+`, self, role, peer, haVIP, l.tokenFile, iface, role, registryTestHash, l.vrid, pin, repoDir, uplink)
 }
 
 func (l *haLab) startPrimary() {
