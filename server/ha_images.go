@@ -45,6 +45,7 @@ func (n *haNode) followImages(ctx context.Context, snap api.HASnapshot) error {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(n.s.CACertPEM())
 	tr := &http.Transport{Proxy: nil, TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}}
+	defer tr.CloseIdleConnections()
 	srcOpts := []remote.Option{remote.WithContext(ctx), remote.WithTransport(tr)}
 	dstOpts := []remote.Option{remote.WithContext(ctx), remote.WithTransport(tr)}
 	var srcNO, dstNO []name.Option

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -40,6 +41,8 @@ type haNode struct {
 	inSync      map[string]time.Time
 	kindErr     map[string]string
 	pinned      []byte // the peer's CA PEM, matched against peer_ca_sha256
+	client      *http.Client
+	clientTrust []byte // the CAs client trusts
 }
 
 func (s *Server) buildHA(c *Config, in *instance) error {
@@ -152,6 +155,13 @@ func (n *haNode) synced(kind string, err error) {
 func (n *haNode) run(ctx context.Context) error {
 	t := time.NewTicker(n.cfg.FollowEvery.D())
 	defer t.Stop()
+	defer func() {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		if n.client != nil {
+			n.client.CloseIdleConnections()
+		}
+	}()
 	for {
 		if n.cfg.Role == roleStandby {
 			n.follow(ctx)
@@ -181,15 +191,24 @@ func (n *haNode) ping(ctx context.Context) error {
 // peer's CA when its fingerprint is ha.peer_ca_sha256 (the first contact,
 // before the standby has the primary's CA).
 func (n *haNode) peerClient(ctx context.Context) *http.Client {
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(n.s.CACertPEM())
+	trust := n.s.CACertPEM()
 	if pin := normalFingerprint(n.cfg.PeerCASHA256); pin != "" {
-		if pem := n.pinnedCA(ctx, pin); pem != nil {
-			pool.AppendCertsFromPEM(pem)
-		}
+		trust = append(trust, n.pinnedCA(ctx, pin)...)
 	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.client != nil && bytes.Equal(n.clientTrust, trust) {
+		return n.client
+	}
+	if n.client != nil {
+		n.client.CloseIdleConnections()
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(trust)
 	tc := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}
-	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: tc, Proxy: nil}}
+	n.client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: tc, Proxy: nil, IdleConnTimeout: time.Minute}}
+	n.clientTrust = trust
+	return n.client
 }
 
 // pinnedCA is the peer's /ca.crt when its SHA-256 is pin: fetched without

@@ -206,3 +206,22 @@ func TestKeepalivedConf(t *testing.T) {
 		}
 	}
 }
+
+// FuzzHAMerge: the primary's config is outside input to the standby; no
+// file may make the merge panic, and a result must be YAML again.
+func FuzzHAMerge(f *testing.F) {
+	f.Add([]byte(haGood), []byte("data_dir: /x\n"))
+	f.Add([]byte("mirror:\n  repos:\n    - { name: a, path: /p }\n    - x\n    - { path: /q }\n"), []byte("mirror: [1]\n"))
+	f.Add([]byte("web: 1\ndns: [a]\nha: {}\n"), []byte(""))
+	f.Add([]byte("- a\n"), []byte("a: b\n"))
+	f.Fuzz(func(t *testing.T, primary, local []byte) {
+		out, err := haMerge(primary, local, "http://10.200.0.11:8081")
+		if err != nil {
+			return
+		}
+		var n yaml.Node
+		if err := yaml.Unmarshal(out, &n); err != nil {
+			t.Fatalf("merge output is not YAML: %v\n%s", err, out)
+		}
+	})
+}

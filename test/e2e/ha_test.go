@@ -208,6 +208,20 @@ func (l *haLab) checkFollows(img v1.Image) string {
 	})
 	t.Logf("image on the standby %s after the push", time.Since(pushed).Round(time.Millisecond))
 
+	// A tag deleted on the primary goes on the standby too.
+	if err := l.push(haAdmin1, "lab/old:v1", ociImage(t, nil, 8<<10)); err != nil {
+		t.Fatalf("push lab/old:v1: %v", err)
+	}
+	eventually(t, 10*time.Second, "lab/old:v1 on the standby", func() (bool, string) {
+		err := l.pull(haAdmin2, "lab/old:v1")
+		return err == nil, fmt.Sprint(err)
+	})
+	l.control(l.in1, "DELETE", "/api/v1/registry/tags?repo=lab/old&tag=v1", "", 200)
+	eventually(t, 10*time.Second, "lab/old:v1 gone from the standby", func() (bool, string) {
+		err := l.pull(haAdmin2, "lab/old:v1")
+		return err != nil && strings.Contains(err.Error(), "MANIFEST_UNKNOWN"), fmt.Sprint(err)
+	})
+
 	// An RPM added to the primary's local repo is on the standby within 10 s.
 	l.repo.add("bravo", 20000)
 	rpmAdded := time.Now()
