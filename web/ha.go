@@ -118,3 +118,18 @@ func (s *Server) ImportTokens(data []byte) error {
 	}
 	return nil
 }
+
+// formHAPromote is the standby banner's "Promote" button: the same as
+// `airgapd ha promote`.
+func (s *Server) formHAPromote(w http.ResponseWriter, r *http.Request) {
+	setAudit(r, "ha promote", "UI")
+	if s.deps.HA == nil {
+		http.Error(w, "no ha: section here", http.StatusNotFound)
+		return
+	}
+	if _, err := s.deps.HA.PromoteHA(r.Context()); err != nil {
+		s.render(w, r, "overview", http.StatusConflict, pageData{Title: "Overview", Nav: "overview", Status: s.status(), Error: "promote failed: " + err.Error()})
+		return
+	}
+	http.Redirect(w, r, "/?done=promoted", http.StatusSeeOther)
+}

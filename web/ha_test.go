@@ -42,7 +42,7 @@ func TestStandbyBanner(t *testing.T) {
 		w := httptest.NewRecorder()
 		s.renderService(w, r, "dns", 200, "", "", nil)
 		body := w.Body.String()
-		if got := strings.Contains(body, `id="ha-standby"`) && strings.Contains(body, "https://10.200.0.11:8443"); got != tc.banner {
+		if got := strings.Contains(body, `id="ha-standby"`) && strings.Contains(body, "https://10.200.0.11:8443") && strings.Contains(body, `action="/ha/promote"`); got != tc.banner {
 			t.Errorf("%s: banner shown = %v, want %v", tc.role, got, tc.banner)
 		}
 	}
@@ -107,5 +107,18 @@ func TestTokensExportImport(t *testing.T) {
 	}
 	if err := standby.ImportTokens([]byte("nope")); err == nil {
 		t.Error("import of garbage: no error")
+	}
+}
+
+func TestPromoteButton(t *testing.T) {
+	s, err := New(DefaultConfig(), Deps{Instance: fakeInstance{status: func() any { return haStatus("standby") }}, HA: fakeHA{},
+		Control: listen(t, "unix", filepath.Join(t.TempDir(), "api.sock"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := httptest.NewRecorder()
+	s.formHAPromote(w, httptest.NewRequest("POST", "/ha/promote", nil))
+	if w.Code != 303 || w.Header().Get("Location") != "/?done=promoted" {
+		t.Errorf("promote button: %d %s", w.Code, w.Header().Get("Location"))
 	}
 }

@@ -160,6 +160,7 @@ var flashes = map[string]string{
 	"restored":       "The previous config was restored and reloaded.",
 	"revoked":        "Token revoked.",
 	"password-set":   "Password set. Sign in with it.",
+	"promoted":       "This host is now the primary and takes writes. Demote the old primary before it starts again (README).",
 }
 
 // securityHeaders: no inline script or style, no framing, no sniffing,
@@ -213,6 +214,7 @@ func (s *Server) uiPages(r chi.Router) {
 	r.Post("/tokens/{id}/revoke", s.formRevokeToken)
 	r.Get("/audit", s.pageAudit)
 	r.Post("/logout", s.handleLogout)
+	r.Post("/ha/promote", s.formHAPromote)
 }
 
 func (s *Server) configFile() (string, []byte, error) {
