@@ -70,6 +70,7 @@ type ServiceStatus struct {
 	GoProxy  *GoProxyStatus
 	Web      *WebStatus
 	PyPI     *PyPIStatus
+	HA       *HAStatus
 	// Other is the detail of a service this build does not know (a newer
 	// server), kept as it came.
 	Other json.RawMessage
@@ -110,6 +111,8 @@ func (s *ServiceStatus) detail() (into any, value any) {
 		return &s.Web, orNil(s.Web)
 	case ServicePyPI:
 		return &s.PyPI, orNil(s.PyPI)
+	case ServiceHA:
+		return &s.HA, orNil(s.HA)
 	}
 	if len(s.Other) == 0 {
 		return &s.Other, nil

@@ -35,6 +35,7 @@ declare -A want=(
 	[dpkg-scanpackages]=dpkg-dev
 	[gpgconf]=gpgconf
 	[twine]=twine
+	[keepalived]=keepalived
 )
 
 # Daemons live in /usr/sbin, which a non-login PATH may lack.
@@ -53,6 +54,12 @@ if ((${#missing[@]})); then
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# keepalived runs only inside the HA test's namespaces, from the config
+# `airgapd ha keepalived` prints: never as this host's service.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-enabled keepalived >/dev/null 2>&1; then
+	systemctl disable --now keepalived >/dev/null 2>&1 || true
 fi
 
 # dnf download needs dnf-plugins-core; it has no command of its own to look for.

@@ -33,6 +33,7 @@ func (s *Server) NodeBootstrap() web.NodeBootstrap {
 	if nb.DNS {
 		nb.ReportFrom = c.DNS.AllowQuery
 	}
+	haNodeAddrs(c, &nb)
 	if nb.DNS && len(c.DNS.Zones) > 0 {
 		nb.SearchDomain = strings.TrimSuffix(c.DNS.Zones[0].Name, ".")
 	}

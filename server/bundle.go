@@ -93,6 +93,9 @@ var _ web.BundleImporter = (*Server)(nil)
 // images, so nothing needs a restart. Without a running mirror (a bundle
 // of images only) a mirror with the default settings does the reading.
 func (s *Server) ImportBundle(ctx context.Context, path string, progress func(any)) (any, error) {
+	if err := s.standbyError(); err != nil {
+		return nil, err
+	}
 	m, _ := capability[*rpm.Mirror](s, "mirror")
 	reg, _ := capability[*registry.Registry](s, "registry")
 	s.mu.Lock()

@@ -45,6 +45,7 @@ type Config struct {
 	Apt        *apt.Config      `yaml:"apt"`
 	PyPI       *pypi.Config     `yaml:"pypi"`
 	GoProxy    *goproxy.Config  `yaml:"goproxy"`
+	HA         *HAConfig        `yaml:"ha"`
 
 	// Source names where the config came from, for messages; not a key.
 	Source string `yaml:"-"`

@@ -50,6 +50,15 @@ func (s *Server) PreviousConfig() ([]byte, error) {
 // at reload time included (a port taken, data_dir changed), leaves the
 // file byte for byte as it was, so it cannot take effect at the next start.
 func (s *Server) ApplyConfig(ctx context.Context, base string, data []byte) error {
+	if err := s.standbyError(); err != nil {
+		return err
+	}
+	return s.applyConfig(ctx, base, data)
+}
+
+// applyConfig is ApplyConfig on a standby too: the HA follower and
+// `airgapd ha promote` change its config this way.
+func (s *Server) applyConfig(ctx context.Context, base string, data []byte) error {
 	if s.opts.ConfigPath == "" {
 		return web.ErrNoConfigFile
 	}

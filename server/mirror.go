@@ -41,6 +41,9 @@ var _ web.MirrorSyncer = (*Server)(nil)
 // control socket's POST /api/v1/mirror/sync, which `airgapd mirror sync`
 // uses while a server runs.
 func (s *Server) SyncMirror(ctx context.Context, names []string, progress func(api.Progress)) ([]api.SyncResult, error) {
+	if err := s.standbyError(); err != nil {
+		return nil, err
+	}
 	m, err := capability[*rpm.Mirror](s, "mirror") // the concrete type: apt's Sync has the same shape
 	if err != nil {
 		return nil, err

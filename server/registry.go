@@ -21,6 +21,9 @@ type registryAdmin interface {
 // runningRegistry is the registry service now running, or an error saying
 // why there is none.
 func (s *Server) runningRegistry() (registryAdmin, error) {
+	if err := s.standbyError(); err != nil { // every use is a write
+		return nil, err
+	}
 	return capability[registryAdmin](s, "registry")
 }
 

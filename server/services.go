@@ -100,6 +100,7 @@ func services() []service {
 		{key: "apt", defaults: defaultsOf(apt.DefaultConfig), inputs: aptSection, mount: "/apt/", build: (*Server).buildApt},
 		{key: "pypi", defaults: defaultsOf(pypi.DefaultConfig), mount: "/pypi/", build: (*Server).buildPyPI},
 		{key: "goproxy", defaults: defaultsOf(goproxy.DefaultConfig), mount: goproxy.Prefix, build: (*Server).buildGoProxy},
+		{key: "ha", defaults: defaultsOf(DefaultHAConfig), build: (*Server).buildHA},
 		// web serves every HTTP listener, so it is rebuilt when any of them
 		// moves; it always runs, for the control socket.
 		{key: "web", defaults: defaultsOf(web.DefaultConfig), listen: []string{"tcp"}, http: true, inputs: webSection, sockets: httpSockets, build: (*Server).buildWeb},
@@ -256,7 +257,7 @@ func (s *Server) udpFor(in *instance) ([]net.PacketConn, error) {
 }
 
 func (s *Server) buildGateway(c *Config, in *instance) error {
-	g, err := gateway.New(*c.Gateway, gateway.Deps{Logger: in.log, Metrics: in.metrics})
+	g, err := gateway.New(haGatewayConfig(c), gateway.Deps{Logger: in.log, Metrics: in.metrics})
 	if err != nil {
 		return err
 	}
@@ -268,7 +269,7 @@ func (s *Server) buildGateway(c *Config, in *instance) error {
 		st := g.Status()
 		return ServiceStatus{State: st.State, Summary: st.Summary, Gateway: &st}
 	}
-	in.reload = func(c *Config) error { return g.Reload(*c.Gateway) }
+	in.reload = func(c *Config) error { return g.Reload(haGatewayConfig(c)) }
 	return nil
 }
 
@@ -397,7 +398,7 @@ func (s *Server) buildRegistry(c *Config, in *instance) error {
 	}
 	in.service = r
 	in.run = func(ctx context.Context) error {
-		defer s.registryHandler.set(r.Handler())()
+		defer s.registryHandler.set(s.haWriteGuard(r.Handler()))()
 		return r.Run(ctx)
 	}
 	in.status = func() ServiceStatus {
@@ -424,6 +425,7 @@ func (s *Server) buildWeb(c *Config, in *instance) error {
 		RegistryAdmin:   s,
 		BundleImporter:  s,
 		Bootstrapper:    s,
+		HA:              s,
 		MirrorHandler:   &s.mirrorHandler,
 		RegistryHandler: &s.registryHandler,
 		ConfigEditor:    s,

@@ -35,6 +35,7 @@ func (s *Server) apiRoutes(r chi.Router) {
 	s.goproxyControlRoutes(r)
 	s.bundleControlRoutes(r)
 	s.jobRoutes(r)
+	s.haRoutes(r)
 	r.Handle("/api/*", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusNotFound, "no such API endpoint; see the README's API table")
 	}))

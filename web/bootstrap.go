@@ -33,6 +33,10 @@ type NodeBootstrap struct {
 	// ReportFrom are the networks whose nodes may POST their checklist to
 	// /bootstrap/report: dns.allow_query (loopback only when empty).
 	ReportFrom []string
+	// PairAddrs, on an HA pair (AdminAddr is then the VIP), are both admin
+	// hosts' own addresses: the nodes' nameserver and chrony server lines,
+	// so names and time survive a host whose VIP has not moved yet.
+	PairAddrs []string
 }
 
 // Bootstrapper provides the data node.sh is rendered from, from the

@@ -173,6 +173,7 @@ var flashes = map[string]string{
 	"job-started":    "Started: the job runs on the server (closing this page does not stop it) and is listed at the top until it ends.",
 	"canceled":       "Job canceled.",
 	"password-set":   "Password set. Sign in with it.",
+	"promoted":       "This host is now the primary and takes writes. Demote the old primary before it starts again (README).",
 }
 
 // securityHeaders: no inline script or style, no framing, no sniffing,
@@ -233,6 +234,7 @@ func (s *Server) uiPages(r chi.Router) {
 	r.Get("/registry/repo", s.pageRegistryRepo)
 	r.Get("/mirror/repo", s.pageMirrorRepo)
 	r.Post("/logout", s.handleLogout)
+	r.Post("/ha/promote", s.formHAPromote)
 }
 
 func (s *Server) configFile() (string, []byte, error) {

@@ -87,6 +87,7 @@ type Deps struct {
 	RegistryAdmin  RegistryAdmin  // registry gc, import, tag deletion
 	BundleImporter BundleImporter // bundle import
 	Bootstrapper   Bootstrapper   // node.sh and the UI's node command
+	HA             HA             // ha snapshot and promote
 
 	// RegistryNodeFiles serves the container runtimes' files that point
 	// nodes at the registry (containerd/certs.d/NS/hosts.toml, …) under

@@ -147,6 +147,8 @@ func Open(opts Options) (*Authority, error) {
 
 // CACertPEM returns the CA certificate in PEM form, as served at /ca.crt.
 func (a *Authority) CACertPEM() []byte {
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	return slices.Clone(a.caPEM)
 }
 
