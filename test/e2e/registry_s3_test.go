@@ -84,6 +84,8 @@ func startSeaweedFS(t *testing.T) s3Store {
 		"-volume.port="+strconv.Itoa(p[2]), "-volume.port.grpc="+strconv.Itoa(p[3]),
 		"-filer", "-filer.port="+strconv.Itoa(p[4]), "-filer.port.grpc="+strconv.Itoa(p[5]),
 		"-s3", "-s3.port="+strconv.Itoa(p[6]), "-s3.port.grpc="+strconv.Itoa(p[7]), "-s3.config="+s3cfg,
+		"-s3.port.iceberg=0", "-s3.port.lance=0", // on by default, on fixed ports
+		"-filer.localSocket="+filepath.Join(dir, "filer.sock"), "-s3.localSocket="+filepath.Join(dir, "s3.sock"),
 		"-volume.max=5")
 	log := newLogBuffer()
 	cmd.Stdout, cmd.Stderr = log, log
@@ -95,6 +97,10 @@ func startSeaweedFS(t *testing.T) s3Store {
 	t.Cleanup(func() {
 		cmd.Process.Kill()
 		<-exited
+		// weed puts its gRPC sockets in /tmp whatever it is told.
+		for i, svc := range []string{"master", "volume", "filer", "s3"} {
+			os.Remove(fmt.Sprintf("/tmp/seaweedfs-%s-grpc-%d.sock", svc, p[2*i+1]))
+		}
 		if t.Failed() {
 			t.Logf("weed output:\n%s", log.String())
 		}
