@@ -190,10 +190,12 @@ func TestRegistrySharedS3(t *testing.T) {
 	// An import on b (through its server) is served by a.
 	imported := ociImage(t, base, 64<<10)
 	tb := writeTarball(t, filepath.Join(dir, "imp.tar"), "lab/imported:v1", imported)
-	if out, err := run(t, 60*time.Second, airgapdBin, "registry", "import", "--quiet", "--config", b.in.config, tb); err != nil {
+	out, err := run(t, 60*time.Second, airgapdBin, "registry", "import", "--quiet", "--config", b.in.config, tb)
+	_, impDigest, found := strings.Cut(strings.TrimSpace(out), "lab/imported:v1@")
+	if err != nil || !found {
 		t.Fatalf("import on b: %v\n%s", err, out)
 	}
-	pullByDigest(a, "lab/imported", imageDigest(t, imported))
+	pullByDigest(a, "lab/imported", impDigest)
 
 	if out, err := a.crane(t, true, "delete", a.host+"/lab/app@"+imageDigest(t, gone)); err != nil {
 		t.Fatalf("delete: %v\n%s", err, out)
@@ -242,13 +244,13 @@ func TestRegistrySharedS3(t *testing.T) {
 		}
 	}
 	pullByDigest(b, "lab/app", imageDigest(t, kept))
-	pullByDigest(a, "lab/imported", imageDigest(t, imported))
+	pullByDigest(a, "lab/imported", impDigest)
 
 	// On s3, a config must say whether this host collects; check says
 	// so at the s3 line.
 	bad := filepath.Join(dir, "bad.yaml")
 	writeFile(t, bad, fmt.Sprintf("data_dir: %s\nregistry:\n  storage:\n    s3: {region: us-east-1, bucket: registry}\n", filepath.Join(dir, "bad-data")))
-	out, err := run(t, 30*time.Second, airgapdBin, "check", "--config", bad)
+	out, err = run(t, 30*time.Second, airgapdBin, "check", "--config", bad)
 	if err == nil || !strings.Contains(out, "bad.yaml:4") || !strings.Contains(out, "registry.gc.enabled is not set") {
 		t.Fatalf("check of an s3 config without gc: %v, want a problem at bad.yaml:4\n%s", err, out)
 	}
