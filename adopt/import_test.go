@@ -227,6 +227,12 @@ COMMIT
 				{Mapped, "config.yml", 20, "ns=docker.io"},
 			},
 		},
+		{
+			name:    "registry config.yml on s3",
+			src:     Sources{RegistryConfig: "testdata/registry/config-s3.yml"},
+			yamlHas: []string{"bucket: images", "gc: # from testdata/registry/config-s3.yml:3\n    enabled: true"},
+			items:   []wantItem{{Mapped, "config-s3.yml", 3, "registry.gc.enabled: true"}},
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -102,6 +102,16 @@ func (ri *registryImport) storage(v *yaml.Node) {
 	if len(st.Content) > 0 {
 		ri.doc.set("registry", "storage", st, ri.at(v))
 	}
+	for _, kv := range pairs(v) {
+		if kv[0].Value == "s3" {
+			// The registry adopted collected its garbage; airgapd asks it
+			// said outright for a bucket other hosts may share.
+			gc := &yaml.Node{Kind: yaml.MappingNode, Content: []*yaml.Node{
+				{Kind: yaml.ScalarNode, Value: "enabled"}, {Kind: yaml.ScalarNode, Tag: "!!bool", Value: "true"}}}
+			ri.doc.set("registry", "gc", gc, ri.at(kv[0]))
+			ri.rep.add(ri.at(kv[0]), "storage.s3", Mapped, "registry.gc.enabled: true: this host collects garbage in the bucket; set it false on any other airgapd host sharing the bucket")
+		}
+	}
 }
 
 // plainCopy drops the source's comments and styles from a subtree.

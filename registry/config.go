@@ -24,7 +24,21 @@ type Config struct {
 	// driver (filesystem or s3) with its parameters, plus `redirect`.
 	// Empty means the filesystem under data_dir/registry.
 	Storage map[string]map[string]any `yaml:"storage,omitempty"`
+	// GC says whether `airgapd registry gc` may run on this host. Storage
+	// shared by several hosts (s3) must say it on each: distribution's
+	// mark and sweep is safe from one host only.
+	GC GC `yaml:"gc,omitempty"`
 }
+
+// GC is the `registry.gc:` section.
+type GC struct {
+	// Enabled: nil means true on storage of this host's own (filesystem);
+	// with s3 it must be given.
+	Enabled *bool `yaml:"enabled,omitempty"`
+}
+
+// gcAllowed reports whether this host may collect garbage.
+func (c Config) gcAllowed() bool { return conf.Enabled(c.GC.Enabled) }
 
 // User may push and delete.
 type User struct {
@@ -75,7 +89,7 @@ func (c Config) Validate() error {
 		}
 	}
 	conf.CheckCIDRs(&ps, "pull_from", c.PullFrom)
-	checkStorage(&ps, c.Storage)
+	checkStorage(&ps, c.Storage, c.GC)
 	seen := map[string]bool{}
 	for i, m := range c.Mirrors {
 		p := conf.Index("mirrors", i)
@@ -113,8 +127,9 @@ var storageDrivers = []string{"filesystem", "s3"}
 
 // checkStorage checks the storage passthrough as far as airgapd can before
 // distribution sees it: one known driver, and only the sections airgapd does
-// not manage itself.
-func checkStorage(ps *conf.Problems, st map[string]map[string]any) {
+// not manage itself; on s3, which several hosts may share, gc.enabled said
+// outright.
+func checkStorage(ps *conf.Problems, st map[string]map[string]any, gc GC) {
 	var drivers []string
 	for k := range st {
 		switch k {
@@ -152,6 +167,10 @@ func checkStorage(ps *conf.Problems, st map[string]map[string]any) {
 		}
 	}
 	if p, ok := st["s3"]; ok {
+		if gc.Enabled == nil {
+			ps.Add("storage.s3", "add gc: {enabled: true} on the one host that collects garbage and gc: {enabled: false} on every other host sharing the bucket (one host alone on it: true)",
+				"registry.gc.enabled is not set: s3 storage may be shared by several airgapd hosts, and distribution's garbage collection is safe from one host only")
+		}
 		for _, k := range []string{"region", "bucket"} {
 			if v, _ := p[k].(string); v == "" {
 				ps.Add(conf.Join("storage.s3", k), "distribution's s3 driver needs it (for Ceph RGW or MinIO any region name works, with regionendpoint)", "missing %s", k)

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"path"
@@ -26,6 +27,12 @@ type GCResult = api.GCResult
 // GCBlob is one blob in a GCResult.
 type GCBlob = api.GCBlob
 
+// ErrGCOff is GC's answer on a host whose config says registry.gc.enabled:
+// false.
+var ErrGCOff = errors.New("garbage collection is off on this host (registry.gc.enabled: false): " +
+	"its registry storage is shared with other airgapd hosts, and distribution's mark and sweep is safe from one host only; " +
+	"run `airgapd registry gc` on the host whose config says registry.gc.enabled: true")
+
 // gcDrainLimit bounds how long a collection waits for writes in flight.
 const gcDrainLimit = 2 * time.Minute
 
@@ -37,6 +44,9 @@ const gcDrainLimit = 2 * time.Minute
 // deletions instead of doing them, so the list is exactly what a real run
 // would remove.
 func (r *Registry) GC(ctx context.Context, dryRun bool) (GCResult, error) {
+	if !r.cfg.Load().gcAllowed() {
+		return GCResult{}, ErrGCOff
+	}
 	if !r.gcMu.TryLock() {
 		return GCResult{}, errGCRunning
 	}

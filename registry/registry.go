@@ -302,6 +302,9 @@ func (r *Registry) Status() Status {
 	if st.GCRunning {
 		st.Summary += "; garbage collection running, writes held off"
 	}
+	if !cfg.gcAllowed() {
+		st.Summary += "; gc off on this host (shared storage)"
+	}
 	if len(st.Upstreams) > 0 {
 		up := 0
 		for _, m := range st.Upstreams {

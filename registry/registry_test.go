@@ -143,26 +143,32 @@ func blobsOnlyIn(t *testing.T, img, other v1.Image) []string {
 }
 
 func TestValidateStorage(t *testing.T) {
+	yes, no := true, false
 	cases := []struct {
 		name    string
 		storage map[string]map[string]any
 		want    string // in the error; "" = valid
+		gc      *bool  // registry.gc.enabled
 	}{
-		{"default", nil, ""},
-		{"filesystem", map[string]map[string]any{"filesystem": {"rootdirectory": "/srv/registry"}}, ""},
-		{"relative root", map[string]map[string]any{"filesystem": {"rootdirectory": "srv"}}, "not an absolute path"},
-		{"s3", map[string]map[string]any{"s3": {"region": "us-east-1", "bucket": "images", "regionendpoint": "http://127.0.0.1:9000"}, "redirect": {"disable": true}}, ""},
-		{"s3 without bucket", map[string]map[string]any{"s3": {"region": "us-east-1"}}, "missing bucket"},
-		{"two drivers", map[string]map[string]any{"s3": {"region": "r", "bucket": "b"}, "filesystem": {}}, "more than one storage driver"},
-		{"unknown driver", map[string]map[string]any{"azure": {}}, `unknown storage driver "azure"`},
-		{"delete", map[string]map[string]any{"delete": {"enabled": false}}, "airgapd manages storage.delete"},
-		{"cache", map[string]map[string]any{"cache": {"blobdescriptor": "inmemory"}}, "not supported"},
-		{"redirect not bool", map[string]map[string]any{"redirect": {"disable": "yes"}}, "not a boolean"},
+		{"default", nil, "", nil},
+		{"filesystem", map[string]map[string]any{"filesystem": {"rootdirectory": "/srv/registry"}}, "", nil},
+		{"relative root", map[string]map[string]any{"filesystem": {"rootdirectory": "srv"}}, "not an absolute path", nil},
+		{"s3", map[string]map[string]any{"s3": {"region": "us-east-1", "bucket": "images", "regionendpoint": "http://127.0.0.1:9000"}, "redirect": {"disable": true}}, "", &yes},
+		{"s3 another host", map[string]map[string]any{"s3": {"region": "r", "bucket": "b"}}, "", &no},
+		{"s3 without gc", map[string]map[string]any{"s3": {"region": "r", "bucket": "b"}}, "registry.gc.enabled is not set", nil},
+		{"filesystem, gc off", nil, "", &no},
+		{"s3 without bucket", map[string]map[string]any{"s3": {"region": "us-east-1"}}, "missing bucket", nil},
+		{"two drivers", map[string]map[string]any{"s3": {"region": "r", "bucket": "b"}, "filesystem": {}}, "more than one storage driver", nil},
+		{"unknown driver", map[string]map[string]any{"azure": {}}, `unknown storage driver "azure"`, nil},
+		{"delete", map[string]map[string]any{"delete": {"enabled": false}}, "airgapd manages storage.delete", nil},
+		{"cache", map[string]map[string]any{"cache": {"blobdescriptor": "inmemory"}}, "not supported", nil},
+		{"redirect not bool", map[string]map[string]any{"redirect": {"disable": "yes"}}, "not a boolean", nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			c := testConfig("127.0.0.0/8")
 			c.Storage = tc.storage
+			c.GC.Enabled = tc.gc
 			err := c.Validate()
 			switch {
 			case tc.want == "" && err != nil:
@@ -688,6 +694,7 @@ func TestNewTurnsBadStorageIntoAnError(t *testing.T) {
 	// Valid to Validate, refused by the s3 driver (no credentials, bad
 	// chunk size): New must fail, not panic.
 	c.Storage = map[string]map[string]any{"s3": {"region": "us-east-1", "bucket": "b", "chunksize": "many"}}
+	c.GC.Enabled = &[]bool{true}[0]
 	if _, err := New(c, Deps{DataDir: t.TempDir()}); err == nil {
 		t.Fatal("New accepted an unusable storage")
 	}

@@ -129,4 +129,22 @@ if [[ ! -x $nfpm ]]; then
 	echo "install-test-deps: go install nfpm"
 	GOBIN=$(dirname "$nfpm") go install github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.44.0
 fi
+
+# SeaweedFS, an S3-compatible object store, for the registry's storage.s3
+# test. Not in Debian, and its module's replace directives make `go install`
+# refuse it: download the pinned module, build ./weed in a writable copy.
+# The build takes minutes, so the binary is cached and reused.
+swroot=${AIRGAPD_SEAWEEDFS:-/var/cache/airgapd-test/seaweedfs}
+if [[ ! -x $swroot/weed ]]; then
+	echo "install-test-deps: build SeaweedFS into $swroot (minutes)"
+	swver=v0.0.0-20261109003541-7506e5f91cd6
+	tmp=$(mktemp -d)
+	swdir=$(cd "$tmp" && go mod download -json "github.com/seaweedfs/seaweedfs@$swver" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+	cp -r "$swdir" "$tmp/src"
+	chmod -R u+w "$tmp/src"
+	mkdir -p "$swroot"
+	(cd "$tmp/src" && go build -o "$swroot/weed.tmp" ./weed)
+	mv "$swroot/weed.tmp" "$swroot/weed"
+	rm -rf "$tmp"
+fi
 echo "install-test-deps: ok"

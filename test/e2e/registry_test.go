@@ -51,6 +51,13 @@ type regEnv struct {
 func startRegistry(t *testing.T) *regEnv {
 	t.Helper()
 	need(t, "skopeo", "crane")
+	return startRegistryWith(t, "")
+}
+
+// startRegistryWith is startRegistry with more keys of the registry
+// section (indented two spaces).
+func startRegistryWith(t *testing.T, more string) *regEnv {
+	t.Helper()
 	dir := t.TempDir()
 	in := start(t, dir, `
 registry:
@@ -58,7 +65,7 @@ registry:
   tls: auto
   users: [{name: admin, password_hash: "`+registryTestHash+`"}]
   pull_from: [127.0.0.1/32]
-`)
+`+more)
 	u := in.status().listener("registry")
 	host, ok := strings.CutPrefix(u, "https://")
 	if !ok {
