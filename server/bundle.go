@@ -52,7 +52,11 @@ func BundleCarrier(cfg *Config, log *slog.Logger) (*bundle.Carrier, error) {
 	if err != nil {
 		return nil, err
 	}
-	return bundle.New(m, bundle.Deps{Logger: log, DataDir: cfg.DataDir}), nil
+	formats, err := offlineFormats(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	return bundle.New(m, bundle.Deps{Logger: log, DataDir: cfg.DataDir, Formats: formats}), nil
 }
 
 // BundleUpstreams is registry.mirrors as bundle create uses it: where each
@@ -112,7 +116,7 @@ func (s *Server) ImportBundle(ctx context.Context, path string, progress func(an
 		opts.Images = bundleImages{r: reg}
 	}
 	opts.Progress = func(p mirror.ImportProgress) { progress(p) }
-	res, err := bundle.New(m, bundle.Deps{Logger: s.log, DataDir: dataDir}).Import(ctx, path, opts)
+	res, err := bundle.New(m, bundle.Deps{Logger: s.log, DataDir: dataDir, Formats: s.runningFormats()}).Import(ctx, path, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -28,11 +28,13 @@ func SyncMirrorHere(ctx context.Context, cfg *Config, log *slog.Logger, names []
 // BundleRequest is what `airgapd bundle create` asks for.
 type BundleRequest struct {
 	Repos, Files, Images []string
-	Out                  string
-	SplitSize            int64
-	Since                string
-	Platforms            []string
-	Compress             string
+	// Trees are the formats beside RPM: format → tree names (none: all).
+	Trees     map[string][]string
+	Out       string
+	SplitSize int64
+	Since     string
+	Platforms []string
+	Compress  string
 	// FromRegistry: images come from the running server's registry
 	// (found through the control socket), not from the upstreams.
 	FromRegistry bool
@@ -54,7 +56,7 @@ func CreateBundle(ctx context.Context, cfg *Config, log *slog.Logger, req Bundle
 		return BundleCreateResult{}, err
 	}
 	opts := bundle.CreateOptions{
-		Repos: req.Repos, Files: req.Files, Images: req.Images, Out: req.Out, SplitSize: req.SplitSize,
+		Repos: req.Repos, Trees: req.Trees, Files: req.Files, Images: req.Images, Out: req.Out, SplitSize: req.SplitSize,
 		Since: req.Since, Platforms: req.Platforms, Compress: req.Compress,
 		Upstreams: BundleUpstreams(cfg), Progress: req.Progress,
 	}

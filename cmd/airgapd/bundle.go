@@ -29,10 +29,10 @@ func newBundleCmd() *cobra.Command {
 
 func newBundleCreateCmd() *cobra.Command {
 	var configPath, out, splitSize, since, compress string
-	var repos, files, images, imageLists, platforms []string
-	var quiet, syncFirst, fromRegistry bool
+	var repos, aptRepos, files, images, imageLists, platforms []string
+	var quiet, syncFirst, fromRegistry, withPyPI, withGoProxy bool
 	cmd := &cobra.Command{
-		Use:   "create --out PATH [--repo NAME]… [--sync] [--files DIR]… [--image REF]… [--from-registry] [--image-list F] [--platform os/arch]… [--compress zstd] [--split-size 4G] [--since OLD.manifest.json]",
+		Use:   "create --out PATH [--repo NAME]… [--apt NAME]… [--pypi] [--goproxy] [--sync] [--files DIR]… [--image REF]… [--from-registry] [--image-list F] [--platform os/arch]… [--compress zstd] [--split-size 4G] [--since OLD.manifest.json]",
 		Short: "Write a bundle of published repos, folders of files and images",
 		Long: `Write one bundle (a tar of content-addressed blobs and a manifest listing
 every item with its sha256; docs/BUNDLE.md) on the internet side:
@@ -43,6 +43,10 @@ every item with its sha256; docs/BUNDLE.md) on the internet side:
   --sync          sync (or index) every --repo first, as 'airgapd mirror
                   sync NAME…' does: through the running server when one
                   answers on the control socket, else on data_dir
+  --apt NAME      an APT repo (apt.repos), as published now
+  --pypi          the PyPI index (pypi:): what was synced and what was uploaded
+  --goproxy       the Go module proxy's modules (goproxy:), with the checksum
+                  database answers it keeps
   --files DIR     a folder; its contents go to the root of mirror.files
   --image REF     an image (registry/repository:tag, @sha256:… pins it),
                   byte for byte: digests unchanged, a multi-arch index whole.
@@ -101,8 +105,18 @@ imported first.`,
 			}
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 			view := newBundleView(cmd.ErrOrStderr(), quiet, "writing")
+			trees := map[string][]string{}
+			if len(aptRepos) > 0 {
+				trees["apt"] = aptRepos
+			}
+			if withPyPI {
+				trees["pypi"] = nil
+			}
+			if withGoProxy {
+				trees["goproxy"] = nil
+			}
 			res, err := server.CreateBundle(cmd.Context(), cfg, log, server.BundleRequest{
-				Repos: repos, Files: files, Images: images, Out: out, SplitSize: split, Since: since,
+				Repos: repos, Trees: trees, Files: files, Images: images, Out: out, SplitSize: split, Since: since,
 				Platforms: platforms, Compress: compress, FromRegistry: fromRegistry, Progress: view.updateCreate,
 			})
 			view.finish()
@@ -122,6 +136,9 @@ imported first.`,
 	f.StringVarP(&configPath, "config", "c", "", "config file (repos, data_dir, registry.mirrors); default: the development defaults")
 	f.StringVarP(&out, "out", "o", "", "bundle file to write (parts are OUT.part001, …)")
 	f.StringSliceVar(&repos, "repo", nil, "published repo to carry (repeat, or comma-separated)")
+	f.StringSliceVar(&aptRepos, "apt", nil, "published APT repo to carry (repeat, or comma-separated)")
+	f.BoolVar(&withPyPI, "pypi", false, "carry the PyPI index")
+	f.BoolVar(&withGoProxy, "goproxy", false, "carry the Go module proxy's modules")
 	f.StringSliceVar(&files, "files", nil, "folder of files to carry (repeat)")
 	f.StringSliceVar(&images, "image", nil, "image reference to carry (repeat)")
 	f.StringSliceVar(&imageLists, "image-list", nil, "file with one image reference per line")

@@ -60,8 +60,10 @@ type Split struct {
 	Size     int64 `json:"size"`
 }
 
-// Repo is one published RPM repo: every file of its tree.
+// Repo is one published tree: an RPM repo (Format empty), or a tree of
+// a format beside it (apt, pypi, goproxy): every file of it.
 type Repo struct {
+	Format   string `json:"format,omitempty"`
 	Name     string `json:"name"`
 	Revision string `json:"revision,omitempty"`
 	Files    []File `json:"files"`

@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 
 	"github.com/airgapd/airgapd/internal/atomicfile"
+	"github.com/airgapd/airgapd/mirror"
 	"github.com/airgapd/airgapd/mirror/rpm"
 )
 
@@ -30,7 +31,10 @@ type Upstream struct {
 
 // CreateOptions are `airgapd bundle create`'s inputs.
 type CreateOptions struct {
-	Repos  []string // published repos of this instance, by name
+	Repos []string // published repos of this instance, by name
+	// Trees are the formats beside RPM to carry: format (apt, pypi,
+	// goproxy) → the names of its trees (none: every tree it has).
+	Trees  map[string][]string
 	Files  []string // folders; their contents go to the root of the files folder
 	Images []string // image references, with a tag
 	Out    string
@@ -147,6 +151,9 @@ func (c *Carrier) Create(ctx context.Context, opts CreateOptions) (CreateResult,
 	if err := c.addRepos(ctx, p, opts.Repos); err != nil {
 		return res, err
 	}
+	if err := c.addFormats(ctx, p, opts.Trees); err != nil {
+		return res, err
+	}
 	if err := p.addFiles(opts.Files); err != nil {
 		return res, err
 	}
@@ -182,8 +189,8 @@ func checkCreate(opts CreateOptions) error {
 	if opts.Out == "" {
 		return errors.New("no --out: name the bundle file to write")
 	}
-	if len(opts.Repos)+len(opts.Files)+len(opts.Images) == 0 {
-		return errors.New("nothing to bundle: give --repo, --files, --image or --image-list")
+	if len(opts.Repos)+len(opts.Files)+len(opts.Images)+len(opts.Trees) == 0 {
+		return errors.New("nothing to bundle: give --repo, --apt, --pypi, --goproxy, --files, --image or --image-list")
 	}
 	switch opts.Compress {
 	case "", "none", "zstd":
@@ -210,7 +217,7 @@ func (p *plan) readBase(since string) error {
 	p.bm.Base, p.bm.BaseCreated = id, base.Created
 	for _, r := range base.Repos {
 		for _, f := range r.Files {
-			p.baseRepo[r.Name+"\x00"+f.Digest] = true
+			p.baseRepo[r.Format+"\x00"+r.Name+"\x00"+f.Digest] = true
 		}
 	}
 	for _, f := range base.Files {
@@ -240,21 +247,30 @@ func (c *Carrier) addRepos(ctx context.Context, p *plan, names []string) error {
 		case err != nil:
 			return fmt.Errorf("repo %s: %w", n, err)
 		}
-		p.release = append(p.release, tree.Release)
-		br := Repo{Name: n, Revision: tree.Revision}
-		for _, pf := range tree.Files {
-			f, err := fileSource(pf.Source, p.srcs)
-			if err != nil {
-				return fmt.Errorf("repo %s: %w", n, err)
-			}
-			f.Path = pf.Path
-			br.Files = append(br.Files, f)
-			if !p.baseRepo[n+"\x00"+f.Digest] {
-				p.need[f.Digest] = true
-			}
+		if err := p.addTree("", n, tree); err != nil {
+			return err
 		}
-		p.bm.Repos = append(p.bm.Repos, br)
 	}
+	return nil
+}
+
+// addTree adds one published tree (its lock held until the bundle is
+// written) of format ("" for RPM).
+func (p *plan) addTree(format, name string, tree mirror.Published) error {
+	p.release = append(p.release, tree.Release)
+	br := Repo{Format: format, Name: name, Revision: tree.Revision}
+	for _, pf := range tree.Files {
+		f, err := fileSource(pf.Source, p.srcs)
+		if err != nil {
+			return fmt.Errorf("%s: %w", itemName(br), err)
+		}
+		f.Path = pf.Path
+		br.Files = append(br.Files, f)
+		if !p.baseRepo[format+"\x00"+name+"\x00"+f.Digest] {
+			p.need[f.Digest] = true
+		}
+	}
+	p.bm.Repos = append(p.bm.Repos, br)
 	return nil
 }
 

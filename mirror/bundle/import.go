@@ -150,8 +150,11 @@ func (c *Carrier) checkImport(bm *Manifest, cfg rpm.Config, opts ImportOptions) 
 	if len(bm.Files) > 0 && cfg.Files == "" {
 		return nil, errors.New("the bundle holds files but this config has no files folder: set mirror.files; nothing was published")
 	}
+	if err := c.checkFormats(bm); err != nil {
+		return nil, err
+	}
 	for _, r := range bm.Repos {
-		if cr, ok := cfg.Lookup(r.Name); ok && !cr.Mirrored() {
+		if cr, ok := cfg.Lookup(r.Name); ok && r.Format == "" && !cr.Mirrored() {
 			return nil, fmt.Errorf("the bundle's repo %s is a local folder (path:) in this config: rename or remove that repo; nothing was published", r.Name)
 		}
 	}
@@ -173,11 +176,11 @@ func (c *Carrier) checkHave(ctx context.Context, bm *Manifest, cfg rpm.Config, s
 	var missing []string
 	have := 0
 	for _, r := range bm.Repos {
-		st := c.repos.Store(r.Name)
+		st := c.storeOf(r)
 		for _, f := range r.Files {
 			if !carried[f.Digest] {
 				if !st.Has(mirror.SHA256(f.Digest)) {
-					missing = append(missing, "repo "+r.Name+": "+f.Path)
+					missing = append(missing, "repo "+itemName(r)+": "+f.Path)
 				} else {
 					have++
 				}

@@ -100,11 +100,11 @@ func (c *Carrier) publish(ctx context.Context, imp importing, images []Image, st
 		imp.tr.Update(true, func(p *mirror.ImportProgress) { p.Phase, p.Item = "publish", item })
 	}
 	for _, r := range imp.bm.Repos {
-		publishing("repo " + r.Name)
+		publishing("repo " + itemName(r))
 		if err := c.publishRepo(ctx, imp, r); err != nil {
-			return fmt.Errorf("repo %s: %w (run the import again to finish)", r.Name, err)
+			return fmt.Errorf("repo %s: %w (run the import again to finish)", itemName(r), err)
 		}
-		res.Repos = append(res.Repos, r.Name)
+		res.Repos = append(res.Repos, itemName(r))
 	}
 	if len(imp.bm.Files) > 0 {
 		publishing("files")
@@ -130,7 +130,7 @@ func (c *Carrier) publish(ctx context.Context, imp importing, images []Image, st
 }
 
 // publishRepo publishes the repo's tree from its pool and the staged
-// blobs, through the RPM mirror (as a sync does), marked as imported.
+// blobs, through its format (as a sync does), marked as imported.
 func (c *Carrier) publishRepo(ctx context.Context, imp importing, r Repo) error {
 	files := make([]mirror.TreeFile, len(r.Files))
 	for i, f := range r.Files {
@@ -138,7 +138,7 @@ func (c *Carrier) publishRepo(ctx context.Context, imp importing, r Repo) error 
 	}
 	// The pool is written through a root at the repo's store, opened once
 	// the store exists (PublishImported makes it, taking its lock).
-	store := c.repos.Store(r.Name)
+	store := c.storeOf(r)
 	var pool *rootedDir
 	defer func() {
 		if pool != nil {
@@ -159,7 +159,7 @@ func (c *Carrier) publishRepo(ctx context.Context, imp importing, r Repo) error 
 		return pool.place(imp.staged("sha256:"+f.Sum.Value), filepath.ToSlash(rel), 0)
 	}
 	origin := mirror.Origin{Bundle: imp.id, Created: imp.bm.Created, Revision: r.Revision}
-	return c.repos.PublishImported(ctx, r.Name, origin, files, fromStaging)
+	return c.publishTree(ctx, r, origin, files, fromStaging)
 }
 
 // publishFiles puts each file the bundle carries into mirror.files, each

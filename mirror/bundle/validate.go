@@ -38,8 +38,8 @@ func (bm *Manifest) Validate() error {
 		total += b.Size
 	}
 	for _, r := range bm.Repos {
-		if !mirror.ValidName(r.Name) {
-			return fmt.Errorf("%q is not a usable repo name", r.Name)
+		if !mirror.ValidName(r.Name) || r.Format != "" && !mirror.ValidName(r.Format) {
+			return fmt.Errorf("%q (format %q) is not a usable repo name", r.Name, r.Format)
 		}
 		if err := checkTree("repo "+r.Name, r.Files); err != nil {
 			return err
