@@ -45,6 +45,7 @@ const (
 	ServiceNTP      = "ntp"
 	ServiceMirror   = "mirror"
 	ServiceRegistry = "registry"
+	ServiceCharts   = "charts"
 	ServiceWeb      = "web"
 )
 
@@ -64,6 +65,7 @@ type ServiceStatus struct {
 	NTP      *NTPStatus
 	Mirror   *MirrorStatus
 	Registry *RegistryStatus
+	Charts   *ChartsStatus
 	Web      *WebStatus
 	// Other is the detail of a service this build does not know (a newer
 	// server), kept as it came.
@@ -97,6 +99,8 @@ func (s *ServiceStatus) detail() (into any, value any) {
 		return &s.Mirror, orNil(s.Mirror)
 	case ServiceRegistry:
 		return &s.Registry, orNil(s.Registry)
+	case ServiceCharts:
+		return &s.Charts, orNil(s.Charts)
 	case ServiceWeb:
 		return &s.Web, orNil(s.Web)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/airgapd/airgapd/dnsd"
 	"github.com/airgapd/airgapd/gateway"
 	"github.com/airgapd/airgapd/internal/conf"
+	"github.com/airgapd/airgapd/mirror/charts"
 	"github.com/airgapd/airgapd/mirror/rpm"
 	"github.com/airgapd/airgapd/ntpd"
 	"github.com/airgapd/airgapd/registry"
@@ -39,6 +40,7 @@ type Config struct {
 	Gateway    *gateway.Config  `yaml:"gateway"`
 	Mirror     *rpm.Config      `yaml:"mirror"`
 	Registry   *registry.Config `yaml:"registry"`
+	Charts     *charts.Config   `yaml:"charts"`
 
 	// Source names where the config came from, for messages; not a key.
 	Source string `yaml:"-"`
@@ -238,6 +240,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.checkListenClashes(&ps)
+	c.checkCharts(&ps)
 	return ps.Err()
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/airgapd/airgapd/dnsd"
 	"github.com/airgapd/airgapd/gateway"
 	"github.com/airgapd/airgapd/internal/conf"
+	"github.com/airgapd/airgapd/mirror/charts"
 	"github.com/airgapd/airgapd/mirror/rpm"
 	"github.com/airgapd/airgapd/ntpd"
 	"github.com/airgapd/airgapd/registry"
@@ -94,6 +95,7 @@ func services() []service {
 		{key: "ntp", defaults: defaultsOf(ntpd.DefaultConfig), listen: []string{"udp"}, moreListens: ntpCmdMonListens, build: (*Server).buildNTP},
 		{key: "mirror", defaults: defaultsOf(rpm.DefaultConfig), listen: []string{"tcp"}, http: true, inputs: mirrorSection, build: (*Server).buildMirror},
 		{key: "registry", defaults: defaultsOf(registry.DefaultConfig), listen: []string{"tcp"}, http: true, build: (*Server).buildRegistry},
+		{key: "charts", defaults: defaultsOf(charts.DefaultConfig), mount: "/charts/", build: (*Server).buildCharts},
 		// web serves every HTTP listener, so it is rebuilt when any of them
 		// moves; it always runs, for the control socket.
 		{key: "web", defaults: defaultsOf(web.DefaultConfig), listen: []string{"tcp"}, http: true, inputs: webSection, sockets: httpSockets, build: (*Server).buildWeb},
@@ -380,6 +382,7 @@ func (s *Server) buildWeb(c *Config, in *instance) error {
 		DNSCache:        s,
 		NTPClock:        s,
 		MirrorSyncer:    s,
+		ChartsSyncer:    s,
 		RegistryAdmin:   s,
 		BundleImporter:  s,
 		Bootstrapper:    s,

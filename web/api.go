@@ -30,6 +30,7 @@ func (s *Server) apiRoutes(r chi.Router) {
 	r.Delete("/api/v1/tokens/{id}", s.handleRevokeToken)
 	s.registryAdminRoutes(r)
 	s.mirrorControlRoutes(r)
+	s.chartsControlRoutes(r)
 	s.bundleControlRoutes(r)
 	r.Handle("/api/*", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusNotFound, "no such API endpoint; see the README's API table")

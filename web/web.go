@@ -80,6 +80,7 @@ type Deps struct {
 	DNSCache       DNSCache       // cache flush
 	NTPClock       NTPClock       // settime
 	MirrorSyncer   MirrorSyncer   // mirror sync
+	ChartsSyncer   ChartsSyncer   // charts sync, charts images
 	RegistryAdmin  RegistryAdmin  // registry gc, import, tag deletion
 	BundleImporter BundleImporter // bundle import
 	Bootstrapper   Bootstrapper   // node.sh and the UI's node command

@@ -25,6 +25,6 @@ Start with:
 		Version:       version,
 	}
 	root.CompletionOptions.HiddenDefaultCmd = true
-	root.AddCommand(newServeCmd(), newCheckCmd(), newStatusCmd(), newVersionCmd(), newGatewayCmd(), newNTPCmd(), newDNSCmd(), newMirrorCmd(), newRegistryCmd(), newBundleCmd(), newPasswdCmd(), newImportCmd())
+	root.AddCommand(newServeCmd(), newCheckCmd(), newStatusCmd(), newVersionCmd(), newGatewayCmd(), newNTPCmd(), newDNSCmd(), newMirrorCmd(), newChartsCmd(), newRegistryCmd(), newBundleCmd(), newPasswdCmd(), newImportCmd())
 	return root
 }
