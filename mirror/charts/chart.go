@@ -64,9 +64,11 @@ const (
 // Archive is what this package reads from a chart's .tgz: Chart.yaml, and
 // the default values and templates (for Images).
 type Archive struct {
-	Metadata  Metadata
-	Values    []byte            // NAME/values.yaml
-	Templates map[string][]byte // path inside the archive → content, subcharts' too
+	Metadata Metadata
+	Values   []byte // NAME/values.yaml
+	// Templates are the templates by path inside the archive, with the
+	// Chart.yaml, values.yaml and templates of unpacked subcharts.
+	Templates map[string][]byte
 	Subcharts map[string][]byte // NAME/charts/SUB.tgz, packaged dependencies
 }
 
@@ -104,7 +106,7 @@ func ReadArchive(tgz []byte) (*Archive, error) {
 			return nil, fmt.Errorf("the chart archive has two top folders, %s and %s", top, first)
 		}
 		want := rest == "Chart.yaml" || rest == "values.yaml" || strings.HasPrefix(rest, "templates/") ||
-			(strings.HasPrefix(rest, "charts/") && (strings.HasSuffix(rest, ".tgz") || strings.Contains(rest, "/templates/") || strings.HasSuffix(rest, "/values.yaml")))
+			(strings.HasPrefix(rest, "charts/") && (strings.HasSuffix(rest, ".tgz") || strings.Contains(rest, "/templates/") || strings.HasSuffix(rest, "/values.yaml") || strings.HasSuffix(rest, "/Chart.yaml")))
 		if !want {
 			continue
 		}

@@ -47,10 +47,17 @@ func collectImages(tgz []byte, seen map[string]bool, depth int) error {
 		walkValues(&doc, a.Metadata.AppVersion, seen)
 	}
 	for name, t := range a.Templates {
-		if strings.HasSuffix(name, "values.yaml") {
+		if strings.HasSuffix(name, "/Chart.yaml") {
+			continue
+		}
+		if strings.HasSuffix(name, "/values.yaml") { // an unpacked subchart's
+			appVersion := ""
+			if md, err := ParseChartYAML(a.Templates[strings.TrimSuffix(name, "values.yaml")+"Chart.yaml"]); err == nil {
+				appVersion = md.AppVersion
+			}
 			var doc yaml.Node
 			if yaml.Unmarshal(t, &doc) == nil {
-				walkValues(&doc, "", seen)
+				walkValues(&doc, appVersion, seen)
 			}
 			continue
 		}
