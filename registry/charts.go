@@ -132,8 +132,14 @@ func (r *Registry) PushManifest(ctx context.Context, repo, tag, mediaType string
 	if err != nil {
 		return "", err
 	}
-	if _, err := ms.Put(ctx, m, distribution.WithTag(tag)); err != nil {
+	d, err := ms.Put(ctx, m, distribution.WithTag(tag))
+	if err != nil {
 		return "", fmt.Errorf("store %s:%s: %w", repo, tag, err)
+	}
+	// As distribution's manifest handler does: Put stores, Tag names.
+	desc.Digest = d
+	if err := rp.Tags(ctx).Tag(ctx, tag, desc); err != nil {
+		return "", fmt.Errorf("tag %s:%s: %w", repo, tag, err)
 	}
 	r.stats.pushes.Add(1)
 	r.markDirty()
