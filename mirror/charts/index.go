@@ -1,6 +1,7 @@
 package charts
 
 import (
+	"bytes"
 	"fmt"
 	"net/url"
 	"sort"
@@ -75,7 +76,13 @@ func (idx *IndexFile) Marshal() ([]byte, error) {
 	if idx.Entries == nil {
 		idx.Entries = map[string][]*ChartVersion{}
 	}
-	return yaml.Marshal(idx)
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(idx); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), enc.Close()
 }
 
 // pick is the versions of w's chart that a sync copies: those in w's range,

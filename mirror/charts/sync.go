@@ -30,6 +30,25 @@ type planned struct {
 	sum    mirror.Checksum
 	pool   string // where the verified .tgz is, once fetched
 	copied bool   // already in the registry with this digest
+	md     Metadata
+}
+
+// check reads the fetched .tgz: a chart whose Chart.yaml is the one the
+// index names.
+func (p *planned) check() error {
+	tgz, err := os.ReadFile(p.pool)
+	if err != nil {
+		return err
+	}
+	a, err := ReadArchive(tgz)
+	if err != nil {
+		return fmt.Errorf("chart %s from %s: %w", p.chart, p.url, err)
+	}
+	if a.Metadata.Name != p.cv.Name || a.Metadata.Version != p.cv.Version {
+		return fmt.Errorf("chart %s from %s: its Chart.yaml says %s %s", p.chart, p.url, a.Metadata.Name, a.Metadata.Version)
+	}
+	p.md = a.Metadata
+	return nil
 }
 
 // Sync copies the listed charts of the named upstream repositories (all
@@ -64,9 +83,8 @@ func (s *Service) Sync(ctx context.Context, names []string, progress func(mirror
 		plans[i], err = s.fetchRepo(ctx, cfg, r, have, trackers[i], &results[i])
 		results[i].Duration = time.Since(start).Seconds()
 		if err != nil {
-			err = fmt.Errorf("%s: %w", r.Name, err)
-			errs = append(errs, err)
 			results[i].Error = err.Error()
+			errs = append(errs, fmt.Errorf("%s: %w", r.Name, err))
 		}
 	}
 	if len(errs) > 0 {
@@ -85,9 +103,8 @@ func (s *Service) Sync(ctx context.Context, names []string, progress func(mirror
 		copied, err := s.pushPlanned(ctx, plans[i], trackers[i])
 		results[i].Fetched = len(copied)
 		if err != nil {
-			err = fmt.Errorf("%s: %w", r.Name, err)
-			errs = append(errs, err)
 			results[i].Error = err.Error()
+			errs = append(errs, fmt.Errorf("%s: %w", r.Name, err))
 		} else {
 			results[i].OK = true
 			results[i].UpToDate = len(copied) == 0
@@ -188,10 +205,13 @@ func (s *Service) fetchRepo(ctx context.Context, cfg Config, r Repo, have *built
 			})
 			if err != nil {
 				if errors.Is(err, mirror.ErrChecksum) {
-					return nil, fmt.Errorf("chart %s from %s does not match the sha256 digest index.yaml gives (%s): refusing the sync; the upstream's file is damaged or tampered with: %w", p.chart, p.url, p.sum.Value, err)
+					return nil, fmt.Errorf("chart %s does not match index.yaml's digest (damaged or tampered with upstream), so the sync is refused: %w", p.chart, err)
 				}
 				return nil, fmt.Errorf("chart %s from %s: %w", p.chart, p.url, err)
 			}
+		}
+		if err := p.check(); err != nil {
+			return nil, err
 		}
 		tr.Update(false, func(pr *api.Progress) { pr.Fetched++ })
 	}
@@ -220,9 +240,8 @@ func planOne(r Repo, cv *ChartVersion, have *built) (*planned, error) {
 	return p, nil
 }
 
-// pushPlanned pushes each fetched chart version into the registry as helm
-// push would, after checking that its Chart.yaml is the one the index
-// names.
+// pushPlanned pushes each fetched and checked chart version into the
+// registry as helm push would.
 func (s *Service) pushPlanned(ctx context.Context, plan []*planned, tr *mirror.Tracker[api.Progress, *api.Progress]) ([]string, error) {
 	tr.Update(true, func(pr *api.Progress) { pr.Phase = "publish" })
 	var copied []string
@@ -234,18 +253,11 @@ func (s *Service) pushPlanned(ctx context.Context, plan []*planned, tr *mirror.T
 		if err != nil {
 			return copied, err
 		}
-		a, err := ReadArchive(tgz)
-		if err != nil {
-			return copied, fmt.Errorf("chart %s: %w", p.chart, err)
-		}
-		if a.Metadata.Name != p.cv.Name || a.Metadata.Version != p.cv.Version {
-			return copied, fmt.Errorf("chart %s: its Chart.yaml says %s %s", p.chart, a.Metadata.Name, a.Metadata.Version)
-		}
 		created := p.cv.Created
 		if created.IsZero() {
 			created = s.now()
 		}
-		manifest, config, err := chartManifest(a.Metadata, tgz, created)
+		manifest, config, err := chartManifest(p.md, tgz, created)
 		if err != nil {
 			return copied, err
 		}

@@ -235,7 +235,8 @@ charts:
 		t.Fatalf("second charts sync good: %v\n%s", err, out)
 	}
 	out, err = run(t, 60*time.Second, airgapdBin, "charts", "sync", "bad", "--config", in.config)
-	if err == nil || !strings.Contains(out, "chart evil-0.1.0 from "+upstream+"/bad/evil-0.1.0.tgz does not match the sha256 digest") {
+	if err == nil || !strings.Contains(out, "bad: FAILED: chart evil-0.1.0 does not match index.yaml's digest") ||
+		!strings.Contains(out, "evil-0.1.0.tgz has sha256") {
 		t.Fatalf("charts sync of a tampered chart: %v\n%s", err, out)
 	}
 	stopUpstream()
