@@ -18,6 +18,16 @@ type ChartsStatus struct {
 	Versions int              `json:"versions"`
 	Bytes    int64            `json:"bytes"`
 	Repos    []ChartRepoState `json:"repos"`
+	// Entries are the charts the view lists, by name, each version newest
+	// first.
+	Entries []ChartEntry `json:"entries"`
+}
+
+// ChartEntry is one chart in ChartsStatus.
+type ChartEntry struct {
+	Name     string   `json:"name"`
+	Versions []string `json:"versions"`
+	Bytes    int64    `json:"bytes"` // of every version's .tgz
 }
 
 // ChartRepoState is one upstream chart repository in ChartsStatus.

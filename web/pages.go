@@ -66,7 +66,7 @@ func (s *Server) pageOverview(w http.ResponseWriter, r *http.Request) {
 }
 
 // serviceTitles are the service pages' titles.
-var serviceTitles = map[string]string{"ntp": "NTP", "gateway": "Gateway", "mirror": "Mirror", "registry": "Registry"}
+var serviceTitles = map[string]string{"ntp": "NTP", "gateway": "Gateway", "mirror": "Mirror", "registry": "Registry", "charts": "Charts"}
 
 // pageService renders a service page; a service that does not run gets a
 // plain sentence saying so.
@@ -112,6 +112,8 @@ func (s *Server) renderService(w http.ResponseWriter, r *http.Request, name stri
 				api.RegistryStatus
 				CanGC bool
 			}{v, s.deps.RegistryAdmin != nil}
+		case "charts":
+			d.Data = valueOf(sv.Charts)
 		}
 	}
 	s.render(w, r, name, code, d)

@@ -27,7 +27,7 @@ var templateFS embed.FS
 var staticFS embed.FS
 
 // pageNames are the pages, each templates/NAME.html inside layout.html.
-var pageNames = []string{"login", "setup", "overview", "dns", "ntp", "gateway", "mirror", "registry", "settings", "tokens", "audit"}
+var pageNames = []string{"login", "setup", "overview", "dns", "ntp", "gateway", "mirror", "registry", "charts", "settings", "tokens", "audit"}
 
 func urlQueryEscape(s string) string { return url.QueryEscape(s) }
 
@@ -200,6 +200,7 @@ func (s *Server) uiPages(r chi.Router) {
 	r.Get("/gateway", s.pageService("gateway"))
 	r.Get("/mirror", s.pageService("mirror"))
 	r.Get("/registry", s.pageService("registry"))
+	r.Get("/charts", s.pageService("charts"))
 	r.Post("/ntp/settime", s.formNTPSetTime)
 	r.Post("/mirror/sync", s.formMirrorSync)
 	r.Post("/registry/gc", s.formRegistryGC)

@@ -128,15 +128,11 @@ func (s *Service) Reload(cfg Config) error {
 // Status reports what the view lists and each repo's last sync.
 func (s *Service) Status() Status {
 	st := Status{State: "ok", Repos: []api.ChartRepoState{}}
-	s.view.mu.Lock()
-	b := s.view.cur
-	s.view.mu.Unlock()
+	b := s.view.cur.Load() // never view.mu: see view.cur
+	st.Entries = []api.ChartEntry{}
 	if b != nil {
-		names := map[string]bool{}
-		for _, c := range b.files {
-			names[c.md.Name] = true
-		}
-		st.Charts, st.Versions, st.Bytes = len(names), b.versions, b.bytes
+		st.Entries = b.entries()
+		st.Charts, st.Versions, st.Bytes = len(st.Entries), b.versions, b.bytes
 	}
 	for _, r := range s.cfg.Load().Repos {
 		var rec record

@@ -8,8 +8,10 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/airgapd/airgapd/api"
 	"github.com/airgapd/airgapd/mirror"
 )
 
@@ -25,7 +27,10 @@ type view struct {
 	key     string             // every repo:tag@digest, the last build's input
 	seen    map[string]*stored // by repo@manifest, read once
 	first   map[string]time.Time
-	cur     *built
+	// cur is the last build; Status reads it without mu, because a build
+	// holds mu while it asks the store, and the store's owner (server)
+	// may be asking Status meanwhile under its own lock.
+	cur atomic.Pointer[built]
 }
 
 // built is one build of the view.
@@ -44,7 +49,7 @@ func (s *Service) current(ctx context.Context) (*built, error) {
 	defer v.mu.Unlock()
 	ch := s.deps.Store.Changes()
 	if v.built && ch == v.changes {
-		return v.cur, nil
+		return v.cur.Load(), nil
 	}
 	tags, err := s.deps.Store.TagDigests(ctx, Prefix)
 	if err != nil {
@@ -60,13 +65,14 @@ func (s *Service) current(ctx context.Context) (*built, error) {
 	key := strings.Join(keys, "\n")
 	if v.built && key == v.key {
 		v.changes = ch
-		return v.cur, nil
+		return v.cur.Load(), nil
 	}
 	b, err := s.build(ctx, tags)
 	if err != nil {
 		return nil, err
 	}
-	v.cur, v.key, v.changes, v.built = b, key, ch, true
+	v.cur.Store(b)
+	v.key, v.changes, v.built = key, ch, true
 	s.metrics.builds.Inc()
 	s.metrics.versions.Set(float64(b.versions))
 	s.log.Info("chart index built", "versions", b.versions)
@@ -180,4 +186,30 @@ func (s *Service) Handler() http.Handler {
 			http.ServeContent(w, r, rel, c.created, rc)
 		}
 	})
+}
+
+// entries are the charts of the build, by name, versions newest first.
+func (b *built) entries() []api.ChartEntry {
+	var vs []*stored
+	for _, c := range b.files {
+		vs = append(vs, c)
+	}
+	sort.Slice(vs, func(i, j int) bool {
+		if vs[i].md.Name != vs[j].md.Name {
+			return vs[i].md.Name < vs[j].md.Name
+		}
+		a, _ := parseVersion(vs[i].md.Version)
+		c, _ := parseVersion(vs[j].md.Version)
+		return a != nil && c != nil && c.LessThan(a)
+	})
+	var out []api.ChartEntry
+	for _, c := range vs { // sorted by name: one chart's versions are together
+		if len(out) == 0 || out[len(out)-1].Name != c.md.Name {
+			out = append(out, api.ChartEntry{Name: c.md.Name})
+		}
+		e := &out[len(out)-1]
+		e.Versions = append(e.Versions, c.md.Version)
+		e.Bytes += c.size
+	}
+	return out
 }
