@@ -47,6 +47,7 @@ const (
 	ServiceRegistry = "registry"
 	ServiceApt      = "apt"
 	ServiceGoProxy  = "goproxy"
+	ServiceCharts   = "charts"
 	ServiceWeb      = "web"
 )
 
@@ -68,6 +69,7 @@ type ServiceStatus struct {
 	Registry *RegistryStatus
 	Apt      *AptStatus
 	GoProxy  *GoProxyStatus
+	Charts   *ChartsStatus
 	Web      *WebStatus
 	PyPI     *PyPIStatus
 	HA       *HAStatus
@@ -107,6 +109,8 @@ func (s *ServiceStatus) detail() (into any, value any) {
 		return &s.Apt, orNil(s.Apt)
 	case ServiceGoProxy:
 		return &s.GoProxy, orNil(s.GoProxy)
+	case ServiceCharts:
+		return &s.Charts, orNil(s.Charts)
 	case ServiceWeb:
 		return &s.Web, orNil(s.Web)
 	case ServicePyPI:

@@ -98,6 +98,7 @@ type Registry struct {
 	lastGC  atomic.Pointer[GCResult]
 	inv     atomic.Pointer[inventory]
 	dirty   chan struct{} // asks Run to count again
+	changes atomic.Uint64 // pushes, deletes and collections (Changes)
 	running atomic.Bool
 }
 
@@ -258,6 +259,7 @@ func (r *Registry) setUpstreams(ms []Mirror) error {
 
 // markDirty asks Run to recount soon.
 func (r *Registry) markDirty() {
+	r.changes.Add(1)
 	select {
 	case r.dirty <- struct{}{}:
 	default:

@@ -147,4 +147,18 @@ if [[ ! -x $swroot/weed ]]; then
 	mv "$swroot/weed.tmp" "$swroot/weed"
 	rm -rf "$tmp"
 fi
+
+# helm, the Helm v3 CLI (a test peer of the chart service), pinned, built
+# once into /var/cache/airgapd-test/helm (≈5 min cold) and linked into GOBIN.
+# v3.22.0 is served by the module proxy here but not approved: keep v3.21.4.
+helmdir=${AIRGAPD_HELM:-/var/cache/airgapd-test/helm}
+if [[ ! -x $helmdir/helm ]]; then
+	echo "install-test-deps: go install helm v3.21.4 into $helmdir"
+	mkdir -p "$helmdir"
+	GOBIN=$helmdir go install helm.sh/helm/v3/cmd/helm@v3.21.4
+fi
+if [[ ! -x $gobin/helm ]]; then
+	mkdir -p "$gobin"
+	ln -sf "$helmdir/helm" "$gobin/helm"
+fi
 echo "install-test-deps: ok"

@@ -21,6 +21,7 @@ import (
 	"github.com/airgapd/airgapd/gateway"
 	"github.com/airgapd/airgapd/internal/conf"
 	"github.com/airgapd/airgapd/mirror/apt"
+	"github.com/airgapd/airgapd/mirror/charts"
 	"github.com/airgapd/airgapd/mirror/goproxy"
 	"github.com/airgapd/airgapd/mirror/pypi"
 	"github.com/airgapd/airgapd/mirror/rpm"
@@ -46,6 +47,7 @@ type Config struct {
 	PyPI       *pypi.Config     `yaml:"pypi"`
 	GoProxy    *goproxy.Config  `yaml:"goproxy"`
 	HA         *HAConfig        `yaml:"ha"`
+	Charts     *charts.Config   `yaml:"charts"`
 
 	// Source names where the config came from, for messages; not a key.
 	Source string `yaml:"-"`
@@ -246,6 +248,7 @@ func (c *Config) Validate() error {
 	}
 	c.checkListenClashes(&ps)
 	c.checkMounts(&ps)
+	c.checkCharts(&ps)
 	return ps.Err()
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/airgapd/airgapd/gateway"
 	"github.com/airgapd/airgapd/internal/conf"
 	"github.com/airgapd/airgapd/mirror/apt"
+	"github.com/airgapd/airgapd/mirror/charts"
 	"github.com/airgapd/airgapd/mirror/goproxy"
 	"github.com/airgapd/airgapd/mirror/pypi"
 	"github.com/airgapd/airgapd/mirror/rpm"
@@ -101,6 +102,7 @@ func services() []service {
 		{key: "pypi", defaults: defaultsOf(pypi.DefaultConfig), mount: "/pypi/", build: (*Server).buildPyPI},
 		{key: "goproxy", defaults: defaultsOf(goproxy.DefaultConfig), mount: goproxy.Prefix, build: (*Server).buildGoProxy},
 		{key: "ha", defaults: defaultsOf(DefaultHAConfig), build: (*Server).buildHA},
+		{key: "charts", defaults: defaultsOf(charts.DefaultConfig), mount: "/charts/", build: (*Server).buildCharts},
 		// web serves every HTTP listener, so it is rebuilt when any of them
 		// moves; it always runs, for the control socket.
 		{key: "web", defaults: defaultsOf(web.DefaultConfig), listen: []string{"tcp"}, http: true, inputs: webSection, sockets: httpSockets, build: (*Server).buildWeb},
@@ -422,6 +424,7 @@ func (s *Server) buildWeb(c *Config, in *instance) error {
 		AptSyncer:       s,
 		PyPISyncer:      s,
 		GoProxySyncer:   s,
+		ChartsSyncer:    s,
 		RegistryAdmin:   s,
 		BundleImporter:  s,
 		Bootstrapper:    s,

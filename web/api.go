@@ -33,6 +33,7 @@ func (s *Server) apiRoutes(r chi.Router) {
 	s.aptControlRoutes(r)
 	s.pypiControlRoutes(r)
 	s.goproxyControlRoutes(r)
+	s.chartsControlRoutes(r)
 	s.bundleControlRoutes(r)
 	s.jobRoutes(r)
 	s.haRoutes(r)

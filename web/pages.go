@@ -74,7 +74,7 @@ func (s *Server) pageOverview(w http.ResponseWriter, r *http.Request) {
 }
 
 // serviceTitles are the service pages' titles.
-var serviceTitles = map[string]string{"ntp": "NTP", "gateway": "Gateway", "mirror": "Mirror", "pypi": "PyPI", "goproxy": "Go proxy", "registry": "Registry"}
+var serviceTitles = map[string]string{"ntp": "NTP", "gateway": "Gateway", "mirror": "Mirror", "pypi": "PyPI", "goproxy": "Go proxy", "registry": "Registry", "charts": "Charts"}
 
 // pageService renders a service page; a service that does not run gets a
 // plain sentence saying so.
@@ -138,6 +138,8 @@ func (s *Server) renderService(w http.ResponseWriter, r *http.Request, name stri
 				CanGC  bool
 				Filter string
 			}{v, s.deps.RegistryAdmin != nil, filter}
+		case "charts":
+			d.Data = valueOf(sv.Charts)
 		}
 	}
 	s.render(w, r, name, code, d)

@@ -27,7 +27,7 @@ var templateFS embed.FS
 var staticFS embed.FS
 
 // pageNames are the pages, each templates/NAME.html inside layout.html.
-var pageNames = []string{"login", "setup", "overview", "dns", "ntp", "gateway", "mirror", "pypi", "goproxy", "registry", "settings", "tokens", "audit", "nodes", "registryrepo", "mirrorrepo"}
+var pageNames = []string{"login", "setup", "overview", "dns", "ntp", "gateway", "mirror", "pypi", "goproxy", "registry", "charts", "settings", "tokens", "audit", "nodes", "registryrepo", "mirrorrepo"}
 
 func urlQueryEscape(s string) string { return url.QueryEscape(s) }
 
@@ -216,6 +216,7 @@ func (s *Server) uiPages(r chi.Router) {
 	r.Get("/pypi", s.pageService("pypi"))
 	r.Get("/goproxy", s.pageService("goproxy"))
 	r.Get("/registry", s.pageService("registry"))
+	r.Get("/charts", s.pageService("charts"))
 	r.Post("/ntp/settime", s.formNTPSetTime)
 	r.Post("/mirror/sync", s.formMirrorSync)
 	r.Post("/mirror/bundle", s.formBundleImport)

@@ -84,6 +84,7 @@ type Deps struct {
 	AptSyncer      AptSyncer      // apt sync and index
 	PyPISyncer     PyPISyncer     // pypi sync
 	GoProxySyncer  GoProxySyncer  // goproxy sync
+	ChartsSyncer   ChartsSyncer   // charts sync, charts images
 	RegistryAdmin  RegistryAdmin  // registry gc, import, tag deletion
 	BundleImporter BundleImporter // bundle import
 	Bootstrapper   Bootstrapper   // node.sh and the UI's node command

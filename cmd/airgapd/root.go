@@ -26,6 +26,6 @@ Start with:
 	}
 	root.SetVersionTemplate(versionLine() + "\n")
 	root.CompletionOptions.HiddenDefaultCmd = true
-	root.AddCommand(newServeCmd(), newCheckCmd(), newStatusCmd(), newVersionCmd(), newGatewayCmd(), newNTPCmd(), newDNSCmd(), newMirrorCmd(), newAptCmd(), newPyPICmd(), newGoProxyCmd(), newRegistryCmd(), newBundleCmd(), newPasswdCmd(), newHashCmd(), newImportCmd(), newHACmd())
+	root.AddCommand(newServeCmd(), newCheckCmd(), newStatusCmd(), newVersionCmd(), newGatewayCmd(), newNTPCmd(), newDNSCmd(), newMirrorCmd(), newAptCmd(), newPyPICmd(), newGoProxyCmd(), newChartsCmd(), newRegistryCmd(), newBundleCmd(), newPasswdCmd(), newHashCmd(), newImportCmd(), newHACmd())
 	return root
 }
