@@ -266,6 +266,26 @@ pypi:
 	if st.Summary != "3 projects, 4 files, last sync failed" {
 		t.Fatalf("pypi status: %q", st.Summary)
 	}
+
+	// A bundle carries the index, the upload included, to a fresh
+	// instance whose upstream is gone; pip installs from there.
+	admin := start(t, t.TempDir(), fmt.Sprintf("mirror: { listen: \"127.0.0.1:0\" }\npypi:\n  upstreams: [{ name: stand-in, url: \"%s/simple/\" }]\n  requirements: [%s]\n", upstream.URL, req))
+	bundleAcross(t, in, admin, "--pypi")
+	venv2 := filepath.Join(dir, "venv2")
+	if out, err := runPy(t, env, dir, py, "-m", "venv", "--without-pip", "--system-site-packages", venv2); err != nil {
+		t.Fatalf("venv: %v\n%s", err, out)
+	}
+	vpy2 := filepath.Join(venv2, "bin", "python")
+	index2 := admin.status().listener("mirror") + "/pypi/simple/"
+	if out, err := runPy(t, env, dir, vpy2, "-m", "pip", "install", "--index-url", index2, "--require-hashes", "-r", req); err != nil {
+		t.Fatalf("pip install from the imported index: %v\n%s", err, out)
+	}
+	if out, err := runPy(t, env, dir, vpy2, "-m", "pip", "install", "--index-url", index2, "delta==0.1"); err != nil {
+		t.Fatalf("pip install of the uploaded wheel from the imported index: %v\n%s", err, out)
+	}
+	if out, err := runPy(t, env, dir, vpy2, "-c", "import alpha, delta; print(alpha.VERSION, delta.VERSION)"); err != nil || strings.TrimSpace(out) != "1.0 0.1" {
+		t.Fatalf("installed from the imported index: %v %q", err, out)
+	}
 }
 
 // pypiGet GETs url with Accept accept, decoding a JSON answer into v.
