@@ -40,7 +40,7 @@ func (s *Server) pageOverview(w http.ResponseWriter, r *http.Request) {
 				c.Figure = fmt.Sprintf("stratum %d · offset %s", v.Stratum, formatSeconds(v.Offset))
 				var ps []point
 				for _, h := range v.History {
-					ps = append(ps, point{h.At, h.Offset})
+					ps = append(ps, point{At: h.At, V: h.Offset})
 				}
 				c.Spark = sparkSVG(ps)
 			}
@@ -96,7 +96,7 @@ func (s *Server) renderService(w http.ResponseWriter, r *http.Request, name stri
 			v := valueOf(sv.NTP)
 			var ps []point
 			for _, h := range v.History {
-				ps = append(ps, point{h.At, h.Offset})
+				ps = append(ps, point{At: h.At, V: h.Offset, Mark: h.Operator})
 			}
 			d.Data = struct {
 				api.NTPStatus

@@ -63,6 +63,12 @@ func plotSVG(title string, ps []point, format func(float64) string) template.HTM
 	fmt.Fprintf(&area, "%.1f,%.1f", x(t1), y(math.Max(lo, 0)))
 	fmt.Fprintf(&b, `<polygon points="%s" class="plot-area"/>`, area.String())
 	fmt.Fprintf(&b, `<polyline points="%s" class="plot-line"/>`, strings.TrimSpace(line.String()))
+	for _, p := range ps {
+		if p.Mark {
+			fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%.0f" y2="%.0f" class="plot-mark"/>`, x(p.At), x(p.At), top, h-bottom)
+			fmt.Fprintf(&b, `<text x="%.1f" y="%.0f" class="plot-mark-label">set by operator</text>`, x(p.At)+3, top+11)
+		}
+	}
 	step, layout := timeStep(t1.Sub(t0))
 	for t := t0.Truncate(step).Add(step); !t.After(t1); t = t.Add(step) {
 		fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%.0f" y2="%.0f" class="plot-grid"/>`, x(t), x(t), top, h-bottom)

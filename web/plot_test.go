@@ -48,12 +48,16 @@ func TestPlotTimeLabels(t *testing.T) {
 	t0 := time.Date(2026, 12, 2, 10, 3, 17, 0, time.Local)
 	var ps []point
 	for i := 0; i <= 240; i++ {
-		ps = append(ps, point{t0.Add(time.Duration(i) * 5 * time.Second), float64(i%7) * 0.13})
+		ps = append(ps, point{At: t0.Add(time.Duration(i) * 5 * time.Second), V: float64(i%7) * 0.13, Mark: i == 120})
 	}
 	svg := string(plotSVG("x", ps, formatFloat))
 	for _, want := range []string{">10:05<", ">10:10<", ">10:15<", ">10:20<", ">0.00<", ">0.20<", ">0.80<", "last 20 min"} {
 		if !strings.Contains(svg, want) {
 			t.Errorf("plot has no %s:\n%s", want, svg)
 		}
+	}
+	// The operator's step at the middle point is marked there, once.
+	if n := strings.Count(svg, `class="plot-mark"`); n != 1 || !strings.Contains(svg, `x1="346.0" x2="346.0"`) || !strings.Contains(svg, "set by operator") {
+		t.Errorf("%d operator marks, want one at x=346 (the middle):\n%s", n, svg)
 	}
 }

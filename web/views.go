@@ -27,6 +27,9 @@ func valueOf[T any](p *T) T {
 type point struct {
 	At time.Time
 	V  float64
+	// Mark is a step by the operator (ntp settime), drawn as a marked
+	// vertical line so a jump in the plot has its cause beside it.
+	Mark bool
 }
 
 // history keeps a short in-memory record of the figures plotted where a
@@ -50,8 +53,8 @@ func (h *history) add(now time.Time, st api.StatusReport) {
 	dv := valueOf(d.DNS)
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.qps = appendBounded(h.qps, point{now, dv.QPS})
-	h.hit = appendBounded(h.hit, point{now, dv.Cache.HitRatio * 100})
+	h.qps = appendBounded(h.qps, point{At: now, V: dv.QPS})
+	h.hit = appendBounded(h.hit, point{At: now, V: dv.Cache.HitRatio * 100})
 }
 
 func appendBounded(ps []point, p point) []point {
