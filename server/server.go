@@ -59,6 +59,7 @@ type Server struct {
 	mirrorHandler   swappableHandler
 	registryHandler swappableHandler
 	mounts          []*mirrorMount // the formats served on mirror.listen, from the table
+	jobs            *web.Jobs      // UI- and API-started jobs, shared by every web instance
 
 	// mu guards cfg, instances and loadedAt for readers on other goroutines
 	// (status, metrics); only the Run goroutine writes them.
@@ -149,6 +150,11 @@ func (s *Server) Logger() *slog.Logger { return s.log }
 func (s *Server) Run(ctx context.Context, reload <-chan os.Signal) error {
 	s.startedAt = time.Now()
 	s.cleanConfigTemps()
+	// One job table for every web instance, so a reload that rebuilds web
+	// leaves running syncs and imports alone; they end with the server.
+	jobsCtx, stopJobs := context.WithCancel(ctx)
+	defer stopJobs()
+	s.jobs = web.NewJobs(jobsCtx)
 	if err := s.start(); err != nil {
 		return err
 	}

@@ -434,6 +434,7 @@ func (s *Server) buildWeb(c *Config, in *instance) error {
 		ConfigEditor:    s,
 		ConfigImporter:  s,
 		DataDir:         c.DataDir,
+		Jobs:            s.jobs,
 	}
 	for _, m := range s.mounts {
 		deps.MirrorMounts = append(deps.MirrorMounts, web.Mount{Prefix: m.prefix, Handler: &m.handler})

@@ -7,7 +7,9 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -111,6 +113,17 @@ func TestBrowserSyncOutlivesPage(t *testing.T) {
 	}
 	tb.screenshot("jobs-1-running")
 	closeTab() // the browser tab goes away mid-sync
+	// A reload that rebuilds web (its section changed) leaves the job
+	// running: the job table is the server's, not the web instance's.
+	cfgFile, err := os.ReadFile(ws.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(ws.config, []byte(strings.Replace(string(cfgFile), "  tls: off\n", "  tls: off\n  metrics: { allow: [127.0.0.0/8] }\n", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ws.signal(syscall.SIGHUP)
+	ws.waitLog("config reloaded", 15*time.Second)
 	g.open()
 
 	// The sync ends ok on the server.
