@@ -156,16 +156,24 @@ func (s *Server) handleListTokens(w http.ResponseWriter, r *http.Request) {
 // handleNewToken creates a token: {"name": N} → the token, shown once.
 func (s *Server) handleNewToken(w http.ResponseWriter, r *http.Request) {
 	var req struct {
-		Name string `json:"name"`
+		Name      string `json:"name"`
+		Scope     string `json:"scope"`      // admin (the default) or read
+		ExpiresIn string `json:"expires_in"` // a Go duration, e.g. 720h; empty: never
 	}
 	json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&req)
-	info, tok, err := s.auth.newToken(req.Name)
-	setAudit(r, "api token created", req.Name)
+	setAudit(r, "api token created", req.Name+" (scope "+valueOr(req.Scope, ScopeAdmin)+")")
+	ttl, err := parseTokenTTL(req.ExpiresIn)
+	var info TokenInfo
+	var tok string
+	if err == nil {
+		info, tok, err = s.auth.newToken(req.Name, req.Scope, ttl)
+	}
 	if err != nil {
+		setAuditResult(r, "refused: "+err.Error())
 		writeJSONError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	writeJSON(w, http.StatusCreated, map[string]any{"id": info.ID, "name": info.Name, "token": tok, "created": info.Created})
+	writeJSON(w, http.StatusCreated, map[string]any{"id": info.ID, "name": info.Name, "token": tok, "created": info.Created, "scope": info.Scope, "expires": info.Expires})
 }
 
 func (s *Server) handleRevokeToken(w http.ResponseWriter, r *http.Request) {

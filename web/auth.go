@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -43,8 +42,9 @@ const (
 
 // principal is who makes a request.
 type principal struct {
-	Name string // admin, token:NAME, root
-	Via  string // session, token, control socket
+	Name     string // admin, token:NAME, root
+	Via      string // session, token, control socket
+	ReadOnly bool   // a token of scope read
 }
 
 func (p principal) String() string { return p.Name + " (" + p.Via + ")" }
@@ -69,6 +69,8 @@ type tokenRec struct {
 	Hash     string    `json:"hash"` // sha256 of the token, hex
 	Created  time.Time `json:"created"`
 	LastUsed time.Time `json:"last_used,omitzero"`
+	Scope    string    `json:"scope,omitempty"`  // "" or admin: everything; read: GET and HEAD only
+	Expires  time.Time `json:"expires,omitzero"` // zero: never
 }
 
 // TokenInfo is an API token as the API lists it (never the token).
@@ -77,6 +79,8 @@ type TokenInfo struct {
 	Name     string    `json:"name"`
 	Created  time.Time `json:"created"`
 	LastUsed time.Time `json:"last_used,omitzero"`
+	Scope    string    `json:"scope"` // admin or read
+	Expires  time.Time `json:"expires,omitzero"`
 }
 
 // AuditEntry is one change made through the UI or the API.
@@ -199,69 +203,6 @@ func (a *authState) endAllSessions() {
 	defer a.mu.Unlock()
 	clear(a.data.Sessions)
 	a.save()
-}
-
-// newToken creates an API token named name and returns it; only its hash
-// is kept.
-func (a *authState) newToken(name string) (TokenInfo, string, error) {
-	name = strings.TrimSpace(name)
-	if name == "" || len(name) > 64 || strings.ContainsAny(name, "\r\n\t") {
-		return TokenInfo{}, "", errors.New("give the token a name of 1 to 64 characters, e.g. prometheus or ci")
-	}
-	id := randomHex(4)
-	tok := "agd_" + id + "_" + randomHex(24)
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for _, t := range a.data.Tokens {
-		if t.Name == name {
-			return TokenInfo{}, "", fmt.Errorf("a token named %q exists; revoke it first or pick another name", name)
-		}
-	}
-	rec := tokenRec{ID: id, Name: name, Hash: sha256Hex(tok), Created: a.now()}
-	a.data.Tokens = append(a.data.Tokens, rec)
-	if err := a.save(); err != nil {
-		a.data.Tokens = a.data.Tokens[:len(a.data.Tokens)-1]
-		return TokenInfo{}, "", err
-	}
-	return TokenInfo{ID: id, Name: name, Created: rec.Created}, tok, nil
-}
-
-func (a *authState) tokens() []TokenInfo {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	out := []TokenInfo{}
-	for _, t := range a.data.Tokens {
-		out = append(out, TokenInfo{ID: t.ID, Name: t.Name, Created: t.Created, LastUsed: t.LastUsed})
-	}
-	return out
-}
-
-func (a *authState) revokeToken(id string) (string, bool) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for i, t := range a.data.Tokens {
-		if t.ID == id {
-			a.data.Tokens = slices.Delete(a.data.Tokens, i, i+1)
-			a.save()
-			return t.Name, true
-		}
-	}
-	return "", false
-}
-
-// checkToken finds the token tok; it records when it was last used (in
-// memory; saved with the next change).
-func (a *authState) checkToken(tok string) (string, bool) {
-	h := sha256Hex(tok)
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for i, t := range a.data.Tokens {
-		if subtle.ConstantTimeCompare([]byte(t.Hash), []byte(h)) == 1 {
-			a.data.Tokens[i].LastUsed = a.now()
-			return t.Name, true
-		}
-	}
-	return "", false
 }
 
 // loginAllowed reports whether addr may try a password now, and if not,
@@ -392,8 +333,12 @@ func clientAddr(r *http.Request) string {
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if h := r.Header.Get("Authorization"); strings.HasPrefix(h, "Bearer ") {
-			if name, ok := s.auth.checkToken(strings.TrimPrefix(h, "Bearer ")); ok {
-				r = r.WithContext(context.WithValue(r.Context(), principalKey{}, principal{Name: "token:" + name, Via: "token"}))
+			if t, ok := s.auth.checkToken(strings.TrimPrefix(h, "Bearer ")); ok {
+				if t.Scope == ScopeRead && r.Method != http.MethodGet && r.Method != http.MethodHead {
+					writeJSONError(w, http.StatusForbidden, "token "+t.Name+" is read-only (scope read): it may GET, not change anything; create a token of scope admin for that")
+					return
+				}
+				r = r.WithContext(context.WithValue(r.Context(), principalKey{}, principal{Name: "token:" + t.Name, Via: "token", ReadOnly: t.Scope == ScopeRead}))
 			}
 		} else if c, err := r.Cookie(sessionCookie); err == nil {
 			if sess, ok := s.auth.session(c.Value); ok {

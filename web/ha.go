@@ -106,7 +106,9 @@ func (s *Server) ImportTokens(data []byte) error {
 	}
 	s.auth.mu.Lock()
 	defer s.auth.mu.Unlock()
-	same := func(a, b tokenRec) bool { return a.ID == b.ID && a.Hash == b.Hash && a.Name == b.Name }
+	same := func(a, b tokenRec) bool {
+		return a.ID == b.ID && a.Hash == b.Hash && a.Name == b.Name && a.Scope == b.Scope && a.Expires.Equal(b.Expires)
+	}
 	if slices.EqualFunc(ts, s.auth.data.Tokens, same) {
 		return nil
 	}

@@ -86,10 +86,10 @@ func TestTokensExportImport(t *testing.T) {
 		t.Fatal(err)
 	}
 	primary := &Server{auth: a}
-	if _, _, err := a.newToken(HAPeerToken); err != nil {
+	if _, _, err := a.newToken(HAPeerToken, "", 0); err != nil {
 		t.Fatal(err)
 	}
-	_, tok, _ := a.newToken("ci")
+	_, tok, _ := a.newToken("ci", "", 0)
 	data, err := primary.ExportTokens()
 	if err != nil {
 		t.Fatal(err)
@@ -102,8 +102,8 @@ func TestTokensExportImport(t *testing.T) {
 	if err := standby.ImportTokens(data); err != nil {
 		t.Fatal(err)
 	}
-	if name, ok := b.checkToken(tok); !ok || name != "ci" {
-		t.Errorf("the primary's token on the standby: %q %v", name, ok)
+	if info, ok := b.checkToken(tok); !ok || info.Name != "ci" {
+		t.Errorf("the primary's token on the standby: %q %v", info.Name, ok)
 	}
 	if err := standby.ImportTokens([]byte("nope")); err == nil {
 		t.Error("import of garbage: no error")

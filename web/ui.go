@@ -382,8 +382,13 @@ func (s *Server) pageTokens(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) formNewToken(w http.ResponseWriter, r *http.Request) {
-	info, tok, err := s.auth.newToken(r.PostFormValue("name"))
-	setAudit(r, "api token created", info.Name)
+	ttl, err := parseTokenTTL(r.PostFormValue("expires_in"))
+	var info TokenInfo
+	var tok string
+	if err == nil {
+		info, tok, err = s.auth.newToken(r.PostFormValue("name"), r.PostFormValue("scope"), ttl)
+	}
+	setAudit(r, "api token created", r.PostFormValue("name")+" (scope "+valueOr(r.PostFormValue("scope"), ScopeAdmin)+")")
 	d := pageData{Title: "API tokens", Nav: "tokens", Status: s.status()}
 	code := http.StatusOK
 	if err != nil {

@@ -252,8 +252,20 @@ func TestWebAPIAuth(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "dns") {
 		t.Errorf("airgapd status --api --token: %v\n%s", err, out)
 	}
+	// A read-scoped token reads (the CLI too) and changes nothing.
+	code, body, _ := ws.do(t, c, "POST", "/api/v1/tokens", `{"name":"grafana","scope":"read","expires_in":"30d"}`, nil)
+	var ro struct{ Token, Scope string }
+	if code != 201 || json.Unmarshal([]byte(body), &ro) != nil || ro.Scope != "read" {
+		t.Fatalf("create a read token: %d %s", code, body)
+	}
+	if out, err := exec.Command(airgapdBin, "status", "--api", ws.ui, "--token", ro.Token).CombinedOutput(); err != nil {
+		t.Errorf("airgapd status with a read token: %v\n%s", err, out)
+	}
+	if code, body, _ := ws.do(t, nil, "POST", "/api/v1/dns/cache/flush", "", map[string]string{"Authorization": "Bearer " + ro.Token}); code != 403 || !strings.Contains(body, "read-only") {
+		t.Errorf("a change with a read token = %d %s, want 403 naming read-only", code, body)
+	}
 	// The audit log names who did what.
-	_, body, _ := ws.do(t, c, "GET", "/api/v1/audit", "", nil)
+	_, body, _ = ws.do(t, c, "GET", "/api/v1/audit", "", nil)
 	for _, w := range []string{`"who": "admin (session)"`, `"action": "api token created"`, `"who": "token:ci (token)"`, `"action": "dns record added"`} {
 		if !strings.Contains(body, w) {
 			t.Errorf("audit log lacks %s:\n%s", w, body)
