@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"fmt"
 	"net/url"
 	"time"
 )
@@ -54,24 +53,7 @@ type ChartImages struct {
 // use SyncResult: Packages is the chart versions chosen, Fetched those
 // copied.
 func (c *Client) SyncCharts(ctx context.Context, names []string, progress func(Progress)) ([]SyncResult, error) {
-	q := url.Values{}
-	for _, n := range names {
-		q.Add("repo", n)
-	}
-	resp, err := c.post(ctx, "/api/v1/charts/sync?"+q.Encode())
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	last, err := DecodeStream(resp.Body, func(ev SyncEvent) {
-		if ev.Progress != nil && progress != nil {
-			progress(*ev.Progress)
-		}
-	})
-	if err != nil {
-		return nil, fmt.Errorf("%s ended the chart sync without a result (did the server stop?): %w", c.display, err)
-	}
-	return last.Results, last.Err()
+	return c.syncStream(ctx, "/api/v1/charts/sync", names, progress)
 }
 
 // ChartImagesOf asks the running server which images chart NAME-VERSION

@@ -86,11 +86,20 @@ func (c *Client) FlushDNSCache(ctx context.Context, name string) (int, error) {
 // reports it. It waits as long as the sync takes; cancel ctx to stop it.
 // With no server running the error wraps ErrNotRunning.
 func (c *Client) SyncMirror(ctx context.Context, names []string, progress func(Progress)) ([]SyncResult, error) {
+	return c.syncStream(ctx, "/api/v1/mirror/sync", names, progress)
+}
+
+// syncStream POSTs a sync route (path?repo=NAME…) and follows its JSON
+// lines, calling progress, until the result.
+func (c *Client) syncStream(ctx context.Context, path string, names []string, progress func(Progress)) ([]SyncResult, error) {
 	q := url.Values{}
 	for _, n := range names {
 		q.Add("repo", n)
 	}
-	resp, err := c.post(ctx, "/api/v1/mirror/sync?"+q.Encode())
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	resp, err := c.post(ctx, path)
 	if err != nil {
 		return nil, err
 	}
@@ -109,24 +118,11 @@ func (c *Client) SyncMirror(ctx context.Context, names []string, progress func(P
 // SyncPyPI asks the running server to sync its PyPI index, calling
 // progress as the server reports it.
 func (c *Client) SyncPyPI(ctx context.Context, progress func(Progress)) (SyncResult, error) {
-	resp, err := c.post(ctx, "/api/v1/pypi/sync")
-	if err != nil {
+	res, err := c.syncStream(ctx, "/api/v1/pypi/sync", nil, progress)
+	if len(res) == 0 {
 		return SyncResult{}, err
 	}
-	defer resp.Body.Close()
-	last, err := DecodeStream(resp.Body, func(ev SyncEvent) {
-		if ev.Progress != nil && progress != nil {
-			progress(*ev.Progress)
-		}
-	})
-	if err != nil {
-		return SyncResult{}, fmt.Errorf("%s ended the sync without a result (did the server stop?): %w", c.display, err)
-	}
-	var res SyncResult
-	if len(last.Results) > 0 {
-		res = last.Results[0]
-	}
-	return res, last.Err()
+	return res[0], err
 }
 
 // ImportBundle asks the running server to import the bundle at path (an

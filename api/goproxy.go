@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"fmt"
 	"time"
 )
 
@@ -35,22 +34,9 @@ type GoProxyStatus struct {
 // calling progress as the server reports it. With no server running the
 // error wraps ErrNotRunning.
 func (c *Client) SyncGoProxy(ctx context.Context, progress func(Progress)) (SyncResult, error) {
-	resp, err := c.post(ctx, "/api/v1/goproxy/sync")
-	if err != nil {
+	res, err := c.syncStream(ctx, "/api/v1/goproxy/sync", nil, progress)
+	if len(res) == 0 {
 		return SyncResult{}, err
 	}
-	defer resp.Body.Close()
-	last, err := DecodeStream(resp.Body, func(ev SyncEvent) {
-		if ev.Progress != nil && progress != nil {
-			progress(*ev.Progress)
-		}
-	})
-	if err != nil {
-		return SyncResult{}, fmt.Errorf("%s ended the sync without a result (did the server stop?): %w", c.display, err)
-	}
-	var res SyncResult
-	if len(last.Results) > 0 {
-		res = last.Results[0]
-	}
-	return res, last.Err()
+	return res[0], err
 }

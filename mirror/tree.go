@@ -122,3 +122,23 @@ type Published struct {
 	Files    []PublishedFile
 	Release  func()
 }
+
+// PublishImported publishes files as the store's tree the way every
+// format does for a bundle: under the tree's lock, marked as imported
+// from origin, then after(dir) with the published snapshot's folder,
+// still under the lock, for the format's own state.
+func (s Store) PublishImported(ctx context.Context, origin Origin, files []TreeFile, place PlaceFunc, after func(dir string) error) error {
+	unlock, err := s.LockWait(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := s.SetOrigin(origin); err != nil {
+		return err
+	}
+	dir, err := s.PublishTree(ctx, files, place)
+	if err != nil {
+		return err
+	}
+	return after(dir)
+}

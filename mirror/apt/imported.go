@@ -63,31 +63,22 @@ func (a *Apt) PublishImported(ctx context.Context, name string, origin mirror.Or
 		return fmt.Errorf("%q is not a usable repo name", name)
 	}
 	st := a.Store(name)
-	unlock, err := st.LockWait(ctx)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	if err := st.SetOrigin(origin); err != nil {
-		return err
-	}
-	if _, err := st.PublishTree(ctx, files, place); err != nil {
-		return err
-	}
-	state := readState(st)
-	state.Packages, state.Bytes = 0, 0
-	for _, f := range files {
-		if strings.HasSuffix(f.Path, ".deb") {
-			state.Packages++
-			state.Bytes += f.Size
+	return st.PublishImported(ctx, origin, files, place, func(string) error {
+		state := readState(st)
+		state.Packages, state.Bytes = 0, 0
+		for _, f := range files {
+			if strings.HasSuffix(f.Path, ".deb") {
+				state.Packages++
+				state.Bytes += f.Size
+			}
 		}
-	}
-	state.Revision, state.Published, state.LastResult, state.LastError = origin.Revision, a.now(), "ok", ""
-	if err := st.WriteState(state); err != nil {
-		return err
-	}
-	a.mu.Lock()
-	a.states[name] = state
-	a.mu.Unlock()
-	return nil
+		state.Revision, state.Published, state.LastResult, state.LastError = origin.Revision, a.now(), "ok", ""
+		if err := st.WriteState(state); err != nil {
+			return err
+		}
+		a.mu.Lock()
+		a.states[name] = state
+		a.mu.Unlock()
+		return nil
+	})
 }

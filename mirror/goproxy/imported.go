@@ -63,38 +63,29 @@ func (p *Proxy) PublishImported(ctx context.Context, name string, origin mirror.
 		return fmt.Errorf("goproxy has no tree %q; it has %q", name, treeName)
 	}
 	st := p.Store(name)
-	unlock, err := st.LockWait(ctx)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	if err := st.SetOrigin(origin); err != nil {
-		return err
-	}
-	if _, err := st.PublishTree(ctx, files, place); err != nil {
-		return err
-	}
-	state := p.state()
-	state.Revision, state.Published = origin.Revision, p.now()
-	state.Packages, state.Bytes, state.Modules, state.Lookups = 0, 0, 0, 0
-	paths := map[string]bool{}
-	for _, f := range files {
-		switch {
-		case strings.HasSuffix(f.Path, ".zip"):
-			state.Packages++
-			state.Bytes += f.Size
-		case strings.HasPrefix(f.Path, "sumdb/") && strings.Contains(f.Path, "/lookup/"):
-			state.Lookups++
+	return st.PublishImported(ctx, origin, files, place, func(string) error {
+		state := p.state()
+		state.Revision, state.Published = origin.Revision, p.now()
+		state.Packages, state.Bytes, state.Modules, state.Lookups = 0, 0, 0, 0
+		paths := map[string]bool{}
+		for _, f := range files {
+			switch {
+			case strings.HasSuffix(f.Path, ".zip"):
+				state.Packages++
+				state.Bytes += f.Size
+			case strings.HasPrefix(f.Path, "sumdb/") && strings.Contains(f.Path, "/lookup/"):
+				state.Lookups++
+			}
+			if mp, _, ok := strings.Cut(f.Path, "/@v/"); ok {
+				paths[mp] = true
+			}
 		}
-		if mp, _, ok := strings.Cut(f.Path, "/@v/"); ok {
-			paths[mp] = true
+		state.Modules = len(paths)
+		state.LastResult, state.LastError = "ok", ""
+		if err := st.WriteState(state); err != nil {
+			return err
 		}
-	}
-	state.Modules = len(paths)
-	state.LastResult, state.LastError = "ok", ""
-	if err := st.WriteState(state); err != nil {
-		return err
-	}
-	p.setState(state)
-	return nil
+		p.setState(state)
+		return nil
+	})
 }

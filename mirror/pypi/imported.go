@@ -62,12 +62,6 @@ func (x *Index) PublishImported(ctx context.Context, name string, origin mirror.
 	if !known(name) {
 		return fmt.Errorf("%w: %q", ErrUnknownTree, name)
 	}
-	st := x.Store(name)
-	unlock, err := st.LockWait(ctx)
-	if err != nil {
-		return err
-	}
-	defer unlock()
 	hasIndex := false
 	for _, f := range files {
 		hasIndex = hasIndex || f.Path == indexFile
@@ -75,20 +69,16 @@ func (x *Index) PublishImported(ctx context.Context, name string, origin mirror.
 	if !hasIndex {
 		return fmt.Errorf("pypi %s: the bundle's tree has no %s", name, indexFile)
 	}
-	if err := st.SetOrigin(origin); err != nil {
-		return err
-	}
-	dir, err := st.PublishTree(ctx, files, place)
-	if err != nil {
-		return err
-	}
-	var t treeIndex
-	if b, err := os.ReadFile(filepath.Join(dir, indexFile)); err == nil {
-		json.Unmarshal(b, &t)
-	}
-	state := x.state(name)
-	state.Revision, state.Published = origin.Revision, x.deps.Now()
-	state.LastResult, state.LastError = "ok", ""
-	state.Projects, state.Packages, state.Bytes = counts(t.Projects)
-	return x.setState(name, state)
+	st := x.Store(name)
+	return st.PublishImported(ctx, origin, files, place, func(dir string) error {
+		var t treeIndex
+		if b, err := os.ReadFile(filepath.Join(dir, indexFile)); err == nil {
+			json.Unmarshal(b, &t)
+		}
+		state := x.state(name)
+		state.Revision, state.Published = origin.Revision, x.deps.Now()
+		state.LastResult, state.LastError = "ok", ""
+		state.Projects, state.Packages, state.Bytes = counts(t.Projects)
+		return x.setState(name, state)
+	})
 }

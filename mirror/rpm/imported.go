@@ -92,35 +92,26 @@ func (m *Mirror) Store(name string) mirror.Store { return mirror.RepoStore(m.dep
 // place puts a file the pool lacks there.
 func (m *Mirror) PublishImported(ctx context.Context, name string, origin mirror.Origin, files []mirror.TreeFile, place mirror.PlaceFunc) error {
 	st := m.Store(name)
-	unlock, err := st.LockWait(ctx)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	if err := st.SetOrigin(origin); err != nil {
-		return err
-	}
-	if _, err := st.PublishTree(ctx, files, place); err != nil {
-		return err
-	}
-	var pkgs int
-	var bytes int64
-	for _, f := range files {
-		if strings.HasSuffix(f.Path, ".rpm") {
-			pkgs++
-			bytes += f.Size
+	return st.PublishImported(ctx, origin, files, place, func(string) error {
+		var pkgs int
+		var bytes int64
+		for _, f := range files {
+			if strings.HasSuffix(f.Path, ".rpm") {
+				pkgs++
+				bytes += f.Size
+			}
 		}
-	}
-	state := readState(st)
-	state.Revision, state.Published, state.Packages, state.Bytes = origin.Revision, m.now(), pkgs, bytes
-	state.LastResult, state.LastError = "ok", ""
-	if err := st.WriteState(state); err != nil {
-		return err
-	}
-	m.mu.Lock()
-	m.states[name] = state
-	m.mu.Unlock()
-	return nil
+		state := readState(st)
+		state.Revision, state.Published, state.Packages, state.Bytes = origin.Revision, m.now(), pkgs, bytes
+		state.LastResult, state.LastError = "ok", ""
+		if err := st.WriteState(state); err != nil {
+			return err
+		}
+		m.mu.Lock()
+		m.states[name] = state
+		m.mu.Unlock()
+		return nil
+	})
 }
 
 // isImported reports whether repo name came from a bundle.
