@@ -105,18 +105,8 @@ imported first.`,
 			}
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 			view := newBundleView(cmd.ErrOrStderr(), quiet, "writing")
-			trees := map[string][]string{}
-			if len(aptRepos) > 0 {
-				trees["apt"] = aptRepos
-			}
-			if withPyPI {
-				trees["pypi"] = nil
-			}
-			if withGoProxy {
-				trees["goproxy"] = nil
-			}
 			res, err := server.CreateBundle(cmd.Context(), cfg, log, server.BundleRequest{
-				Repos: repos, Trees: trees, Files: files, Images: images, Out: out, SplitSize: split, Since: since,
+				Repos: repos, Trees: bundleTrees(aptRepos, withPyPI, withGoProxy), Files: files, Images: images, Out: out, SplitSize: split, Since: since,
 				Platforms: platforms, Compress: compress, FromRegistry: fromRegistry, Progress: view.updateCreate,
 			})
 			view.finish()
@@ -383,4 +373,20 @@ func pastTense(verb string) string {
 		return "verified"
 	}
 	return verb
+}
+
+// bundleTrees are bundle create's formats beside RPM: the APT repos named,
+// every tree of the PyPI index and of the Go proxy when asked for.
+func bundleTrees(aptRepos []string, withPyPI, withGoProxy bool) map[string][]string {
+	trees := map[string][]string{}
+	if len(aptRepos) > 0 {
+		trees["apt"] = aptRepos
+	}
+	if withPyPI {
+		trees["pypi"] = nil
+	}
+	if withGoProxy {
+		trees["goproxy"] = nil
+	}
+	return trees
 }

@@ -317,6 +317,12 @@ apt:
 		b, _ := os.ReadFile(p)
 		os.Remove(p) // the pool's copy stays as it was
 		writeFile(t, p, strings.Replace(string(b), "Label: local", "Label: changed", 1))
+		// A later mtime, as a real edit would have: within the same second
+		// the server rightly answers apt's If-Modified-Since with 304.
+		later := time.Now().Add(time.Minute)
+		if err := os.Chtimes(p, later, later); err != nil {
+			t.Fatal(err)
+		}
 	}
 	out, err := box.run("update")
 	if err == nil && !strings.Contains(out, "W:") && !strings.Contains(out, "E:") {
