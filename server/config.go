@@ -125,7 +125,7 @@ func (e *CheckError) Error() string {
 func Parse(source string, data []byte) (*Config, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, &CheckError{Diagnostics: []Diagnostic{yamlErrorDiagnostic(source, err)}}
+		return nil, &CheckError{Diagnostics: []Diagnostic{yamlErrorDiagnostic(source, data, err)}}
 	}
 	cfg := &Config{Source: source}
 	if len(doc.Content) == 0 { // empty file: all defaults, no services

@@ -85,8 +85,19 @@ func TestParseDiagnostics(t *testing.T) {
 		},
 		{
 			name: "yaml syntax error",
-			yaml: "dns:\n  listen: [\"127.0.0.1:53\"\n",
+			yaml: "dns:\n  listen: \"127.0.0.1:53\n",
 			want: []string{`YAML syntax error`},
+		},
+		{
+			// yaml.v3 says line 1; the bracket is on line 2.
+			name: "unclosed [ at its line",
+			yaml: "dns:\n  listen: [\"127.0.0.1:53\"\n  forward: only\n",
+			want: []string{`2:11: this [ is never closed (hint: add the ] that ends it`},
+		},
+		{
+			name: "unclosed { after a closed one, a # in quotes",
+			yaml: "dns:\n  zones: [{ name: a.internal, records: [\"x 300 TXT \\\"#\\\"\"] }]\n  forward_zones: [{ name: b.internal\n",
+			want: []string{`3:19: this { is never closed`},
 		},
 		{
 			name: "key twice",

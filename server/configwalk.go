@@ -276,7 +276,7 @@ func child(n *yaml.Node, part string) *yaml.Node {
 
 var yamlLineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
 
-func yamlErrorDiagnostic(source string, err error) Diagnostic {
+func yamlErrorDiagnostic(source string, data []byte, err error) Diagnostic {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
 	d := Diagnostic{File: source, Msg: msg, Hint: "this is a YAML syntax error; check indentation and quoting"}
 	if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
@@ -284,7 +284,52 @@ func yamlErrorDiagnostic(source string, err error) Diagnostic {
 		d.Col = 1
 		d.Msg = m[2]
 	}
+	// yaml.v3 reports an unclosed [ or { at the line before the list, or
+	// at its end: point at the bracket itself, where the fix goes.
+	for open, closing := range map[byte]byte{'[': ']', '{': '}'} {
+		if strings.Contains(d.Msg, "expected ',' or '"+string(closing)+"'") {
+			if line, col, ok := unclosedBracket(data, open, closing, d.Line); ok {
+				d.Line, d.Col = line, col
+				d.Msg = fmt.Sprintf("this %c is never closed", open)
+				d.Hint = fmt.Sprintf("add the %c that ends it (or write a block list, one \"- item\" a line)", closing)
+			}
+		}
+	}
 	return d
+}
+
+// unclosedBracket finds, from line from on, the first line whose open
+// brackets outnumber its closing ones (outside quotes and comments), and
+// the column of the first bracket left open.
+func unclosedBracket(data []byte, open, closing byte, from int) (line, col int, ok bool) {
+	for i, text := range strings.Split(string(data), "\n") {
+		if i+1 < from {
+			continue
+		}
+		var stack []int
+		var quote byte
+		for j := 0; j < len(text); j++ {
+			c := text[j]
+			switch {
+			case quote != 0:
+				if c == quote {
+					quote = 0
+				}
+			case c == '"' || c == '\'':
+				quote = c
+			case c == '#' && (j == 0 || text[j-1] == ' '):
+				j = len(text)
+			case c == open:
+				stack = append(stack, j)
+			case c == closing && len(stack) > 0:
+				stack = stack[:len(stack)-1]
+			}
+		}
+		if len(stack) > 0 {
+			return i + 1, stack[0] + 1, true
+		}
+	}
+	return 0, 0, false
 }
 
 func typeErrorDiagnostics(source string, err error) []Diagnostic {
