@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/airgapd/airgapd/api"
+	"github.com/airgapd/airgapd/internal/humanize"
 )
 
 // Deps is what server hands the DNS service.
@@ -304,7 +305,8 @@ func (s *Server) Status() Status {
 			healthy++
 		}
 	}
-	out.Summary = fmt.Sprintf("%.0f q/s, %d queries, cache %d entries (%.0f%% hits), %d/%d forwarders healthy, %d local zones",
-		out.QPS, out.Queries, out.Cache.Entries, 100*out.Cache.HitRatio, healthy, len(out.Upstreams), len(out.Zones))
+	out.Summary = fmt.Sprintf("%.0f q/s, %s, cache %s (%.0f%% hits), %d/%s healthy, %s",
+		out.QPS, humanize.Count(int(out.Queries), "query"), humanize.Count(out.Cache.Entries, "entry"), 100*out.Cache.HitRatio,
+		healthy, humanize.Count(len(out.Upstreams), "forwarder"), humanize.Count(len(out.Zones), "local zone"))
 	return out
 }

@@ -299,8 +299,9 @@ func (r *Registry) Status() Status {
 		st.RepositoriesOmitted = inv.omitted
 		st.Tags, st.Blobs, st.Bytes, st.CountedAt = inv.tags, inv.blobs, inv.bytes, inv.at
 	}
-	st.Summary = fmt.Sprintf("%d repositories, %d tags, %s in %d blobs; %d pulls, %d pushes",
-		len(st.Repositories)+st.RepositoriesOmitted, st.Tags, humanize.Bytes(st.Bytes), st.Blobs, st.Pulls, st.Pushes)
+	st.Summary = fmt.Sprintf("%s, %s, %s in %s; %s, %s",
+		humanize.Count(len(st.Repositories)+st.RepositoriesOmitted, "repository"), humanize.Count(st.Tags, "tag"), humanize.Bytes(st.Bytes),
+		humanize.Count(st.Blobs, "blob"), humanize.Count(int(st.Pulls), "pull"), humanize.Count(int(st.Pushes), "push"))
 	if st.GCRunning {
 		st.Summary += "; garbage collection running, writes held off"
 	}

@@ -248,6 +248,32 @@ func TestMetricsConfig(t *testing.T) {
 	}
 }
 
+// TestDNSPageForwarders: a forwarder never asked is "unknown", not
+// "healthy"; one that answered is healthy, one that failed is down.
+func TestDNSPageForwarders(t *testing.T) {
+	status := map[string]any{"services": []map[string]any{{
+		"name": "dns", "enabled": true, "state": "up",
+		"detail": map[string]any{"upstreams": []map[string]any{
+			{"address": "192.0.2.1:53", "healthy": true, "queries": 0, "errors": 0},
+			{"address": "192.0.2.2:53", "healthy": true, "queries": 12, "errors": 0},
+			{"address": "192.0.2.3:53", "healthy": false, "queries": 3, "errors": 3},
+		}},
+	}}}
+	s, err := New(DefaultConfig(), Deps{Instance: fakeInstance{status: func() any { return status }}, Control: listen(t, "unix", filepath.Join(t.TempDir(), "api.sock"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := httptest.NewRecorder()
+	s.renderDNS(w, httptest.NewRequest("GET", "/dns", nil), 200, "")
+	body := w.Body.String()
+	for addr, want := range map[string]string{"192.0.2.1:53": "unknown", "192.0.2.2:53": "healthy", "192.0.2.3:53": "down"} {
+		i := strings.Index(body, addr)
+		if i < 0 || !strings.Contains(body[i:min(len(body), i+300)], ">"+want+"<") {
+			t.Errorf("forwarder %s is not shown as %s", addr, want)
+		}
+	}
+}
+
 // TestRegistryPageUpstreams: the Registry page tables each upstream of the
 // status's `upstreams` with its reachability, hits, misses and bytes.
 func TestRegistryPageUpstreams(t *testing.T) {

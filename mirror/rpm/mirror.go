@@ -50,6 +50,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/airgapd/airgapd/api"
+	"github.com/airgapd/airgapd/internal/humanize"
 	"github.com/airgapd/airgapd/mirror"
 )
 
@@ -234,7 +235,7 @@ func (m *Mirror) Status() Status {
 		st.Repos = append(st.Repos, RepoStatus{Name: n, Kind: "imported", Revision: s.Revision, Packages: s.Packages, Bytes: s.Bytes, LastResult: s.LastResult, Published: s.Published})
 		pkgs += s.Packages
 	}
-	st.Summary = fmt.Sprintf("%d repos, %d packages", len(st.Repos), pkgs)
+	st.Summary = humanize.Count(len(st.Repos), "repo") + ", " + humanize.Count(pkgs, "package")
 	if syncing > 0 {
 		st.Summary += fmt.Sprintf(", %d syncing", syncing)
 	}
