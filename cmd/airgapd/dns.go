@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/airgapd/airgapd/api"
+	"github.com/airgapd/airgapd/internal/humanize"
 )
 
 func newDNSCmd() *cobra.Command {
@@ -49,7 +50,7 @@ only). With NAME, every type cached for exactly that name goes, as
 			if name != "" {
 				what = name
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "flushed %s: %d entries\n", what, n)
+			fmt.Fprintf(cmd.OutOrStdout(), "flushed %s: %s\n", what, humanize.Count(n, "entry"))
 			return nil
 		},
 	}

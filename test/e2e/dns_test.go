@@ -126,7 +126,7 @@ dns:
 	}
 
 	// `airgapd dns flush NAME` (rndc flushname): the next query goes upstream.
-	if out, err := exec.Command(airgapdBin, "dns", "flush", "mail.lab.test", "--socket", in.dir+"/run/api.sock").CombinedOutput(); err != nil || !strings.Contains(string(out), "flushed mail.lab.test: 1 entries") {
+	if out, err := exec.Command(airgapdBin, "dns", "flush", "mail.lab.test", "--socket", in.dir+"/run/api.sock").CombinedOutput(); err != nil || !strings.Contains(string(out), "flushed mail.lab.test: 1 entry") {
 		t.Errorf("dns flush: %v\n%s", err, out)
 	}
 	dig(t, dnsd, "mail.lab.test", "A")
