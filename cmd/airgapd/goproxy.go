@@ -1,9 +1,8 @@
 package main
 
 import (
-	"errors"
+	"context"
 	"fmt"
-	"log/slog"
 
 	"github.com/spf13/cobra"
 
@@ -42,40 +41,12 @@ does it on data_dir itself.
 Exits 1 when the sync fails.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := loadConfig(configPath)
-			if err != nil {
-				return err
-			}
-			if !cfg.Enabled("goproxy") {
-				return errors.New("the goproxy section is absent or disabled in this config")
-			}
-			if socket == "" {
-				socket = api.ControlSocketPath(cfg.RuntimeDir)
-			}
-			view := newProgressView(cmd.ErrOrStderr(), quiet)
-			show := func(p api.Progress) { view.show(goproxyStep(p)) }
-			c, err := serverAt(socket)
-			if err != nil {
-				return err
-			}
-			var res api.SyncResult
-			var jobErr error
-			remote := c != nil
-			if remote {
-				res, jobErr = c.SyncGoProxy(cmd.Context(), show)
-				if errors.Is(jobErr, api.ErrNotRunning) {
-					remote = false
-				}
-			}
-			if !remote {
-				log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-				res, jobErr = server.SyncGoProxyHere(cmd.Context(), cfg, log, show)
-			}
-			view.finish("")
-			if res.Repo != "" {
-				fmt.Fprintln(cmd.OutOrStdout(), describeGoProxy(res))
-			}
-			return jobErr
+			return singleSync{section: "goproxy", step: goproxyStep, describe: describeGoProxy,
+				remote: func(ctx context.Context, c *api.Client, show func(api.Progress)) (api.SyncResult, error) {
+					return c.SyncGoProxy(ctx, show)
+				},
+				here: server.SyncGoProxyHere,
+			}.run(cmd, configPath, socket, quiet)
 		},
 	}
 	cmd.Flags().StringVarP(&configPath, "config", "c", "", "config file (goproxy, data_dir, runtime_dir); default: the development defaults")

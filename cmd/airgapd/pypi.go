@@ -1,9 +1,8 @@
 package main
 
 import (
-	"errors"
+	"context"
 	"fmt"
-	"log/slog"
 
 	"github.com/spf13/cobra"
 
@@ -42,40 +41,12 @@ does it on data_dir itself.
 
 Exits 1 when the sync fails, naming what failed.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := loadConfig(configPath)
-			if err != nil {
-				return err
-			}
-			if !cfg.Enabled("pypi") {
-				return errors.New("the pypi section is absent or disabled in this config")
-			}
-			if socket == "" {
-				socket = api.ControlSocketPath(cfg.RuntimeDir)
-			}
-			view := newProgressView(cmd.ErrOrStderr(), quiet)
-			show := func(p api.Progress) { view.show(pypiStep(p)) }
-			var res api.SyncResult
-			var jobErr error
-			c, err := serverAt(socket)
-			if err != nil {
-				return err
-			}
-			remote := c != nil
-			if remote {
-				res, jobErr = c.SyncPyPI(cmd.Context(), show)
-				if errors.Is(jobErr, api.ErrNotRunning) {
-					remote = false
-				}
-			}
-			if !remote {
-				log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-				res, jobErr = server.SyncPyPIHere(cmd.Context(), cfg, log, show)
-			}
-			view.finish("")
-			if res.Repo != "" {
-				fmt.Fprintln(cmd.OutOrStdout(), "pypi "+describeResult(res))
-			}
-			return jobErr
+			return singleSync{section: "pypi", step: pypiStep, describe: func(r api.SyncResult) string { return "pypi " + describeResult(r) },
+				remote: func(ctx context.Context, c *api.Client, show func(api.Progress)) (api.SyncResult, error) {
+					return c.SyncPyPI(ctx, show)
+				},
+				here: server.SyncPyPIHere,
+			}.run(cmd, configPath, socket, quiet)
 		},
 	}
 	cmd.Flags().StringVarP(&configPath, "config", "c", "", "config file (pypi, data_dir, runtime_dir); default: the development defaults")
