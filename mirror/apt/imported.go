@@ -16,7 +16,7 @@ import (
 // Names lists the configured repos.
 func (a *Apt) Names() []string {
 	var out []string
-	for _, r := range a.config().Repos {
+	for _, r := range a.book.Config().Repos {
 		out = append(out, r.Name)
 	}
 	return out
@@ -25,7 +25,7 @@ func (a *Apt) Names() []string {
 // Published takes repo name's lock (waiting for a run under way) and lists
 // its published tree; Release drops the lock.
 func (a *Apt) Published(ctx context.Context, name string) (mirror.Published, error) {
-	if _, ok := a.config().Lookup(name); !ok {
+	if _, ok := a.book.Config().Lookup(name); !ok {
 		return mirror.Published{}, fmt.Errorf("%w %q in the config", ErrUnknownRepo, name)
 	}
 	st := a.Store(name)
@@ -76,9 +76,7 @@ func (a *Apt) PublishImported(ctx context.Context, name string, origin mirror.Or
 		if err := st.WriteState(state); err != nil {
 			return err
 		}
-		a.mu.Lock()
-		a.states[name] = state
-		a.mu.Unlock()
+		a.book.SetState(name, state)
 		return nil
 	})
 }

@@ -50,7 +50,7 @@ func (a *Apt) indexRepo(ctx context.Context, r Repo, notify func(mirror.Progress
 		return res, err
 	}
 	defer unlock()
-	tr := mirror.NewTracker(mirror.Progress{Repo: r.Name, Phase: "index", Started: began}, notify, func(p *mirror.Progress) { a.setProgress(r.Name, p) })
+	tr := mirror.NewTracker(mirror.Progress{Repo: r.Name, Phase: "index", Started: began}, notify, func(p *mirror.Progress) { a.book.SetProgress(r.Name, p) })
 	state := readState(st)
 	defer func() { a.endRun(r.Name, st, &state, &res, tr, began, err) }()
 	debs, read, err := scanDebs(ctx, r.Path, state.Debs)

@@ -22,10 +22,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
-	"strconv"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -64,11 +61,7 @@ type Apt struct {
 	log  *slog.Logger
 	m    *metrics
 
-	mu       sync.Mutex
-	cfg      Config
-	states   map[string]repoState
-	progress map[string]mirror.Progress
-	running  bool
+	book *mirror.Book[Config, repoState] // config, state.json records, syncs under way
 }
 
 // New validates cfg and returns the service. It opens nothing.
@@ -85,7 +78,8 @@ func New(cfg Config, deps Deps) (*Apt, error) {
 	if deps.DataDir == "" {
 		return nil, fmt.Errorf("apt: no data_dir")
 	}
-	a := &Apt{deps: deps, log: deps.Logger, cfg: cfg, states: map[string]repoState{}, progress: map[string]mirror.Progress{}}
+	a := &Apt{deps: deps, log: deps.Logger}
+	a.book = mirror.NewBook[Config, repoState](cfg, a.Store)
 	a.m = newMetrics(a)
 	if deps.Metrics != nil {
 		if err := a.m.register(deps.Metrics); err != nil {
@@ -98,11 +92,9 @@ func New(cfg Config, deps Deps) (*Apt, error) {
 // Run indexes the local repos once, then marks the service up until ctx
 // ends. Syncs run when asked (Sync).
 func (a *Apt) Run(ctx context.Context) error {
-	a.mu.Lock()
-	a.running = true
-	a.mu.Unlock()
-	a.log.Info("apt ready", "repos", len(a.config().Repos))
-	for _, r := range a.config().Repos {
+	a.book.SetRunning(true)
+	a.log.Info("apt ready", "repos", len(a.book.Config().Repos))
+	for _, r := range a.book.Config().Repos {
 		if !r.Mirrored() {
 			if _, err := a.indexRepo(ctx, r, nil); err != nil && ctx.Err() == nil {
 				a.log.Warn("index failed", "repo", r.Name, "err", err)
@@ -110,9 +102,7 @@ func (a *Apt) Run(ctx context.Context) error {
 		}
 	}
 	<-ctx.Done()
-	a.mu.Lock()
-	a.running = false
-	a.mu.Unlock()
+	a.book.SetRunning(false)
 	return nil
 }
 
@@ -121,16 +111,8 @@ func (a *Apt) Reload(cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	a.mu.Lock()
-	a.cfg = cfg
-	a.mu.Unlock()
+	a.book.SetConfig(cfg)
 	return nil
-}
-
-func (a *Apt) config() Config {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.cfg
 }
 
 func (a *Apt) now() time.Time { return a.deps.Now() }
@@ -138,96 +120,36 @@ func (a *Apt) now() time.Time { return a.deps.Now() }
 // Status reports every repo: what is published, the last run and any run
 // under way.
 func (a *Apt) Status() Status {
-	cfg := a.config()
-	st := Status{State: "up"}
-	a.mu.Lock()
-	if !a.running {
-		st.State = "down"
-	}
-	a.mu.Unlock()
+	cfg := a.book.Config()
+	st := Status{State: a.book.ServiceState()}
 	var pkgs, failed, syncing int
 	for _, r := range cfg.Repos {
 		rs := RepoStatus{Name: r.Name, Kind: "mirror", BaseURL: r.URL, Path: r.Path}
 		if !r.Mirrored() {
 			rs.Kind = "local"
 		}
-		s := a.state(r.Name)
+		s := a.book.State(r.Name)
 		rs.Revision, rs.Packages, rs.Bytes = s.Revision, s.Packages, s.Bytes
 		rs.LastSync, rs.LastResult, rs.LastError, rs.Published = s.LastSync, s.LastResult, s.LastError, s.Published
 		rs.Upstream = s.Upstream
 		if s.LastResult == "failed" {
 			failed++
 		}
-		a.mu.Lock()
-		if p, ok := a.progress[r.Name]; ok {
-			rs.Progress = &p
+		if rs.Progress = a.book.Progress(r.Name); rs.Progress != nil {
 			syncing++
 		}
-		a.mu.Unlock()
 		pkgs += rs.Packages
 		st.Repos = append(st.Repos, rs)
 	}
 	st.Summary = fmt.Sprintf("%d apt repos, %d packages", len(st.Repos), pkgs)
-	if syncing > 0 {
-		st.Summary += fmt.Sprintf(", %d syncing", syncing)
-	}
-	if failed > 0 {
-		st.Summary += fmt.Sprintf(", %d last sync failed", failed)
-	}
+	st.Summary += mirror.RunSummary(syncing, failed)
 	return st
-}
-
-func (a *Apt) state(name string) repoState {
-	a.mu.Lock()
-	st, ok := a.states[name]
-	a.mu.Unlock()
-	if ok {
-		return st
-	}
-	st = readState(a.Store(name))
-	a.mu.Lock()
-	a.states[name] = st
-	a.mu.Unlock()
-	return st
-}
-
-func (a *Apt) setProgress(name string, p *mirror.Progress) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if p == nil {
-		delete(a.progress, name)
-		return
-	}
-	a.progress[name] = *p
 }
 
 // Store is repo name's folder in the content store.
 func (a *Apt) Store(name string) mirror.Store { return mirror.FormatStore(a.deps.DataDir, "apt", name) }
 
-// baseURL is how nodes reach the mirror listener: advertise.name, else
-// the first advertised address, else the host the client asked for; with
-// the listen port unless it is 80.
+// baseURL is how nodes reach the mirror listener (mirror.Advertised.BaseURL).
 func (a *Apt) baseURL(r *http.Request) string {
-	host := a.deps.AdvertiseName
-	if host == "" && len(a.deps.AdvertiseAddresses) > 0 {
-		host = a.deps.AdvertiseAddresses[0]
-	}
-	reqHost, reqPort, err := net.SplitHostPort(r.Host)
-	if err != nil {
-		reqHost, reqPort = r.Host, ""
-	}
-	if host == "" {
-		host = reqHost
-	}
-	port := reqPort
-	if _, p, err := net.SplitHostPort(a.deps.Listen); err == nil && p != "0" {
-		port = p
-	}
-	if n, err := strconv.Atoi(port); err == nil && n > 0 && port != "80" {
-		return "http://" + net.JoinHostPort(host, port)
-	}
-	if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
-		host = "[" + host + "]"
-	}
-	return "http://" + host
+	return mirror.Advertised{Name: a.deps.AdvertiseName, Addresses: a.deps.AdvertiseAddresses, Listen: a.deps.Listen}.BaseURL(r)
 }

@@ -56,7 +56,7 @@ func (a *Apt) serveHTTP(w http.ResponseWriter, r *http.Request) {
 
 // current is repo name's published tree.
 func (a *Apt) current(name string) (string, error) {
-	if _, ok := a.config().Lookup(name); !ok {
+	if _, ok := a.book.Config().Lookup(name); !ok {
 		return "", fmt.Errorf("no apt repo %q here", name)
 	}
 	cur, err := a.Store(name).Current()
@@ -68,7 +68,7 @@ func (a *Apt) current(name string) (string, error) {
 
 func (a *Apt) serveList(w http.ResponseWriter, r *http.Request) {
 	var entries []fs.DirEntry
-	for _, rp := range a.config().Repos {
+	for _, rp := range a.book.Config().Repos {
 		entries = append(entries, mirror.ListingEntry(rp.Name, true), mirror.ListingEntry(rp.Name+".sources", false), mirror.ListingEntry(rp.Name+".asc", false))
 	}
 	mirror.WriteListing(w, r, entries)
@@ -78,7 +78,7 @@ func (a *Apt) serveList(w http.ResponseWriter, r *http.Request) {
 // key is the armored public key a repo's Release verifies with: the
 // upstream's keyring for a mirror, the site key for a local folder.
 func (a *Apt) key(name string) ([]byte, error) {
-	rp, ok := a.config().Lookup(name)
+	rp, ok := a.book.Config().Lookup(name)
 	if !ok {
 		return nil, fmt.Errorf("no apt repo %q here", name)
 	}
@@ -89,7 +89,7 @@ func (a *Apt) key(name string) ([]byte, error) {
 		}
 		return k.Public, nil
 	}
-	if k := a.state(name).Keyring; len(k) > 0 {
+	if k := a.book.State(name).Keyring; len(k) > 0 {
 		return k, nil
 	}
 	ring, err := loadKeyring(rp.Keyring)
@@ -116,7 +116,7 @@ func (a *Apt) serveKey(w http.ResponseWriter, name string) {
 // (apt 2.3 and later: Ubuntu 22.04, Debian 12), so the file is all a node
 // needs.
 func (a *Apt) serveSources(w http.ResponseWriter, r *http.Request, name string) {
-	rp, ok := a.config().Lookup(name)
+	rp, ok := a.book.Config().Lookup(name)
 	k, err := a.key(name)
 	if !ok || err != nil {
 		a.m.request(http.StatusNotFound)

@@ -29,7 +29,7 @@ var ErrUnknownRepo = errors.New("no such apt repo")
 // and indexes the local ones named, one after the other. The error joins
 // every repo's failure; results has one entry per repo attempted.
 func (a *Apt) Sync(ctx context.Context, names []string, progress func(mirror.Progress)) ([]Result, error) {
-	cfg := a.config()
+	cfg := a.book.Config()
 	var repos []Repo
 	if len(names) == 0 {
 		for _, r := range cfg.Repos {
@@ -73,7 +73,7 @@ func (a *Apt) Sync(ctx context.Context, names []string, progress func(mirror.Pro
 // empty).
 func (a *Apt) Index(ctx context.Context, names []string, progress func(mirror.Progress)) ([]Result, error) {
 	if len(names) == 0 {
-		for _, r := range a.config().Repos {
+		for _, r := range a.book.Config().Repos {
 			if !r.Mirrored() {
 				names = append(names, r.Name)
 			}
@@ -100,10 +100,8 @@ func (a *Apt) endRun(name string, st mirror.Store, state *repoState, res *Result
 		a.log.Warn("cannot record the run's state", "repo", name, "err", werr)
 	}
 	tr.Update(true, func(p *mirror.Progress) { p.Phase = phase })
-	a.setProgress(name, nil)
-	a.mu.Lock()
-	a.states[name] = *state
-	a.mu.Unlock()
+	a.book.SetProgress(name, nil)
+	a.book.SetState(name, *state)
 	a.m.synced(name, *res)
 }
 
@@ -136,7 +134,7 @@ func (a *Apt) syncRepo(ctx context.Context, cfg Config, r Repo, notify func(mirr
 	}
 	defer unlock()
 	s := &syncRun{a: a, r: r, st: st, base: strings.TrimSuffix(r.URL, "/") + "/", files: map[string]mirror.TreeFile{}}
-	s.tr = mirror.NewTracker(mirror.Progress{Repo: r.Name, Phase: "metadata", Started: began}, notify, func(p *mirror.Progress) { a.setProgress(r.Name, p) })
+	s.tr = mirror.NewTracker(mirror.Progress{Repo: r.Name, Phase: "metadata", Started: began}, notify, func(p *mirror.Progress) { a.book.SetProgress(r.Name, p) })
 	s.tr.Update(true, func(*mirror.Progress) {})
 	state := readState(st)
 	defer func() {

@@ -16,7 +16,7 @@ import (
 // repo. Nothing else of this package is theirs to touch.
 
 // Config is the mirror's config as it is now.
-func (m *Mirror) Config() Config { return m.config() }
+func (m *Mirror) Config() Config { return m.book.Config() }
 
 // ErrNotPublished: the repo has no published tree yet.
 var ErrNotPublished = mirror.ErrNotPublished
@@ -31,7 +31,7 @@ type (
 // lists its published tree: a mirror's snapshot, or a local repo's folder
 // as it is with the published repodata/ in place of the folder's.
 func (m *Mirror) Published(ctx context.Context, name string) (Published, error) {
-	r, ok := m.config().Lookup(name)
+	r, ok := m.Config().Lookup(name)
 	if !ok {
 		return Published{}, fmt.Errorf("%w %q in the config", ErrUnknownRepo, name)
 	}
@@ -107,9 +107,7 @@ func (m *Mirror) PublishImported(ctx context.Context, name string, origin mirror
 		if err := st.WriteState(state); err != nil {
 			return err
 		}
-		m.mu.Lock()
-		m.states[name] = state
-		m.mu.Unlock()
+		m.book.SetState(name, state)
 		return nil
 	})
 }

@@ -31,7 +31,7 @@ import (
 // Results have one entry per repo attempted; the error joins every
 // failure.
 func (m *Mirror) Index(ctx context.Context, names []string, progress func(mirror.Progress)) ([]Result, error) {
-	cfg := m.config()
+	cfg := m.Config()
 	var repos []Repo
 	if len(names) == 0 {
 		for _, r := range cfg.Repos {
@@ -201,7 +201,7 @@ func (m *Mirror) indexRepo(ctx context.Context, cfg Config, r Repo, onlyIfChange
 		}
 		return res, nil
 	}
-	tr := mirror.NewTracker(mirror.Progress{Repo: r.Name, Phase: "scan", Started: began, Packages: len(files)}, notify, func(p *mirror.Progress) { m.setProgress(r.Name, p) })
+	tr := mirror.NewTracker(mirror.Progress{Repo: r.Name, Phase: "scan", Started: began, Packages: len(files)}, notify, func(p *mirror.Progress) { m.book.SetProgress(r.Name, p) })
 	tr.Update(true, func(*mirror.Progress) {})
 	defer func() { m.endRun(r.Name, st, &state, &res, tr, began, err, "index") }()
 

@@ -41,9 +41,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
 
@@ -76,12 +74,10 @@ type Mirror struct {
 	log  *slog.Logger
 	m    *metrics
 
-	mu       sync.Mutex
-	cfg      Config
-	states   map[string]repoState       // read lazily from state.json
-	progress map[string]mirror.Progress // syncs under way
-	running  bool
-	sched    *scheduler // sync_every / sync_at (schedule.go)
+	book  *mirror.Book[Config, repoState] // config, state.json records, syncs under way
+	sched *scheduler                      // sync_every / sync_at (schedule.go)
+
+	mu sync.Mutex
 	// bundleImport is the bundle import under way, or the last one.
 	bundleImport *mirror.ImportProgress
 }
@@ -100,7 +96,8 @@ func New(cfg Config, deps Deps) (*Mirror, error) {
 	if deps.DataDir == "" {
 		return nil, fmt.Errorf("mirror: no data_dir")
 	}
-	m := &Mirror{deps: deps, log: deps.Logger, cfg: cfg, states: map[string]repoState{}, progress: map[string]mirror.Progress{}, sched: newScheduler()}
+	m := &Mirror{deps: deps, log: deps.Logger, sched: newScheduler()}
+	m.book = mirror.NewBook[Config, repoState](cfg, func(name string) mirror.Store { return mirror.RepoStore(deps.DataDir, name) })
 	m.m = newMetrics(m)
 	if deps.Metrics != nil {
 		if err := m.m.register(deps.Metrics); err != nil {
@@ -116,10 +113,8 @@ func New(cfg Config, deps Deps) (*Mirror, error) {
 // folder changes (a scan every index_every); the handler serves whenever
 // web calls it.
 func (m *Mirror) Run(ctx context.Context) error {
-	m.mu.Lock()
-	m.running = true
-	m.mu.Unlock()
-	m.log.Info("mirror ready", "repos", len(m.config().Repos))
+	m.book.SetRunning(true)
+	m.log.Info("mirror ready", "repos", len(m.Config().Repos))
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -128,9 +123,7 @@ func (m *Mirror) Run(ctx context.Context) error {
 	}()
 	m.scanLoop(ctx)
 	wg.Wait()
-	m.mu.Lock()
-	m.running = false
-	m.mu.Unlock()
+	m.book.SetRunning(false)
 	return nil
 }
 
@@ -141,49 +134,14 @@ func (m *Mirror) Reload(cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	m.mu.Lock()
-	m.cfg = cfg
-	m.mu.Unlock()
+	m.book.SetConfig(cfg)
 	m.sched.poke()
 	return nil
 }
 
-func (m *Mirror) config() Config {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.cfg
-}
-
-func (m *Mirror) setProgress(name string, p *mirror.Progress) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if p == nil {
-		delete(m.progress, name)
-		return
-	}
-	m.progress[name] = *p
-}
-
 func (m *Mirror) finished(name string, st repoState, res Result) {
-	m.mu.Lock()
-	m.states[name] = st
-	m.mu.Unlock()
+	m.book.SetState(name, st)
 	m.m.synced(name, res)
-}
-
-// state returns a repo's last recorded sync, reading state.json once.
-func (m *Mirror) state(name string) repoState {
-	m.mu.Lock()
-	st, ok := m.states[name]
-	m.mu.Unlock()
-	if ok {
-		return st
-	}
-	st = readState(mirror.RepoStore(m.deps.DataDir, name))
-	m.mu.Lock()
-	m.states[name] = st
-	m.mu.Unlock()
-	return st
 }
 
 // Status is the mirror's state for the UI, API and metrics, and RepoStatus
@@ -196,20 +154,15 @@ type (
 // Status reports every repo: what is published, the last sync and any sync
 // under way.
 func (m *Mirror) Status() Status {
-	cfg := m.config()
-	st := Status{State: "up", Files: cfg.Files, BundleImport: m.bundleImportStatus()}
-	m.mu.Lock()
-	if !m.running {
-		st.State = "down"
-	}
-	m.mu.Unlock()
+	cfg := m.Config()
+	st := Status{State: m.book.ServiceState(), Files: cfg.Files, BundleImport: m.bundleImportStatus()}
 	var pkgs, failed, syncing int
 	for _, r := range cfg.Repos {
 		rs := RepoStatus{Name: r.Name, Kind: "mirror", BaseURL: r.BaseURL, Path: r.Path}
 		if !r.Mirrored() {
 			rs.Kind = "local"
 		}
-		s := m.state(r.Name)
+		s := m.book.State(r.Name)
 		rs.Revision, rs.Packages, rs.Bytes = s.Revision, s.Packages, s.Bytes
 		rs.LastSync, rs.LastResult, rs.LastError, rs.Published = s.LastSync, s.LastResult, s.LastError, s.Published
 		rs.HeadersRead = s.HeadersRead
@@ -218,12 +171,9 @@ func (m *Mirror) Status() Status {
 		if s.LastResult == "failed" {
 			failed++
 		}
-		m.mu.Lock()
-		if p, ok := m.progress[r.Name]; ok {
-			rs.Progress = &p
+		if rs.Progress = m.book.Progress(r.Name); rs.Progress != nil {
 			syncing++
 		}
-		m.mu.Unlock()
 		pkgs += rs.Packages
 		st.Repos = append(st.Repos, rs)
 	}
@@ -231,49 +181,16 @@ func (m *Mirror) Status() Status {
 		if _, ok := cfg.Lookup(n); ok {
 			continue
 		}
-		s := m.state(n)
+		s := m.book.State(n)
 		st.Repos = append(st.Repos, RepoStatus{Name: n, Kind: "imported", Revision: s.Revision, Packages: s.Packages, Bytes: s.Bytes, LastResult: s.LastResult, Published: s.Published})
 		pkgs += s.Packages
 	}
 	st.Summary = humanize.Count(len(st.Repos), "repo") + ", " + humanize.Count(pkgs, "package")
-	if syncing > 0 {
-		st.Summary += fmt.Sprintf(", %d syncing", syncing)
-	}
-	if failed > 0 {
-		st.Summary += fmt.Sprintf(", %d last sync failed", failed)
-	}
-	st.Summary += mirror.ImportSummary(st.BundleImport)
+	st.Summary += mirror.RunSummary(syncing, failed) + mirror.ImportSummary(st.BundleImport)
 	return st
 }
 
-// baseURL is how nodes reach this mirror: advertise.name, else the first
-// advertised address, else the host the client asked for; with the listen
-// port unless it is 80.
+// baseURL is how nodes reach this mirror (mirror.Advertised.BaseURL).
 func (m *Mirror) baseURL(r *http.Request) string {
-	host := m.deps.AdvertiseName
-	if host == "" && len(m.deps.AdvertiseAddresses) > 0 {
-		host = m.deps.AdvertiseAddresses[0]
-	}
-	reqHost, reqPort, err := net.SplitHostPort(r.Host)
-	if err != nil {
-		reqHost, reqPort = r.Host, ""
-	}
-	if host == "" {
-		host = reqHost
-	}
-	port := ""
-	if _, p, err := net.SplitHostPort(m.deps.Listen); err == nil && p != "0" {
-		port = p
-	} else {
-		port = reqPort
-	}
-	if port != "" && port != "80" {
-		if n, err := strconv.Atoi(port); err == nil && n > 0 {
-			return "http://" + net.JoinHostPort(host, port)
-		}
-	}
-	if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
-		host = "[" + host + "]"
-	}
-	return "http://" + host
+	return mirror.Advertised{Name: m.deps.AdvertiseName, Addresses: m.deps.AdvertiseAddresses, Listen: m.deps.Listen}.BaseURL(r)
 }

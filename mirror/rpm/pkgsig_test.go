@@ -175,7 +175,7 @@ func TestSigSync(t *testing.T) {
 	keyFile := filepath.Join(t.TempDir(), "KEY")
 	os.WriteFile(keyFile, armoredPublic(t, k), 0o644)
 	m := newTestMirror(t, up.URL+"/")
-	cfg := m.config()
+	cfg := m.Config()
 	cfg.Repos[0].GPGCheck, cfg.Repos[0].GPGKey = true, keyFile
 	if err := m.Reload(cfg); err != nil {
 		t.Fatal(err)
@@ -189,7 +189,7 @@ func TestSigSync(t *testing.T) {
 	if rec := get(t, m.Handler(), "/repos/up/RPM-GPG-KEY-up"); rec.Code != 200 || !bytes.Equal(rec.Body.Bytes(), armoredPublic(t, k)) {
 		t.Errorf("key: %d %q", rec.Code, rec.Body.String())
 	}
-	first := m.state("up").Revision
+	first := m.book.State("up").Revision
 
 	pkgs["charlie"] = signedRPM(t, "charlie", nil)
 	up.Config.Handler = withRepoSig(newFakeRepo(pkgs, ""))
@@ -200,7 +200,7 @@ func TestSigSync(t *testing.T) {
 	if rec := get(t, m.Handler(), "/repos/up/Packages/charlie-1-1.noarch.rpm"); rec.Code != http.StatusNotFound {
 		t.Errorf("the unsigned package is served: %d", rec.Code)
 	}
-	if st := m.state("up"); st.Revision != first || st.LastResult != "failed" {
+	if st := m.book.State("up"); st.Revision != first || st.LastResult != "failed" {
 		t.Errorf("state after the refused sync: %+v", st)
 	}
 }

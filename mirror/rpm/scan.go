@@ -14,7 +14,7 @@ import (
 // index runs only when a name, size or mtime differs.
 func (m *Mirror) scanLoop(ctx context.Context) {
 	for {
-		cfg := m.config()
+		cfg := m.Config()
 		for _, r := range cfg.Repos {
 			if r.Mirrored() || cfg.IndexEvery <= 0 || ctx.Err() != nil {
 				continue

@@ -206,7 +206,7 @@ func (m *Mirror) nextSync(cfg Config, r Repo) time.Time {
 	if started.IsZero() {
 		return time.Time{}
 	}
-	last := m.state(r.Name).LastSync
+	last := m.book.State(r.Name).LastSync
 	if attempt.After(last) {
 		last = attempt // a sync under way, or one that could not start
 	}
@@ -233,7 +233,7 @@ func (m *Mirror) scheduleLoop(ctx context.Context) {
 	running := map[string]bool{}
 	done := make(chan string)
 	for {
-		cfg := m.config()
+		cfg := m.Config()
 		now := m.now()
 		wake := now.Add(time.Hour)
 		for _, r := range cfg.Repos {
@@ -285,7 +285,7 @@ func (m *Mirror) scheduledSync(ctx context.Context, cfg Config, r Repo) {
 	case err != nil && ctx.Err() != nil:
 		// Stopping.
 	case err != nil:
-		m.log.Error("scheduled sync failed; tried again at the next due time", "repo", r.Name, "err", err, "next", m.nextSync(m.config(), r))
+		m.log.Error("scheduled sync failed; tried again at the next due time", "repo", r.Name, "err", err, "next", m.nextSync(m.Config(), r))
 		m.m.scheduled(r.Name, "failed")
 	default:
 		res := Result{}

@@ -130,7 +130,7 @@ func TestScheduleLoop(t *testing.T) {
 	m := newTestMirror(t, up.URL+"/")
 	clock := &testClock{t: time.Date(2026, 11, 20, 12, 0, 0, 0, time.Local)}
 	m.deps.Now = clock.now
-	cfg := m.config()
+	cfg := m.Config()
 	cfg.Repos[0].SyncEvery = func() *conf.Duration { d := conf.Duration(time.Second); return &d }()
 	if err := m.Reload(cfg); err != nil {
 		t.Fatal(err)

@@ -50,7 +50,7 @@ func (m *Mirror) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		m.serveTree(w, r, "repos", root, sub)
 	case p == "/files" || strings.HasPrefix(p, "/files/"):
-		files := m.config().Files
+		files := m.Config().Files
 		if files == "" {
 			m.m.request("files", http.StatusNotFound)
 			http.Error(w, "no files folder: set mirror.files in the config", http.StatusNotFound)
@@ -69,7 +69,7 @@ func (m *Mirror) serveHTTP(w http.ResponseWriter, r *http.Request) {
 // repoRoot is the folder served for a repo: the published snapshot of a
 // mirror, or a local repo's folder as it is.
 func (m *Mirror) repoRoot(name string) (string, error) {
-	r, ok := m.config().Lookup(name)
+	r, ok := m.Config().Lookup(name)
 	if !ok && m.isImported(name) {
 		r, ok = Repo{Name: name, BaseURL: "bundle"}, true // served from its published tree, like a mirror
 	}
@@ -92,7 +92,7 @@ func (m *Mirror) repoRoot(name string) (string, error) {
 // localIndex is the published index snapshot of local repo name (its
 // repodata/ is served in place of the folder's), when there is one.
 func (m *Mirror) localIndex(name string) (string, bool) {
-	r, ok := m.config().Lookup(name)
+	r, ok := m.Config().Lookup(name)
 	if !ok || r.Mirrored() {
 		return "", false
 	}
@@ -117,7 +117,7 @@ func (m *Mirror) serveRepoList(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var entries []fs.DirEntry
-	cfg := m.config()
+	cfg := m.Config()
 	for _, rp := range cfg.Repos {
 		entries = append(entries, mirror.ListingEntry(rp.Name, true), mirror.ListingEntry(rp.Name+".repo", false))
 	}
@@ -133,7 +133,7 @@ func (m *Mirror) serveRepoList(w http.ResponseWriter, r *http.Request) {
 // serveRepoFile writes a .repo file for the nodes: drop it into
 // /etc/yum.repos.d/.
 func (m *Mirror) serveRepoFile(w http.ResponseWriter, r *http.Request, name string) {
-	rp, ok := m.config().Lookup(name)
+	rp, ok := m.Config().Lookup(name)
 	imported := !ok && m.isImported(name)
 	if !ok && !imported {
 		m.m.request("repos", http.StatusNotFound)

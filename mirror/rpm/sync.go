@@ -31,7 +31,7 @@ var ErrUnknownRepo = errors.New("no such repo")
 // nil, is called as each goes (at most a few times a second). The error
 // joins every repo's failure; results has one entry per repo attempted.
 func (m *Mirror) Sync(ctx context.Context, names []string, progress func(mirror.Progress)) ([]Result, error) {
-	cfg := m.config()
+	cfg := m.Config()
 	var repos []Repo
 	if len(names) == 0 {
 		for _, r := range cfg.Repos {
@@ -69,7 +69,7 @@ func (m *Mirror) endRun(name string, st mirror.Store, state *repoState, res *Res
 		m.log.Warn("cannot record "+what+" state", "repo", name, "err", werr)
 	}
 	tr.Update(true, func(p *mirror.Progress) { p.Phase = phase })
-	m.setProgress(name, nil)
+	m.book.SetProgress(name, nil)
 	m.finished(name, *state, *res)
 }
 
@@ -111,7 +111,7 @@ func (m *Mirror) syncRepo(ctx context.Context, cfg Config, r Repo, notify func(m
 		return res, err
 	}
 	defer unlock()
-	tr := mirror.NewTracker(mirror.Progress{Repo: r.Name, Phase: "metadata", Started: began}, notify, func(p *mirror.Progress) { m.setProgress(r.Name, p) })
+	tr := mirror.NewTracker(mirror.Progress{Repo: r.Name, Phase: "metadata", Started: began}, notify, func(p *mirror.Progress) { m.book.SetProgress(r.Name, p) })
 	tr.Update(true, func(*mirror.Progress) {})
 	state := readState(st)
 	var downloaded atomic.Int64
