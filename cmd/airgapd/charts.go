@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -49,33 +50,16 @@ Exits 1 when any repository fails, naming what failed.`,
 			if !cfg.Enabled("charts") {
 				return errors.New("the charts section is absent or disabled in this config")
 			}
-			if socket == "" {
-				socket = api.ControlSocketPath(cfg.RuntimeDir)
-			}
-			view := newProgressView(cmd.ErrOrStderr(), quiet)
-			show := func(p api.Progress) { view.show(chartsStep(p)) }
-			c, err := serverAt(socket)
-			if err != nil {
-				return err
-			}
-			var results []api.SyncResult
-			var jobErr error
-			remote := c != nil
-			if remote {
-				results, jobErr = c.SyncCharts(cmd.Context(), args, show)
-				if errors.Is(jobErr, api.ErrNotRunning) {
-					remote = false
-				}
-			}
-			if !remote {
-				log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-				results, jobErr = server.SyncChartsHere(cmd.Context(), cfg, log, args, show)
-			}
-			view.finish("")
-			for _, r := range results {
-				fmt.Fprintln(cmd.OutOrStdout(), describeChartsResult(r))
-			}
-			return jobErr
+			return syncJob{
+				step: chartsStep,
+				remote: func(ctx context.Context, c *api.Client, show func(api.Progress)) ([]api.SyncResult, error) {
+					return c.SyncCharts(ctx, args, show)
+				},
+				here: func(ctx context.Context, cfg *server.Config, log *slog.Logger, show func(api.Progress)) ([]api.SyncResult, error) {
+					return server.SyncChartsHere(ctx, cfg, log, args, show)
+				},
+				describe: describeChartsResult,
+			}.run(cmd, cfg, socket, quiet)
 		},
 	}
 	cmd.Flags().StringVarP(&configPath, "config", "c", "", "config file (charts, registry, data_dir, runtime_dir); default: the development defaults")

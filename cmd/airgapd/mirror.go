@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -58,36 +59,18 @@ Exits 1 when any repo fails, naming what failed.`,
 }
 
 // runMirrorJob syncs the named repos (indexing the local ones) through the
-// running server's control socket, or on data_dir itself when no server
-// runs, shows progress, and prints one line per repo.
+// running server's control socket, or on data_dir itself (syncJob).
 func runMirrorJob(cmd *cobra.Command, cfg *server.Config, socket string, names []string, quiet bool) error {
-	if socket == "" {
-		socket = api.ControlSocketPath(cfg.RuntimeDir)
-	}
-	view := newProgressView(cmd.ErrOrStderr(), quiet)
-	show := func(p api.Progress) { view.show(syncStep(p)) }
-	var results []api.SyncResult
-	var jobErr error
-	c, err := serverAt(socket)
-	if err != nil {
-		return err
-	}
-	remote := c != nil
-	if remote {
-		results, jobErr = c.SyncMirror(cmd.Context(), names, show)
-		if errors.Is(jobErr, api.ErrNotRunning) {
-			remote = false // it stopped meanwhile
-		}
-	}
-	if !remote {
-		log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-		results, jobErr = server.SyncMirrorHere(cmd.Context(), cfg, log, names, show)
-	}
-	view.finish("")
-	for _, r := range results {
-		fmt.Fprintln(cmd.OutOrStdout(), describeResult(r))
-	}
-	return jobErr
+	return syncJob{
+		step: syncStep,
+		remote: func(ctx context.Context, c *api.Client, show func(api.Progress)) ([]api.SyncResult, error) {
+			return c.SyncMirror(ctx, names, show)
+		},
+		here: func(ctx context.Context, cfg *server.Config, log *slog.Logger, show func(api.Progress)) ([]api.SyncResult, error) {
+			return server.SyncMirrorHere(ctx, cfg, log, names, show)
+		},
+		describe: describeResult,
+	}.run(cmd, cfg, socket, quiet)
 }
 
 func describeResult(r api.SyncResult) string {
