@@ -54,3 +54,17 @@ func SyncGoProxyHere(ctx context.Context, cfg *Config, log *slog.Logger, progres
 	}
 	return p.Sync(ctx, progress)
 }
+
+var _ web.GoProxyBrowser = (*Server)(nil)
+
+// GoModules implements web.GoProxyBrowser on the running proxy: the Go
+// proxy page's module table.
+func (s *Server) GoModules(q string, offset, limit int) (api.PackageList, error) {
+	p, err := capability[interface {
+		Modules(q string, offset, limit int) (api.PackageList, error)
+	}](s, "goproxy")
+	if err != nil {
+		return api.PackageList{}, err
+	}
+	return p.Modules(q, offset, limit)
+}

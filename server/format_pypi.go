@@ -63,3 +63,17 @@ func SyncPyPIHere(ctx context.Context, cfg *Config, log *slog.Logger, progress f
 	}
 	return x.Sync(ctx, progress)
 }
+
+var _ web.PyPIBrowser = (*Server)(nil)
+
+// PyPIProjects implements web.PyPIBrowser on the running index: the PyPI
+// page's project table.
+func (s *Server) PyPIProjects(q string, offset, limit int) (api.PackageList, error) {
+	x, err := capability[interface {
+		Projects(q string, offset, limit int) (api.PackageList, error)
+	}](s, "pypi")
+	if err != nil {
+		return api.PackageList{}, err
+	}
+	return x.Projects(q, offset, limit)
+}
