@@ -7,7 +7,6 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
 )
@@ -88,14 +87,10 @@ registry:
 			t.Errorf("%s before a sync: %q", c.page, txt)
 		}
 		b.do(chromedp.Click(chromedp.CSS("#sync-now")))
-		// The job is listed; the page reloads itself when it ends.
-		b.do(chromedp.WaitVisible(chromedp.CSS("#jobs .job")))
-		var txt string
-		for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(300 * time.Millisecond) {
-			if txt = b.text("#packages"); !strings.Contains(txt, "nothing published") {
-				break
-			}
-		}
+		// The job is listed; the page polls it and reloads when it ends.
+		// Wait for the job's end, shown after the reload.
+		b.do(chromedp.WaitVisible(chromedp.CSS("#jobs .job[data-state=ok]")))
+		txt := b.text("#packages")
 		for _, w := range c.want {
 			if !strings.Contains(txt, w) {
 				t.Errorf("%s table after the sync lacks %q:\n%s", c.page, w, txt)
