@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/chromedp/chromedp"
@@ -16,6 +17,7 @@ import (
 // what the wheel holds. add puts another project in later.
 type pypiStandIn struct {
 	srv   *httptest.Server
+	mu    sync.Mutex
 	pages map[string]string
 	files map[string][]byte
 }
@@ -23,6 +25,8 @@ type pypiStandIn struct {
 func newPyPIStandIn(t *testing.T) *pypiStandIn {
 	u := &pypiStandIn{pages: map[string]string{}, files: map[string][]byte{}}
 	u.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u.mu.Lock()
+		defer u.mu.Unlock()
 		if name, ok := strings.CutPrefix(r.URL.Path, "/simple/"); ok {
 			if page, ok := u.pages[strings.TrimSuffix(name, "/")]; ok {
 				fmt.Fprint(w, page)
@@ -40,13 +44,19 @@ func newPyPIStandIn(t *testing.T) *pypiStandIn {
 }
 
 // add publishes project name's wheel of version, size bytes, and returns
-// the wheel's file name. Not safe while a sync reads the stand-in.
+// the wheel's file name.
 func (u *pypiStandIn) add(name, version string, size int) string {
 	whl := fmt.Sprintf("%s-%s-py3-none-any.whl", name, version)
-	b := []byte(strings.Repeat(name+" ", size)[:size])
-	u.files[whl] = b
-	u.pages[name] = fmt.Sprintf("<!DOCTYPE html><html><body>\n<a href=\"../../files/%s#sha256=%x\">%s</a>\n</body></html>\n", whl, sha256.Sum256(b), whl)
+	u.put(name, whl, []byte(strings.Repeat(name+" ", size)[:size]))
 	return whl
+}
+
+// put makes file (its content b) project name's one file.
+func (u *pypiStandIn) put(name, file string, b []byte) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.files[file] = b
+	u.pages[name] = fmt.Sprintf("<!DOCTYPE html><html><body>\n<a href=\"../../files/%s#sha256=%x\">%s</a>\n</body></html>\n", file, sha256.Sum256(b), file)
 }
 
 // TestWebLanguagePages: in headless chromium, "Sync now" on the PyPI and
