@@ -5,7 +5,6 @@ import (
 	"log/slog"
 
 	"github.com/airgapd/airgapd/api"
-	"github.com/airgapd/airgapd/mirror"
 	"github.com/airgapd/airgapd/mirror/goproxy"
 	"github.com/airgapd/airgapd/web"
 )
@@ -36,9 +35,9 @@ var _ web.GoProxySyncer = (*Server)(nil)
 // control socket's POST /api/v1/goproxy/sync, which `airgapd goproxy
 // sync` uses while a server runs.
 func (s *Server) SyncGoProxy(ctx context.Context, progress func(api.Progress)) (api.SyncResult, error) {
-	p, err := capability[interface {
-		Sync(ctx context.Context, progress func(mirror.Progress)) (goproxy.Result, error)
-	}](s, "goproxy")
+	// By its type: the PyPI index's Sync has the same signature, and the
+	// first service found would be synced.
+	p, err := capability[*goproxy.Proxy](s, "goproxy")
 	if err != nil {
 		return api.SyncResult{}, err
 	}
@@ -53,4 +52,16 @@ func SyncGoProxyHere(ctx context.Context, cfg *Config, log *slog.Logger, progres
 		return api.SyncResult{}, err
 	}
 	return p.Sync(ctx, progress)
+}
+
+var _ web.GoProxyBrowser = (*Server)(nil)
+
+// GoModules implements web.GoProxyBrowser on the running proxy: the Go
+// proxy page's module table.
+func (s *Server) GoModules(q string, offset, limit int) (api.PackageList, error) {
+	p, err := capability[*goproxy.Proxy](s, "goproxy")
+	if err != nil {
+		return api.PackageList{}, err
+	}
+	return p.Modules(q, offset, limit)
 }

@@ -6,7 +6,6 @@ import (
 
 	"github.com/airgapd/airgapd/api"
 	"github.com/airgapd/airgapd/internal/conf"
-	"github.com/airgapd/airgapd/mirror"
 	"github.com/airgapd/airgapd/mirror/pypi"
 	"github.com/airgapd/airgapd/web"
 )
@@ -37,17 +36,13 @@ func (s *Server) buildPyPI(c *Config, in *instance) error {
 	return nil
 }
 
-// pypiSyncer is what the running index does for `airgapd pypi sync`.
-type pypiSyncer interface {
-	Sync(ctx context.Context, progress func(mirror.Progress)) (pypi.SyncResult, error)
-}
-
 var _ web.PyPISyncer = (*Server)(nil)
 
 // SyncPyPI implements web.PyPISyncer on the running index: the control
 // socket's POST /api/v1/pypi/sync.
 func (s *Server) SyncPyPI(ctx context.Context, progress func(api.Progress)) (api.SyncResult, error) {
-	x, err := capability[pypiSyncer](s, "pypi")
+	// By its type: the Go proxy's Sync has the same signature.
+	x, err := capability[*pypi.Index](s, "pypi")
 	if err != nil {
 		return api.SyncResult{}, err
 	}
@@ -62,4 +57,16 @@ func SyncPyPIHere(ctx context.Context, cfg *Config, log *slog.Logger, progress f
 		return api.SyncResult{}, err
 	}
 	return x.Sync(ctx, progress)
+}
+
+var _ web.PyPIBrowser = (*Server)(nil)
+
+// PyPIProjects implements web.PyPIBrowser on the running index: the PyPI
+// page's project table.
+func (s *Server) PyPIProjects(q string, offset, limit int) (api.PackageList, error) {
+	x, err := capability[*pypi.Index](s, "pypi")
+	if err != nil {
+		return api.PackageList{}, err
+	}
+	return x.Projects(q, offset, limit)
 }

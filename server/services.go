@@ -424,6 +424,8 @@ func (s *Server) buildWeb(c *Config, in *instance) error {
 		AptSyncer:       s,
 		PyPISyncer:      s,
 		GoProxySyncer:   s,
+		PyPIBrowser:     s,
+		GoProxyBrowser:  s,
 		ChartsSyncer:    s,
 		RegistryAdmin:   s,
 		BundleImporter:  s,

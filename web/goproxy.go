@@ -29,6 +29,10 @@ func (s *Server) handleGoProxySync(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusNotFound, "no goproxy here")
 		return
 	}
+	if wantJob(r) {
+		s.answerJob(w, r, func() (string, error) { return s.goproxySyncJob(r) })
+		return
+	}
 	rc := http.NewResponseController(w)
 	stream := api.NewStreamWriter[api.Progress, api.SyncResult](w, func() {
 		w.Header().Set("Content-Type", "application/x-ndjson")

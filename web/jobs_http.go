@@ -52,7 +52,11 @@ func (s *Server) formCancelJob(w http.ResponseWriter, r *http.Request) {
 		s.renderService(w, r, "mirror", http.StatusNotFound, "", err.Error(), nil)
 		return
 	}
-	http.Redirect(w, r, "/mirror?done=canceled", http.StatusSeeOther)
+	back := "/mirror"
+	if b := r.PostFormValue("back"); b == "/pypi" || b == "/goproxy" { // the page the job is listed on
+		back = b
+	}
+	http.Redirect(w, r, back+"?done=canceled", http.StatusSeeOther)
 }
 
 // wantJob: the caller asked for a job id instead of a stream

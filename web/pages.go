@@ -118,9 +118,9 @@ func (s *Server) renderService(w http.ResponseWriter, r *http.Request, name stri
 				Apt       *api.AptStatus // the APT repos beside, when apt: runs
 			}{v, canSync, s.deps.BundleImporter != nil, s.jobViews(""), st.Service(api.ServiceApt).Apt}
 		case "pypi":
-			d.Data = valueOf(sv.PyPI)
+			d.Data = s.pypiPage(r, valueOf(sv.PyPI))
 		case "goproxy":
-			d.Data = valueOf(sv.GoProxy)
+			d.Data = s.goproxyPage(r, valueOf(sv.GoProxy))
 		case "registry":
 			v := valueOf(sv.Registry)
 			filter := strings.TrimSpace(r.URL.Query().Get("q"))

@@ -27,6 +27,10 @@ func (s *Server) handlePyPISync(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusNotFound, "no pypi index here")
 		return
 	}
+	if wantJob(r) {
+		s.answerJob(w, r, func() (string, error) { return s.pypiSyncJob(r) })
+		return
+	}
 	rc := http.NewResponseController(w)
 	stream := api.NewStreamWriter[api.Progress, api.SyncResult](w, func() {
 		w.Header().Set("Content-Type", "application/x-ndjson")

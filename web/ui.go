@@ -219,6 +219,8 @@ func (s *Server) uiPages(r chi.Router) {
 	r.Get("/charts", s.pageService("charts"))
 	r.Post("/ntp/settime", s.formNTPSetTime)
 	r.Post("/mirror/sync", s.formMirrorSync)
+	r.Post("/pypi/sync", s.formTreeSync("pypi", s.pypiSyncJob))
+	r.Post("/goproxy/sync", s.formTreeSync("goproxy", s.goproxySyncJob))
 	r.Post("/mirror/bundle", s.formBundleImport)
 	r.Post("/jobs/{id}/cancel", s.formCancelJob)
 	r.Post("/registry/gc", s.formRegistryGC)

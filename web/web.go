@@ -84,6 +84,8 @@ type Deps struct {
 	AptSyncer      AptSyncer      // apt sync and index
 	PyPISyncer     PyPISyncer     // pypi sync
 	GoProxySyncer  GoProxySyncer  // goproxy sync
+	PyPIBrowser    PyPIBrowser    // the PyPI page's project table
+	GoProxyBrowser GoProxyBrowser // the Go proxy page's module table
 	ChartsSyncer   ChartsSyncer   // charts sync, charts images
 	RegistryAdmin  RegistryAdmin  // registry gc, import, tag deletion
 	BundleImporter BundleImporter // bundle import

@@ -62,6 +62,7 @@ type Proxy struct {
 	running   bool
 	dbFetch   *mirror.Fetcher
 	dbBase    string       // where the last sync found the database (sumdbBase)
+	cat       *catalog     // the published modules, for the UI (Modules)
 	sumdbDown atomic.Int64 // unix nanos until which the database is not asked
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -107,6 +108,29 @@ func TestSyncAndServe(t *testing.T) {
 	st := p.Status()
 	if st.Modules != 2 || st.Versions != 3 || st.SumDBLookups != 3 || st.LastResult != "ok" {
 		t.Errorf("status %+v", st)
+	}
+	for _, tc := range []struct {
+		q      string
+		offset int
+		want   string
+		total  int
+	}{
+		{"", 0, "lab.test/Greet [v1.0.0] 1; lab.test/words [v1.1.0 v1.2.0-rc.1] 2", 2},
+		{"WORDS", 0, "lab.test/words [v1.1.0 v1.2.0-rc.1] 2", 1},
+		{"", 1, "lab.test/words [v1.1.0 v1.2.0-rc.1] 2", 2},
+		{"nope", 0, "", 0},
+	} {
+		l, err := p.Modules(tc.q, tc.offset, 10)
+		var got []string
+		for _, m := range l.Packages {
+			got = append(got, fmt.Sprintf("%s %v %d", m.Name, m.Versions, m.Files))
+			if m.Bytes <= 0 {
+				t.Errorf("module %s: size %d", m.Name, m.Bytes)
+			}
+		}
+		if strings.Join(got, "; ") != tc.want || l.Total != tc.total || err != nil {
+			t.Errorf("Modules(%q, %d) = %q (%d), %v; want %q (%d)", tc.q, tc.offset, got, l.Total, err, tc.want, tc.total)
+		}
 	}
 	pub, err := p.Published(context.Background(), "modules")
 	if err != nil {

@@ -128,6 +128,13 @@ func TestSyncServeUpload(t *testing.T) {
 	if res.Packages != 2 || res.Fetched != 3 {
 		t.Fatalf("sync: %+v", res)
 	}
+	if l, err := x.Projects("ALP", 0, 10); err != nil || l.Total != 1 || len(l.Packages) != 1 || l.Packages[0].Name != "alpha" ||
+		l.Packages[0].Files != 1 || l.Packages[0].Bytes != int64(len(alpha)) || fmt.Sprint(l.Packages[0].Versions) != "[1.0]" {
+		t.Fatalf("Projects(ALP): %+v %v", l, err)
+	}
+	if l, _ := x.Projects("", 1, 10); l.Total != 2 || len(l.Packages) != 1 || l.Packages[0].Name != "beta" {
+		t.Fatalf("Projects from 1: %+v", l)
+	}
 	first, _ := x.Store(TreeIndex).Current()
 	if again, err := x.Sync(context.Background(), nil); err != nil || !again.UpToDate || again.Revision != res.Revision || again.Fetched != 0 {
 		t.Fatalf("second sync: %+v %v", again, err)

@@ -62,6 +62,11 @@ func treeFiles(st mirror.Store, projects map[string][]File) ([]mirror.TreeFile, 
 		for i := range fs {
 			f := &fs[i]
 			f.Path, f.URL = filePath(n, f.Filename), ""
+			if f.Size <= 0 { // a PEP 503 page gives no size: the pool's file has it
+				if fi, err := os.Stat(st.Pool(mirror.Checksum{Type: "sha256", Value: f.SHA256})); err == nil {
+					f.Size = fi.Size()
+				}
+			}
 			out = append(out, mirror.TreeFile{Path: f.Path, Sum: mirror.Checksum{Type: "sha256", Value: f.SHA256}, Size: f.Size})
 			if f.MetadataSHA256 != "" {
 				out = append(out, mirror.TreeFile{Path: f.Path + ".metadata", Sum: mirror.Checksum{Type: "sha256", Value: f.MetadataSHA256}})

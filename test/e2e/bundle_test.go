@@ -94,8 +94,9 @@ type inspectBundle struct {
 			Size  int64 `json:"size"`
 		} `json:"split"`
 		Repos []struct {
-			Name  string `json:"name"`
-			Files []struct {
+			Format string `json:"format"`
+			Name   string `json:"name"`
+			Files  []struct {
 				Path   string `json:"path"`
 				Digest string `json:"digest"`
 			} `json:"files"`
