@@ -145,7 +145,7 @@ imported first.`,
 	f.StringVar(&since, "since", "", "manifest (OUT.manifest.json) or bundle of an earlier bundle: carry only what it did not")
 	f.BoolVar(&syncFirst, "sync", false, "sync (or index) each --repo before bundling it")
 	f.BoolVar(&fromRegistry, "from-registry", false, "read the images from this instance's running registry, not their upstreams")
-	X
+	f.StringArrayVar(&chartSpecs, "chart", nil, "Helm chart of the registry's charts/ to carry: NAME or NAME@RANGE (repeat; a range may hold commas)")
 	f.BoolVar(&allCharts, "charts", false, "carry every version of every chart in the registry's charts/")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress output")
 	return cmd
