@@ -58,12 +58,9 @@ every item with its sha256; docs/BUNDLE.md) on the internet side:
                   running server's; what ns= pulls cached and imports
                   stored, under the upstream-qualified name) instead of
                   its upstream
-  --chart NAME[@RANGE]  a Helm chart of this instance's registry (charts/NAME):
-                  its newest version that is no pre-release, or every version
-                  in the semver range; carried as the OCI artifact it is and
-                  imported under charts/NAME, so /charts/index.yaml and
-                  helm pull oci:// find it there. Needs the running server
-  --charts        every version of every chart in the registry's charts/
+  --chart N[@R]   a Helm chart of the running server's registry (charts/N): its
+                  newest release, or every version in range R; byte for byte
+  --charts        every version of every chart there (both import to charts/)
   --platform P    os/arch[/variant], repeat or comma-separate: of a multi-arch
                   index carry only these platforms' manifests and layers (the
                   index itself unchanged; other platforms answer 404 after
