@@ -19,7 +19,8 @@ import (
 // classic view is served at /charts/ on mirror.listen.
 
 func (s *Server) buildCharts(c *Config, in *instance) error {
-	x, err := charts.New(*c.Charts, charts.Deps{Logger: in.log, Metrics: in.metrics, DataDir: c.DataDir, Store: &runningRegistry{s: s}})
+	rr := &runningRegistry{s: s}
+	x, err := charts.New(*c.Charts, charts.Deps{Logger: in.log, Metrics: in.metrics, DataDir: c.DataDir, Store: rr, Images: rr})
 	if err != nil {
 		return err
 	}
@@ -114,6 +115,15 @@ func (r *runningRegistry) PushManifest(ctx context.Context, repo, tag, mediaType
 	return reg.PushManifest(ctx, repo, tag, mediaType, manifest, blobs)
 }
 
+// CopyImage implements charts.ImageCopier: a repo's images: true.
+func (r *runningRegistry) CopyImage(ctx context.Context, ref string) (string, string, error) {
+	reg, err := r.get()
+	if err != nil {
+		return "", "", err
+	}
+	return reg.CopyImage(ctx, ref)
+}
+
 var _ web.ChartsSyncer = (*Server)(nil)
 
 type chartsCaps interface {
@@ -155,7 +165,7 @@ func SyncChartsHere(ctx context.Context, cfg *Config, log *slog.Logger, names []
 		return nil, err
 	}
 	defer o.Close()
-	x, err := charts.New(*cfg.Charts, charts.Deps{Logger: log, DataDir: cfg.DataDir, Store: o.Registry})
+	x, err := charts.New(*cfg.Charts, charts.Deps{Logger: log, DataDir: cfg.DataDir, Store: o.Registry, Images: o.Registry})
 	if err != nil {
 		return nil, err
 	}

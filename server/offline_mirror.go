@@ -38,7 +38,11 @@ type BundleRequest struct {
 	// FromRegistry: images come from the running server's registry
 	// (found through the control socket), not from the upstreams.
 	FromRegistry bool
-	Progress     func(BundleCreateProgress)
+	// Charts (NAME or NAME@RANGE) and AllCharts: Helm charts of the
+	// running server's registry (charts/), carried as their OCI artifacts.
+	Charts    []string
+	AllCharts bool
+	Progress  func(BundleCreateProgress)
 }
 
 // Bundle types as the command line shows them.
@@ -58,11 +62,18 @@ func CreateBundle(ctx context.Context, cfg *Config, log *slog.Logger, req Bundle
 	opts := bundle.CreateOptions{
 		Repos: req.Repos, Trees: req.Trees, Files: req.Files, Images: req.Images, Out: req.Out, SplitSize: req.SplitSize,
 		Since: req.Since, Platforms: req.Platforms, Compress: req.Compress,
-		Upstreams: BundleUpstreams(cfg), Progress: req.Progress,
+		Upstreams: BundleUpstreams(cfg), Progress: req.Progress, Charts: req.Charts, AllCharts: req.AllCharts,
 	}
-	if req.FromRegistry {
-		if opts.FromRegistry, err = LocalRegistry(ctx, cfg, api.ControlSocketPath(cfg.RuntimeDir)); err != nil {
+	if req.FromRegistry || len(req.Charts) > 0 || req.AllCharts {
+		local, err := LocalRegistry(ctx, cfg, api.ControlSocketPath(cfg.RuntimeDir))
+		if err != nil {
 			return BundleCreateResult{}, err
+		}
+		if req.FromRegistry {
+			opts.FromRegistry = local
+		}
+		if len(req.Charts) > 0 || req.AllCharts {
+			opts.ChartsFrom = local
 		}
 	}
 	return c.Create(ctx, opts)

@@ -29,10 +29,10 @@ func newBundleCmd() *cobra.Command {
 
 func newBundleCreateCmd() *cobra.Command {
 	var configPath, out, splitSize, since, compress string
-	var repos, aptRepos, files, images, imageLists, platforms []string
-	var quiet, syncFirst, fromRegistry, withPyPI, withGoProxy bool
+	var repos, aptRepos, files, images, imageLists, platforms, chartSpecs []string
+	var quiet, syncFirst, fromRegistry, withPyPI, withGoProxy, allCharts bool
 	cmd := &cobra.Command{
-		Use:   "create --out PATH [--repo NAME]… [--apt NAME]… [--pypi] [--goproxy] [--sync] [--files DIR]… [--image REF]… [--from-registry] [--image-list F] [--platform os/arch]… [--compress zstd] [--split-size 4G] [--since OLD.manifest.json]",
+		Use:   "create --out PATH [--repo NAME]… [--apt NAME]… [--pypi] [--goproxy] [--sync] [--files DIR]… [--image REF]… [--from-registry] [--image-list F] [--chart NAME[@RANGE]]… [--charts] [--platform os/arch]… [--compress zstd] [--split-size 4G] [--since OLD.manifest.json]",
 		Short: "Write a bundle of published repos, folders of files and images",
 		Long: `Write one bundle (a tar of content-addressed blobs and a manifest listing
 every item with its sha256; docs/BUNDLE.md) on the internet side:
@@ -58,6 +58,9 @@ every item with its sha256; docs/BUNDLE.md) on the internet side:
                   running server's; what ns= pulls cached and imports
                   stored, under the upstream-qualified name) instead of
                   its upstream
+  --chart N[@R]   a Helm chart of the running server's registry (charts/N): its
+                  newest release, or every version in range R; byte for byte
+  --charts        every version of every chart there (both import to charts/)
   --platform P    os/arch[/variant], repeat or comma-separate: of a multi-arch
                   index carry only these platforms' manifests and layers (the
                   index itself unchanged; other platforms answer 404 after
@@ -108,6 +111,7 @@ imported first.`,
 			res, err := server.CreateBundle(cmd.Context(), cfg, log, server.BundleRequest{
 				Repos: repos, Trees: bundleTrees(aptRepos, withPyPI, withGoProxy), Files: files, Images: images, Out: out, SplitSize: split, Since: since,
 				Platforms: platforms, Compress: compress, FromRegistry: fromRegistry, Progress: view.updateCreate,
+				Charts: chartSpecs, AllCharts: allCharts,
 			})
 			view.finish()
 			if err != nil {
@@ -138,6 +142,8 @@ imported first.`,
 	f.StringVar(&since, "since", "", "manifest (OUT.manifest.json) or bundle of an earlier bundle: carry only what it did not")
 	f.BoolVar(&syncFirst, "sync", false, "sync (or index) each --repo before bundling it")
 	f.BoolVar(&fromRegistry, "from-registry", false, "read the images from this instance's running registry, not their upstreams")
+	f.StringArrayVar(&chartSpecs, "chart", nil, "Helm chart of the registry's charts/ to carry: NAME or NAME@RANGE (repeat; a range may hold commas)")
+	f.BoolVar(&allCharts, "charts", false, "carry every version of every chart in the registry's charts/")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress output")
 	return cmd
 }

@@ -57,6 +57,15 @@ type CreateOptions struct {
 	// is read from it, where ns= pulls cached it and imports stored it
 	// under its upstream-qualified name, and not from its upstream.
 	FromRegistry *LocalRegistry
+	// Charts are Helm charts of this instance's registry (its charts/
+	// namespace, read from ChartsFrom) to carry: NAME (the newest version
+	// that is no pre-release) or NAME@RANGE; AllCharts carries every
+	// version of every chart there. Each is carried as the OCI artifact it
+	// is (media types and digests unchanged) and imported under the same
+	// charts/NAME:VERSION.
+	Charts     []string
+	AllCharts  bool
+	ChartsFrom *LocalRegistry
 	// Progress, when set, is called as bytes are written (every MiB or so)
 	// and after each blob.
 	Progress func(CreateProgress)
@@ -126,7 +135,8 @@ type plan struct {
 	// image blobs (the registry keeps one store for every repository, so a
 	// layer is left out whatever image it is in).
 	baseRepo, baseFile, baseImage, baseImageBlob map[string]bool
-	release                                      []func() // the repo locks held until the bundle is written
+	release                                      []func()        // the repo locks held until the bundle is written
+	listed                                       map[string]bool // name\x00digest of the images added
 }
 
 // Create writes a bundle of the named published repos, the folders'
@@ -161,6 +171,9 @@ func (c *Carrier) Create(ctx context.Context, opts CreateOptions) (CreateResult,
 	if err := p.addImages(ic, opts.Images); err != nil {
 		return res, err
 	}
+	if err := p.addCharts(ic, opts); err != nil {
+		return res, err
+	}
 	p.orderBlobs()
 
 	bm := p.bm
@@ -189,8 +202,11 @@ func checkCreate(opts CreateOptions) error {
 	if opts.Out == "" {
 		return errors.New("no --out: name the bundle file to write")
 	}
-	if len(opts.Repos)+len(opts.Files)+len(opts.Images)+len(opts.Trees) == 0 {
-		return errors.New("nothing to bundle: give --repo, --apt, --pypi, --goproxy, --files, --image or --image-list")
+	if len(opts.Repos)+len(opts.Files)+len(opts.Images)+len(opts.Trees)+len(opts.Charts) == 0 && !opts.AllCharts {
+		return errors.New("nothing to bundle: give --repo, --apt, --pypi, --goproxy, --files, --image, --image-list, --chart or --charts")
+	}
+	if (len(opts.Charts) > 0 || opts.AllCharts) && opts.ChartsFrom == nil {
+		return errors.New("--chart and --charts read this instance's registry: none is reachable (a bug)")
 	}
 	switch opts.Compress {
 	case "", "none", "zstd":
@@ -318,28 +334,35 @@ func (p *plan) addFiles(dirs []string) error {
 
 // addImages adds the images, byte for byte, with what is attached to them.
 func (p *plan) addImages(ic *imageCollector, refs []string) error {
-	listed := map[string]bool{}
 	for _, ref := range refs {
 		items, err := ic.collect(ref)
 		if err != nil {
 			return err
 		}
-		for _, im := range items {
-			if listed[im.Name+"\x00"+im.Digest] {
-				continue // a signature shared by two references
-			}
-			listed[im.Name+"\x00"+im.Digest] = true
-			if !im.InBase {
-				for _, b := range im.Blobs {
-					if !p.baseImageBlob[b] {
-						p.need[b] = true
-					}
-				}
-			}
-			p.bm.Images = append(p.bm.Images, im)
-		}
+		p.addItems(items)
 	}
 	return nil
+}
+
+// addItems adds images (one and what is attached to it), each once.
+func (p *plan) addItems(items []Image) {
+	if p.listed == nil {
+		p.listed = map[string]bool{}
+	}
+	for _, im := range items {
+		if p.listed[im.Name+"\x00"+im.Digest] {
+			continue // a signature shared by two references
+		}
+		p.listed[im.Name+"\x00"+im.Digest] = true
+		if !im.InBase {
+			for _, b := range im.Blobs {
+				if !p.baseImageBlob[b] {
+					p.need[b] = true
+				}
+			}
+		}
+		p.bm.Images = append(p.bm.Images, im)
+	}
 }
 
 // orderBlobs lists the blobs to carry, in the order items name them.

@@ -81,7 +81,7 @@ func (c *imageCollector) resolve(tag name.Tag) (string, source, error) {
 	n := imageName(tag)
 	src := source{repo: tag.Context(), opts: []remote.Option{remote.WithContext(c.ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain)}}
 	if c.local != nil {
-		return c.fromLocal(n, src)
+		return c.fromLocal(c.local, n, src)
 	}
 	host, _, _ := strings.Cut(n, "/")
 	up, ok := c.ups[host]
@@ -110,12 +110,12 @@ func (c *imageCollector) resolve(tag name.Tag) (string, source, error) {
 	return n, src, nil
 }
 
-// fromLocal points src at this instance's registry, where the image n
+// fromLocal points src at this instance's registry lr, where the image n
 // (upstream-qualified, with its tag) is stored under its own name.
-func (c *imageCollector) fromLocal(n string, src source) (string, source, error) {
-	u, err := url.Parse(c.local.URL)
+func (c *imageCollector) fromLocal(lr *LocalRegistry, n string, src source) (string, source, error) {
+	u, err := url.Parse(lr.URL)
 	if err != nil || u.Host == "" {
-		return n, src, fmt.Errorf("this registry's address %q is not a URL", c.local.URL)
+		return n, src, fmt.Errorf("this registry's address %q is not a URL", lr.URL)
 	}
 	var nopts []name.Option
 	if u.Scheme == "http" {
@@ -128,17 +128,26 @@ func (c *imageCollector) fromLocal(n string, src source) (string, source, error)
 	if src.repo, err = name.NewRepository(u.Host+"/"+repo, nopts...); err != nil {
 		return n, src, fmt.Errorf("image %s in this registry: %w", n, err)
 	}
+	tr, err := localTransport(lr)
+	if err != nil {
+		return n, src, err
+	}
+	src.opts = append(src.opts, remote.WithTransport(tr))
+	return n, src, nil
+}
+
+// localTransport trusts the appliance CA beside the system's roots.
+func localTransport(lr *LocalRegistry) (*http.Transport, error) {
 	roots, err := x509.SystemCertPool()
 	if err != nil {
 		roots = x509.NewCertPool()
 	}
-	if len(c.local.CAPEM) > 0 && !roots.AppendCertsFromPEM(c.local.CAPEM) {
-		return n, src, errors.New("the appliance CA is not a PEM certificate")
+	if len(lr.CAPEM) > 0 && !roots.AppendCertsFromPEM(lr.CAPEM) {
+		return nil, errors.New("the appliance CA is not a PEM certificate")
 	}
 	tr := remote.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
-	src.opts = append(src.opts, remote.WithTransport(tr))
-	return n, src, nil
+	return tr, nil
 }
 
 // collect describes ref and everything attached to it: the image first,
@@ -156,6 +165,12 @@ func (c *imageCollector) collect(ref string) ([]Image, error) {
 	if err != nil {
 		return nil, err
 	}
+	return c.collectFrom(n, src, tag, pin)
+}
+
+// collectFrom describes the image n (tag of src.repo, pinned to pin when
+// set) and what is attached to it.
+func (c *imageCollector) collectFrom(n string, src source, tag name.Tag, pin string) ([]Image, error) {
 	desc, err := remote.Get(src.repo.Tag(tag.TagStr()), src.opts...)
 	if err != nil {
 		return nil, fmt.Errorf("image %s: fetch from %s: %w", n, src.repo.RegistryStr(), err)

@@ -40,6 +40,9 @@ type Deps struct {
 	DataDir string
 	// Store is the registry the charts live in.
 	Store ChartStore
+	// Images copies the images of a repo with images: true (nil: none
+	// can be, and such a sync fails).
+	Images ImageCopier
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -61,6 +64,7 @@ type metrics struct {
 	builds   prometheus.Counter
 	versions prometheus.Gauge
 	copied   prometheus.Counter
+	images   prometheus.Counter
 	syncs    *prometheus.CounterVec
 }
 
@@ -94,10 +98,11 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		builds:   prometheus.NewCounter(prometheus.CounterOpts{Name: "airgapd_charts_index_builds_total", Help: "Times /charts/index.yaml was built anew from the registry's charts/ namespace."}),
 		versions: prometheus.NewGauge(prometheus.GaugeOpts{Name: "airgapd_charts_versions", Help: "Chart versions /charts/index.yaml lists."}),
 		copied:   prometheus.NewCounter(prometheus.CounterOpts{Name: "airgapd_charts_copied_total", Help: "Chart versions syncs copied from upstream repositories into the registry."}),
+		images:   prometheus.NewCounter(prometheus.CounterOpts{Name: "airgapd_charts_images_copied_total", Help: "Images of charts (repos with images: true) syncs copied into the registry."}),
 		syncs:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "airgapd_charts_syncs_total", Help: "Chart syncs by upstream repository and result (ok, failed)."}, []string{"repo", "result"}),
 	}
 	if deps.Metrics != nil {
-		for _, c := range []prometheus.Collector{s.metrics.builds, s.metrics.versions, s.metrics.copied, s.metrics.syncs} {
+		for _, c := range []prometheus.Collector{s.metrics.builds, s.metrics.versions, s.metrics.copied, s.metrics.images, s.metrics.syncs} {
 			if err := deps.Metrics.Register(c); err != nil {
 				return nil, fmt.Errorf("charts metrics: %w", err)
 			}

@@ -188,3 +188,57 @@ func FuzzReadArchive(f *testing.F) {
 		}
 	})
 }
+
+// TestPickVersions: OCI tags (and a bundle's --chart) pick as an index
+// does; '_' in a tag is helm's '+'.
+func TestPickVersions(t *testing.T) {
+	tags := []string{"0.9.0", "1.0.0", "1.1.0_build.1", "1.2.0-rc.1", "latest", "2.0.0"}
+	versions := make([]string, len(tags))
+	for i, tg := range tags {
+		versions[i] = VersionOfTag(tg)
+	}
+	tests := []struct {
+		spec string
+		want []string
+	}{
+		{"app", []string{"2.0.0"}},
+		{"app@^1.0", []string{"1.0.0", "1.1.0_build.1"}},
+		{"app@>=1.2.0-0", []string{"1.2.0-rc.1", "2.0.0"}},
+		{"app@>=0.9, <1.1", []string{"0.9.0", "1.0.0"}},
+		{"app@3", nil},
+	}
+	for _, tt := range tests {
+		w, err := ParseWanted(tt.spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, i := range PickVersions(versions, w) {
+			got = append(got, tags[i])
+		}
+		if !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("PickVersions(%s) = %v, want %v", tt.spec, got, tt.want)
+		}
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		repo Repo
+		ok   bool
+	}{
+		{Repo{Name: "a", URL: "https://charts.example/a", Charts: []string{"x"}, Images: true}, true},
+		{Repo{Name: "a", URL: "oci://127.0.0.1:5000/charts", PlainHTTP: true, Charts: []string{"x@^1"}}, true},
+		{Repo{Name: "a", URL: "oci://reg.example", Charts: []string{"x"}}, true},
+		{Repo{Name: "a", URL: "http://charts.example", PlainHTTP: true, Charts: []string{"x"}}, false},
+		{Repo{Name: "a", URL: "ftp://charts.example", Charts: []string{"x"}}, false},
+		{Repo{Name: "a", URL: "oci://", Charts: []string{"x"}}, false},
+	}
+	for _, tt := range tests {
+		c := DefaultConfig()
+		c.Repos = []Repo{tt.repo}
+		if err := c.Validate(); (err == nil) != tt.ok {
+			t.Errorf("Validate(%+v) = %v, want ok %v", tt.repo, err, tt.ok)
+		}
+	}
+}

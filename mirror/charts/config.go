@@ -22,11 +22,15 @@ type Config struct {
 	Parallel int `yaml:"parallel"`
 }
 
-// Repo is one upstream classic chart repository (an index.yaml and the
-// .tgz it lists).
+// Repo is one upstream chart repository: a classic one (an index.yaml and
+// the .tgz it lists, url http(s)://) or an OCI registry (url
+// oci://HOST[:PORT]/PATH, chart NAME at PATH/NAME, each version a tag).
 type Repo struct {
 	Name string `yaml:"name"`
 	URL  string `yaml:"url"`
+	// PlainHTTP speaks plain HTTP to an oci:// upstream (helm's
+	// --plain-http); without it the registry is asked over TLS.
+	PlainHTTP bool `yaml:"plain_http"`
 	// Username and Password, when set, are sent (HTTP Basic) to the
 	// repository's own host only, as helm does without
 	// --pass-credentials.
@@ -38,9 +42,9 @@ type Repo struct {
 	// pre-release) or NAME@RANGE (every version in the semver range, as
 	// helm's --version reads it: "@1.2.3", "@^1.2", "@>=1.0 <2.0").
 	Charts []string `yaml:"charts"`
-	// Images, when true, would also copy the images the charts reference
-	// into the registry; not done yet (list them with `airgapd charts
-	// images`), so Validate refuses it.
+	// Images, when true, also copies the images the synced charts
+	// reference (what `airgapd charts images` lists) into the registry,
+	// from their registry.mirrors upstreams, under their upstream names.
 	Images bool `yaml:"images"`
 }
 
@@ -63,8 +67,11 @@ func (c Config) Validate() error {
 			ps.Add(conf.Join(p, "name"), "give each repo its own name", "repo %q is listed twice", r.Name)
 		}
 		seen[r.Name] = true
-		if u, err := url.Parse(r.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			ps.Add(conf.Join(p, "url"), "write the repository's http:// or https:// URL (where its index.yaml is)", "url %q is not an http(s) URL", r.URL)
+		u, err := url.Parse(r.URL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "oci") || u.Host == "" || u.RawQuery != "" {
+			ps.Add(conf.Join(p, "url"), "write the repository's http:// or https:// URL (where its index.yaml is), or oci://HOST[:PORT]/PATH for an OCI registry", "url %q is not an http(s) or oci URL", r.URL)
+		} else if r.PlainHTTP && u.Scheme != "oci" {
+			ps.Add(conf.Join(p, "plain_http"), "leave plain_http out: an http:// url says it already", "plain_http is for oci:// urls")
 		}
 		if (r.Username == "") != (r.Password == "") {
 			ps.Add(conf.Join(p, "password"), "set both username and password, or neither", "repo %q has only one of username and password", r.Name)
@@ -77,10 +84,6 @@ func (c Config) Validate() error {
 			if _, err := ParseWanted(s); err != nil {
 				ps.Add(conf.Index(conf.Join(p, "charts"), j), "write NAME or NAME@RANGE, e.g. nginx@^15.0", "%v", err)
 			}
-		}
-		if r.Images {
-			ps.Add(conf.Join(p, "images"), "set images: false; list a chart's images with `airgapd charts images NAME-VERSION` and carry them with `bundle create --image`",
-				"copying a chart's images into the registry is not done yet")
 		}
 	}
 	return ps.Err()

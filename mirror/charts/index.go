@@ -86,31 +86,57 @@ func (idx *IndexFile) Marshal() ([]byte, error) {
 }
 
 // pick is the versions of w's chart that a sync copies: those in w's range,
-// or the newest that is no pre-release.
+// or with no range the newest that is no pre-release.
 func (idx *IndexFile) pick(w Wanted) []*ChartVersion {
-	var out []*ChartVersion
-	var newest *ChartVersion
-	var newestV *semver.Version
+	var versions []string
+	var cvs []*ChartVersion
 	for _, cv := range idx.Entries[w.Name] {
-		v, err := parseVersion(cv.Version)
-		if err != nil || cv.Removed {
+		if !cv.Removed {
+			versions, cvs = append(versions, cv.Version), append(cvs, cv)
+		}
+	}
+	var out []*ChartVersion
+	for _, i := range PickVersions(versions, w) {
+		out = append(out, cvs[i])
+	}
+	return out
+}
+
+// PickVersions is which of versions w asks for, as indexes into versions:
+// every one in w's range, or with no range the newest that is no
+// pre-release. Versions that are not semver are passed over. Bundles and
+// OCI upstreams (whose tags are the versions) pick with it too.
+func PickVersions(versions []string, w Wanted) []int {
+	var out []int
+	newest := -1
+	var newestV *semver.Version
+	for i, s := range versions {
+		v, err := parseVersion(s)
+		if err != nil {
 			continue
 		}
 		if w.Range != nil {
 			if w.Range.Check(v) {
-				out = append(out, cv)
+				out = append(out, i)
 			}
 			continue
 		}
 		if v.Prerelease() == "" && (newestV == nil || newestV.LessThan(v)) {
-			newest, newestV = cv, v
+			newest, newestV = i, v
 		}
 	}
-	if newest != nil {
+	if newest >= 0 {
 		out = append(out, newest)
 	}
 	return out
 }
+
+// VersionOfTag is the chart version an OCI tag stands for: helm writes '_'
+// for the '+' tags cannot hold.
+func VersionOfTag(tag string) string { return strings.ReplaceAll(tag, "_", "+") }
+
+// TagFor is the tag chart version v is stored under.
+func TagFor(v string) string { return tagFor(v) }
 
 // parseVersion reads a chart version as helm does (semver, leniently:
 // "v1.2" is 1.2.0).

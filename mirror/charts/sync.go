@@ -31,6 +31,7 @@ type planned struct {
 	pool   string // where the verified .tgz is, once fetched
 	copied bool   // already in the registry with this digest
 	md     Metadata
+	oci    *ociChart // set for a chart from an oci:// upstream
 }
 
 // check reads the fetched .tgz: a chart whose Chart.yaml is the one the
@@ -102,6 +103,13 @@ func (s *Service) Sync(ctx context.Context, names []string, progress func(mirror
 	for i, r := range repos {
 		copied, err := s.pushPlanned(ctx, plans[i], trackers[i])
 		results[i].Fetched = len(copied)
+		if err == nil && r.Images {
+			trackers[i].Update(true, func(p *api.Progress) { p.Phase = "images" })
+			var n int
+			if n, err = s.copyImages(ctx, plans[i]); err == nil {
+				s.log.Info("chart images in the registry", "repo", r.Name, "images", n)
+			}
+		}
 		if err != nil {
 			results[i].Error = err.Error()
 			errs = append(errs, fmt.Errorf("%s: %w", r.Name, err))
@@ -145,6 +153,9 @@ func selectRepos(cfg Config, names []string) ([]Repo, error) {
 // fetchRepo reads r's index.yaml, picks the listed versions and fetches
 // each .tgz not in the registry yet into r's pool, verified.
 func (s *Service) fetchRepo(ctx context.Context, cfg Config, r Repo, have *built, tr *mirror.Tracker[api.Progress, *api.Progress], res *Result) ([]*planned, error) {
+	if strings.HasPrefix(r.URL, "oci://") {
+		return s.fetchOCI(ctx, r, have, tr, res)
+	}
 	f, err := newFetcher(s, cfg, r)
 	if err != nil {
 		return nil, err
@@ -253,16 +264,8 @@ func (s *Service) pushPlanned(ctx context.Context, plan []*planned, tr *mirror.T
 		if err != nil {
 			return copied, err
 		}
-		created := p.cv.Created
-		if created.IsZero() {
-			created = s.now()
-		}
-		manifest, config, err := chartManifest(p.md, tgz, created)
-		if err != nil {
-			return copied, err
-		}
 		repo := Prefix + p.cv.Name
-		if _, err := s.deps.Store.PushManifest(ctx, repo, tagFor(p.cv.Version), "application/vnd.oci.image.manifest.v1+json", manifest, [][]byte{config, tgz}); err != nil {
+		if err := s.pushOne(ctx, p, tgz); err != nil {
 			return copied, fmt.Errorf("push %s into the registry: %w", p.chart, err)
 		}
 		s.log.Info("chart copied into the registry", "chart", p.chart, "from", p.url, "repo", repo)
@@ -270,6 +273,24 @@ func (s *Service) pushPlanned(ctx context.Context, plan []*planned, tr *mirror.T
 		copied = append(copied, p.chart)
 	}
 	return copied, nil
+}
+
+// pushOne pushes one chart version: an oci:// upstream's manifest as it
+// came, a classic repository's .tgz as helm push would.
+func (s *Service) pushOne(ctx context.Context, p *planned, tgz []byte) error {
+	if p.oci != nil {
+		return s.pushOCI(ctx, p, tgz)
+	}
+	created := p.cv.Created
+	if created.IsZero() {
+		created = s.now()
+	}
+	manifest, config, err := chartManifest(p.md, tgz, created)
+	if err != nil {
+		return err
+	}
+	_, err = s.deps.Store.PushManifest(ctx, Prefix+p.cv.Name, tagFor(p.cv.Version), "application/vnd.oci.image.manifest.v1+json", manifest, [][]byte{config, tgz})
+	return err
 }
 
 // newFetcher is the downloads of one sync of r: its CA, and its
