@@ -87,11 +87,20 @@ func (n *haNode) followConfig(ctx context.Context, snap api.HASnapshot) error {
 	if snap.MirrorPort != "" {
 		base = "http://" + net.JoinHostPort(n.peerHost(), snap.MirrorPort)
 	}
-	merged, err := haMerge(snap.Config, local, base)
+	if err := n.keepPrimaryConfig(snap.Config); err != nil {
+		return err
+	}
+	zones, changed, err := n.followZoneFiles(snap.ZoneFiles)
 	if err != nil {
 		return err
 	}
-	if bytes.Equal(merged, local) {
+	merged, err := haMerge(snap.Config, local, base, zones)
+	if err != nil {
+		return err
+	}
+	// A zone file's new text alone changes no byte of the config; the
+	// apply reloads dns because its inputs hold the files' text.
+	if bytes.Equal(merged, local) && !changed {
 		return nil
 	}
 	if err := n.s.applyConfig(ctx, "", merged); err != nil {

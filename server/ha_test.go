@@ -82,7 +82,7 @@ dns: { listen: ["10.200.0.12:53"] }
 gateway: { mode: apply, masquerade: [{ source: 10.200.0.0/24, out_interface: wan2 }] }
 mirror: { listen: "10.200.0.12:8081" }
 `
-	out, err := haMerge([]byte(primary), []byte(local), "http://10.200.0.11:8081")
+	out, err := haMerge([]byte(primary), []byte(local), "http://10.200.0.11:8081", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +130,7 @@ mirror: { listen: "10.200.0.12:8081" }
 	if !strings.Contains(string(out), "# the VIP") {
 		t.Errorf("the primary's comments are lost:\n%s", out)
 	}
-	again, err := haMerge([]byte(primary), out, "http://10.200.0.11:8081")
+	again, err := haMerge([]byte(primary), out, "http://10.200.0.11:8081", nil)
 	if err != nil || string(again) != string(out) {
 		t.Errorf("merging twice changes the file (the follower would rewrite it every round):\n%s\n---\n%s", out, again)
 	}
@@ -215,7 +215,7 @@ func FuzzHAMerge(f *testing.F) {
 	f.Add([]byte("web: 1\ndns: [a]\nha: {}\n"), []byte(""))
 	f.Add([]byte("- a\n"), []byte("a: b\n"))
 	f.Fuzz(func(t *testing.T, primary, local []byte) {
-		out, err := haMerge(primary, local, "http://10.200.0.11:8081")
+		out, err := haMerge(primary, local, "http://10.200.0.11:8081", nil)
 		if err != nil {
 			return
 		}
