@@ -130,9 +130,10 @@ func TestHALoopback(t *testing.T) {
 		})
 	}
 	t.Logf("pulled-through content on the standby %s after it was cached on the primary", time.Since(start).Round(time.Millisecond))
-	if d, err := h.head(1, "upstream.test/lib/multi:1"); err != nil || d != idxD.String() {
-		t.Errorf("the index on the standby: %s %v, want %s", d, err, idxD)
-	}
+	eventually(t, 10*time.Second, "the index's tag on the standby", func() (bool, string) {
+		d, err := h.head(1, "upstream.test/lib/multi:1")
+		return err == nil && d == idxD.String(), fmt.Sprint(d, err)
+	})
 	for i := range 2 {
 		if err := h.pull(i, "upstream.test/lib/multi@"+armD); err == nil || !strings.Contains(err.Error(), "MANIFEST_UNKNOWN") {
 			t.Errorf("the platform never pulled, on host %d: %v, want MANIFEST_UNKNOWN on both", i, err)
