@@ -14,6 +14,7 @@ import (
 	"github.com/airgapd/airgapd/api"
 	"github.com/airgapd/airgapd/mirror"
 	"github.com/airgapd/airgapd/mirror/rpm"
+	"github.com/airgapd/airgapd/web"
 )
 
 // The standby's follower: each round (ha.follow_every) it pulls one
@@ -103,7 +104,9 @@ func (n *haNode) followConfig(ctx context.Context, snap api.HASnapshot) error {
 	if bytes.Equal(merged, local) && !changed {
 		return nil
 	}
-	if err := n.s.applyConfig(ctx, "", merged); err != nil {
+	// Against the file as read: a promote (or a hand edit) meanwhile
+	// wins, and the next round merges with it.
+	if err := n.s.applyConfig(ctx, web.ConfigETag(local), merged); err != nil {
 		return fmt.Errorf("the primary's config does not apply here: %w", err)
 	}
 	n.log.Info("applied the primary's config")

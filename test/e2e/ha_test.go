@@ -189,6 +189,13 @@ func TestHAPair(t *testing.T) {
 	if b, _ := os.ReadFile(l.in2.config); !strings.Contains(string(b), "role: primary") {
 		t.Errorf("promote did not save ha.role: primary in the config:\n%s", b)
 	}
+	// The local repo was a folder on admin1: admin2 keeps serving its copy.
+	if !strings.Contains(out, "repos local were folders on the old primary") {
+		t.Errorf("ha promote does not say what happens to the folder repo:\n%s", out)
+	}
+	if got := l.dnfNames("http://" + haVIP + "/repos/local/"); got != "alpha bravo" {
+		t.Errorf("dnf on the node via the VIP after promote sees %q, want alpha bravo", got)
+	}
 }
 
 // checkFollows changes the primary (a DNS record, an image, an RPM) and
