@@ -55,6 +55,27 @@ type HASnapshot struct {
 	RegistryTLS  bool   `json:"registry_tls,omitempty"`
 	// Repos is each published repo's revision.
 	Repos map[string]string `json:"repos,omitempty"`
+	// Registry is what the primary's registry stores, pulled through or
+	// not; nil without a registry.
+	Registry *HARegistry `json:"registry,omitempty"`
+	// ZoneFiles is the text of each local zone's file:, by zone name.
+	ZoneFiles map[string][]byte `json:"zone_files,omitempty"`
+}
+
+// HARegistry is a registry's storage as a standby copies it.
+type HARegistry struct {
+	// Tags is REPO:TAG → its manifest.
+	Tags map[string]HATag `json:"tags"`
+	// Manifests is every manifest digest each repository holds, tagged or
+	// not (a pull by digest stores one untagged).
+	Manifests map[string][]string `json:"manifests"`
+}
+
+// HATag is one tag: its digest, and whether it is pinned (pushed or
+// imported under an upstream's name, so the upstream never replaces it).
+type HATag struct {
+	Digest string `json:"digest"`
+	Pinned bool   `json:"pinned,omitempty"`
 }
 
 // PromoteHA asks the running instance to become the primary

@@ -50,6 +50,7 @@ func (r *Registry) DeleteTag(ctx context.Context, repo, tag string) error {
 		}
 		return fmt.Errorf("delete %s:%s: %w", repo, tag, err)
 	}
+	r.setPinned(ctx, repo, tag, false)
 	r.stats.deletes.Add(1)
 	r.markDirty()
 	r.log.Info("tag deleted", "repo", repo, "tag", tag)

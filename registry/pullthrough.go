@@ -43,7 +43,7 @@ const manifestMaxBytes = 4 << 20
 
 func (r *Registry) pullThrough(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if req.Method != http.MethodGet && req.Method != http.MethodHead {
+		if req.Method != http.MethodGet && req.Method != http.MethodHead || onlyIfCached(req) {
 			next.ServeHTTP(w, req)
 			return
 		}

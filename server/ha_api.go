@@ -52,7 +52,9 @@ func (s *Server) HASnapshot() (api.HASnapshot, error) {
 	if _, port, err := net.SplitHostPort(registryAt); err == nil && c.Enabled("registry") {
 		snap.RegistryPort = port
 		snap.RegistryTLS = c.Registry.TLS.Mode != conf.TLSOff
+		snap.Registry = s.registryStored(c)
 	}
+	snap.ZoneFiles = s.zoneFiles(c)
 	return snap, nil
 }
 
@@ -77,11 +79,46 @@ func (s *Server) PromoteHA(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	repos, err := s.promoteRepos(ctx, data)
+	if err != nil {
+		// The repos keep following the old primary's copy; the role
+		// change must not wait on them.
+		repos = fmt.Sprintf("; the repos still follow %s's copy, because their own upstreams did not apply here (%v): set them on the Settings page", c.HA.Peer, err)
+		if err := s.applyConfig(ctx, "", next); err != nil {
+			return "", err
+		}
+	}
+	s.log.Warn("promoted to HA primary: this host takes writes now", "old_primary", c.HA.Peer)
+	return fmt.Sprintf("this host is now the primary and takes writes%s; before %s starts again, set ha.role: standby in its config so it follows this host (README, \"Demote and re-seed\")", repos, c.HA.Peer), nil
+}
+
+// promoteRepos applies data (this standby's config) as the primary, with
+// each repo's own upstream back from the primary's config as the follower
+// last copied it, and says what it did.
+func (s *Server) promoteRepos(ctx context.Context, data []byte) (string, error) {
+	primary, err := os.ReadFile(primaryCopy(s.cfg.DataDir))
+	if err != nil {
+		return "", fmt.Errorf("no copy of the primary's config: %w", err)
+	}
+	restored, names, kept, err := haRestoreRepos(data, primary)
+	if err != nil {
+		return "", err
+	}
+	next, err := setHARole(restored, rolePrimary)
+	if err != nil {
+		return "", err
+	}
 	if err := s.applyConfig(ctx, "", next); err != nil {
 		return "", err
 	}
-	s.log.Warn("promoted to HA primary: this host takes writes now", "old_primary", c.HA.Peer)
-	return fmt.Sprintf("this host is now the primary and takes writes; before %s starts again, set ha.role: standby in its config so it follows this host (README, \"Demote and re-seed\")", c.HA.Peer), nil
+	msg := ""
+	if len(names) > 0 {
+		msg += "; repos " + strings.Join(names, ", ") + " sync from their own upstreams again"
+	}
+	if len(kept) > 0 {
+		msg += "; repos " + strings.Join(kept, ", ") + " were folders on the old primary: this host keeps serving their last copy (give them a path: here to take them over)"
+	}
+	return msg, nil
 }
 
 // setHARole returns src with ha.role's value replaced by role; every other

@@ -14,6 +14,7 @@ import (
 	"github.com/airgapd/airgapd/api"
 	"github.com/airgapd/airgapd/mirror"
 	"github.com/airgapd/airgapd/mirror/rpm"
+	"github.com/airgapd/airgapd/web"
 )
 
 // The standby's follower: each round (ha.follow_every) it pulls one
@@ -87,14 +88,25 @@ func (n *haNode) followConfig(ctx context.Context, snap api.HASnapshot) error {
 	if snap.MirrorPort != "" {
 		base = "http://" + net.JoinHostPort(n.peerHost(), snap.MirrorPort)
 	}
-	merged, err := haMerge(snap.Config, local, base)
+	if err := n.keepPrimaryConfig(snap.Config); err != nil {
+		return err
+	}
+	zones, changed, err := n.followZoneFiles(snap.ZoneFiles)
 	if err != nil {
 		return err
 	}
-	if bytes.Equal(merged, local) {
+	merged, err := haMerge(snap.Config, local, base, zones)
+	if err != nil {
+		return err
+	}
+	// A zone file's new text alone changes no byte of the config; the
+	// apply reloads dns because its inputs hold the files' text.
+	if bytes.Equal(merged, local) && !changed {
 		return nil
 	}
-	if err := n.s.applyConfig(ctx, "", merged); err != nil {
+	// Against the file as read: a promote (or a hand edit) meanwhile
+	// wins, and the next round merges with it.
+	if err := n.s.applyConfig(ctx, web.ConfigETag(local), merged); err != nil {
 		return fmt.Errorf("the primary's config does not apply here: %w", err)
 	}
 	n.log.Info("applied the primary's config")

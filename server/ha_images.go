@@ -8,29 +8,30 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"slices"
+	"strings"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/opencontainers/go-digest"
 
 	"github.com/airgapd/airgapd/api"
-	"github.com/airgapd/airgapd/internal/conf"
 	"github.com/airgapd/airgapd/registry"
 )
 
-// followImages copies every repository and tag of the primary's registry
-// that this one lacks or holds at another digest (go-containerregistry's
-// remote: Catalog, List, Get, then Write or WriteIndex, blobs only when
-// missing), and deletes the tags the primary no longer has. Each copy is
-// written as an OCI layout and stored with the registry's own import, in
-// process: past the standby's write guard and the registry's push users,
-// whose passwords this host never has.
+// followImages makes this registry's store the primary's: every manifest
+// (tagged or not, pushed, imported or pulled through alike), every tag at
+// the primary's digest with its pin, and nothing more. The primary lists
+// its storage in the snapshot (registry.Stored), so neither side asks an
+// upstream or walks /v2/ tag lists, which for a mirrored repository hold
+// the upstream's tags too. Bytes come over the primary's /v2/ by digest
+// with Cache-Control: only-if-cached (ha_imagecopy.go) and are stored with
+// the registry's own import, in process: past the standby's write guard
+// and the registry's push users, whose passwords this host never has.
 func (n *haNode) followImages(ctx context.Context, snap api.HASnapshot) error {
 	if snap.RegistryPort == "" {
 		return nil
+	}
+	if snap.Registry == nil {
+		return errors.New("the primary did not list its registry's storage (see its log)")
 	}
 	n.s.mu.Lock()
 	c, bound := n.s.cfg, n.s.bound["registry.listen"]
@@ -38,132 +39,117 @@ func (n *haNode) followImages(ctx context.Context, snap api.HASnapshot) error {
 	if !c.Enabled("registry") || bound == "" {
 		return errors.New("the registry section is off here, so the primary's images have nowhere to go")
 	}
-	_, port, err := net.SplitHostPort(bound)
-	if err != nil {
-		return err
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(n.s.CACertPEM())
-	tr := &http.Transport{Proxy: nil, TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}}
-	defer tr.CloseIdleConnections()
-	srcOpts := []remote.Option{remote.WithContext(ctx), remote.WithTransport(tr)}
-	dstOpts := []remote.Option{remote.WithContext(ctx), remote.WithTransport(tr)}
-	var srcNO, dstNO []name.Option
-	if !snap.RegistryTLS {
-		srcNO = append(srcNO, name.Insecure)
-	}
-	if c.Registry.TLS.Mode == conf.TLSOff {
-		dstNO = append(dstNO, name.Insecure)
-	}
-	src, err := name.NewRegistry(net.JoinHostPort(n.peerHost(), snap.RegistryPort), srcNO...)
-	if err != nil {
-		return err
-	}
-	dst, err := name.NewRegistry(net.JoinHostPort("127.0.0.1", port), dstNO...)
-	if err != nil {
-		return err
-	}
-	want, err := registryTags(ctx, src, srcOpts)
-	if err != nil {
-		return fmt.Errorf("list the primary's images: %w", err)
-	}
-	have, err := registryTags(ctx, dst, dstOpts)
-	if err != nil {
-		return fmt.Errorf("list this host's images: %w", err)
-	}
 	reg, err := capability[*registry.Registry](n.s, "registry")
 	if err != nil {
 		return err
 	}
+	have, err := reg.Stored(ctx)
+	if err != nil {
+		return fmt.Errorf("list this host's images: %w", err)
+	}
+	want := *snap.Registry
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(n.s.CACertPEM())
+	tr := &http.Transport{Proxy: nil, TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}}
+	defer tr.CloseIdleConnections()
+	scheme := "http"
+	if snap.RegistryTLS {
+		scheme = "https"
+	}
+	cp := imageCopy{
+		reg: reg, hc: &http.Client{Transport: tr}, dataDir: c.DataDir,
+		base: scheme + "://" + net.JoinHostPort(n.peerHost(), snap.RegistryPort),
+	}
 	var errs []error
-	for ref, digest := range want {
-		if have[ref] == digest {
-			continue
-		}
-		if err := n.copyImage(ctx, reg, ref, src, srcOpts, srcNO); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", ref, err))
-		} else {
-			n.log.Info("copied an image from the primary", "image", ref, "digest", digest)
+	for _, repo := range sortedKeys(want.Manifests) {
+		for _, d := range want.Manifests[repo] {
+			dg := digest.Digest(d)
+			if slices.Contains(have.Manifests[repo], d) || dg.Validate() != nil || reg.HasManifest(ctx, repo, dg) {
+				continue
+			}
+			copied, err := cp.copyManifest(ctx, repo, dg)
+			switch {
+			case err != nil:
+				errs = append(errs, fmt.Errorf("%s@%s: %w", repo, d, err))
+			case copied:
+				n.log.Info("copied an image from the primary", "repo", repo, "digest", d)
+			default:
+				// A manifest whose blobs the primary has not all fetched
+				// yet (pulled through, layers never asked for): copied
+				// once they are there.
+				n.log.Debug("the primary's image is incomplete there; copied when it is whole", "repo", repo, "digest", d)
+			}
 		}
 	}
-	del := reg
-	for ref := range have {
-		if _, ok := want[ref]; ok {
+	for _, ref := range sortedKeys(want.Tags) {
+		t := want.Tags[ref]
+		if have.Tags[ref] == t {
 			continue
 		}
-		t, err := name.NewTag(dst.Name()+"/"+ref, dstNO...)
-		if err == nil {
-			err = del.DeleteTag(ctx, t.RepositoryStr(), t.TagStr())
+		repo, tag := splitRef(ref)
+		if !reg.HasManifest(ctx, repo, digest.Digest(t.Digest)) {
+			continue // incomplete on the primary (above)
 		}
-		if err != nil {
+		if err := reg.SetTag(ctx, repo, tag, digest.Digest(t.Digest), t.Pinned); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, ref := range sortedKeys(have.Tags) {
+		if _, ok := want.Tags[ref]; ok {
+			continue
+		}
+		repo, tag := splitRef(ref)
+		if err := reg.DeleteTag(ctx, repo, tag); err != nil && !errors.Is(err, registry.ErrTagNotFound) {
 			errs = append(errs, fmt.Errorf("delete %s: %w", ref, err))
+		}
+	}
+	for _, repo := range sortedKeys(have.Manifests) {
+		for _, d := range have.Manifests[repo] {
+			if slices.Contains(want.Manifests[repo], d) {
+				continue
+			}
+			if err := reg.DeleteManifest(ctx, repo, digest.Digest(d)); err != nil {
+				errs = append(errs, err)
+			} else {
+				n.log.Info("deleted an image the primary no longer has", "repo", repo, "digest", d)
+			}
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// registryTags is REPO:TAG → digest for every tag of reg.
-func registryTags(ctx context.Context, reg name.Registry, opts []remote.Option) (map[string]string, error) {
-	repos, err := remote.Catalog(ctx, reg, opts...)
+// registryStored is what HASnapshot lists of the local registry, nil
+// (so the standby changes nothing) when it cannot be listed whole.
+func (s *Server) registryStored(c *Config) *api.HARegistry {
+	if !c.Enabled("registry") {
+		return nil
+	}
+	reg, err := capability[*registry.Registry](s, "registry")
 	if err != nil {
-		return nil, err
+		return nil
 	}
-	slices.Sort(repos)
-	out := map[string]string{}
-	for _, r := range repos {
-		repo := reg.Repo(r)
-		tags, err := remote.List(repo, opts...)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", r, err)
-		}
-		for _, t := range tags {
-			d, err := remote.Head(repo.Tag(t), opts...)
-			if err != nil {
-				return nil, fmt.Errorf("%s:%s: %w", r, t, err)
-			}
-			out[r+":"+t] = d.Digest.String()
-		}
+	ctx, cancel := context.WithTimeout(context.Background(), haListLimit)
+	defer cancel()
+	st, err := reg.Stored(ctx)
+	if err != nil {
+		s.log.Warn("ha: cannot list the registry's storage for the standby", "err", err)
+		return nil
 	}
-	return out, nil
+	return &st
 }
 
-// copyImage fetches ref from the primary into an OCI layout and imports
-// it under the same name.
-func (n *haNode) copyImage(ctx context.Context, reg *registry.Registry, ref string, src name.Registry, srcOpts []remote.Option, srcNO []name.Option) error {
-	from, err := name.NewTag(src.Name()+"/"+ref, srcNO...)
-	if err != nil {
-		return err
+// splitRef splits REPO:TAG (a stored repository name has no port, so the
+// last colon is the tag's).
+func splitRef(ref string) (string, string) {
+	i := strings.LastIndex(ref, ":")
+	return ref[:i], ref[i+1:]
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
 	}
-	d, err := remote.Get(from, srcOpts...)
-	if err != nil {
-		return err
-	}
-	dir, err := os.MkdirTemp(n.s.cfg.DataDir, "ha-image-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	p, err := layout.Write(dir, empty.Index)
-	if err != nil {
-		return err
-	}
-	opt := layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": ref})
-	if d.MediaType.IsIndex() {
-		idx, err := d.ImageIndex()
-		if err != nil {
-			return err
-		}
-		err = p.AppendIndex(idx, opt)
-	} else {
-		img, err := d.Image()
-		if err != nil {
-			return err
-		}
-		err = p.AppendImage(img, opt)
-	}
-	if err != nil {
-		return err
-	}
-	_, err = reg.Import(ctx, dir, registry.ImportOptions{Repo: ref})
-	return err
+	slices.Sort(keys)
+	return keys
 }

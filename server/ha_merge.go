@@ -31,9 +31,10 @@ var (
 )
 
 // haMerge is the standby's config: the primary's (primary), with this
-// host's own keys from local, and every mirror repo pointed at the
-// primary's /repos/NAME/ under mirrorBase (http://PRIMARY:PORT).
-func haMerge(primary, local []byte, mirrorBase string) ([]byte, error) {
+// host's own keys from local, every mirror repo pointed at the primary's
+// /repos/NAME/ under mirrorBase (http://PRIMARY:PORT), and each local zone
+// named in zoneFiles read from this host's copy of its file.
+func haMerge(primary, local []byte, mirrorBase string, zoneFiles map[string]string) ([]byte, error) {
 	var p, l yaml.Node
 	if err := yaml.Unmarshal(primary, &p); err != nil {
 		return nil, fmt.Errorf("the primary's config: %w", err)
@@ -81,10 +82,16 @@ func haMerge(primary, local []byte, mirrorBase string) ([]byte, error) {
 			}
 		}
 	}
+	setZoneFiles(proot, zoneFiles)
+	return encodeYAML(&p)
+}
+
+// encodeYAML writes doc as the config files airgapd writes look.
+func encodeYAML(doc *yaml.Node) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
-	if err := enc.Encode(&p); err != nil {
+	if err := enc.Encode(doc); err != nil {
 		return nil, err
 	}
 	enc.Close()

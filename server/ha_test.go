@@ -82,7 +82,7 @@ dns: { listen: ["10.200.0.12:53"] }
 gateway: { mode: apply, masquerade: [{ source: 10.200.0.0/24, out_interface: wan2 }] }
 mirror: { listen: "10.200.0.12:8081" }
 `
-	out, err := haMerge([]byte(primary), []byte(local), "http://10.200.0.11:8081")
+	out, err := haMerge([]byte(primary), []byte(local), "http://10.200.0.11:8081", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +130,7 @@ mirror: { listen: "10.200.0.12:8081" }
 	if !strings.Contains(string(out), "# the VIP") {
 		t.Errorf("the primary's comments are lost:\n%s", out)
 	}
-	again, err := haMerge([]byte(primary), out, "http://10.200.0.11:8081")
+	again, err := haMerge([]byte(primary), out, "http://10.200.0.11:8081", nil)
 	if err != nil || string(again) != string(out) {
 		t.Errorf("merging twice changes the file (the follower would rewrite it every round):\n%s\n---\n%s", out, again)
 	}
@@ -215,7 +215,7 @@ func FuzzHAMerge(f *testing.F) {
 	f.Add([]byte("web: 1\ndns: [a]\nha: {}\n"), []byte(""))
 	f.Add([]byte("- a\n"), []byte("a: b\n"))
 	f.Fuzz(func(t *testing.T, primary, local []byte) {
-		out, err := haMerge(primary, local, "http://10.200.0.11:8081")
+		out, err := haMerge(primary, local, "http://10.200.0.11:8081", nil)
 		if err != nil {
 			return
 		}
@@ -224,4 +224,73 @@ func FuzzHAMerge(f *testing.F) {
 			t.Fatalf("merge output is not YAML: %v\n%s", err, out)
 		}
 	})
+}
+
+func TestHAZoneFilesAndRestoreRepos(t *testing.T) {
+	primary := `dns:
+  zones:
+    - { name: lab.internal, file: /etc/airgapd/lab.zone }
+    - { name: other.internal, file: /etc/airgapd/other.zone }
+    - { name: inline.internal, records: ["a 300 A 10.0.0.1"] }
+mirror:
+  repos:
+    - { name: local, path: /srv/rpms }
+    - { name: el9, baseurl: "http://up/el9/", gpgcheck: true, sync_every: 6h }
+`
+	local := "data_dir: /srv/b\nmirror: { listen: \":8081\" }\n"
+	merged, err := haMerge([]byte(primary), []byte(local), "http://10.200.0.11:8081", map[string]string{"lab.internal": "/srv/b/ha/zones/lab.internal.zone"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	restored, names, kept, err := haRestoreRepos(merged, []byte(primary))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		DNS struct {
+			Zones []map[string]any `yaml:"zones"`
+		} `yaml:"dns"`
+		Mirror struct {
+			Repos []map[string]any `yaml:"repos"`
+		} `yaml:"mirror"`
+	}
+	for _, doc := range []struct {
+		name string
+		data []byte
+	}{{"merged", merged}, {"restored", restored}} {
+		if err := yaml.Unmarshal(doc.data, &got); err != nil {
+			t.Fatalf("%s: %v\n%s", doc.name, err, doc.data)
+		}
+		checks := []struct {
+			what      string
+			got, want any
+		}{
+			{"a zone file the primary sent is read from the copy", got.DNS.Zones[0]["file"], "/srv/b/ha/zones/lab.internal.zone"},
+			{"a zone file it could not send keeps its path", got.DNS.Zones[1]["file"], "/etc/airgapd/other.zone"},
+			{"a folder repo follows the primary's copy", got.Mirror.Repos[0]["baseurl"], "http://10.200.0.11:8081/repos/local/"},
+		}
+		if doc.name == "merged" {
+			checks = append(checks, struct {
+				what      string
+				got, want any
+			}{"a mirrored repo follows the primary", got.Mirror.Repos[1]["baseurl"], "http://10.200.0.11:8081/repos/el9/"})
+		} else {
+			checks = append(checks, []struct {
+				what      string
+				got, want any
+			}{
+				{"promote: the mirrored repo's own upstream", got.Mirror.Repos[1]["baseurl"], "http://up/el9/"},
+				{"promote: its schedule", got.Mirror.Repos[1]["sync_every"], "6h"},
+				{"promote: data_dir stays", strings.Contains(string(restored), "data_dir: /srv/b"), true},
+			}...)
+		}
+		for _, c := range checks {
+			if c.got != c.want {
+				t.Errorf("%s: %s: got %v, want %v\n%s", doc.name, c.what, c.got, c.want, doc.data)
+			}
+		}
+	}
+	if strings.Join(names, ",") != "el9" || strings.Join(kept, ",") != "local" {
+		t.Errorf("restored %v, kept %v; want [el9], [local]", names, kept)
+	}
 }

@@ -94,7 +94,7 @@ type service struct {
 func services() []service {
 	return []service{
 		{key: "gateway", defaults: defaultsOf(gateway.DefaultConfig), build: (*Server).buildGateway},
-		{key: "dns", defaults: defaultsOf(dnsd.DefaultConfig), listen: []string{"tcp", "udp"}, build: (*Server).buildDNS},
+		{key: "dns", defaults: defaultsOf(dnsd.DefaultConfig), listen: []string{"tcp", "udp"}, inputs: dnsSection, build: (*Server).buildDNS},
 		{key: "ntp", defaults: defaultsOf(ntpd.DefaultConfig), listen: []string{"udp"}, moreListens: ntpMoreListens, build: (*Server).buildNTP},
 		{key: "mirror", defaults: defaultsOf(rpm.DefaultConfig), listen: []string{"tcp"}, http: true, inputs: mirrorSection, build: (*Server).buildMirror},
 		{key: "registry", defaults: defaultsOf(registry.DefaultConfig), listen: []string{"tcp"}, http: true, build: (*Server).buildRegistry},

@@ -117,6 +117,14 @@ func TestHAPair(t *testing.T) {
 
 	img := ociImage(t, nil, 64<<10)
 	digest := l.checkFollows(img)
+	// The rest of the seed checklist through the VIP, before the failure:
+	// dnf and an image pull by digest.
+	if got := l.dnfNames("http://" + haVIP + "/repos/local/"); got != "alpha bravo" {
+		t.Errorf("dnf on the node via the VIP before the failure sees %q, want alpha bravo", got)
+	}
+	if err := l.pull(haVIP, "lab/app@"+digest); err != nil {
+		t.Errorf("the node pulls lab/app by digest via the VIP before the failure: %v", err)
+	}
 
 	// A push or a config edit on the standby is refused, naming the primary.
 	if err := l.push(haAdmin2, "lab/app:v2", img); err == nil || !strings.Contains(err.Error(), l.admin1URL) {
@@ -160,11 +168,12 @@ func TestHAPair(t *testing.T) {
 		from, err := (&gwLab{}).dial(l.node, l.wanTCP, time.Second)
 		return from == "10.201.9.1", fmt.Sprint(from, err)
 	})
-	t.Logf("node served by admin2 %s after the kill", time.Since(killed).Round(time.Millisecond))
+	eventually(t, 10*time.Second-time.Since(killed), "dnf on the node sees bravo via the VIP", func() (bool, string) {
+		got, err := l.dnfList("http://" + haVIP + "/repos/local/")
+		return err == nil && got == "alpha bravo", fmt.Sprint(got, err)
+	})
+	t.Logf("node served by admin2 (DNS, image, NAT, dnf) %s after the kill", time.Since(killed).Round(time.Millisecond))
 	l.chronySelectsVIP(30 * time.Second)
-	if got := l.dnfNames("http://" + haVIP + "/repos/local/"); got != "alpha bravo" {
-		t.Errorf("dnf on the node via the VIP after the kill sees %q, want alpha bravo", got)
-	}
 	if err := l.push(haVIP, "lab/app:v2", img); err == nil || !strings.Contains(err.Error(), l.admin1URL) {
 		t.Errorf("push to admin2 before promote: %v, want a refusal naming %s", err, l.admin1URL)
 	}
@@ -179,6 +188,13 @@ func TestHAPair(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(l.in2.config); !strings.Contains(string(b), "role: primary") {
 		t.Errorf("promote did not save ha.role: primary in the config:\n%s", b)
+	}
+	// The local repo was a folder on admin1: admin2 keeps serving its copy.
+	if !strings.Contains(out, "repos local were folders on the old primary") {
+		t.Errorf("ha promote does not say what happens to the folder repo:\n%s", out)
+	}
+	if got := l.dnfNames("http://" + haVIP + "/repos/local/"); got != "alpha bravo" {
+		t.Errorf("dnf on the node via the VIP after promote sees %q, want alpha bravo", got)
 	}
 }
 
@@ -247,7 +263,11 @@ func (l *haLab) checkFollows(img v1.Image) string {
 		t.Errorf("airgapd status on the standby: %v\n%s", err, out)
 	}
 	metrics := l.control(l.in2, "GET", "/metrics", "", 200)
-	for _, want := range []string{`airgapd_ha_role{role="standby"} 1`, `airgapd_ha_peer_reachable 1`, `airgapd_ha_replication_lag_seconds{kind="images"}`, `airgapd_ha_replication_lag_seconds{kind="config"}`} {
+	wants := []string{`airgapd_ha_role{role="standby"} 1`, `airgapd_ha_peer_reachable 1`}
+	for _, k := range []string{"config", "zones", "ca", "tokens", "repos", "images"} {
+		wants = append(wants, `airgapd_ha_replication_lag_seconds{kind="`+k+`"}`)
+	}
+	for _, want := range wants {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("standby /metrics lacks %s", want)
 		}
@@ -298,15 +318,23 @@ func (l *haLab) chronySelectsVIP(limit time.Duration) {
 
 // dnfNames is what dnf on the node lists in the repo at url.
 func (l *haLab) dnfNames(url string) string {
+	names, err := l.dnfList(url)
+	if err != nil {
+		l.t.Errorf("%v", err)
+	}
+	return names
+}
+
+func (l *haLab) dnfList(url string) (string, error) {
 	dir := l.t.TempDir()
 	out, err := run(l.t, 90*time.Second, "ip", "netns", "exec", l.node, "dnf", "--setopt=reposdir="+dir, "--installroot="+filepath.Join(dir, "root"),
 		"--releasever=9", "--disableplugin=local", "-y", "-q", "--refresh", "--repofrompath=ha,"+url, "--repo=ha", "--nogpgcheck", "repoquery", "--qf", "%{name}")
 	if err != nil {
-		l.t.Errorf("dnf repoquery %s: %v\n%s", url, err, out)
+		return "", fmt.Errorf("dnf repoquery %s: %w\n%s", url, err, out)
 	}
 	names := strings.Fields(out)
 	slices.Sort(names)
-	return strings.Join(names, " ")
+	return strings.Join(names, " "), nil
 }
 
 // haStatus is the ha line's detail.
@@ -351,6 +379,23 @@ func (l *haLab) build() {
 	for _, ns := range []string{l.lan, l.a1, l.a2, l.node, l.wan} {
 		l.sh("ip", "netns", "add", ns)
 		t.Cleanup(func() { run(t, 30*time.Second, "ip", "netns", "del", ns) })
+		// Runs before the namespace goes, after every process the test
+		// started in it was stopped: none may be left.
+		t.Cleanup(func() {
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				out, _ := run(t, 10*time.Second, "ip", "netns", "pids", ns)
+				if strings.TrimSpace(out) == "" {
+					return
+				}
+				if time.Now().After(deadline) {
+					ps, _ := run(t, 10*time.Second, "ps", "-o", "pid,args", "-p", strings.Join(strings.Fields(out), ","))
+					t.Errorf("processes left in namespace %s:\n%s", ns, ps)
+					return
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		})
 		l.sh("ip", "-n", ns, "link", "set", "lo", "up")
 	}
 	br := p + "-br"
