@@ -13,6 +13,7 @@ import (
 
 	"github.com/distribution/distribution/v3"
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
+	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
 )
 
@@ -69,13 +70,65 @@ func (r *Registry) otherDigests(next http.Handler) http.Handler {
 				}}
 			}
 		case rt.kind == routeManifest && req.Method == http.MethodPut:
+			tags := q["tag"]
+			if err := checkTags(rt, tags); err != nil {
+				writeAPIError(w, http.StatusBadRequest, "TAG_INVALID", err.Error())
+				return
+			}
 			if d, ok := nonCanonical(rt.ref); ok {
-				r.putManifestByOther(w, req, rt, d, next)
+				r.putManifestByOther(w, req, rt, d, tags, next)
+				return
+			}
+			if d, err := digest.Parse(rt.ref); err == nil && len(tags) > 0 {
+				next.ServeHTTP(&digestAnswer{ResponseWriter: w, digest: d, created: func(stored digest.Digest) error {
+					return r.tagPushed(req.Context(), w.Header(), rt.repo, stored, tags)
+				}}, req)
 				return
 			}
 		}
 		next.ServeHTTP(w, req)
 	})
+}
+
+// checkTags refuses ?tag= values that are no valid tag names. The
+// parameter (PUT /v2/NAME/manifests/DIGEST?tag=T…, distribution-spec v1.1
+// "push with tags") is how a client tags a manifest it pushes by a digest of
+// another algorithm than sha256 — regctl does so for sha512 — and
+// distribution ignores it.
+func checkTags(rt route, tags []string) error {
+	if len(tags) == 0 {
+		return nil
+	}
+	if _, err := digest.Parse(rt.ref); err != nil {
+		return fmt.Errorf("?tag= needs a manifest pushed by digest, not %q", rt.ref)
+	}
+	named, err := reference.WithName(rt.repo)
+	if err != nil {
+		return fmt.Errorf("repository %q: %w", rt.repo, err)
+	}
+	for _, t := range tags {
+		if _, err := reference.WithTag(named, t); err != nil {
+			return fmt.Errorf("tag %q: %w", t, err)
+		}
+	}
+	return nil
+}
+
+// tagPushed points each tag at the manifest distribution stored as
+// canonical and names them in OCI-Tag, which tells the client its tags were
+// applied (else it pushes each tag again on its own).
+func (r *Registry) tagPushed(ctx context.Context, h http.Header, repo string, canonical digest.Digest, tags []string) error {
+	rp, err := r.repository(ctx, repo)
+	if err != nil {
+		return err
+	}
+	for _, t := range tags {
+		if err := rp.Tags(ctx).Tag(ctx, t, distribution.Descriptor{Digest: canonical}); err != nil {
+			return fmt.Errorf("tagging %s:%s: %w", repo, t, err)
+		}
+	}
+	h.Set("OCI-Tag", strings.Join(tags, ","))
+	return nil
 }
 
 // nonCanonical parses s as a digest of an algorithm other than sha256.
@@ -89,7 +142,7 @@ func nonCanonical(s string) (digest.Digest, bool) {
 
 // putManifestByOther checks the body against d itself, hands distribution
 // the PUT by the body's sha256, and once it is stored links d to it.
-func (r *Registry) putManifestByOther(w http.ResponseWriter, req *http.Request, rt route, d digest.Digest, next http.Handler) {
+func (r *Registry) putManifestByOther(w http.ResponseWriter, req *http.Request, rt route, d digest.Digest, tags []string, next http.Handler) {
 	body, err := io.ReadAll(io.LimitReader(req.Body, maxManifestBytes+1))
 	if err != nil {
 		writeAPIError(w, http.StatusBadRequest, "MANIFEST_INVALID", "reading the manifest: "+err.Error())
@@ -113,7 +166,13 @@ func (r *Registry) putManifestByOther(w http.ResponseWriter, req *http.Request, 
 		if stored != canonical {
 			return fmt.Errorf("distribution stored the manifest as %s, not %s", stored, canonical)
 		}
-		return r.linkAlias(req.Context(), manifestLinkPath(rt.repo, d), canonical)
+		if err := r.linkAlias(req.Context(), manifestLinkPath(rt.repo, d), canonical); err != nil {
+			return err
+		}
+		if len(tags) == 0 {
+			return nil
+		}
+		return r.tagPushed(req.Context(), w.Header(), rt.repo, canonical, tags)
 	}}, byCanonical)
 }
 

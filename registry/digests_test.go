@@ -8,7 +8,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
+
+	"github.com/opencontainers/go-digest"
 )
 
 // sha512Push is one request of a push by sha512 digests and what it must
@@ -113,4 +116,76 @@ func TestSHA512EndToEnd(t *testing.T) {
 	} {
 		t.Run(p.method+" "+p.path[len("/v2/"):len("/v2/")+30], func(t *testing.T) { tr.send(t, p) })
 	}
+}
+
+// TestReferrersTagSchema: the tag a subject's referrers are kept under, as
+// the referrers tag schema cuts it.
+func TestReferrersTagSchema(t *testing.T) {
+	sha512Hex := strings.Repeat("ab", 64)
+	for _, c := range []struct{ subject, want string }{
+		{"sha256:" + strings.Repeat("0f", 32), "sha256-" + strings.Repeat("0f", 32)},
+		{"sha512:" + sha512Hex, "sha512-" + sha512Hex[:64]},
+	} {
+		if got := referrersTag(digest.Digest(c.subject)); got != c.want {
+			t.Errorf("referrersTag(%s) = %s, want %s", c.subject, got, c.want)
+		}
+	}
+}
+
+// TestPushWithTags: a manifest PUT by digest with ?tag= (how regctl tags
+// what it pushes by sha512) is stored, tagged with every tag and answered
+// with OCI-Tag naming them; a bad tag is refused before anything is stored.
+func TestPushWithTags(t *testing.T) {
+	tr := newTestRegistry(t, testConfig("127.0.0.1/32"))
+	config := []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}`)
+	cd := tr.pushBlob512(t, "lab/tagged", config)
+	const mt = "application/vnd.oci.image.manifest.v1+json"
+	manifest := func(note string) []byte {
+		return []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":%q,"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":%q,"size":%d},"layers":[],"annotations":{"n":%q}}`,
+			mt, cd, len(config), note))
+	}
+	put := func(ref, query string, body []byte) *http.Response {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodPut, tr.srv.URL+"/v2/lab/tagged/manifests/"+ref+query, bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.SetBasicAuth("admin", "s3cret")
+		req.Header.Set("Content-Type", mt)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	for _, c := range []struct {
+		name, ref, query string
+		body             []byte
+		status           int
+		tags             []string // want OCI-Tag and each tag to resolve to the body
+	}{
+		{"sha512, two tags", sha512Of(manifest("a")), "?tag=v1&tag=v2", manifest("a"), http.StatusCreated, []string{"v1", "v2"}},
+		{"sha256, one tag", digest.FromBytes(manifest("b")).String(), "?tag=v3", manifest("b"), http.StatusCreated, []string{"v3"}},
+		{"bad tag", sha512Of(manifest("c")), "?tag=-no", manifest("c"), http.StatusBadRequest, nil},
+		{"tag param on a tag", "v4", "?tag=v5", manifest("d"), http.StatusBadRequest, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			resp := put(c.ref, c.query, c.body)
+			if resp.StatusCode != c.status {
+				t.Fatalf("PUT %s%s: %d, want %d", c.ref, c.query, resp.StatusCode, c.status)
+			}
+			if got, want := resp.Header.Get("OCI-Tag"), strings.Join(c.tags, ","); got != want {
+				t.Errorf("OCI-Tag %q, want %q", got, want)
+			}
+			if c.status == http.StatusCreated && resp.Header.Get("Docker-Content-Digest") != c.ref {
+				t.Errorf("Docker-Content-Digest %s, want %s", resp.Header.Get("Docker-Content-Digest"), c.ref)
+			}
+			for _, tag := range c.tags {
+				tr.send(t, sha512Push{method: http.MethodGet, path: "/v2/lab/tagged/manifests/" + tag, status: http.StatusOK,
+					digest: digest.FromBytes(c.body).String()})
+			}
+		})
+	}
+	tr.send(t, sha512Push{method: http.MethodGet, path: "/v2/lab/tagged/manifests/" + sha512Of(manifest("c")), status: http.StatusNotFound})
 }

@@ -293,6 +293,11 @@ func (r *Registry) track(next http.Handler) http.Handler {
 				// upstream's tag does not replace it.
 				r.pin(req.Context(), rt.repo, rt.ref)
 			}
+			if registryHost(rt.repo) != "" {
+				for _, tag := range req.URL.Query()["tag"] { // pushed by digest with ?tag=
+					r.pin(req.Context(), rt.repo, tag)
+				}
+			}
 			r.stats.pushes.Add(1)
 			r.markDirty()
 		case rt.kind == routeManifest && req.Method == http.MethodGet && code == http.StatusOK:

@@ -183,9 +183,13 @@ func (s *subjectWriter) Write(b []byte) (int, error) {
 	return s.ResponseWriter.Write(b)
 }
 
-// referrersTag is where the referrers tag schema keeps subject's list.
+// referrersTag is where the referrers tag schema keeps subject's list:
+// ALG-HEX with the algorithm cut to 32 characters and the hex to 64, as the
+// schema says, so a sha512 subject's tag is a valid tag (at most 128
+// characters) and the one tag-schema clients look for.
 func referrersTag(subject digest.Digest) string {
-	return subject.Algorithm().String() + "-" + subject.Encoded()
+	alg, enc := subject.Algorithm().String(), subject.Encoded()
+	return alg[:min(len(alg), 32)] + "-" + enc[:min(len(enc), 64)]
 }
 
 // addReferrer adds entry to subject's list in repo, once.
