@@ -122,6 +122,13 @@ if [[ ! -x $gobin/crane ]]; then
 	echo "install-test-deps: go install crane"
 	go install github.com/google/go-containerregistry/cmd/crane@v0.20.6
 fi
+# regctl (regclient), the client that pushes sha512 images
+# (TestRegistrySHA512Regctl): built once into the cache folder.
+regctl=/var/cache/airgapd-test/regctl/regctl
+if [[ ! -x $regctl ]]; then
+	echo "install-test-deps: go install regctl"
+	GOBIN=$(dirname "$regctl") go install github.com/regclient/regclient/cmd/regctl@v0.11.7
+fi
 # nfpm, which `make rpm` (TestRPMContents) packages with: built once into
 # the cache folder, since `go run` of it fetches and compiles for minutes.
 nfpm=/var/cache/airgapd-test/nfpm/nfpm

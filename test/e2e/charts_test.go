@@ -25,14 +25,7 @@ type helmEnv struct {
 
 func newHelm(t *testing.T) *helmEnv {
 	t.Helper()
-	bin, err := exec.LookPath("helm")
-	if err != nil {
-		if _, e := os.Stat("/var/cache/airgapd-test/helm/helm"); e == nil {
-			bin = "/var/cache/airgapd-test/helm/helm"
-		} else {
-			need(t, "helm") // skips, or fails in CI
-		}
-	}
+	bin := peer(t, "helm")
 	dir := t.TempDir()
 	h := &helmEnv{t: t, bin: bin}
 	for _, v := range []string{"HELM_CONFIG_HOME", "HELM_CACHE_HOME", "HELM_DATA_HOME"} {

@@ -323,6 +323,22 @@ func need(t *testing.T, programs ...string) {
 	}
 }
 
+// peer finds a peer program on PATH or where install-test-deps caches the
+// ones it builds (/var/cache/airgapd-test/NAME/NAME); like need, it skips
+// or, in CI, fails when neither has it.
+func peer(t *testing.T, name string) string {
+	t.Helper()
+	if bin, err := exec.LookPath(name); err == nil {
+		return bin
+	}
+	cached := filepath.Join("/var/cache/airgapd-test", name, name)
+	if _, err := os.Stat(cached); err == nil {
+		return cached
+	}
+	need(t, name)
+	return name
+}
+
 func writeFile(t *testing.T, path, body string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
