@@ -148,7 +148,7 @@ func (s *Server) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for _, pc := range s.deps.UDP {
 		sock := s.newUDPSocket(pc)
-		for range udpReaders {
+		for range udpReaders() {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()

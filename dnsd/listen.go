@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"runtime"
 	"time"
 
 	"github.com/miekg/dns"
@@ -24,9 +25,11 @@ const ednsSize = 1232
 // memory. Past the bound, packets are dropped and counted.
 const maxInFlight = 4096
 
-// udpReaders is how many goroutines read each UDP socket, so both cores
-// take packets off it.
-const udpReaders = 2
+// udpReaders is how many goroutines read each UDP socket: one per CPU Go
+// may use, so every core takes packets off it and a server pinned to one
+// core (taskset, a cgroup quota) runs one reader, not readers that only
+// take turns.
+func udpReaders() int { return max(1, runtime.GOMAXPROCS(0)) }
 
 // udpSocket is one UDP socket server handed in, as the read and write
 // paths see it.
