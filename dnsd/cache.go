@@ -113,7 +113,10 @@ const (
 )
 
 // get returns the entry for k and whether it is fresh or only stale.
-func (c *cache) get(k cacheKey) (*cacheEntry, lookupState) {
+func (c *cache) get(k cacheKey) (*cacheEntry, lookupState) { return c.getAt(k, c.now()) }
+
+// getAt is get with the clock already read (once per batch of packets).
+func (c *cache) getAt(k cacheKey, now time.Time) (*cacheEntry, lookupState) {
 	sh := c.shard(k)
 	sh.mu.Lock()
 	e, ok := sh.entries[k]
@@ -121,7 +124,7 @@ func (c *cache) get(k cacheKey) (*cacheEntry, lookupState) {
 		sh.mu.Unlock()
 		return nil, cacheMiss
 	}
-	age := c.now().Sub(e.stored)
+	age := now.Sub(e.stored)
 	if age < e.ttl {
 		sh.mu.Unlock()
 		e.hits.Add(1)
@@ -189,11 +192,13 @@ func (c *cache) ttlOf(m *dns.Msg) (time.Duration, bool) {
 // pack prepares the entry's wire form; on any failure the entry is served
 // by the slow path only.
 func (e *cacheEntry) pack() {
-	w := e.msg.Copy()
-	w.Id = 0
-	w.Extra = removeOPT(w.Extra)
-	w.Compress = true
+	// e.msg is the entry's own copy and not shared yet: change it for
+	// packing and put it back, rather than copying it a second time.
+	w := e.msg
+	id, extra, compress := w.Id, w.Extra, w.Compress
+	w.Id, w.Extra, w.Compress = 0, removeOPT(w.Extra), true
 	wire, err := w.Pack()
+	w.Id, w.Extra, w.Compress = id, extra, compress
 	if err != nil {
 		return
 	}
@@ -330,11 +335,13 @@ func (ch cacheHandler) middleware(next Handler) Handler {
 // shouldPrefetch: a name asked for more than once whose entry has less than
 // a tenth of its TTL left is refreshed before it expires, so popular names
 // never miss.
-func (ch cacheHandler) shouldPrefetch(e *cacheEntry) bool {
+func (ch cacheHandler) shouldPrefetch(e *cacheEntry) bool { return ch.prefetchDue(e, ch.c.now()) }
+
+func (ch cacheHandler) prefetchDue(e *cacheEntry, now time.Time) bool {
 	if e.hits.Load() < 2 || e.origTTL < 10*time.Second {
 		return false
 	}
-	left := e.ttl - ch.c.now().Sub(e.stored)
+	left := e.ttl - now.Sub(e.stored)
 	return left < e.origTTL/10
 }
 
