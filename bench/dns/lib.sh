@@ -172,14 +172,15 @@ stop_server() { # NAME
 }
 
 # build_airgapd: this tree's airgapd, and with AIRGAPD_BEFORE=REV the same
-# server from another revision (built in a throwaway worktree), so before
+# server from another revision (built in a throwaway worktree; -trimpath
+# lets both builds share the build cache), so before
 # and after share one run's machine and load. Sets servers_airgapd.
 build_airgapd() {
-	(cd "$root" && go build -o "$work/airgapd.bin" ./cmd/airgapd)
+	(cd "$root" && go build -trimpath -o "$work/airgapd.bin" ./cmd/airgapd)
 	servers_airgapd=(airgapd)
 	if [[ -n ${AIRGAPD_BEFORE:-} ]]; then
 		git -C "$root" worktree add -q --detach "$work/before-src" "$AIRGAPD_BEFORE"
-		(cd "$work/before-src" && go build -o "$work/airgapd-before.bin" ./cmd/airgapd)
+		(cd "$work/before-src" && go build -trimpath -o "$work/airgapd-before.bin" ./cmd/airgapd)
 		git -C "$root" worktree remove --force "$work/before-src"
 		servers_airgapd+=(airgapd-before)
 	fi
