@@ -34,8 +34,8 @@ type cacheEntry struct {
 	stored   time.Time
 	ttl      time.Duration // how long it is fresh
 	origTTL  time.Duration
-	hits     atomic.Int64
-	fetching atomic.Bool // a prefetch or stale refresh is under way
+	hits     atomic.Int64 // counted up to 2 (prefetch's "asked more than once")
+	fetching atomic.Bool  // a prefetch or stale refresh is under way
 }
 
 type cacheShard struct {
@@ -127,7 +127,11 @@ func (c *cache) getAt(k cacheKey, now time.Time) (*cacheEntry, lookupState) {
 	age := now.Sub(e.stored)
 	if age < e.ttl {
 		sh.mu.Unlock()
-		e.hits.Add(1)
+		// Prefetch only asks "more than once?": past two, stop writing
+		// to the entry, a cache line every reader's core would share.
+		if e.hits.Load() < 2 {
+			e.hits.Add(1)
+		}
 		return e, cacheFresh
 	}
 	if age < e.ttl+c.limits.serveStale {
