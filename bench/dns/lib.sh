@@ -176,6 +176,7 @@ stop_server() { # NAME
 # lets both builds share the build cache), so before
 # and after share one run's machine and load. Sets servers_airgapd.
 build_airgapd() {
+	airgapd_rev=$(git -C "$root" rev-parse --short HEAD)$(git -C "$root" diff --quiet HEAD -- . 2>/dev/null || echo +dirty)
 	(cd "$root" && go build -trimpath -o "$work/airgapd.bin" ./cmd/airgapd)
 	servers_airgapd=(airgapd)
 	if [[ -n ${AIRGAPD_BEFORE:-} ]]; then
@@ -189,7 +190,7 @@ build_airgapd() {
 # versions: one line naming what ran.
 versions() {
 	printf 'airgapd %s (%s), named %s, unbound %s, pdns_recursor %s, kresd %s, dnsperf %s; %s cores, %s\n' \
-		"$(git -C "$root" rev-parse --short HEAD)$(git -C "$root" diff --quiet HEAD -- . 2>/dev/null || echo +dirty)" \
+		"$airgapd_rev${AIRGAPD_BEFORE:+, airgapd-before $AIRGAPD_BEFORE}" \
 		"$(go version | awk '{print $3}')" \
 		"$(named -v | awk '{print $2}')" \
 		"$(unbound -V 2>/dev/null | awk '/^Version/ {print $2}')" \
