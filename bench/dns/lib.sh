@@ -44,6 +44,14 @@ wait_dns() { # name port
 load() { uptime | sed 's/.*load average: //'; }
 median() { sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 rss_kb() { ps -o rss= -p "$1" | tr -d ' '; }
+# cpu_ticks PID: CPU time the process used so far, user + system, all its
+# threads, in clock ticks. Queries answered per CPU second is the figure a
+# busy shared machine does not distort: a server that gets half a core
+# answers half as many queries a second, but not fewer per CPU second.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+clk_tck=$(getconf CLK_TCK)
+# per_cpu_sec QUERIES TICKS: queries per CPU second.
+per_cpu_sec() { awk -v q="$1" -v t="$2" -v hz="$clk_tck" 'BEGIN {if (t > 0) printf "%.0f\n", q * hz / t; else print 0}'; }
 
 # The zone: 1000 names for the cached runs, and a wildcard under
 # miss.bench.test for names nobody asked before.

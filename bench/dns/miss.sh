@@ -36,17 +36,20 @@ for ((r = 0; r < rounds; r++)); do
 	for ((i = 0; i < ${#servers[@]}; i++)); do
 		srv=${servers[$(((i + r) % ${#servers[@]}))]}
 		names "r$r-$srv-$RANDOM" "$count"
+		t0=$(cpu_ticks "${pid_of[$srv]}")
 		out=$("${bound[@]}" "${load_cpu[@]}" dnsperf -s 127.0.0.1 -p "${port_of[$srv]}" -d "$work/miss.txt" -n 1 \
 			-l "$secs" -c 8 -T 1 -q 256 -t 2)
+		per_cpu_sec "$(awk '/Queries completed:/ {print $3}' <<<"$out")" $(($(cpu_ticks "${pid_of[$srv]}") - t0)) >>"$work/cpu.$srv"
 		awk '/Queries per second:/ {print $4}' <<<"$out" >>"$work/qps.$srv"
 		awk '/Average Latency/ {printf "%.3f\n", $4*1000}' <<<"$out" >>"$work/avg.$srv"
 		awk '/Queries lost:/ {print $3}' <<<"$out" >>"$work/lost.$srv"
-		echo "round $((r + 1)) $srv: $(tail -1 "$work/qps.$srv") q/s, lost $(tail -1 "$work/lost.$srv"), load $(load)" >&2
+		echo "round $((r + 1)) $srv: $(tail -1 "$work/qps.$srv") q/s, $(tail -1 "$work/cpu.$srv") q per CPU s, lost $(tail -1 "$work/lost.$srv"), load $(load)" >&2
 	done
 done
-declare -A qps avg lost p50 p99 rss
+declare -A qps avg lost p50 p99 rss cpu
 for srv in "${servers[@]}"; do
 	qps[$srv]=$(median <"$work/qps.$srv")
+	cpu[$srv]=$(median <"$work/cpu.$srv")
 	avg[$srv]=$(median <"$work/avg.$srv")
 	lost[$srv]=$(median <"$work/lost.$srv")
 	names "lat-$srv-$RANDOM" $((qcap * 3))
@@ -59,11 +62,12 @@ done
 echo "# bench/dns/miss.sh $secs $rounds — $(date -u '+%F %H:%M UTC'); $(versions)"
 printf '\ncache misses, pinned (server core 0, one worker; dnsperf -c 8 -T 1 -q 256 on core 1), %d rounds of %d s, load average at each round: %s\n\n' \
 	"$rounds" "$secs" "$(IFS=';'; echo "${loads[*]}")"
-printf '| server | miss QPS (median) | rounds | lost (median) | avg ms (full load) | p50 ms @%d q/s | p99 ms | RSS after, MB | airgapd ÷ server |\n' "$qcap"
-printf '|---|---:|---|---:|---:|---:|---:|---:|---:|\n'
+printf '| server | miss QPS (median) | rounds | q per CPU s | lost (median) | avg ms (full load) | p50 ms @%d q/s | p99 ms | RSS after, MB | airgapd ÷ server, QPS | per CPU s |\n' "$qcap"
+printf '|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n'
 for srv in "${servers[@]}"; do
-	printf '| %s | %.0f | %s | %s | %s | %s | %s | %.0f | %s |\n' "$srv" "${qps[$srv]}" \
-		"$(awk '{printf "%s%.1fk", (NR > 1 ? " " : ""), $1 / 1000}' "$work/qps.$srv")" \
+	printf '| %s | %.0f | %s | %s | %s | %s | %s | %s | %.0f | %s | %s |\n' "$srv" "${qps[$srv]}" \
+		"$(awk '{printf "%s%.1fk", (NR > 1 ? " " : ""), $1 / 1000}' "$work/qps.$srv")" "${cpu[$srv]}" \
 		"${lost[$srv]}" "${avg[$srv]}" "${p50[$srv]}" "${p99[$srv]}" "$(awk -v k="${rss[$srv]}" 'BEGIN {print k / 1024}')" \
-		"$(awk -v a="${qps[airgapd]}" -v b="${qps[$srv]}" 'BEGIN {printf "%.2f×", a / b}')"
+		"$(awk -v a="${qps[airgapd]}" -v b="${qps[$srv]}" 'BEGIN {printf "%.2f×", a / b}')" \
+		"$(awk -v a="${cpu[airgapd]}" -v b="${cpu[$srv]}" 'BEGIN {printf "%.2f×", a / b}')"
 done

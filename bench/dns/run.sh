@@ -19,7 +19,9 @@
 # airgapd seeing one CPU), dnsperf and the authoritative named on core 1
 # (taskset), as ../shared/PEERS.md says. Second table: the same servers
 # unpinned, where airgapd uses both cores and the one-worker peers one.
-# Rounds rotate the order; the tables show medians. Latency percentiles come
+# Rounds rotate the order; the tables show medians, and beside QPS the
+# queries answered per CPU second the server used (/proc/PID/stat), which a
+# busy shared machine distorts less than QPS. Latency percentiles come
 # from a rate-capped run (dnsperf -Q), each query's latency printed (-v).
 # Compare only within one run. Not part of `make test`.
 set -euo pipefail
@@ -47,39 +49,43 @@ table() {
 	for srv in "${servers[@]}"; do
 		start_server "$srv"
 		"${bound[@]}" dnsperf -s 127.0.0.1 -p "${port_of[$srv]}" -d "$work/queries.txt" -n 1 >/dev/null
-		: >"$work/qps.$key.$srv"; : >"$work/avg.$srv"
+		: >"$work/qps.$key.$srv"; : >"$work/avg.$srv"; : >"$work/cpu.$key.$srv"
 	done
 	local loads=()
 	for ((r = 0; r < rounds; r++)); do
 		loads+=("$(load)")
 		for ((i = 0; i < ${#servers[@]}; i++)); do
 			srv=${servers[$(((i + r) % ${#servers[@]}))]}
+			t0=$(cpu_ticks "${pid_of[$srv]}")
 			out=$("${bound[@]}" "${load_cpu[@]}" dnsperf -s 127.0.0.1 -p "${port_of[$srv]}" -d "$work/queries.txt" \
 				-l "$secs" -c 8 -T 1 -q 256)
+			per_cpu_sec "$(awk '/Queries completed:/ {print $3}' <<<"$out")" $(($(cpu_ticks "${pid_of[$srv]}") - t0)) >>"$work/cpu.$key.$srv"
 			awk '/Queries per second:/ {print $4}' <<<"$out" >>"$work/qps.$key.$srv"
 			awk '/Average Latency/ {printf "%.3f\n", $4*1000}' <<<"$out" >>"$work/avg.$srv"
-			echo "$label round $((r + 1)) $srv: $(tail -1 "$work/qps.$key.$srv") q/s, lost $(awk '/Queries lost:/ {print $3}' <<<"$out"), load $(load)" >&2
+			echo "$label round $((r + 1)) $srv: $(tail -1 "$work/qps.$key.$srv") q/s, $(tail -1 "$work/cpu.$key.$srv") q per CPU s, lost $(awk '/Queries lost:/ {print $3}' <<<"$out"), load $(load)" >&2
 		done
 	done
-	declare -A qps avg pct
+	declare -A qps avg pct cpu
 	for srv in "${servers[@]}"; do
 		qps[$srv]=$(median <"$work/qps.$key.$srv")
+		cpu[$srv]=$(median <"$work/cpu.$key.$srv")
 		avg[$srv]=$(median <"$work/avg.$srv")
 		"${bound[@]}" "${load_cpu[@]}" dnsperf -s 127.0.0.1 -p "${port_of[$srv]}" -d "$work/queries.txt" -l 3 -Q "$qcap" -v 2>/dev/null |
 			awk '$1 == ">" {print $NF * 1000}' | sort -n >"$work/lat.$srv"
 		pct[$srv]=$(percentiles "$work/lat.$srv")
 		stop_server "$srv"
 	done
-	local a=${qps[airgapd]}
+	local a=${qps[airgapd]} ac=${cpu[airgapd]}
 	printf '\n%s, %d rounds of %d s, load average at each round: %s\n\n' "$label" "$rounds" "$secs" "$(IFS=';'; echo "${loads[*]}")"
-	printf '| server | cached QPS (median) | rounds | avg ms (full load) | p50 ms @%d q/s | p99 ms | p99.9 ms | airgapd ÷ server |\n' "$qcap"
-	printf '|---|---:|---|---:|---:|---:|---:|---:|\n'
+	printf '| server | cached QPS (median) | rounds | q per CPU s (median) | avg ms (full load) | p50 ms @%d q/s | p99 ms | p99.9 ms | airgapd ÷ server, QPS | per CPU s |\n' "$qcap"
+	printf '|---|---:|---|---:|---:|---:|---:|---:|---:|---:|\n'
 	for srv in "${servers[@]}"; do
 		read -r p50 p99 p999 <<<"${pct[$srv]}"
-		printf '| %s | %.0f | %s | %s | %s | %s | %s | %s |\n' "$srv" "${qps[$srv]}" \
+		printf '| %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$srv" "${qps[$srv]}" \
 			"$(awk '{printf "%s%.0fk", (NR > 1 ? " " : ""), $1 / 1000}' "$work/qps.$key.$srv")" \
-			"${avg[$srv]}" "$p50" "$p99" "$p999" \
-			"$(awk -v a="$a" -v b="${qps[$srv]}" 'BEGIN {printf "%.2f×", a / b}')"
+			"${cpu[$srv]}" "${avg[$srv]}" "$p50" "$p99" "$p999" \
+			"$(awk -v a="$a" -v b="${qps[$srv]}" 'BEGIN {printf "%.2f×", a / b}')" \
+			"$(awk -v a="$ac" -v b="${cpu[$srv]}" 'BEGIN {printf "%.2f×", a / b}')"
 	done
 }
 
