@@ -2,7 +2,7 @@ package dnsd
 
 import (
 	"context"
-	"encoding/binary"
+	"fmt"
 	"hash/maphash"
 	"sync"
 	"sync/atomic"
@@ -25,12 +25,13 @@ type cacheKey struct {
 }
 
 type cacheEntry struct {
-	msg *dns.Msg
-	// wire is msg packed (no OPT, ID 0) for the fast path, with where each
-	// TTL sits and what it was; nil when packing failed.
+	// wire is the reply packed (no OPT, ID 0) with where each TTL sits; the
+	// fast path patches a copy, the slow path unpacks it. The parsed msg is
+	// kept only when packing failed: holding both doubled the memory a
+	// cached name costs.
 	wire     []byte
 	ttlOffs  []uint16
-	ttls     []uint32
+	msg      *dns.Msg
 	stored   time.Time
 	ttl      time.Duration // how long it is fresh
 	origTTL  time.Duration
@@ -210,11 +211,20 @@ func (e *cacheEntry) pack() {
 	if err != nil {
 		return
 	}
-	e.ttls = make([]uint32, len(offs))
-	for i, off := range offs {
-		e.ttls[i] = binary.BigEndian.Uint32(wire[off:])
+	e.wire, e.ttlOffs, e.msg = wire, offs, nil
+}
+
+// reply is a fresh copy of the cached reply, the packed form unpacked
+// (with its ID 0 and no OPT) or the kept msg copied.
+func (e *cacheEntry) reply() (*dns.Msg, error) {
+	if e.msg != nil {
+		return e.msg.Copy(), nil
 	}
-	e.wire, e.ttlOffs = wire, offs
+	m := new(dns.Msg)
+	if err := m.Unpack(e.wire); err != nil {
+		return nil, fmt.Errorf("unpacking a cached reply: %w", err)
+	}
+	return m, nil
 }
 
 func minTTL(rrs []dns.RR) uint32 {
@@ -241,7 +251,12 @@ func clamp(d, lo, hi time.Duration) time.Duration {
 // answer copies an entry for req, with TTLs reduced by the entry's age, or
 // set to staleTTL when it is served stale.
 func (c *cache) answer(e *cacheEntry, req *dns.Msg, stale bool) *dns.Msg {
-	m := e.msg.Copy()
+	m, err := e.reply()
+	if err != nil { // cannot happen: wire came from Pack
+		m = new(dns.Msg)
+		m.SetRcode(req, dns.RcodeServerFailure)
+		return m
+	}
 	m.Id = req.Id
 	m.Question = req.Question // keep the client's case (0x20)
 	m.RecursionDesired = req.RecursionDesired

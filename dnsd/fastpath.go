@@ -120,8 +120,8 @@ func (s *Server) fastAnswerTo(dst, pkt []byte, client netip.Addr, b *hitBatch) [
 		out[3] |= 0x10
 	}
 	age := uint32(now.Sub(e.stored) / time.Second)
-	for i, off := range e.ttlOffs {
-		ttl := e.ttls[i]
+	for _, off := range e.ttlOffs {
+		ttl := binary.BigEndian.Uint32(e.wire[off:]) // as stored; out's copy is patched
 		if ttl > age {
 			ttl -= age
 		} else {
