@@ -2,7 +2,7 @@ package dnsd
 
 import (
 	"context"
-	"encoding/binary"
+	"fmt"
 	"hash/maphash"
 	"sync"
 	"sync/atomic"
@@ -25,17 +25,18 @@ type cacheKey struct {
 }
 
 type cacheEntry struct {
-	msg *dns.Msg
-	// wire is msg packed (no OPT, ID 0) for the fast path, with where each
-	// TTL sits and what it was; nil when packing failed.
+	// wire is the reply packed (no OPT, ID 0) with where each TTL sits; the
+	// fast path patches a copy, the slow path unpacks it. The parsed msg is
+	// kept only when packing failed: holding both doubled the memory a
+	// cached name costs.
 	wire     []byte
 	ttlOffs  []uint16
-	ttls     []uint32
+	msg      *dns.Msg
 	stored   time.Time
 	ttl      time.Duration // how long it is fresh
 	origTTL  time.Duration
-	hits     atomic.Int64
-	fetching atomic.Bool // a prefetch or stale refresh is under way
+	hits     atomic.Int64 // counted up to 2 (prefetch's "asked more than once")
+	fetching atomic.Bool  // a prefetch or stale refresh is under way
 }
 
 type cacheShard struct {
@@ -113,7 +114,10 @@ const (
 )
 
 // get returns the entry for k and whether it is fresh or only stale.
-func (c *cache) get(k cacheKey) (*cacheEntry, lookupState) {
+func (c *cache) get(k cacheKey) (*cacheEntry, lookupState) { return c.getAt(k, c.now()) }
+
+// getAt is get with the clock already read (once per batch of packets).
+func (c *cache) getAt(k cacheKey, now time.Time) (*cacheEntry, lookupState) {
 	sh := c.shard(k)
 	sh.mu.Lock()
 	e, ok := sh.entries[k]
@@ -121,10 +125,14 @@ func (c *cache) get(k cacheKey) (*cacheEntry, lookupState) {
 		sh.mu.Unlock()
 		return nil, cacheMiss
 	}
-	age := c.now().Sub(e.stored)
+	age := now.Sub(e.stored)
 	if age < e.ttl {
 		sh.mu.Unlock()
-		e.hits.Add(1)
+		// Prefetch only asks "more than once?": past two, stop writing
+		// to the entry, a cache line every reader's core would share.
+		if e.hits.Load() < 2 {
+			e.hits.Add(1)
+		}
 		return e, cacheFresh
 	}
 	if age < e.ttl+c.limits.serveStale {
@@ -189,11 +197,13 @@ func (c *cache) ttlOf(m *dns.Msg) (time.Duration, bool) {
 // pack prepares the entry's wire form; on any failure the entry is served
 // by the slow path only.
 func (e *cacheEntry) pack() {
-	w := e.msg.Copy()
-	w.Id = 0
-	w.Extra = removeOPT(w.Extra)
-	w.Compress = true
+	// e.msg is the entry's own copy and not shared yet: change it for
+	// packing and put it back, rather than copying it a second time.
+	w := e.msg
+	id, extra, compress := w.Id, w.Extra, w.Compress
+	w.Id, w.Extra, w.Compress = 0, removeOPT(w.Extra), true
 	wire, err := w.Pack()
+	w.Id, w.Extra, w.Compress = id, extra, compress
 	if err != nil {
 		return
 	}
@@ -201,11 +211,20 @@ func (e *cacheEntry) pack() {
 	if err != nil {
 		return
 	}
-	e.ttls = make([]uint32, len(offs))
-	for i, off := range offs {
-		e.ttls[i] = binary.BigEndian.Uint32(wire[off:])
+	e.wire, e.ttlOffs, e.msg = wire, offs, nil
+}
+
+// reply is a fresh copy of the cached reply, the packed form unpacked
+// (with its ID 0 and no OPT) or the kept msg copied.
+func (e *cacheEntry) reply() (*dns.Msg, error) {
+	if e.msg != nil {
+		return e.msg.Copy(), nil
 	}
-	e.wire, e.ttlOffs = wire, offs
+	m := new(dns.Msg)
+	if err := m.Unpack(e.wire); err != nil {
+		return nil, fmt.Errorf("unpacking a cached reply: %w", err)
+	}
+	return m, nil
 }
 
 func minTTL(rrs []dns.RR) uint32 {
@@ -232,7 +251,12 @@ func clamp(d, lo, hi time.Duration) time.Duration {
 // answer copies an entry for req, with TTLs reduced by the entry's age, or
 // set to staleTTL when it is served stale.
 func (c *cache) answer(e *cacheEntry, req *dns.Msg, stale bool) *dns.Msg {
-	m := e.msg.Copy()
+	m, err := e.reply()
+	if err != nil { // cannot happen: wire came from Pack
+		m = new(dns.Msg)
+		m.SetRcode(req, dns.RcodeServerFailure)
+		return m
+	}
 	m.Id = req.Id
 	m.Question = req.Question // keep the client's case (0x20)
 	m.RecursionDesired = req.RecursionDesired
@@ -330,11 +354,13 @@ func (ch cacheHandler) middleware(next Handler) Handler {
 // shouldPrefetch: a name asked for more than once whose entry has less than
 // a tenth of its TTL left is refreshed before it expires, so popular names
 // never miss.
-func (ch cacheHandler) shouldPrefetch(e *cacheEntry) bool {
+func (ch cacheHandler) shouldPrefetch(e *cacheEntry) bool { return ch.prefetchDue(e, ch.c.now()) }
+
+func (ch cacheHandler) prefetchDue(e *cacheEntry, now time.Time) bool {
 	if e.hits.Load() < 2 || e.origTTL < 10*time.Second {
 		return false
 	}
-	left := e.ttl - ch.c.now().Sub(e.stored)
+	left := e.ttl - now.Sub(e.stored)
 	return left < e.origTTL/10
 }
 

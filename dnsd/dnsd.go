@@ -49,6 +49,7 @@ type Server struct {
 	cache    *cache
 	stats    *stats
 	inflight chan struct{}
+	work     chan udpJob // to an idle worker (unbuffered)
 
 	mu  sync.Mutex // serialises Reload
 	cfg Config
@@ -85,6 +86,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		now:      deps.Now,
 		stats:    newStats(cfg.QueryLog),
 		inflight: make(chan struct{}, maxInFlight),
+		work:     make(chan udpJob),
 		cfg:      cfg,
 	}
 	s.cache = newCache(limitsFrom(cfg.Cache), s.now)
@@ -148,7 +150,7 @@ func (s *Server) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for _, pc := range s.deps.UDP {
 		sock := s.newUDPSocket(pc)
-		for range udpReaders {
+		for range udpReaders() {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()

@@ -43,6 +43,8 @@ type upstream struct {
 	dead     bool
 
 	queries, errors atomic.Int64
+
+	udp *upPool // connected sockets, shared by every query to addr
 }
 
 func (u *upstream) tryTimeout() time.Duration {
@@ -100,7 +102,7 @@ func newPool(zone string, servers []string, log *slog.Logger, prev *pool) (*pool
 		if err != nil {
 			return nil, err
 		}
-		u := &upstream{addr: addr, srtt: initialSRTT}
+		u := &upstream{addr: addr, srtt: initialSRTT, udp: newUpPool(addr)}
 		if prev != nil {
 			for _, old := range prev.ups {
 				if old.addr == addr {
@@ -161,7 +163,7 @@ func (p *pool) exchange(ctx context.Context, req *dns.Msg, tcp bool) (*dns.Msg, 
 		}
 		u.queries.Add(1)
 		began := time.Now()
-		m, err := exchangeOne(ctx, u.addr, req, u.tryTimeout(), tcp)
+		m, err := u.exchange(ctx, req, u.tryTimeout(), tcp)
 		if err == nil && m.Rcode != dns.RcodeServerFailure && m.Rcode != dns.RcodeRefused {
 			u.success(time.Since(began))
 			return m, nil
@@ -198,6 +200,40 @@ func (p *pool) probe(ctx context.Context) {
 			p.log.Info("forwarder is back", "zone", p.zone, "upstream", u.addr)
 		}
 	}
+}
+
+// exchange sends one query to u over its pooled UDP sockets (over TCP when
+// tcp, or when the answer is truncated). req is the caller's own copy: its
+// EDNS size is set here.
+func (u *upstream) exchange(ctx context.Context, req *dns.Msg, timeout time.Duration, tcp bool) (*dns.Msg, error) {
+	if tcp || u.udp == nil {
+		return exchangeOne(ctx, u.addr, req, timeout, tcp)
+	}
+	if opt := req.IsEdns0(); opt != nil {
+		opt.SetUDPSize(ednsSize)
+	} else {
+		req.SetEdns0(ednsSize, false)
+	}
+	pkt, err := req.Pack()
+	if err != nil {
+		return nil, fmt.Errorf("pack query for %s: %w", u.addr, err)
+	}
+	b, err := u.udp.exchange(ctx, pkt, timeout)
+	if err != nil {
+		return nil, err
+	}
+	m := new(dns.Msg)
+	if err := m.Unpack(b); err != nil {
+		return nil, fmt.Errorf("answer from %s: %w", u.addr, err)
+	}
+	if !m.Response || len(m.Question) != 1 || !strings.EqualFold(m.Question[0].Name, req.Question[0].Name) ||
+		m.Question[0].Qtype != req.Question[0].Qtype {
+		return nil, fmt.Errorf("%s answered another question", u.addr)
+	}
+	if m.Truncated {
+		return exchangeOne(ctx, u.addr, req, timeout, true)
+	}
+	return m, nil
 }
 
 // exchangeOne sends one query over UDP (retrying over TCP when the answer

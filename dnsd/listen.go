@@ -2,10 +2,10 @@ package dnsd
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"net"
 	"net/netip"
+	"runtime"
 	"time"
 
 	"github.com/miekg/dns"
@@ -24,9 +24,11 @@ const ednsSize = 1232
 // memory. Past the bound, packets are dropped and counted.
 const maxInFlight = 4096
 
-// udpReaders is how many goroutines read each UDP socket, so both cores
-// take packets off it.
-const udpReaders = 2
+// udpReaders is how many goroutines read each UDP socket: one per CPU Go
+// may use, so every core takes packets off it and a server pinned to one
+// core (taskset, a cgroup quota) runs one reader, not readers that only
+// take turns.
+func udpReaders() int { return max(1, runtime.GOMAXPROCS(0)) }
 
 // udpSocket is one UDP socket server handed in, as the read and write
 // paths see it.
@@ -84,9 +86,11 @@ func (s *Server) serveUDP(ctx context.Context, sock udpSocket) error {
 		}
 		from, _ := netip.ParseAddrPort(a.String())
 		peer := udpPeer{from: from}
-		if out := s.udpPacket(ctx, sock, buf[:n], peer); out != nil {
+		hits := hitBatch{began: s.now()}
+		if out := s.udpPacket(ctx, sock, buf[:n], peer, nil, &hits); out != nil {
 			sock.write(out, peer)
 		}
+		hits.flush(s)
 	}
 }
 
@@ -106,8 +110,16 @@ func (s *Server) serveUDPBatch(ctx context.Context, sock udpSocket, bc batchConn
 		}
 	}
 	out := make([]ipv4.Message, 0, udpBatch)
-	// One control-message buffer per reply slot, reused every batch.
+	// One reply buffer, buffer list and control-message buffer per reply
+	// slot, reused every batch: a cache hit allocates nothing here.
 	outOOB := make([][]byte, udpBatch)
+	outBuf := make([][]byte, udpBatch)
+	outBufs := make([][][]byte, udpBatch)
+	for i := range outBuf {
+		outBuf[i] = make([]byte, ednsSize)
+		outBufs[i] = make([][]byte, 1)
+	}
+	var hits hitBatch
 	for {
 		n, err := bc.ReadBatch(in, 0)
 		if err != nil {
@@ -117,6 +129,7 @@ func (s *Server) serveUDPBatch(ctx context.Context, sock udpSocket, bc batchConn
 			s.log.Debug("udp read", "err", err)
 			continue
 		}
+		hits.began = s.now()
 		out = out[:0]
 		for i := range n {
 			m := &in[i]
@@ -129,10 +142,11 @@ func (s *Server) serveUDPBatch(ctx context.Context, sock udpSocket, bc batchConn
 			if sock.dst {
 				peer.dst, _ = udpdst.Parse(m.OOB[:m.NN])
 			}
-			if resp := s.udpPacket(ctx, sock, m.Buffers[0][:m.N], peer); resp != nil {
-				k := len(out)
+			k := len(out)
+			if resp := s.udpPacket(ctx, sock, m.Buffers[0][:m.N], peer, outBuf[k], &hits); resp != nil {
 				outOOB[k] = udpdst.AppendSource(outOOB[k][:0], peer.dst, sock.v6)
-				out = append(out, ipv4.Message{Buffers: [][]byte{resp}, OOB: outOOB[k], Addr: m.Addr})
+				outBufs[k][0] = resp
+				out = append(out, ipv4.Message{Buffers: outBufs[k], OOB: outOOB[k], Addr: m.Addr})
 			}
 		}
 		for len(out) > 0 {
@@ -143,12 +157,14 @@ func (s *Server) serveUDPBatch(ctx context.Context, sock udpSocket, bc batchConn
 			}
 			out = out[sent:]
 		}
+		hits.flush(s)
 	}
 }
 
-// udpPacket returns the fast-path answer for pkt, or hands pkt to a
+// udpPacket returns the fast-path answer for pkt (in dst's space, the hit
+// counted in hits), or hands pkt to a
 // goroutine (copied, since pkt is the reader's buffer) and returns nil.
-func (s *Server) udpPacket(ctx context.Context, sock udpSocket, pkt []byte, peer udpPeer) []byte {
+func (s *Server) udpPacket(ctx context.Context, sock udpSocket, pkt []byte, peer udpPeer, dst []byte, hits *hitBatch) []byte {
 	if len(pkt) < 12 { // shorter than a header: not DNS
 		s.stats.malformed.Add(1)
 		return nil
@@ -162,21 +178,57 @@ func (s *Server) udpPacket(ctx context.Context, sock udpSocket, pkt []byte, peer
 		s.stats.rateLimited.Add(1)
 		return slipReply(pkt)
 	}
-	if out := s.fastAnswer(pkt, client); out != nil {
+	if out := s.fastAnswerTo(dst, pkt, client, hits); out != nil {
 		return out
 	}
 	own := make([]byte, len(pkt))
 	copy(own, pkt)
+	job := udpJob{sock: sock, peer: peer, pkt: own}
+	select {
+	case s.work <- job: // an idle worker takes it
+		return nil
+	default:
+	}
 	select {
 	case s.inflight <- struct{}{}:
-		go func() {
-			defer func() { <-s.inflight }()
-			s.handleUDP(ctx, sock, peer, own)
-		}()
+		go s.udpWorker(ctx, job)
 	default:
 		s.stats.dropped.Add(1)
 	}
 	return nil
+}
+
+// udpJob is a query for the full pipeline.
+type udpJob struct {
+	sock udpSocket
+	peer udpPeer
+	pkt  []byte
+}
+
+// workerIdle is how long a worker waits for its next query before it ends.
+const workerIdle = 5 * time.Second
+
+// udpWorker answers job, then further queries handed to it, until none
+// came for workerIdle. Reusing a worker, not starting a goroutine per
+// query, keeps the stack the pipeline grew it to: a fresh goroutine's
+// stack was copied twice or three times on the way through the parser,
+// cache and forwarder. Workers hold in-flight slots, so maxInFlight still
+// bounds the queries being worked on.
+func (s *Server) udpWorker(ctx context.Context, job udpJob) {
+	defer func() { <-s.inflight }()
+	t := time.NewTimer(workerIdle)
+	defer t.Stop()
+	for {
+		s.handleUDP(ctx, job.sock, job.peer, job.pkt)
+		t.Reset(workerIdle)
+		select {
+		case job = <-s.work:
+		case <-t.C:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // batchConn reads and writes several datagrams per system call.
@@ -212,92 +264,6 @@ func (sock udpSocket) write(b []byte, peer udpPeer) {
 		return
 	}
 	sock.uc.WriteToUDPAddrPort(b, peer.from)
-}
-
-// fastAnswer answers a plain query from a fresh cache entry's wire form,
-// or returns nil to leave it to the pipeline: anything a later stage of
-// the pipeline would treat differently (ACL, local zones, prefetch, stale,
-// truncation) declines.
-func (s *Server) fastAnswer(pkt []byte, client netip.Addr) []byte {
-	began := time.Now()
-	q, err := parsePlainQuery(pkt)
-	if err != nil || q.qclass != dns.ClassINET {
-		return nil
-	}
-	p := s.pipe.Load()
-	if !contains(p.acl.allowQuery, client) || !contains(p.acl.allowRecursion, client) || p.zones.covers(q.name) {
-		return nil
-	}
-	c := s.cache
-	e, state := c.get(cacheKey{name: q.name, qtype: q.qtype, qclass: q.qclass, do: q.do, cd: q.cd})
-	if state != cacheFresh || e.wire == nil || (c.limits.prefetch && (cacheHandler{c: c}).shouldPrefetch(e)) {
-		return nil
-	}
-	size, need := dns.MinMsgSize, len(e.wire)
-	if q.edns {
-		size = int(max(min(q.udpSize, ednsSize), dns.MinMsgSize))
-		need += 11
-	}
-	end := 12 + len(q.nameWire)
-	if need > size || end > len(e.wire) || !equalFoldASCII(e.wire[12:end], q.nameWire) {
-		return nil
-	}
-	out := make([]byte, need)
-	copy(out, e.wire)
-	binary.BigEndian.PutUint16(out, q.id)
-	copy(out[12:end], q.nameWire) // the client's case (0x20)
-	out[2] &^= 0x01
-	if q.rd {
-		out[2] |= 0x01
-	}
-	out[3] &^= 0x10
-	if q.cd {
-		out[3] |= 0x10
-	}
-	age := uint32(s.now().Sub(e.stored) / time.Second)
-	for i, off := range e.ttlOffs {
-		ttl := e.ttls[i]
-		if ttl > age {
-			ttl -= age
-		} else {
-			ttl = 0
-		}
-		binary.BigEndian.PutUint32(out[off:], ttl)
-	}
-	if q.edns {
-		opt := out[len(e.wire):]
-		opt[0] = 0                                    // root
-		binary.BigEndian.PutUint16(opt[1:], 41)       // OPT
-		binary.BigEndian.PutUint16(opt[3:], ednsSize) // our UDP size
-		opt[5], opt[6], opt[7], opt[8] = 0, 0, 0, 0
-		if q.do {
-			opt[7] = 0x80
-		}
-		opt[9], opt[10] = 0, 0 // no options
-		binary.BigEndian.PutUint16(out[10:], binary.BigEndian.Uint16(out[10:])+1)
-	}
-	c.hits.Add(1)
-	s.stats.record(s, client, q.name, q.qtype, int(out[3]&0x0F), "cache", began)
-	return out
-}
-
-func equalFoldASCII(a, b []byte) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		x, y := a[i], b[i]
-		if x >= 'A' && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if y >= 'A' && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
 }
 
 func (s *Server) handleUDP(ctx context.Context, sock udpSocket, peer udpPeer, pkt []byte) {

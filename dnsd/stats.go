@@ -101,7 +101,11 @@ func (st *stats) record(s *Server, client netip.Addr, name string, qtype uint16,
 	if !st.logOn {
 		return
 	}
-	r := logRecord{at: now, client: client, name: name, qtype: qtype, rcode: uint8(min(rcode, 255)), source: uint8(src), latency: lat}
+	st.appendLog(logRecord{at: now, client: client, name: name, qtype: qtype, rcode: uint8(min(rcode, 255)), source: uint8(src), latency: lat})
+}
+
+// appendLog puts r in the ring; st.mu is held.
+func (st *stats) appendLog(r logRecord) {
 	if len(st.log) < queryLogSize {
 		st.log = append(st.log, r)
 	} else {

@@ -3,7 +3,6 @@ package dnsd
 import (
 	"encoding/binary"
 	"errors"
-	"strings"
 )
 
 // This file reads just enough of the DNS wire format for the cache-hit fast
@@ -46,7 +45,10 @@ func parsePlainQuery(pkt []byte) (plainQuery, error) {
 	q.rd = flags&0x0100 != 0
 	q.cd = flags&0x0010 != 0
 	off := 12
-	var name strings.Builder
+	// The name is gathered on the stack and made a string once (a
+	// strings.Builder grew, and allocated, two or three times per name).
+	var name [256]byte
+	n := 0
 	for {
 		if off >= len(pkt) {
 			return q, errDecline
@@ -56,7 +58,7 @@ func parsePlainQuery(pkt []byte) (plainQuery, error) {
 			off++
 			break
 		}
-		if l > 63 || off+1+l > len(pkt) || name.Len()+l+1 > 254 {
+		if l > 63 || off+1+l > len(pkt) || n+l+1 > 254 {
 			return q, errDecline // pointers in a question, or too long
 		}
 		for _, c := range pkt[off+1 : off+1+l] {
@@ -66,15 +68,18 @@ func parsePlainQuery(pkt []byte) (plainQuery, error) {
 			case c == '.' || c == '\\' || c < '!' || c > '~':
 				return q, errDecline // needs escaping: leave it to miekg/dns
 			}
-			name.WriteByte(c)
+			name[n] = c
+			n++
 		}
-		name.WriteByte('.')
+		name[n] = '.'
+		n++
 		off += 1 + l
 	}
-	if name.Len() == 0 {
-		name.WriteByte('.')
+	if n == 0 {
+		name[0] = '.'
+		n = 1
 	}
-	q.name = name.String()
+	q.name = string(name[:n])
 	q.nameWire = pkt[12:off]
 	if off+4 > len(pkt) {
 		return q, errDecline
