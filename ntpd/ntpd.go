@@ -376,9 +376,12 @@ func (s *Server) serve(rd reader) {
 			size, res := s.resp.respond(req, rx, from.Addr(), out)
 			counts[res]++
 			if size > 0 {
-				bc.send(i, out[:size], replyOOB)
+				bc.queue(i, out[:size], replyOOB)
 			}
 		}
+		// A failed send loses replies the clients retry; a closed socket
+		// ends the next read.
+		_ = bc.flush()
 		for r, c := range counts {
 			if c > 0 {
 				s.metrics.results[r].Add(float64(c))

@@ -127,6 +127,7 @@ echo "# load: $CLIENTS clients x window 4, $DUR per server per round, $ROUNDS ro
 SERVERS=()
 start_chronyd pinned taskset -c 0
 for b in "${BINS[@]}"; do start_airgapd "${b% *}" "${b#* }" pinned env GOMAXPROCS=1 taskset -c 0; done
+[ -n "${VARIANT_ENV:-}" ] && start_airgapd airgapd-variant "$W/airgapd" pinned env GOMAXPROCS=1 $VARIANT_ENV taskset -c 0
 ready
 rounds pinned taskset -c 1
 capped pinned taskset -c 1
