@@ -36,8 +36,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/net/ipv4"
-	"golang.org/x/net/ipv6"
 
 	"github.com/airgapd/airgapd/internal/conf"
 	"github.com/airgapd/airgapd/internal/udpdst"
@@ -193,17 +191,15 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// Two readers per socket, so both cores take requests off it; each
-	// still answers its packet at once, so the transmit timestamp stays the
+	// One reader per descriptor (readers makes one per CPU, up to four);
+	// each answers its packets at once, so the transmit timestamp stays the
 	// last thing written before the send.
 	for _, c := range conns {
-		for range readersPerSocket {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				s.serve(c)
-			}()
-		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.serve(c)
+		}()
 	}
 	for _, pc := range s.deps.CmdMonUDP {
 		wg.Add(1)
@@ -325,31 +321,25 @@ func (s *Server) readers() ([]reader, error) {
 
 // serve is one reader: read, respond, send, until the read deadline is
 // set at stop or the socket is closed.
-// readersPerSocket is how many goroutines read each UDP socket.
-const readersPerSocket = 2
-
 func (s *Server) serve(rd reader) {
 	// Requests are read a batch per system call (recvmmsg), each with its
 	// kernel timestamp; replies still go out one by one, so every transmit
 	// timestamp is taken right before its own send.
 	conn, kernelTS := rd.conn, rd.kernelTS
-	var batch batchReader
+	bc, err := newBatchConn(conn, readBatch, 1500, oobSize+udpdst.OOBSpace)
+	if err != nil {
+		s.log.Error("NTP reader stopped", "listen", conn.LocalAddr().String(), "err", err)
+		return
+	}
 	v6 := false
 	if a, ok := conn.LocalAddr().(*net.UDPAddr); ok && a.IP.To4() == nil {
-		batch, v6 = ipv6.NewPacketConn(conn), true
-	} else {
-		batch = ipv4.NewPacketConn(conn)
-	}
-	msgs := make([]ipv4.Message, readBatch)
-	for i := range msgs {
-		msgs[i].Buffers = [][]byte{make([]byte, 1500)}
-		msgs[i].OOB = make([]byte, oobSize+udpdst.OOBSpace)
+		v6 = true
 	}
 	out := make([]byte, 1500) // NTS replies carry cookies
 	replyOOB := make([]byte, 0, udpdst.OOBSpace)
 	errs := 0
 	for {
-		n, err := batch.ReadBatch(msgs, 0)
+		n, err := bc.read()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) || errors.Is(err, os.ErrDeadlineExceeded) {
 				return
@@ -361,16 +351,16 @@ func (s *Server) serve(rd reader) {
 			continue
 		}
 		errs = 0
+		// Counted per batch, not per packet: one atomic add per result.
+		var counts [numResults]int
 		for i := range n {
-			m := &msgs[i]
-			ua, ok := m.Addr.(*net.UDPAddr)
-			if !ok {
+			req, oob, from := bc.packet(i)
+			if !from.IsValid() {
 				continue
 			}
-			from := ua.AddrPort()
 			rx, ok := time.Time{}, false
 			if kernelTS {
-				rx, ok = rxTimestamp(m.OOB[:m.NN])
+				rx, ok = rxTimestamp(oob)
 			}
 			if !ok {
 				rx = s.clock.Now()
@@ -379,14 +369,22 @@ func (s *Server) serve(rd reader) {
 			// not the route's choice, when the socket is a wildcard.
 			replyOOB = replyOOB[:0]
 			if rd.dst {
-				if d, ok := udpdst.Parse(m.OOB[:m.NN]); ok {
+				if d, ok := udpdst.Parse(oob); ok {
 					replyOOB = udpdst.AppendSource(replyOOB, d, v6)
 				}
 			}
-			size, res := s.resp.respond(m.Buffers[0][:m.N], rx, from.Addr(), out)
-			s.metrics.results[res].Inc()
+			size, res := s.resp.respond(req, rx, from.Addr(), out)
+			counts[res]++
 			if size > 0 {
-				conn.WriteMsgUDPAddrPort(out[:size], replyOOB, from)
+				bc.queue(i, out[:size], replyOOB)
+			}
+		}
+		// A failed send loses replies the clients retry; a closed socket
+		// ends the next read.
+		_ = bc.flush()
+		for r, c := range counts {
+			if c > 0 {
+				s.metrics.results[r].Add(float64(c))
 			}
 		}
 	}
@@ -394,12 +392,6 @@ func (s *Server) serve(rd reader) {
 
 // readBatch is how many requests one read may take off the socket.
 const readBatch = 16
-
-// batchReader reads several datagrams, with their control messages, per
-// system call.
-type batchReader interface {
-	ReadBatch(ms []ipv4.Message, flags int) (int, error)
-}
 
 // newClient queues a new client address for a reverse-DNS name.
 func (s *Server) newClient(a netip.Addr) {

@@ -210,13 +210,16 @@ func (r *responder) nak(q *ntpproto.Packet, vn uint8, rx time.Time, uid, out []b
 	return ntsNAK(&a, uid, out)
 }
 
-// put serialises a plain 48-octet packet into out.
+// put serialises a plain 48-octet header into out (at least 48 bytes)
+// without allocating, as facebook/time's Packet.Bytes lays it out.
 func put(a *ntpproto.Packet, out []byte) int {
-	b, err := a.Bytes()
-	if err != nil { // only extension fields can fail; there are none
-		return 0
+	_ = out[ntpproto.PacketSizeBytes-1]
+	out[0], out[1], out[2], out[3] = a.Settings, a.Stratum, byte(a.Poll), byte(a.Precision)
+	for i, v := range [...]uint32{a.RootDelay, a.RootDispersion, a.ReferenceID, a.RefTimeSec, a.RefTimeFrac,
+		a.OrigTimeSec, a.OrigTimeFrac, a.RxTimeSec, a.RxTimeFrac, a.TxTimeSec, a.TxTimeFrac} {
+		binary.BigEndian.PutUint32(out[4+4*i:], v)
 	}
-	return copy(out, b)
+	return ntpproto.PacketSizeBytes
 }
 
 func ntpTime(t time.Time) (uint32, uint32) {

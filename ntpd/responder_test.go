@@ -1,6 +1,7 @@
 package ntpd
 
 import (
+	"bytes"
 	"encoding/binary"
 	"log/slog"
 	"net/netip"
@@ -228,5 +229,20 @@ func TestShortFormat(t *testing.T) {
 		if got := shortFormat(tt.d); got != tt.want {
 			t.Errorf("shortFormat(%s) = %d, want %d", tt.d, got, tt.want)
 		}
+	}
+}
+
+// put lays the header out exactly as facebook/time's Packet.Bytes does.
+func TestPutMatchesBytes(t *testing.T) {
+	a := ntpproto.Packet{Settings: 0x24, Stratum: 3, Poll: -6, Precision: -23, RootDelay: 1, RootDispersion: 2,
+		ReferenceID: 3, RefTimeSec: 4, RefTimeFrac: 5, OrigTimeSec: 6, OrigTimeFrac: 7, RxTimeSec: 8, RxTimeFrac: 9,
+		TxTimeSec: 10, TxTimeFrac: 0xfffffff1}
+	want, err := a.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]byte, 64)
+	if n := put(&a, out); n != 48 || !bytes.Equal(out[:n], want) {
+		t.Fatalf("put = %d % x, want % x", n, out[:n], want)
 	}
 }
