@@ -21,6 +21,10 @@ import (
 // being more of the charts: section and more sections.
 func chartsInstance(t *testing.T, charts, extra string) (in *instance, host, mirror string) {
 	t.Helper()
+	section := "charts: {}"
+	if charts != "" {
+		section = "charts:" + charts // block keys, indented two spaces
+	}
 	in = start(t, t.TempDir(), `
 mirror: { listen: "127.0.0.1:0" }
 registry:
@@ -29,7 +33,7 @@ registry:
   users: [{name: admin, password_hash: "`+registryTestHash+`"}]
   pull_from: [127.0.0.1/32]
 `+extra+`
-charts: {`+charts+`}
+`+section+`
 `)
 	st := in.status()
 	reg := st.listener("registry")
