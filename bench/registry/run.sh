@@ -16,6 +16,8 @@
 # BASE_REV=REV (a git revision) also times airgapd built at REV, as the
 # target airgapd@REV beside the checkout's, in the same rounds: an A/B of
 # two builds on the same load (the ratio line airgapd/airgapd@REV).
+# BENCH_MODES (default "http https") and BENCH_CACHE (default "warm,cold")
+# narrow a run to one state, e.g. a long warm plain-HTTP A/B.
 set -euo pipefail
 SIZE=${1:-1024}
 RUNS=${2:-5}
@@ -66,7 +68,7 @@ head -c $((SIZE << 20)) /dev/urandom >"$W/blob"
 # bcrypt("bench") for airgapd's push user.
 HASH=$(go run ./bench/registry/hash bench)
 
-for mode in http https; do
+for mode in ${BENCH_MODES:-http https}; do
   APORT=$(free_port); RPORT=$(free_port); DPORT=$(free_port); FPORT=$(free_port)
   tls=off; [[ $mode == https ]] && tls=auto
   rm -rf "$W/a" "$W/b" "$W/r"; mkdir -p "$W/a" "$W/r"
@@ -125,7 +127,7 @@ X
   wait_up "$mode://127.0.0.1:$RPORT" "$CA"
   wait_up "$mode://127.0.0.1:$FPORT" "$CA"
   echo "== $mode"
-  "$W/regbench" -file "$W/blob" -runs "$RUNS" ${CA:+-cacert "$CA"} \
+  "$W/regbench" -file "$W/blob" -runs "$RUNS" -cache "${BENCH_CACHE:-warm,cold}" ${CA:+-cacert "$CA"} \
     -target "reference=$mode://127.0.0.1:$RPORT,storage=$W/r/data" \
     -target "airgapd=$mode://127.0.0.1:$APORT,bench:bench,storage=$W/a/data/registry" \
     -target "net/http=$mode://127.0.0.1:$FPORT,file=$W/blob" "${BASE_TARGET[@]}"
