@@ -59,7 +59,7 @@ func main() {
 		return
 	}
 	if *file == "" || len(targets) == 0 || *runs < 1 || *runs > 50 {
-		fmt.Fprintln(os.Stderr, "usage: regbench -file F -target NAME=URL[,USER:PASS][,storage=DIR|file=PATH]… [-runs N] [-cacert CA] [-cache warm,cold]\n       regbench -file F -serve ADDR [-tlscert C -tlskey K]")
+		fmt.Fprintln(os.Stderr, "usage: regbench -file F -target NAME=URL[,USER:PASS][,storage=DIR|file=PATH]… [-runs N (1..50)] [-cacert CA] [-cache warm,cold]\n       regbench -file F -serve ADDR [-tlscert C -tlskey K]")
 		os.Exit(2)
 	}
 	client, err := newClient(*caFile)
