@@ -153,8 +153,10 @@ func (c *cache) set(k cacheKey, m *dns.Msg) {
 	if !ok {
 		return
 	}
-	e := &cacheEntry{msg: m.Copy(), stored: c.now(), ttl: ttl, origTTL: ttl}
-	e.pack()
+	e := &cacheEntry{stored: c.now(), ttl: ttl, origTTL: ttl}
+	if !e.pack(m) {
+		e.msg = m.Copy()
+	}
 	sh := c.shard(k)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -194,24 +196,24 @@ func (c *cache) ttlOf(m *dns.Msg) (time.Duration, bool) {
 	return 0, false
 }
 
-// pack prepares the entry's wire form; on any failure the entry is served
-// by the slow path only.
-func (e *cacheEntry) pack() {
-	// e.msg is the entry's own copy and not shared yet: change it for
-	// packing and put it back, rather than copying it a second time.
-	w := e.msg
-	id, extra, compress := w.Id, w.Extra, w.Compress
-	w.Id, w.Extra, w.Compress = 0, removeOPT(w.Extra), true
-	wire, err := w.Pack()
-	w.Id, w.Extra, w.Compress = id, extra, compress
+// pack stores m's wire form (ID 0, no OPT) and where its TTLs sit; false
+// when it cannot, and the entry is then served by the slow path only. m is
+// changed for packing and put back, rather than copied: every caller of set
+// owns the reply it stores, and the copy was a measurable share of a miss.
+func (e *cacheEntry) pack(m *dns.Msg) bool {
+	id, extra, compress := m.Id, m.Extra, m.Compress
+	m.Id, m.Extra, m.Compress = 0, removeOPT(m.Extra), true
+	wire, err := m.Pack()
+	m.Id, m.Extra, m.Compress = id, extra, compress
 	if err != nil {
-		return
+		return false
 	}
 	offs, err := ttlOffsets(wire)
 	if err != nil {
-		return
+		return false
 	}
-	e.wire, e.ttlOffs, e.msg = wire, offs, nil
+	e.wire, e.ttlOffs = wire, offs
+	return true
 }
 
 // reply is a fresh copy of the cached reply, the packed form unpacked

@@ -152,18 +152,21 @@ func (p *pool) ranked() []*upstream {
 // exchange sends req to the best upstreams in turn until one answers well
 // or the budget is spent.
 func (p *pool) exchange(ctx context.Context, req *dns.Msg, tcp bool) (*dns.Msg, error) {
-	ctx, cancel := context.WithTimeout(ctx, queryBudget)
-	defer cancel()
+	// The budget bounds each try's timeout rather than living in a
+	// context of its own: a context and its timer per forwarded query were
+	// a measurable share of the miss path (bench/dns/profile.sh).
+	deadline := time.Now().Add(queryBudget)
 	req = req.Copy()
 	req.RecursionDesired = true // forwarders recurse for us
 	var last *dns.Msg
 	for _, u := range p.ranked() {
-		if ctx.Err() != nil {
+		timeout := min(u.tryTimeout(), time.Until(deadline))
+		if ctx.Err() != nil || timeout <= 0 {
 			break
 		}
 		u.queries.Add(1)
 		began := time.Now()
-		m, err := u.exchange(ctx, req, u.tryTimeout(), tcp)
+		m, err := u.exchange(ctx, req, timeout, tcp)
 		if err == nil && m.Rcode != dns.RcodeServerFailure && m.Rcode != dns.RcodeRefused {
 			u.success(time.Since(began))
 			return m, nil

@@ -7,6 +7,8 @@
 #
 #   bash bench/dns/profile.sh [SECONDS]    (default 5 s each)
 #   AIRGAPD_BEFORE=REV …                   profile airgapd from git REV instead
+#   PROFILE_OUT=DIR …                      keep the perf.data files there (NAME.perf,
+#                                          for perf report --children and the like)
 #
 # Needs perf (Debian linux-perf) besides run.sh's tools.
 set -euo pipefail
@@ -27,6 +29,7 @@ profile() { # NAME QUERYFILE [dnsperf flags]
 	sleep 1
 	timeout 60 perf record -q -g -o "$work/$name.perf" -p "${pid_of[$srv]}" -- sleep "$secs" 2>/dev/null
 	wait "$lp"
+	[[ -n ${PROFILE_OUT:-} ]] && cp "$work/$name.perf" "$PROFILE_OUT/"
 	echo "## $name: $(awk '/Queries per second:/ {print $4}' "$work/$name.dnsperf") q/s under perf; load $(load)"
 	perf report -q -i "$work/$name.perf" --no-children -g none --sort symbol --percent-limit 0.8 2>/dev/null | grep -v "^$" | head -45
 	echo
