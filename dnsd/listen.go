@@ -9,9 +9,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-	"golang.org/x/net/ipv4"
-	"golang.org/x/net/ipv6"
 
+	"github.com/airgapd/airgapd/internal/udpbatch"
 	"github.com/airgapd/airgapd/internal/udpdst"
 )
 
@@ -71,8 +70,12 @@ func (s *Server) newUDPSocket(pc net.PacketConn) udpSocket {
 // everything else goes to a goroutine of its own, within the in-flight
 // bound.
 func (s *Server) serveUDP(ctx context.Context, sock udpSocket) error {
-	if bc := newBatchConn(sock.uc); bc != nil {
-		return s.serveUDPBatch(ctx, sock, bc)
+	if sock.uc != nil {
+		bc, err := udpbatch.New(sock.uc, udpBatch, udpMaxQuery, udpdst.OOBSpace)
+		if err == nil {
+			return s.serveUDPBatch(ctx, sock, bc)
+		}
+		s.log.Warn("udp: reading one packet per system call", "listen", sock.uc.LocalAddr().String(), "err", err)
 	}
 	buf := make([]byte, 65535)
 	for {
@@ -101,27 +104,14 @@ const udpBatch = 32
 // not a query anyone sends and is dropped as malformed.
 const udpMaxQuery = 4096
 
-func (s *Server) serveUDPBatch(ctx context.Context, sock udpSocket, bc batchConn) error {
-	in := make([]ipv4.Message, udpBatch)
-	for i := range in {
-		in[i].Buffers = [][]byte{make([]byte, udpMaxQuery)}
-		if sock.dst {
-			in[i].OOB = make([]byte, udpdst.OOBSpace)
-		}
-	}
-	out := make([]ipv4.Message, 0, udpBatch)
-	// One reply buffer, buffer list and control-message buffer per reply
-	// slot, reused every batch: a cache hit allocates nothing here.
-	outOOB := make([][]byte, udpBatch)
-	outBuf := make([][]byte, udpBatch)
-	outBufs := make([][][]byte, udpBatch)
-	for i := range outBuf {
-		outBuf[i] = make([]byte, ednsSize)
-		outBufs[i] = make([][]byte, 1)
-	}
+func (s *Server) serveUDPBatch(ctx context.Context, sock udpSocket, bc *udpbatch.Conn) error {
+	// One reply buffer and control-message buffer, reused for every reply
+	// (Queue copies them): a cache hit allocates nothing here.
+	reply := make([]byte, ednsSize)
+	replyOOB := make([]byte, 0, udpdst.OOBSpace)
 	var hits hitBatch
 	for {
-		n, err := bc.ReadBatch(in, 0)
+		n, err := bc.Read()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) || ctx.Err() != nil {
 				return nil
@@ -130,32 +120,23 @@ func (s *Server) serveUDPBatch(ctx context.Context, sock udpSocket, bc batchConn
 			continue
 		}
 		hits.began = s.now()
-		out = out[:0]
 		for i := range n {
-			m := &in[i]
-			ua, ok := m.Addr.(*net.UDPAddr)
-			if !ok || m.N == udpMaxQuery {
+			pkt, oob, from := bc.Packet(i)
+			if !from.IsValid() || len(pkt) == udpMaxQuery {
 				s.stats.malformed.Add(1)
 				continue
 			}
-			peer := udpPeer{from: ua.AddrPort()}
+			peer := udpPeer{from: from}
 			if sock.dst {
-				peer.dst, _ = udpdst.Parse(m.OOB[:m.NN])
+				peer.dst, _ = udpdst.Parse(oob)
 			}
-			k := len(out)
-			if resp := s.udpPacket(ctx, sock, m.Buffers[0][:m.N], peer, outBuf[k], &hits); resp != nil {
-				outOOB[k] = udpdst.AppendSource(outOOB[k][:0], peer.dst, sock.v6)
-				outBufs[k][0] = resp
-				out = append(out, ipv4.Message{Buffers: outBufs[k], OOB: outOOB[k], Addr: m.Addr})
+			if resp := s.udpPacket(ctx, sock, pkt, peer, reply, &hits); resp != nil {
+				replyOOB = udpdst.AppendSource(replyOOB[:0], peer.dst, sock.v6)
+				bc.Queue(i, resp, replyOOB)
 			}
 		}
-		for len(out) > 0 {
-			sent, err := bc.WriteBatch(out, 0)
-			if err != nil {
-				s.log.Debug("udp write", "err", err)
-				break
-			}
-			out = out[sent:]
+		if err := bc.Flush(); err != nil {
+			s.log.Debug("udp write", "err", err)
 		}
 		hits.flush(s)
 	}
@@ -229,26 +210,6 @@ func (s *Server) udpWorker(ctx context.Context, job udpJob) {
 			return
 		}
 	}
-}
-
-// batchConn reads and writes several datagrams per system call.
-type batchConn interface {
-	ReadBatch(ms []ipv4.Message, flags int) (int, error)
-	WriteBatch(ms []ipv4.Message, flags int) (int, error)
-}
-
-// newBatchConn wraps a UDP socket for batch I/O, by address family; nil
-// when there is no socket to wrap.
-func newBatchConn(uc *net.UDPConn) batchConn {
-	if uc == nil {
-		return nil
-	}
-	// An IPv6 socket, including a dual-stack [::] one, needs the IPv6
-	// flavour of the same calls.
-	if a, ok := uc.LocalAddr().(*net.UDPAddr); ok && a.IP.To4() == nil {
-		return ipv6.NewPacketConn(uc)
-	}
-	return ipv4.NewPacketConn(uc)
 }
 
 // write sends one reply, from the address the request was sent to when the

@@ -38,6 +38,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/airgapd/airgapd/internal/conf"
+	"github.com/airgapd/airgapd/internal/udpbatch"
 	"github.com/airgapd/airgapd/internal/udpdst"
 )
 
@@ -323,10 +324,12 @@ func (s *Server) readers() ([]reader, error) {
 // set at stop or the socket is closed.
 func (s *Server) serve(rd reader) {
 	// Requests are read a batch per system call (recvmmsg), each with its
-	// kernel timestamp; replies still go out one by one, so every transmit
-	// timestamp is taken right before its own send.
+	// kernel timestamp, and the replies of a batch leave in one sendmmsg.
+	// Their transmit timestamps are taken as each is built, at most a
+	// batch's work (16 replies, tens of µs at full load, nothing when idle)
+	// before the send; bench/ntp's chronyd -Q offsets show no loss.
 	conn, kernelTS := rd.conn, rd.kernelTS
-	bc, err := newBatchConn(conn, readBatch, 1500, oobSize+udpdst.OOBSpace)
+	bc, err := udpbatch.New(conn, readBatch, 1500, oobSize+udpdst.OOBSpace)
 	if err != nil {
 		s.log.Error("NTP reader stopped", "listen", conn.LocalAddr().String(), "err", err)
 		return
@@ -339,7 +342,7 @@ func (s *Server) serve(rd reader) {
 	replyOOB := make([]byte, 0, udpdst.OOBSpace)
 	errs := 0
 	for {
-		n, err := bc.read()
+		n, err := bc.Read()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) || errors.Is(err, os.ErrDeadlineExceeded) {
 				return
@@ -354,7 +357,7 @@ func (s *Server) serve(rd reader) {
 		// Counted per batch, not per packet: one atomic add per result.
 		var counts [numResults]int
 		for i := range n {
-			req, oob, from := bc.packet(i)
+			req, oob, from := bc.Packet(i)
 			if !from.IsValid() {
 				continue
 			}
@@ -376,12 +379,12 @@ func (s *Server) serve(rd reader) {
 			size, res := s.resp.respond(req, rx, from.Addr(), out)
 			counts[res]++
 			if size > 0 {
-				bc.queue(i, out[:size], replyOOB)
+				bc.Queue(i, out[:size], replyOOB)
 			}
 		}
 		// A failed send loses replies the clients retry; a closed socket
 		// ends the next read.
-		_ = bc.flush()
+		_ = bc.Flush()
 		for r, c := range counts {
 			if c > 0 {
 				s.metrics.results[r].Add(float64(c))

@@ -1,4 +1,4 @@
-package ntpd
+package udpbatch
 
 import (
 	"encoding/binary"
@@ -11,11 +11,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// batchConn reads requests a batch per recvmmsg and sends the replies,
-// with no allocation per packet: the headers, addresses, buffers and the
-// closures handed to the runtime's poller are made once per reader. The
-// sender's address is echoed back as the kernel wrote it.
-type batchConn struct {
+// Conn reads datagrams a batch per recvmmsg and sends the replies a batch
+// per sendmmsg: the headers, addresses, buffers and the closures handed to
+// the runtime's poller are made once. The sender's address is echoed back
+// as the kernel wrote it.
+type Conn struct {
 	rc    syscall.RawConn
 	hdrs  []unix.Mmsghdr
 	names []unix.RawSockaddrInet6 // big enough for either family
@@ -38,12 +38,14 @@ type batchConn struct {
 	flushFn func(fd uintptr) bool
 }
 
-func newBatchConn(uc *net.UDPConn, batch, size, oob int) (*batchConn, error) {
+// New wraps uc for batches of up to batch datagrams of up to size bytes,
+// with oob bytes of control messages each way.
+func New(uc *net.UDPConn, batch, size, oob int) (*Conn, error) {
 	rc, err := uc.SyscallConn()
 	if err != nil {
-		return nil, fmt.Errorf("ntp: raw socket %s: %w", uc.LocalAddr(), err)
+		return nil, fmt.Errorf("raw socket %s: %w", uc.LocalAddr(), err)
 	}
-	b := &batchConn{rc: rc, hdrs: make([]unix.Mmsghdr, batch), names: make([]unix.RawSockaddrInet6, batch),
+	b := &Conn{rc: rc, hdrs: make([]unix.Mmsghdr, batch), names: make([]unix.RawSockaddrInet6, batch),
 		iovs: make([]unix.Iovec, batch), bufs: make([][]byte, batch), oobs: make([][]byte, batch)}
 	for i := range batch {
 		b.bufs[i], b.oobs[i] = make([]byte, size), make([]byte, oob)
@@ -82,8 +84,8 @@ func newBatchConn(uc *net.UDPConn, batch, size, oob int) (*batchConn, error) {
 	return b, nil
 }
 
-// read waits for at least one datagram and returns how many it took.
-func (b *batchConn) read() (int, error) {
+// Read waits for at least one datagram and returns how many it took.
+func (b *Conn) Read() (int, error) {
 	if err := b.rc.Read(b.readFn); err != nil {
 		return 0, err
 	}
@@ -93,9 +95,9 @@ func (b *batchConn) read() (int, error) {
 	return b.n, nil
 }
 
-// packet returns datagram i of the last read: payload, control messages
+// Packet returns datagram i of the last read: payload, control messages
 // and sender.
-func (b *batchConn) packet(i int) ([]byte, []byte, netip.AddrPort) {
+func (b *Conn) Packet(i int) ([]byte, []byte, netip.AddrPort) {
 	h := &b.hdrs[i]
 	return b.bufs[i][:h.Len], b.oobs[i][:h.Hdr.Controllen], sockaddrPort(&b.names[i], h.Hdr.Namelen)
 }
@@ -114,12 +116,10 @@ func sockaddrPort(sa *unix.RawSockaddrInet6, n uint32) netip.AddrPort {
 // ntohs reads a port as the kernel stores it, in network order.
 func ntohs(p uint16) uint16 { return binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&p))[:]) }
 
-// queue copies p (and oob, the source address on a wildcard socket) to be
-// sent to the sender of datagram i by the next flush: one sendmmsg for the
-// replies of a batch. Their transmit timestamps are taken as each is built,
-// at most a batch's work (16 replies, tens of µs at full load, nothing when
-// idle) before the send; bench/ntp's chronyd -Q offsets show no loss.
-func (b *batchConn) queue(i int, p, oob []byte) {
+// Queue copies p (and oob, the source address on a wildcard socket) to be
+// sent to the sender of datagram i by the next Flush: one sendmmsg for the
+// replies of a batch. p longer than the Conn's size is cut to it.
+func (b *Conn) Queue(i int, p, oob []byte) {
 	k := b.queued
 	b.queued++
 	h := &b.qhdrs[k].Hdr
@@ -132,8 +132,9 @@ func (b *batchConn) queue(i int, p, oob []byte) {
 	}
 }
 
-// flush sends the queued replies.
-func (b *batchConn) flush() error {
+// Flush sends the queued replies; a datagram the kernel refuses is
+// skipped, the rest still go.
+func (b *Conn) Flush() error {
 	defer func() { b.queued = 0 }()
 	for b.sent = 0; b.sent < b.queued; {
 		b.errno = 0
