@@ -16,20 +16,9 @@ declare -A want=(
 	# bench/dns/miss.sh and rss.sh read the servers' memory with ps.
 	[ps]=procps
 )
-missing=()
-for cmd in "${!want[@]}"; do
-	command -v "$cmd" >/dev/null 2>&1 || missing+=("${want[$cmd]}")
-done
-if ((${#missing[@]})); then
-	if [[ $(id -u) -ne 0 ]]; then
-		echo "install-bench-deps: missing ${missing[*]}; run as root (apt-get) or install them yourself" >&2
-		exit 1
-	fi
-	echo "install-bench-deps: apt-get install ${missing[*]}"
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq
-	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+# shellcheck source=scripts/apt-missing.sh
+source "$(dirname "$0")/apt-missing.sh"
+apt_install_missing install-bench-deps
 
 # The packages ship services that listen on port 53; this host is not a
 # resolver, so none of them may run or start at boot.

@@ -40,21 +40,9 @@ declare -A want=(
 
 # Daemons live in /usr/sbin, which a non-login PATH may lack.
 PATH="$PATH:/usr/sbin:/sbin"
-missing=()
-for cmd in "${!want[@]}"; do
-	command -v "$cmd" >/dev/null 2>&1 || missing+=("${want[$cmd]}")
-done
-
-if ((${#missing[@]})); then
-	if [[ $(id -u) -ne 0 ]]; then
-		echo "install-test-deps: missing ${missing[*]}; run as root (apt-get) or install them yourself" >&2
-		exit 1
-	fi
-	echo "install-test-deps: apt-get install ${missing[*]}"
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq
-	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+# shellcheck source=scripts/apt-missing.sh
+source "$(dirname "$0")/apt-missing.sh"
+apt_install_missing install-test-deps
 
 # keepalived runs only inside the HA test's namespaces, from the config
 # `airgapd ha keepalived` prints: never as this host's service.
