@@ -96,18 +96,29 @@ func (r *Registry) storedRepo(ctx context.Context, name string, out *api.HARegis
 	return nil
 }
 
+// repositoryToChange opens repo for a change under the write gate (so not
+// while a garbage collection runs); the caller calls leave when done. The
+// context it returns carries the registry's logger for distribution.
+func (r *Registry) repositoryToChange(ctx context.Context, repo string) (context.Context, distribution.Repository, func(), error) {
+	ctx = withLogrus(ctx, r.log)
+	rp, err := r.repository(ctx, repo)
+	if err != nil {
+		return ctx, nil, nil, err
+	}
+	if !r.gate.enter() {
+		return ctx, nil, nil, errGateClosed
+	}
+	return ctx, rp, r.gate.leave, nil
+}
+
 // SetTag points repo:tag at the stored manifest d and pins the tag
 // against upstream refresh, or unpins it, as pinned says.
 func (r *Registry) SetTag(ctx context.Context, repo, tag string, d digest.Digest, pinned bool) error {
-	rp, err := r.repository(withLogrus(ctx, r.log), repo)
+	ctx, rp, leave, err := r.repositoryToChange(ctx, repo)
 	if err != nil {
 		return err
 	}
-	if !r.gate.enter() {
-		return errGateClosed
-	}
-	defer r.gate.leave()
-	ctx = withLogrus(ctx, r.log)
+	defer leave()
 	ms, err := rp.Manifests(ctx)
 	if err != nil {
 		return err
@@ -145,15 +156,11 @@ func (r *Registry) setPinned(ctx context.Context, repo, tag string, pinned bool)
 // DeleteManifest removes manifest d from repo, with the tags that point
 // at it; blobs stay until garbage collection.
 func (r *Registry) DeleteManifest(ctx context.Context, repo string, d digest.Digest) error {
-	rp, err := r.repository(withLogrus(ctx, r.log), repo)
+	ctx, rp, leave, err := r.repositoryToChange(ctx, repo)
 	if err != nil {
 		return err
 	}
-	if !r.gate.enter() {
-		return errGateClosed
-	}
-	defer r.gate.leave()
-	ctx = withLogrus(ctx, r.log)
+	defer leave()
 	tags, err := rp.Tags(ctx).Lookup(ctx, v1.Descriptor{Digest: d})
 	if err != nil && !isPathNotFound(err) {
 		return err
