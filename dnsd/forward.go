@@ -166,7 +166,7 @@ func (p *pool) exchange(ctx context.Context, req *dns.Msg, tcp bool) (*dns.Msg, 
 		}
 		u.queries.Add(1)
 		began := time.Now()
-		m, err := u.exchange(ctx, req, timeout, tcp)
+		m, err := u.exchange(ctx, req, timeout, deadline, tcp)
 		if err == nil && m.Rcode != dns.RcodeServerFailure && m.Rcode != dns.RcodeRefused {
 			u.success(time.Since(began))
 			return m, nil
@@ -206,9 +206,10 @@ func (p *pool) probe(ctx context.Context) {
 }
 
 // exchange sends one query to u over its pooled UDP sockets (over TCP when
-// tcp, or when the answer is truncated). req is the caller's own copy: its
-// EDNS size is set here.
-func (u *upstream) exchange(ctx context.Context, req *dns.Msg, timeout time.Duration, tcp bool) (*dns.Msg, error) {
+// tcp, or when the answer is truncated), waiting timeout for the answer and
+// never past the query's deadline. req is the caller's own copy: its EDNS
+// size is set here.
+func (u *upstream) exchange(ctx context.Context, req *dns.Msg, timeout time.Duration, deadline time.Time, tcp bool) (*dns.Msg, error) {
 	if tcp || u.udp == nil {
 		return exchangeOne(ctx, u.addr, req, timeout, tcp)
 	}
@@ -233,8 +234,8 @@ func (u *upstream) exchange(ctx context.Context, req *dns.Msg, timeout time.Dura
 		m.Question[0].Qtype != req.Question[0].Qtype {
 		return nil, fmt.Errorf("%s answered another question", u.addr)
 	}
-	if m.Truncated {
-		return exchangeOne(ctx, u.addr, req, timeout, true)
+	if m.Truncated { // the TCP retry stays within the query's budget too
+		return exchangeOne(ctx, u.addr, req, min(timeout, time.Until(deadline)), true)
 	}
 	return m, nil
 }
