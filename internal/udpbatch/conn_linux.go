@@ -15,6 +15,16 @@ import (
 // per sendmmsg: the headers, addresses, buffers and the closures handed to
 // the runtime's poller are made once. The sender's address is echoed back
 // as the kernel wrote it.
+//
+// Both calls are made with RawSyscall6, not Syscall6: with MSG_DONTWAIT
+// neither can block (an empty socket or a full buffer is EAGAIN, and the
+// poller waits), and Syscall6's entersyscall lets the
+// runtime's monitor hand the P to another thread during a long send. With
+// one P that meant a futex wake-up, a thread switch and the monitor kept
+// polling every 20 µs: under full NTP load, replies moved between three
+// threads and the monitor slept 4 200 times a second; raw, one thread
+// answered everything and the monitor slept 5 times a second, for 1.2×
+// the replies (docs/BENCHMARKS.md).
 type Conn struct {
 	rc    syscall.RawConn
 	hdrs  []unix.Mmsghdr
@@ -56,7 +66,7 @@ func New(uc *net.UDPConn, batch, size, oob int) (*Conn, error) {
 		b.qbufs[i], b.qoobs[i] = make([]byte, size), make([]byte, oob)
 	}
 	b.flushFn = func(fd uintptr) bool {
-		n, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.qhdrs[b.sent])), uintptr(b.queued-b.sent), 0, 0, 0)
+		n, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.qhdrs[b.sent])), uintptr(b.queued-b.sent), unix.MSG_DONTWAIT, 0, 0)
 		if e == unix.EAGAIN || e == unix.EINTR {
 			return false
 		}
@@ -74,7 +84,7 @@ func New(uc *net.UDPConn, batch, size, oob int) (*Conn, error) {
 			h.Control, h.Controllen = &b.oobs[i][0], uint64(len(b.oobs[i]))
 			h.Flags = 0
 		}
-		n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.hdrs[0])), uintptr(len(b.hdrs)), unix.MSG_DONTWAIT, 0, 0)
+		n, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.hdrs[0])), uintptr(len(b.hdrs)), unix.MSG_DONTWAIT, 0, 0)
 		if e == unix.EAGAIN || e == unix.EINTR {
 			return false // the poller waits for the next datagram
 		}
