@@ -297,6 +297,9 @@ func (s *Server) readers() ([]reader, error) {
 				kts = true
 			}
 		}
+		if err := setDontFragment(uc); err != nil {
+			s.log.Debug("replies keep the kernel's IP identification", "listen", uc.LocalAddr().String(), "err", err)
+		}
 		// Set before the duplicates are made; a socket option holds for
 		// every descriptor of the socket.
 		dst, err := udpdst.Enable(uc)
