@@ -10,8 +10,9 @@
 # Each server on core 0 with one worker, dnsperf and the authoritative named
 # on core 1 (as run.sh); a fresh name list for every server and round, so
 # nothing is ever cached; rounds rotate the order; medians. p50/p99 come
-# from a further rate-capped run (dnsperf -Q, fresh names again) that every
-# server keeps up with, so they are latencies, not queueing. Prints a
+# from further rate-capped runs (dnsperf -Q, fresh names again), one per
+# server and round, that every server keeps up with, so they are
+# latencies, not queueing; the medians of the rounds' percentiles. Prints a
 # Markdown table with the ratios airgapd ÷ server. Not part of `make test`.
 set -euo pipefail
 secs=${1:-8}
@@ -52,10 +53,23 @@ for srv in "${servers[@]}"; do
 	cpu[$srv]=$(median <"$work/cpu.$srv")
 	avg[$srv]=$(median <"$work/avg.$srv")
 	lost[$srv]=$(median <"$work/lost.$srv")
-	names "lat-$srv-$RANDOM" $((qcap * 3))
-	"${bound[@]}" "${load_cpu[@]}" dnsperf -s 127.0.0.1 -p "${port_of[$srv]}" -d "$work/miss.txt" -n 1 -l 3 -Q "$qcap" -t 2 -v 2>/dev/null |
-		awk '$1 == ">" {print $NF * 1000}' | sort -n >"$work/lat.$srv"
-	read -r p50[$srv] p99[$srv] < <(awk '{a[NR] = $1} END {printf "%.3f %.3f\n", a[int((NR + 1) / 2)], a[int((NR * 99 + 99) / 100)]}' "$work/lat.$srv")
+done
+# Latencies: a capped run per server and round, in rotating order like the
+# full load, so one slow moment of the shared authoritative server moves
+# one round's tail, not one server's; medians of the rounds' p50 and p99.
+for ((r = 0; r < rounds; r++)); do
+	for ((i = 0; i < ${#servers[@]}; i++)); do
+		srv=${servers[$(((i + r) % ${#servers[@]}))]}
+		names "lat-r$r-$srv-$RANDOM" $((qcap * 3))
+		"${bound[@]}" "${load_cpu[@]}" dnsperf -s 127.0.0.1 -p "${port_of[$srv]}" -d "$work/miss.txt" -n 1 -l 3 -Q "$qcap" -t 2 -v 2>/dev/null |
+			awk '$1 == ">" {print $NF * 1000}' | sort -n >"$work/lat.$srv"
+		awk '{a[NR] = $1} END {printf "%.3f %.3f\n", a[int((NR + 1) / 2)], a[int((NR * 99 + 99) / 100)]}' "$work/lat.$srv" >>"$work/pct.$srv"
+		echo "latency round $((r + 1)) $srv: p50 p99 ms $(tail -1 "$work/pct.$srv")" >&2
+	done
+done
+for srv in "${servers[@]}"; do
+	p50[$srv]=$(awk '{print $1}' "$work/pct.$srv" | median)
+	p99[$srv]=$(awk '{print $2}' "$work/pct.$srv" | median)
 	rss[$srv]=$(rss_kb "${pid_of[$srv]}")
 done
 
