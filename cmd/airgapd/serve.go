@@ -9,8 +9,14 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/airgapd/airgapd/internal/gcfloor"
 	"github.com/airgapd/airgapd/server"
 )
+
+// gcHeapFloor is the heap size below which the collector waits: 64 MiB of
+// memory at most, for a collection every 64 MB allocated rather than every
+// 15–20 under DNS load on a fresh cache. GOGC in the environment overrides.
+const gcHeapFloor = 64 << 20
 
 func newServeCmd() *cobra.Command {
 	var configPath string
@@ -27,6 +33,8 @@ plan mode, data under ./var. It changes nothing on this host.
 
 Signals: SIGHUP rereads the config and applies it (an invalid one is logged
 and the running config kept); SIGTERM or SIGINT stops within 5 seconds.
+While the Go heap is small, it is collected only once it reaches 64 MiB
+(GOGC in the environment turns this off and applies as usual).
 Under systemd (Type=notify) it reports READY, RELOADING, STOPPING and
 pings the watchdog.`,
 		Args: cobra.NoArgs,
@@ -35,6 +43,8 @@ pings the watchdog.`,
 			if err != nil {
 				return err
 			}
+			// A small heap is not collected every few MB (internal/gcfloor).
+			gcfloor.Start(gcHeapFloor)
 			srv, err := server.New(cfg, server.Options{ConfigPath: configPath, Version: version})
 			if err != nil {
 				return err

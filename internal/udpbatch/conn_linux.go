@@ -23,7 +23,7 @@ import (
 // one P that meant a futex wake-up, a thread switch and the monitor kept
 // polling every 20 µs: under full NTP load, replies moved between three
 // threads and the monitor slept 4 200 times a second; raw, one thread
-// answered everything and the monitor slept 5 times a second, for 1.2×
+// answered everything and the monitor slept 5 times a second, for 1.3×
 // the replies (docs/BENCHMARKS.md).
 type Conn struct {
 	rc    syscall.RawConn
