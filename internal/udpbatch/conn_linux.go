@@ -18,10 +18,10 @@ import (
 //
 // Both calls are made with RawSyscall6, not Syscall6: with MSG_DONTWAIT
 // neither can block (an empty socket or a full buffer is EAGAIN, and the
-// poller waits), and Syscall6's entersyscall lets the
-// runtime's monitor hand the P to another thread during a long send. With
-// one P that meant a futex wake-up, a thread switch and the monitor kept
-// polling every 20 µs: under full NTP load, replies moved between three
+// poller waits), and Syscall6's entersyscall lets the runtime's monitor
+// hand the P to another thread during a long send. With one P that meant
+// a futex wake-up, a thread switch and the monitor kept polling every
+// 20 µs: under full NTP load, replies moved between three
 // threads and the monitor slept 4 200 times a second; raw, one thread
 // answered everything and the monitor slept 5 times a second, for 1.3×
 // the replies (docs/BENCHMARKS.md).
