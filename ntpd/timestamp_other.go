@@ -12,9 +12,6 @@ import (
 // responder reads the clock on receipt instead.
 func enableRXTimestamps(*net.UDPConn) error { return errors.ErrUnsupported }
 
-// setDontFragment leaves the IP identification to the kernel here.
-func setDontFragment(*net.UDPConn) error { return nil }
-
 func rxTimestamp([]byte) (time.Time, bool) { return time.Time{}, false }
 
 const oobSize = 128
