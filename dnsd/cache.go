@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"hash/maphash"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,8 +15,12 @@ import (
 // staleTTL is the TTL of an answer served stale (RFC 8767 suggests 30 s).
 const staleTTL = 30
 
-// cacheShards spreads the lock over both cores' worth of readers.
-const cacheShards = 32
+// cacheShards spreads the lock over both cores' worth of readers, and
+// keeps each shard's arena, copied whole when compacted, small.
+const (
+	cacheShardBits = 5
+	cacheShards    = 1 << cacheShardBits
+)
 
 type cacheKey struct {
 	name   string // lower case
@@ -24,24 +29,18 @@ type cacheKey struct {
 	do, cd bool // DNSSEC answers differ from plain ones
 }
 
+// cacheEntry is a cached reply as a lookup found it: wire is the reply
+// packed (no OPT, ID 0) and ttlOffs where each TTL sits in it (two bytes
+// each, big-endian); the fast path patches a copy, the slow path unpacks
+// it. Both point into a shard's arena and must not be written.
 type cacheEntry struct {
-	// wire is the reply packed (no OPT, ID 0) with where each TTL sits; the
-	// fast path patches a copy, the slow path unpacks it. The parsed msg is
-	// kept only when packing failed: holding both doubled the memory a
-	// cached name costs.
-	wire     []byte
-	ttlOffs  []uint16
-	msg      *dns.Msg
-	stored   time.Time
-	ttl      time.Duration // how long it is fresh
-	origTTL  time.Duration
-	hits     atomic.Int64 // counted up to 2 (prefetch's "asked more than once")
-	fetching atomic.Bool  // a prefetch or stale refresh is under way
-}
-
-type cacheShard struct {
-	mu      sync.Mutex
-	entries map[cacheKey]*cacheEntry
+	hash    uint64
+	wire    []byte
+	ttlOffs []byte
+	stored  time.Time
+	ttl     time.Duration // how long it is fresh
+	origTTL time.Duration
+	hits    uint8 // lookups while fresh, counted up to 2
 }
 
 // cache is the answer cache: positive and negative (RFC 2308) entries, TTLs
@@ -49,9 +48,13 @@ type cacheShard struct {
 type cache struct {
 	shards   [cacheShards]cacheShard
 	seed     maphash.Seed
+	epoch    time.Time // slots store times as durations since
 	perShard int
 	limits   cacheLimits
 	now      func() time.Time
+
+	fetchMu  sync.Mutex
+	fetching map[uint64]bool // key hashes with a prefetch or stale refresh under way
 
 	hits, misses, staleServed, prefetches, evictions atomic.Int64
 }
@@ -77,9 +80,9 @@ func limitsFrom(c CacheConfig) cacheLimits {
 }
 
 func newCache(l cacheLimits, now func() time.Time) *cache {
-	c := &cache{seed: maphash.MakeSeed(), now: now}
+	c := &cache{seed: maphash.MakeSeed(), epoch: now(), now: now, fetching: map[uint64]bool{}}
 	for i := range c.shards {
-		c.shards[i].entries = map[cacheKey]*cacheEntry{}
+		c.shards[i] = newCacheShard()
 	}
 	c.setLimits(l)
 	return c
@@ -92,9 +95,14 @@ func (c *cache) setLimits(l cacheLimits) {
 	c.perShard = (l.maxEntries + cacheShards - 1) / cacheShards
 }
 
-func (c *cache) shard(k cacheKey) *cacheShard {
-	return &c.shards[maphash.String(c.seed, k.name)%cacheShards]
+// hashOf mixes the key's fields into the name's hash; the multiply spreads
+// them into the top bits, which pick the shard.
+func (c *cache) hashOf(k cacheKey) uint64 {
+	h := maphash.String(c.seed, k.name) ^ uint64(k.qtype) ^ uint64(k.qclass)<<16 ^ uint64(keyFlags(k))<<32
+	return h * 0x9E3779B97F4A7C15
 }
+
+func (c *cache) shard(h uint64) *cacheShard { return &c.shards[h>>(64-cacheShardBits)] }
 
 func keyOf(q *Query) cacheKey {
 	qs := q.Question()
@@ -114,34 +122,31 @@ const (
 )
 
 // get returns the entry for k and whether it is fresh or only stale.
-func (c *cache) get(k cacheKey) (*cacheEntry, lookupState) { return c.getAt(k, c.now()) }
+func (c *cache) get(k cacheKey) (cacheEntry, lookupState) { return c.getAt(k, c.now()) }
 
 // getAt is get with the clock already read (once per batch of packets).
-func (c *cache) getAt(k cacheKey, now time.Time) (*cacheEntry, lookupState) {
-	sh := c.shard(k)
+func (c *cache) getAt(k cacheKey, now time.Time) (cacheEntry, lookupState) {
+	h := c.hashOf(k)
+	sh := c.shard(h)
 	sh.mu.Lock()
-	e, ok := sh.entries[k]
+	defer sh.mu.Unlock()
+	s, ok := sh.lookup(h, k)
 	if !ok {
-		sh.mu.Unlock()
-		return nil, cacheMiss
+		return cacheEntry{}, cacheMiss
 	}
-	age := now.Sub(e.stored)
-	if age < e.ttl {
-		sh.mu.Unlock()
-		// Prefetch only asks "more than once?": past two, stop writing
-		// to the entry, a cache line every reader's core would share.
-		if e.hits.Load() < 2 {
-			e.hits.Add(1)
+	age := now.Sub(c.epoch) - s.stored
+	if age < s.ttl {
+		// Prefetch only asks "more than once?": past two, stop writing.
+		if s.hits < 2 {
+			s.hits++
 		}
-		return e, cacheFresh
+		return sh.view(s, c.epoch), cacheFresh
 	}
-	if age < e.ttl+c.limits.serveStale {
-		sh.mu.Unlock()
-		return e, cacheStale
+	if age < s.ttl+c.limits.serveStale {
+		return sh.view(s, c.epoch), cacheStale
 	}
-	delete(sh.entries, k) // past the stale window: gone
-	sh.mu.Unlock()
-	return nil, cacheMiss
+	sh.remove(sh.index[h]) // past the stale window: gone
+	return cacheEntry{}, cacheMiss
 }
 
 // set stores a reply when it is cacheable.
@@ -153,25 +158,26 @@ func (c *cache) set(k cacheKey, m *dns.Msg) {
 	if !ok {
 		return
 	}
-	e := &cacheEntry{stored: c.now(), ttl: ttl, origTTL: ttl}
-	if !e.pack(m) {
-		e.msg = m.Copy()
+	// A reply miekg/dns parsed packs again; one that does not (or is
+	// too big for a shard) is answered but not kept.
+	wire, ok := packForCache(m)
+	if !ok {
+		return
 	}
-	sh := c.shard(k)
+	var buf [64]byte
+	offs, err := appendTTLOffsets(buf[:0], wire)
+	if err != nil || len(offs) > math.MaxUint16 {
+		return
+	}
+	h := c.hashOf(k)
+	s := slot{hash: h, stored: c.now().Sub(c.epoch), ttl: ttl, origTTL: ttl}
+	sh := c.shard(h)
 	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	if _, exists := sh.entries[k]; !exists {
-		// Full: drop a few entries; map order is random, so this is random
-		// eviction, cheap and good enough (CoreDNS does the same).
-		for victim := range sh.entries {
-			if len(sh.entries) < c.perShard {
-				break
-			}
-			delete(sh.entries, victim)
-			c.evictions.Add(1)
-		}
+	evicted := sh.insert(k, wire, offs, s, c.perShard)
+	sh.mu.Unlock()
+	if evicted > 0 {
+		c.evictions.Add(evicted)
 	}
-	sh.entries[k] = e
 }
 
 // ttlOf is how long a reply stays fresh: the smallest answer TTL for
@@ -196,32 +202,20 @@ func (c *cache) ttlOf(m *dns.Msg) (time.Duration, bool) {
 	return 0, false
 }
 
-// pack stores m's wire form (ID 0, no OPT) and where its TTLs sit; false
-// when it cannot, and the entry is then served by the slow path only. m is
-// changed for packing and put back, rather than copied: every caller of set
-// owns the reply it stores, and the copy was a measurable share of a miss.
-func (e *cacheEntry) pack(m *dns.Msg) bool {
+// packForCache is m's wire form with ID 0 and no OPT. m is changed for
+// packing and put back, rather than copied: every caller of set owns the
+// reply it stores, and the copy was a measurable share of a miss.
+func packForCache(m *dns.Msg) ([]byte, bool) {
 	id, extra, compress := m.Id, m.Extra, m.Compress
 	m.Id, m.Extra, m.Compress = 0, removeOPT(m.Extra), true
 	wire, err := m.Pack()
 	m.Id, m.Extra, m.Compress = id, extra, compress
-	if err != nil {
-		return false
-	}
-	offs, err := ttlOffsets(wire)
-	if err != nil {
-		return false
-	}
-	e.wire, e.ttlOffs = wire, offs
-	return true
+	return wire, err == nil
 }
 
-// reply is a fresh copy of the cached reply, the packed form unpacked
-// (with its ID 0 and no OPT) or the kept msg copied.
+// reply is a fresh copy of the cached reply: the packed form unpacked,
+// with its ID 0 and no OPT.
 func (e *cacheEntry) reply() (*dns.Msg, error) {
-	if e.msg != nil {
-		return e.msg.Copy(), nil
-	}
 	m := new(dns.Msg)
 	if err := m.Unpack(e.wire); err != nil {
 		return nil, fmt.Errorf("unpacking a cached reply: %w", err)
@@ -289,7 +283,7 @@ func (c *cache) len() int {
 	for i := range c.shards {
 		sh := &c.shards[i]
 		sh.mu.Lock()
-		n += len(sh.entries)
+		n += len(sh.index)
 		sh.mu.Unlock()
 	}
 	return n
@@ -302,9 +296,9 @@ func (c *cache) flush(name string) int {
 	for i := range c.shards {
 		sh := &c.shards[i]
 		sh.mu.Lock()
-		for k := range sh.entries {
-			if name == "." || name == "" || k.name == name {
-				delete(sh.entries, k)
+		for j := range sh.slots {
+			if s := &sh.slots[j]; s.used && (name == "." || name == "" || sh.name(s) == name) {
+				sh.remove(uint32(j))
 				n++
 			}
 		}
@@ -329,10 +323,10 @@ func (ch cacheHandler) middleware(next Handler) Handler {
 		case cacheFresh:
 			c.hits.Add(1)
 			q.Source = "cache"
-			if c.limits.prefetch && ch.shouldPrefetch(e) {
-				ch.refresh(k, q, e, next)
+			if c.limits.prefetch && ch.shouldPrefetch(&e) {
+				ch.refresh(k, q, &e, next)
 			}
-			return c.answer(e, q.Msg, false), nil
+			return c.answer(&e, q.Msg, false), nil
 		case cacheStale:
 			// Try upstream first; serve stale only when it fails.
 			m, err := next.Resolve(ctx, q)
@@ -342,7 +336,7 @@ func (ch cacheHandler) middleware(next Handler) Handler {
 			}
 			c.staleServed.Add(1)
 			q.Source = "stale"
-			return c.answer(e, q.Msg, true), nil
+			return c.answer(&e, q.Msg, true), nil
 		}
 		c.misses.Add(1)
 		m, err := next.Resolve(ctx, q)
@@ -359,7 +353,7 @@ func (ch cacheHandler) middleware(next Handler) Handler {
 func (ch cacheHandler) shouldPrefetch(e *cacheEntry) bool { return ch.prefetchDue(e, ch.c.now()) }
 
 func (ch cacheHandler) prefetchDue(e *cacheEntry, now time.Time) bool {
-	if e.hits.Load() < 2 || e.origTTL < 10*time.Second {
+	if e.hits < 2 || e.origTTL < 10*time.Second {
 		return false
 	}
 	left := e.ttl - now.Sub(e.stored)
@@ -367,17 +361,26 @@ func (ch cacheHandler) prefetchDue(e *cacheEntry, now time.Time) bool {
 }
 
 func (ch cacheHandler) refresh(k cacheKey, q *Query, e *cacheEntry, next Handler) {
-	if !e.fetching.CompareAndSwap(false, true) {
+	c, h := ch.c, e.hash
+	c.fetchMu.Lock()
+	busy := c.fetching[h]
+	c.fetching[h] = true
+	c.fetchMu.Unlock()
+	if busy {
 		return
 	}
-	ch.c.prefetches.Add(1)
+	c.prefetches.Add(1)
 	sub := &Query{Msg: q.Msg.Copy(), Client: q.Client, TCP: q.TCP, Recursion: q.Recursion}
 	go func() {
-		defer e.fetching.Store(false)
+		defer func() {
+			c.fetchMu.Lock()
+			delete(c.fetching, h)
+			c.fetchMu.Unlock()
+		}()
 		ctx, cancel := context.WithTimeout(ch.bg(), 5*time.Second)
 		defer cancel()
 		if m, err := next.Resolve(ctx, sub); err == nil && m != nil && m.Rcode != dns.RcodeServerFailure {
-			ch.c.set(k, m)
+			c.set(k, m)
 		}
 	}()
 }

@@ -90,7 +90,7 @@ func (s *Server) fastAnswerTo(dst, pkt []byte, client netip.Addr, b *hitBatch) [
 	c := s.cache
 	now := b.began
 	e, state := c.getAt(cacheKey{name: q.name, qtype: q.qtype, qclass: q.qclass, do: q.do, cd: q.cd}, now)
-	if state != cacheFresh || e.wire == nil || (c.limits.prefetch && (cacheHandler{c: c}).prefetchDue(e, now)) {
+	if state != cacheFresh || (c.limits.prefetch && (cacheHandler{c: c}).prefetchDue(&e, now)) {
 		return nil
 	}
 	size, need := dns.MinMsgSize, len(e.wire)
@@ -120,7 +120,8 @@ func (s *Server) fastAnswerTo(dst, pkt []byte, client netip.Addr, b *hitBatch) [
 		out[3] |= 0x10
 	}
 	age := uint32(now.Sub(e.stored) / time.Second)
-	for _, off := range e.ttlOffs {
+	for i := 0; i+1 < len(e.ttlOffs); i += 2 {
+		off := binary.BigEndian.Uint16(e.ttlOffs[i:])
 		ttl := binary.BigEndian.Uint32(e.wire[off:]) // as stored; out's copy is patched
 		if ttl > age {
 			ttl -= age

@@ -112,9 +112,10 @@ func parsePlainQuery(pkt []byte) (plainQuery, error) {
 	return q, nil
 }
 
-// ttlOffsets walks a packed reply and returns where each record's TTL is,
-// skipping OPT. It fails on anything malformed.
-func ttlOffsets(msg []byte) ([]uint16, error) {
+// appendTTLOffsets walks a packed reply and appends where each record's
+// TTL is (two bytes each, big-endian), skipping OPT. It fails on anything
+// malformed.
+func appendTTLOffsets(dst, msg []byte) ([]byte, error) {
 	if len(msg) < 12 {
 		return nil, errDecline
 	}
@@ -128,7 +129,6 @@ func ttlOffsets(msg []byte) ([]uint16, error) {
 		}
 		off += 4
 	}
-	offs := make([]uint16, 0, rrs)
 	for range rrs {
 		if off, err = skipName(msg, off); err != nil || off+10 > len(msg) {
 			return nil, errDecline
@@ -136,7 +136,7 @@ func ttlOffsets(msg []byte) ([]uint16, error) {
 		rrtype := binary.BigEndian.Uint16(msg[off:])
 		rdlen := int(binary.BigEndian.Uint16(msg[off+8:]))
 		if rrtype != 41 {
-			offs = append(offs, uint16(off+4))
+			dst = binary.BigEndian.AppendUint16(dst, uint16(off+4))
 		}
 		off += 10 + rdlen
 		if off > len(msg) {
@@ -146,7 +146,7 @@ func ttlOffsets(msg []byte) ([]uint16, error) {
 	if off != len(msg) {
 		return nil, errDecline
 	}
-	return offs, nil
+	return dst, nil
 }
 
 // skipName steps over a (possibly compressed) name.
