@@ -13,10 +13,9 @@ import (
 	"github.com/airgapd/airgapd/server"
 )
 
-// gcHeapFloor is how much may be allocated between collections while the
-// live heap is smaller: 64 MiB of memory at most, for a collection every
-// 64 MB allocated rather than every 15–33 under DNS load. GOGC in the
-// environment overrides.
+// gcHeapFloor is the heap size below which the collector waits: 64 MiB of
+// memory at most, for a collection every 64 MB allocated rather than every
+// 15–20 under DNS load on a fresh cache. GOGC in the environment overrides.
 const gcHeapFloor = 64 << 20
 
 func newServeCmd() *cobra.Command {
@@ -34,9 +33,8 @@ plan mode, data under ./var. It changes nothing on this host.
 
 Signals: SIGHUP rereads the config and applies it (an invalid one is logged
 and the running config kept); SIGTERM or SIGINT stops within 5 seconds.
-While the live Go heap is below 64 MiB, it is collected only after 64 MiB
-more were allocated (GOGC in the environment turns this off and applies as
-usual).
+While the Go heap is small, it is collected only once it reaches 64 MiB
+(GOGC in the environment turns this off and applies as usual).
 Under systemd (Type=notify) it reports READY, RELOADING, STOPPING and
 pings the watchdog.`,
 		Args: cobra.NoArgs,

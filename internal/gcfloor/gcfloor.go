@@ -4,14 +4,10 @@
 // few seconds of forwarded DNS queries, and on one core each collection's
 // mark phase (30–70 ms there) slows every query answered during it — the
 // cache-miss p99 of bench/dns/miss.sh moved with whether a collection fell
-// into the measured seconds. A floor lets at least a fixed number of bytes
-// be allocated between collections while the live heap is smaller than
-// that, and changes nothing once it is bigger (GOGC 100 again); the cost
-// is at most the floor in memory. The floor is headroom above the live
-// heap, not a heap size: dnsd's cache lives in arenas the mark does not
-// scan, so a full cache of 33 MB, once past a 64 MiB heap size's half,
-// had put collections back to every 33 MB allocated. A GOGC the operator
-// set is left alone.
+// into the measured seconds. A floor lets the heap grow to a fixed size
+// before collecting while it is small, and changes nothing once the live
+// heap is past half the floor (GOGC 100 again); the cost is at most the
+// floor in memory. A GOGC the operator set is left alone.
 package gcfloor
 
 import (
@@ -25,8 +21,8 @@ import (
 // otherwise ask for a huge one).
 const maxPercent = 1000
 
-// Start keeps at least floor bytes of allocation between collections from
-// now on, re-tuned after every collection. It reports false, doing nothing,
+// Start keeps the heap's collection target at least floor bytes from now
+// on, re-tuned after every collection. It reports false, doing nothing,
 // when GOGC is set in the environment.
 func Start(floor uint64) bool {
 	if os.Getenv("GOGC") != "" {
@@ -49,17 +45,17 @@ func arm(floor uint64) {
 	}, floor)
 }
 
-// tune sets GOGC so that the next collection comes after floor bytes more
-// heap while the live heap is below floor, and at GOGC 100 after that.
+// tune sets GOGC so that the next collection comes at floor bytes of heap
+// while the live heap is below half of it, and at GOGC 100 after that.
 func tune(floor uint64) {
 	debug.SetGCPercent(percentFor(liveHeap(), floor))
 }
 
 func percentFor(live, floor uint64) int {
-	if live == 0 || live >= floor {
+	if live == 0 || live >= floor/2 {
 		return 100
 	}
-	return min(maxPercent, int(floor*100/live))
+	return min(maxPercent, int(floor*100/live)-100)
 }
 
 func liveHeap() uint64 {

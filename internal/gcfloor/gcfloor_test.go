@@ -13,10 +13,9 @@ func TestPercentFor(t *testing.T) {
 		want        int
 	}{
 		{0, 64 << 20, 100},              // nothing measured yet: the default
-		{16 << 20, 64 << 20, 400},       // collect at 16+64 MB, not at 32
-		{20 << 20, 64 << 20, 320},       // 20 MB × 3.2 = 64 MB more
-		{33 << 20, 64 << 20, 193},       // a full DNS cache's arenas: still 64 MB more, not 33
-		{64 << 20, 64 << 20, 100},       // as big as the floor: GOGC 100 again
+		{16 << 20, 64 << 20, 300},       // collect at 64 MB, not at 32
+		{20 << 20, 64 << 20, 220},       // 20 MB × 3.2 = 64 MB
+		{32 << 20, 64 << 20, 100},       // past half the floor: GOGC 100 again
 		{500 << 20, 64 << 20, 100},      // a big heap: untouched
 		{1 << 10, 64 << 20, maxPercent}, // near empty: bounded
 	} {
