@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"slices"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // socketKey names one listening socket. Port-0 addresses (tests) are made
@@ -35,13 +37,53 @@ func keyFor(l listenAddr) socketKey {
 // an old instance closes its listener on stop, the socket stays open and the
 // next instance keeps accepting on it (build, then swap, without a gap).
 type socketSet struct {
-	files map[socketKey]*os.File
+	files map[socketKey]heldSocket
 	bound map[socketKey]string // actual address (port 0 resolved)
 }
 
 func newSocketSet() *socketSet {
-	return &socketSet{files: map[socketKey]*os.File{}, bound: map[socketKey]string{}}
+	return &socketSet{files: map[socketKey]heldSocket{}, bound: map[socketKey]string{}}
 }
+
+// heldSocket is server's own descriptor of a socket, kept out of Go's
+// poller on purpose. An *os.File of a non-blocking socket is registered in
+// the runtime's epoll set, and the kernel then wakes that entry too for
+// every datagram that arrives and every reply that leaves, though nothing
+// ever reads it: on one core that cost NTP a tenth of its rate
+// (docs/BENCHMARKS.md, "NTP: one poller entry per socket").
+type heldSocket int
+
+// heldFromConn duplicates the descriptor under c (a listener or conn that
+// the caller closes after).
+func heldFromConn(c syscall.Conn) (heldSocket, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	nfd := -1
+	var dupErr error
+	if err := rc.Control(func(fd uintptr) { nfd, dupErr = dupCloexec(int(fd)) }); err != nil {
+		return -1, err
+	}
+	if dupErr != nil {
+		return -1, fmt.Errorf("duplicate socket: %w", dupErr)
+	}
+	return heldSocket(nfd), nil
+}
+
+// file is a new *os.File on a duplicate of h, for net.FileListener and
+// net.FilePacketConn (which duplicate it once more); the caller closes it.
+func (h heldSocket) file(name string) (*os.File, error) {
+	nfd, err := dupCloexec(int(h))
+	if err != nil {
+		return nil, fmt.Errorf("duplicate socket %s: %w", name, err)
+	}
+	return os.NewFile(uintptr(nfd), name), nil
+}
+
+func (h heldSocket) Close() error { return unix.Close(int(h)) }
+
+func dupCloexec(fd int) (int, error) { return unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0) }
 
 // open opens every wanted socket not yet open. On failure it closes the
 // ones it opened in this call and returns an error naming the address and,
@@ -70,7 +112,7 @@ func (s *socketSet) open(want []listenAddr) (opened []socketKey, err error) {
 			}
 		}
 		network := socketNetwork(l)
-		f, bound, err := listenFile(network, addr)
+		h, bound, err := listenFile(network, addr)
 		if err != nil {
 			if own, ok := s.ownOnPort(l.network, addr, opened); ok && errors.Is(err, syscall.EADDRINUSE) {
 				// The holder is this airgapd: portHolders skips our own
@@ -79,7 +121,7 @@ func (s *socketSet) open(want []listenAddr) (opened []socketKey, err error) {
 			}
 			return opened, fmt.Errorf("%s (%s): %w", l.path, l.network, err)
 		}
-		s.files[k] = f
+		s.files[k] = h
 		s.bound[k] = bound
 		opened = append(opened, k)
 	}
@@ -139,41 +181,35 @@ func socketNetwork(l listenAddr) string {
 // UDP sockets may bind an address the host does not have yet (a keepalived
 // VIP, an address that comes up later): IP_FREEBIND / IPV6_FREEBIND, as
 // Unbound's ip-freebind.
-func listenFile(network, addr string) (*os.File, string, error) {
+func listenFile(network, addr string) (heldSocket, string, error) {
 	lc := net.ListenConfig{Control: freebind}
 	ctx := context.Background()
 	switch network {
 	case "udp", "udp4", "udp6":
 		pc, err := lc.ListenPacket(ctx, network, addr)
 		if err != nil {
-			return nil, "", explainListenError(network, addr, err)
+			return -1, "", explainListenError(network, addr, err)
 		}
-		defer pc.Close() // the File below is a duplicate that stays open
-		f, err := pc.(*net.UDPConn).File()
-		return f, pc.LocalAddr().String(), err
+		defer pc.Close() // the held descriptor is a duplicate that stays open
+		h, err := heldFromConn(pc.(*net.UDPConn))
+		return h, pc.LocalAddr().String(), err
 	case "tcp", "tcp4", "tcp6", "unix":
 		if network == "unix" {
 			lc.Control = nil
 		}
 		ln, err := lc.Listen(ctx, network, addr)
 		if err != nil {
-			return nil, "", explainListenError(network, addr, err)
+			return -1, "", explainListenError(network, addr, err)
 		}
 		if ul, ok := ln.(*net.UnixListener); ok {
 			// server removes the socket file itself, at stop.
 			ul.SetUnlinkOnClose(false)
 		}
 		defer ln.Close()
-		var f *os.File
-		switch l := ln.(type) {
-		case *net.TCPListener:
-			f, err = l.File()
-		case *net.UnixListener:
-			f, err = l.File()
-		}
-		return f, ln.Addr().String(), err
+		h, err := heldFromConn(ln.(syscall.Conn))
+		return h, ln.Addr().String(), err
 	}
-	return nil, "", fmt.Errorf("unknown network %q", network)
+	return -1, "", fmt.Errorf("unknown network %q", network)
 }
 
 // explainListenError names the process that holds a taken port when
@@ -195,19 +231,30 @@ func explainListenError(network, addr string, err error) error {
 }
 
 func (s *socketSet) listener(k socketKey) (net.Listener, error) {
-	f, ok := s.files[k]
-	if !ok {
-		return nil, fmt.Errorf("socket %s is not open (a bug)", k)
+	f, err := s.tempFile(k)
+	if err != nil {
+		return nil, err
 	}
+	defer f.Close()
 	return net.FileListener(f) // duplicates the descriptor
 }
 
 func (s *socketSet) packetConn(k socketKey) (net.PacketConn, error) {
-	f, ok := s.files[k]
+	f, err := s.tempFile(k)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return net.FilePacketConn(f) // duplicates the descriptor
+}
+
+// tempFile is a short-lived *os.File for handing k to a service.
+func (s *socketSet) tempFile(k socketKey) (*os.File, error) {
+	h, ok := s.files[k]
 	if !ok {
 		return nil, fmt.Errorf("socket %s is not open (a bug)", k)
 	}
-	return net.FilePacketConn(f) // duplicates the descriptor
+	return h.file(k.String())
 }
 
 // boundAddr is the address a socket really got (port 0 resolved).
@@ -217,8 +264,8 @@ func (s *socketSet) boundAddr(k socketKey) string { return s.bound[k] }
 // removed too.
 func (s *socketSet) close(keys []socketKey) {
 	for _, k := range keys {
-		if f, ok := s.files[k]; ok {
-			f.Close()
+		if h, ok := s.files[k]; ok {
+			h.Close()
 			delete(s.files, k)
 			delete(s.bound, k)
 			if k.network == "unix" {
@@ -264,17 +311,17 @@ func (s *socketSet) openControlSocket(runtimeDir string) (socketKey, error) {
 		return k, fmt.Errorf("another airgapd is running with runtime_dir %s (its control socket %s answers); stop it or give this one its own runtime_dir", runtimeDir, path)
 	}
 	os.Remove(path) // stale, from an instance that was killed
-	f, bound, err := listenFile("unix", path)
+	h, bound, err := listenFile("unix", path)
 	if err != nil {
 		return k, fmt.Errorf("control socket: %w", err)
 	}
 	// SO_PEERCRED checks every caller too; the mode keeps others from even
 	// connecting.
 	if err := os.Chmod(path, 0o600); err != nil {
-		f.Close()
+		h.Close()
 		return k, fmt.Errorf("control socket: %w", err)
 	}
-	s.files[k] = f
+	s.files[k] = h
 	s.bound[k] = bound
 	return k, nil
 }
