@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
+	"syscall"
 	"time"
 
 	"github.com/miekg/dns"
@@ -33,7 +34,8 @@ func udpReaders() int { return max(1, runtime.GOMAXPROCS(0)) }
 // paths see it.
 type udpSocket struct {
 	pc net.PacketConn
-	uc *net.UDPConn // nil when pc is not a *net.UDPConn
+	uc *net.UDPConn    // nil when pc is not a *net.UDPConn
+	rc syscall.RawConn // uc's, for raw single replies (udpbatch.SendTo)
 	// dst: the socket is bound to a wildcard and reads each request's
 	// destination (udpdst), so replies leave from the address asked.
 	dst bool
@@ -52,7 +54,11 @@ func (s *Server) newUDPSocket(pc net.PacketConn) udpSocket {
 	if !ok {
 		return sock
 	}
-	sock.uc = uc
+	rc, err := uc.SyscallConn()
+	if err != nil {
+		return sock // replies leave through pc
+	}
+	sock.uc, sock.rc = uc, rc
 	if a, ok := uc.LocalAddr().(*net.UDPAddr); ok {
 		sock.v6 = a.IP.To4() == nil
 	}
@@ -219,12 +225,12 @@ func (sock udpSocket) write(b []byte, peer udpPeer) {
 		sock.pc.WriteTo(b, net.UDPAddrFromAddrPort(peer.from))
 		return
 	}
+	var oob []byte
 	if sock.dst && peer.dst.IsValid() {
-		var oob [64]byte
-		sock.uc.WriteMsgUDPAddrPort(b, udpdst.AppendSource(oob[:0], peer.dst, sock.v6), peer.from)
-		return
+		var buf [64]byte
+		oob = udpdst.AppendSource(buf[:0], peer.dst, sock.v6)
 	}
-	sock.uc.WriteToUDPAddrPort(b, peer.from)
+	udpbatch.SendTo(sock.rc, b, oob, peer.from)
 }
 
 func (s *Server) handleUDP(ctx context.Context, sock udpSocket, peer udpPeer, pkt []byte) {

@@ -9,7 +9,10 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
+
+	"github.com/airgapd/airgapd/internal/udpbatch"
 )
 
 // A forwarded query used to get a socket of its own (socket, connect,
@@ -39,6 +42,7 @@ type upPool struct {
 type upConn struct {
 	pool *upPool
 	c    *net.UDPConn
+	rc   syscall.RawConn // c's, for raw sends (udpbatch.Send)
 	sent atomic.Int64
 
 	mu      sync.Mutex
@@ -78,9 +82,20 @@ func (p *upPool) conn() (*upConn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("socket to %s: %w", p.addr, err)
 	}
-	uc = &upConn{pool: p, c: c.(*net.UDPConn), pending: map[uint16]*upWait{}}
+	udp := c.(*net.UDPConn)
+	rc, err := udp.SyscallConn()
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("socket to %s: %w", p.addr, err)
+	}
+	recv, err := udpbatch.NewReceiver(udp, 65535)
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("socket to %s: %w", p.addr, err)
+	}
+	uc = &upConn{pool: p, c: udp, rc: rc, pending: map[uint16]*upWait{}}
 	p.conns[i] = uc
-	go uc.read()
+	go uc.read(recv)
 	return uc, nil
 }
 
@@ -111,7 +126,7 @@ func (p *upPool) exchange(ctx context.Context, pkt []byte, timeout time.Duration
 	defer uc.unregister(id, w)
 	binary.BigEndian.PutUint16(pkt, id)
 	uc.sent.Add(1)
-	if _, err := uc.c.Write(pkt); err != nil {
+	if err := udpbatch.Send(uc.rc, pkt); err != nil {
 		return nil, fmt.Errorf("send to %s: %w", p.addr, err)
 	}
 	t := waitTimer(timeout)
@@ -183,12 +198,11 @@ func (uc *upConn) closeLocked() {
 // dropped, so a forgery cannot end the wait for the real answer. A socket
 // idle for upIdle closes itself (this is what frees it when the server
 // stops or the forwarder goes away).
-func (uc *upConn) read() {
-	buf := make([]byte, 65535)
+func (uc *upConn) read(recv *udpbatch.Receiver) {
 	last := uc.sent.Load()
 	uc.c.SetReadDeadline(time.Now().Add(upIdle))
 	for {
-		n, err := uc.c.Read(buf)
+		buf, err := recv.Read()
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
@@ -216,19 +230,19 @@ func (uc *upConn) read() {
 			}
 			continue
 		}
-		if n < 12 || buf[2]&0x80 == 0 {
+		if len(buf) < 12 || buf[2]&0x80 == 0 {
 			continue
 		}
 		id := binary.BigEndian.Uint16(buf)
 		uc.mu.Lock()
 		w := uc.pending[id]
-		if w == nil || !sameQuestion(buf[:n], w.question) {
+		if w == nil || !sameQuestion(buf, w.question) {
 			uc.mu.Unlock()
 			continue
 		}
 		delete(uc.pending, id)
 		uc.mu.Unlock()
-		w.ch <- append([]byte(nil), buf[:n]...)
+		w.ch <- append([]byte(nil), buf...)
 	}
 }
 
