@@ -67,7 +67,7 @@ func New(uc *net.UDPConn, batch, size, oob int) (*Conn, error) {
 	}
 	b.flushFn = func(fd uintptr) bool {
 		n, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.qhdrs[b.sent])), uintptr(b.queued-b.sent), unix.MSG_DONTWAIT, 0, 0)
-		if e == unix.EAGAIN || e == unix.EINTR {
+		if wouldBlock(e) {
 			return false
 		}
 		b.errno = e
@@ -85,7 +85,7 @@ func New(uc *net.UDPConn, batch, size, oob int) (*Conn, error) {
 			h.Flags = 0
 		}
 		n, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.hdrs[0])), uintptr(len(b.hdrs)), unix.MSG_DONTWAIT, 0, 0)
-		if e == unix.EAGAIN || e == unix.EINTR {
+		if wouldBlock(e) {
 			return false // the poller waits for the next datagram
 		}
 		b.n, b.errno = int(n), e
@@ -93,6 +93,10 @@ func New(uc *net.UDPConn, batch, size, oob int) (*Conn, error) {
 	}
 	return b, nil
 }
+
+// wouldBlock: the call found the socket empty (or full) or was
+// interrupted; returning false from a poller callback waits and retries.
+func wouldBlock(e syscall.Errno) bool { return e == unix.EAGAIN || e == unix.EINTR }
 
 // Read waits for at least one datagram and returns how many it took.
 func (b *Conn) Read() (int, error) {

@@ -25,7 +25,7 @@ func Send(rc syscall.RawConn, p []byte) error {
 	var errno syscall.Errno
 	err := rc.Write(func(fd uintptr) bool {
 		_, _, errno = unix.RawSyscall6(unix.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), unix.MSG_DONTWAIT, 0, 0)
-		return errno != unix.EAGAIN && errno != unix.EINTR
+		return !wouldBlock(errno)
 	})
 	if err != nil {
 		return err
@@ -62,7 +62,7 @@ func SendTo(rc syscall.RawConn, p, oob []byte, to netip.AddrPort) error {
 	}
 	err := rc.Write(func(fd uintptr) bool {
 		_, _, m.errno = unix.RawSyscall(unix.SYS_SENDMSG, fd, uintptr(unsafe.Pointer(&m.hdr)), unix.MSG_DONTWAIT)
-		return m.errno != unix.EAGAIN && m.errno != unix.EINTR
+		return !wouldBlock(m.errno)
 	})
 	if err != nil {
 		return err
@@ -105,7 +105,7 @@ func NewReceiver(uc *net.UDPConn, size int) (*Receiver, error) {
 	r := &Receiver{rc: rc, buf: make([]byte, size)}
 	r.fn = func(fd uintptr) bool {
 		n, _, e := unix.RawSyscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&r.buf[0])), uintptr(len(r.buf)), unix.MSG_DONTWAIT, 0, 0)
-		if e == unix.EAGAIN || e == unix.EINTR {
+		if wouldBlock(e) {
 			return false // the poller waits for the next datagram
 		}
 		r.n, r.errno = int(n), e
