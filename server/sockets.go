@@ -49,8 +49,8 @@ func newSocketSet() *socketSet {
 // poller on purpose. An *os.File of a non-blocking socket is registered in
 // the runtime's epoll set, and the kernel then wakes that entry too for
 // every datagram that arrives and every reply that leaves, though nothing
-// ever reads it: on one core that cost NTP a tenth of its rate
-// (docs/BENCHMARKS.md, "NTP: one poller entry per socket").
+// ever reads it (docs/BENCHMARKS.md, "NTP per core, one poller entry per
+// socket").
 type heldSocket int
 
 // heldFromConn duplicates the descriptor under c (a listener or conn that

@@ -27,13 +27,7 @@ func Send(rc syscall.RawConn, p []byte) error {
 		_, _, errno = unix.RawSyscall6(unix.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), unix.MSG_DONTWAIT, 0, 0)
 		return !wouldBlock(errno)
 	})
-	if err != nil {
-		return err
-	}
-	if errno != 0 {
-		return errno
-	}
-	return nil
+	return callResult(err, errno)
 }
 
 // SendTo writes p as one datagram to `to`, with oob as its control
@@ -64,11 +58,17 @@ func SendTo(rc syscall.RawConn, p, oob []byte, to netip.AddrPort) error {
 		_, _, m.errno = unix.RawSyscall(unix.SYS_SENDMSG, fd, uintptr(unsafe.Pointer(&m.hdr)), unix.MSG_DONTWAIT)
 		return !wouldBlock(m.errno)
 	})
+	return callResult(err, m.errno)
+}
+
+// callResult is a poller-driven call's error: the poller's own (closed,
+// deadline), else the system call's errno.
+func callResult(err error, e syscall.Errno) error {
 	if err != nil {
 		return err
 	}
-	if m.errno != 0 {
-		return m.errno
+	if e != 0 {
+		return e
 	}
 	return nil
 }
@@ -118,11 +118,9 @@ func NewReceiver(uc *net.UDPConn, size int) (*Receiver, error) {
 // returns it; the slice is valid until the next Read. An error the socket
 // reported (an ICMP port unreachable) is returned as its errno.
 func (r *Receiver) Read() ([]byte, error) {
-	if err := r.rc.Read(r.fn); err != nil {
+	err := r.rc.Read(r.fn) // sets r.errno: read it only after
+	if err := callResult(err, r.errno); err != nil {
 		return nil, err
-	}
-	if r.errno != 0 {
-		return nil, r.errno
 	}
 	return r.buf[:r.n], nil
 }
